@@ -1,0 +1,628 @@
+"""The DICOM residual-identifier rules: pure functions from a parsed header to findings.
+
+Input is a :class:`~hipaa_audit.archive.dicom.parser.ParsedHeader` (every element with its
+sequence path); output is a list of findings whose evidence is masked. No I/O happens here.
+
+What a file declares changes what is expected: PatientIdentityRemoved, DeidentificationMethod
+and the CID 7050 option codes select the Table E.1-1 action of each attribute. A pseudonym or
+dummy where the profile allows one is no finding; a real-looking patient identifier in a file that
+declares de-identification is a critical one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import keyword_for_tag
+
+from hipaa_audit.archive.dicom.parser import Element, ParsedHeader
+from hipaa_audit.archive.dicom.profile import (
+    KEEP_ACTIONS,
+    OPTION_CODES,
+    OPTION_NAMES,
+    REMOVE_ACTIONS,
+    Profile,
+)
+from hipaa_audit.catalog import Catalog, Check
+from hipaa_audit.model import Finding, Location, Severity, worst
+from hipaa_audit.phi.patterns import (
+    PSEUDONYM_WORDS,
+    is_dummy_date,
+    looks_like_person_name,
+    looks_like_pseudonym,
+    safe_harbor_kinds,
+)
+from hipaa_audit.redaction import Masker
+
+SPECIFIC_CHARACTER_SET = 0x00080005
+IMAGE_TYPE = 0x00080008
+SOP_CLASS_UID = 0x00080016
+MODALITY = 0x00080060
+PATIENT_IDENTITY_REMOVED = 0x00120062
+DEIDENTIFICATION_METHOD = 0x00120063
+DEIDENTIFICATION_CODES = 0x00120064
+CODE_VALUE = 0x00080100
+BURNED_IN_ANNOTATION = 0x00280301
+ICON_IMAGE_SEQUENCE = 0x00880200
+
+TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
+FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC"})
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+#: Attributes whose values identify the patient directly, by kind.
+PATIENT_KINDS: dict[int, str] = {
+    0x00100010: "patient-name",  # PatientName
+    0x00101001: "patient-name",  # OtherPatientNames
+    0x00101005: "patient-name",  # PatientBirthName
+    0x00101060: "patient-name",  # PatientMotherBirthName
+    0x00101002: "patient-id",  # OtherPatientIDsSequence (its items hold PatientID)
+    0x00100020: "patient-id",  # PatientID
+    0x00101000: "patient-id",  # OtherPatientIDs
+    0x00101090: "patient-id",  # MedicalRecordLocator
+    0x00100030: "patient-birth-date",
+    0x00101040: "patient-address",
+    0x00102154: "patient-phone",
+    0x00102155: "patient-phone",  # PatientTelecomInformation
+    0x00080050: "accession",
+}
+#: Kinds that make a false declaration when a real value remains.
+DIRECT_KINDS = frozenset(
+    {"patient-name", "patient-id", "patient-birth-date", "patient-address", "patient-phone"}
+)
+
+_SAFE_CREATOR = re.compile(r"^[A-Za-z0-9 _.:/+-]{1,64}$")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class DicomRules:
+    """Everything the DICOM rules need, built once per process: checks, table, masker."""
+
+    residual: Check
+    false_deid: Check
+    in_text: Check
+    private: Check
+    overlay: Check
+    curve: Check
+    burned_in: Check
+    icon: Check
+    declaration: Check
+    profile: Profile
+    masker: Masker
+
+    @classmethod
+    def build(cls, catalog: Catalog, profile: Profile, masker: Masker) -> DicomRules:
+        """Take the DICOM checks from the catalog."""
+        return cls(
+            residual=catalog["dicom-residual-identifier"],
+            false_deid=catalog["dicom-false-deidentification"],
+            in_text=catalog["dicom-identifier-in-text"],
+            private=catalog["dicom-private-elements"],
+            overlay=catalog["dicom-overlay"],
+            curve=catalog["dicom-curve-data"],
+            burned_in=catalog["dicom-burned-in-annotation"],
+            icon=catalog["dicom-icon-image"],
+            declaration=catalog["dicom-deidentification-declaration"],
+            profile=profile,
+            masker=masker,
+        )
+
+    @property
+    def check_ids(self) -> tuple[str, ...]:
+        """The ids of every check these rules evaluate on a DICOM file."""
+        return tuple(
+            c.id
+            for c in (self.residual, self.false_deid, self.in_text, self.private, self.overlay,
+                      self.curve, self.burned_in, self.icon, self.declaration)
+        )
+
+
+@cache
+def keyword_of(tag: int) -> str:
+    """Return the dictionary keyword of ``tag``, or ``(GGGG,EEEE)`` when it has none."""
+    kw = keyword_for_tag(tag) if not (tag >> 16) & 1 else ""
+    return kw or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def tag_path(el: Element) -> tuple[str, ...]:
+    """Return the element's tag path, outermost sequence first, as 8 upper-case hex digits."""
+    return (*(f"{seq:08X}" for seq, _ in el.path), f"{el.tag:08X}")
+
+
+def readable_path(el: Element) -> str:
+    """Return e.g. ``RequestAttributesSequence[0].RequestedProcedureDescription``."""
+    steps = [f"{keyword_of(seq)}[{i}]" for seq, i in el.path]
+    steps.append(keyword_of(el.tag))
+    return ".".join(steps)
+
+
+class TextDecoder:
+    """Decodes text values with the data set's Specific Character Set (pydicom's codecs)."""
+
+    def __init__(self, charset: bytes | None) -> None:
+        terms = []
+        if charset:
+            terms = [t.strip() for t in charset.decode("ascii", "replace").split("\\")]
+        try:
+            self.encodings = convert_encodings(terms or ["ISO_IR 6"])
+        except (LookupError, ValueError):
+            self.encodings = ["iso8859"]
+
+    def decode(self, value: bytes) -> str:
+        """Return ``value`` as text, without padding; never raises."""
+        value = value.rstrip(b"\x00 ")
+        if value.isascii():
+            return value.decode("ascii")
+        try:
+            return decode_bytes(value, self.encodings, {0x5C, 0x5E, 0x3D})
+        except Exception:  # a malformed value is still evidence; fall back byte-for-byte
+            return value.decode("latin-1")
+
+
+def kind_of(tag: int, keyword: str, vr: str) -> str:
+    """Classify an E.1-1 attribute by the kind of identifier it holds."""
+    kind = PATIENT_KINDS.get(tag)
+    if kind is not None:
+        return kind
+    if vr == "PN":
+        return "person-name"
+    if vr in ("DA", "DT"):
+        return "date"
+    if vr == "TM":
+        return "time"
+    if keyword.startswith(("Institution", "Department", "Station")):
+        return "institution"
+    if "Device" in keyword or "Serial" in keyword or keyword.startswith("Manufacturer"):
+        return "device"
+    if keyword.endswith(("ID", "IDs", "Number", "Numbers")):
+        return "identifier"
+    if vr in FREE_TEXT_VRS:
+        return "free-text"
+    return "other"
+
+
+def classify(kind: str, vr: str, text: str) -> str:
+    """Return ``empty``, ``dummy``, ``real`` or ``unknown`` for a value of a given kind."""
+    if not text.strip(" \\^="):
+        return "empty"
+    if vr == "PN" or kind == "patient-name":
+        if looks_like_person_name(text):
+            return "real"
+        return "dummy" if looks_like_pseudonym(text) else "unknown"
+    if vr == "DA" or kind == "patient-birth-date":
+        return "dummy" if is_dummy_date(text) else "real"
+    tokens = set(_WORD.findall(text.lower()))
+    if tokens & PSEUDONYM_WORDS:
+        return "dummy"
+    if kind in ("patient-id", "accession", "identifier"):
+        return "real" if safe_harbor_kinds(text).get("ssn") else "unknown"
+    return "real"
+
+
+@dataclass(slots=True)
+class _PrivateBlock:
+    first: Element
+    creator: str | None = None
+    count: int = 0
+
+
+@dataclass(slots=True)
+class _Scan:
+    """Working state of one file's audit."""
+
+    residual: list[tuple[Location, Severity, str]] = field(default_factory=list)
+    false_deid: list[tuple[Location, str]] = field(default_factory=list)
+    overlay: list[Location] = field(default_factory=list)
+    curve_groups: Counter[int] = field(default_factory=Counter)
+    curve_first: dict[int, Element] = field(default_factory=dict)
+    icon: Element | None = None
+    blocks: dict[tuple[object, int, int], _PrivateBlock] = field(default_factory=dict)
+    texts: list[tuple[Element, str]] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+    phrases: set[str] = field(default_factory=set)
+    top: dict[int, Element] = field(default_factory=dict)
+
+
+def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Finding]:
+    """Evaluate every DICOM check on one parsed header; return the findings (masked)."""
+    top = {el.tag: el for el in header.elements if not el.path}
+    decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
+    declared, options, declared_how = _declaration(header.elements, top, decoder)
+    actions = rules.profile.actions(options)
+    masker = rules.masker
+    scan = _Scan(top=top)
+    kind_severity: dict[str, str] = rules.residual.params.get("severity_by_kind", {})
+
+    for el in header.elements:
+        tag = el.tag
+        group = tag >> 16
+        if group & 1:
+            _private(el, scan, decoder)
+            continue
+        vr = el.vr
+        if tag == ICON_IMAGE_SEQUENCE and scan.icon is None and el.length:
+            scan.icon = el
+        action = actions.get(tag)
+        if action is None:
+            if group & 0xFF00 in (0x5000, 0x6000):
+                _repeating_group(el, scan, rules, options, decoder)
+            elif vr in FREE_TEXT_VRS and el.value:
+                scan.texts.append((el, decoder.decode(el.value)))
+            continue
+        if vr == "SQ" or el.value is None or action in KEEP_ACTIONS:
+            if vr in TEXT_VRS and el.value and tag not in PATIENT_KINDS:
+                scan.texts.append((el, decoder.decode(el.value)))
+            continue
+        if action not in REMOVE_ACTIONS or not el.value:
+            continue
+        text = decoder.decode(el.value) if vr in TEXT_VRS else _ascii(el.value)
+        keyword = keyword_of(tag)
+        kind = kind_of(tag, keyword, vr)
+        state = classify(kind, vr, text)
+        if state in ("empty", "dummy"):
+            continue
+        if kind in DIRECT_KINDS or kind == "accession":
+            _collect_tokens(scan, kind, text)
+        elif vr in FREE_TEXT_VRS:
+            scan.texts.append((el, text))
+        loc = Location.of(
+            tag_path=tag_path(el), keyword=keyword, path=readable_path(el), vr=vr, kind=kind,
+            action=action, evidence=masker.evidence(text, vr),
+        )
+        if declared and state == "real" and kind in DIRECT_KINDS:
+            scan.false_deid.append((loc, kind))
+        elif declared and state == "unknown":
+            scan.residual.append((loc, Severity.LOW, kind))
+        else:
+            scan.residual.append((loc, Severity(kind_severity.get(kind, "medium")), kind))
+
+    findings: list[Finding] = []
+    _residual_findings(findings, scan, rules, asset, declared, declared_how)
+    _text_findings(findings, scan, rules, asset, declared)
+    _private_findings(findings, scan, rules, asset, options, decoder)
+    _graphics_findings(findings, scan, rules, asset)
+    _burned_in_findings(findings, header, top, rules, asset, options)
+    _declaration_findings(findings, header, top, rules, asset, declared, options)
+    return findings
+
+
+def _value(el: Element | None) -> bytes | None:
+    return None if el is None else el.value
+
+
+def _ascii(value: bytes) -> str:
+    return value.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _declaration(
+    elements: list[Element], top: dict[int, Element], decoder: TextDecoder
+) -> tuple[bool, frozenset[str], str]:
+    """Return (declares de-identification, option columns declared, how it was declared)."""
+    removed = _ascii(_value(top.get(PATIENT_IDENTITY_REMOVED)) or b"").upper() == "YES"
+    method = decoder.decode(_value(top.get(DEIDENTIFICATION_METHOD)) or b"")
+    codes = {
+        _ascii(el.value)
+        for el in elements
+        if el.tag == CODE_VALUE and el.value and el.path and el.path[0][0] == DEIDENTIFICATION_CODES
+    }
+    options = {OPTION_CODES[c] for c in codes if OPTION_CODES.get(c)}
+    lowered = method.lower()
+    options.update(col for name, col in OPTION_NAMES.items() if name in lowered)
+    how = []
+    if removed:
+        how.append("PatientIdentityRemoved YES")
+    if method.strip():
+        how.append("a DeidentificationMethod")
+    if codes:
+        how.append("DeidentificationMethodCodeSequence")
+    declared = bool(how)
+    return declared, frozenset(o for o in options if o is not None), ", ".join(how)
+
+
+def _collect_tokens(scan: _Scan, kind: str, text: str) -> None:
+    """Remember an identifier value so its copies can be found in free text."""
+    if kind == "patient-name":
+        for part in re.split(r"[\^=\s,]+", text.lower()):
+            if len(part) >= 3 and part.isalpha() and part not in PSEUDONYM_WORDS:
+                scan.tokens.add(part)
+    elif kind == "patient-birth-date" and len(text) >= 8 and text[:8].isdigit():
+        y, m, d = text[:4], text[4:6], text[6:8]
+        scan.phrases.update({f"{y}{m}{d}", f"{y}-{m}-{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"})
+    elif kind in ("patient-id", "accession", "patient-phone"):
+        for part in text.split("\\"):
+            part = part.strip().lower()
+            if len(part) >= 4:
+                scan.phrases.add(part)
+
+
+def _private(el: Element, scan: _Scan, decoder: TextDecoder) -> None:
+    elem = el.tag & 0xFFFF
+    group = el.tag >> 16
+    if elem == 0:
+        return
+    if 0x10 <= elem <= 0xFF:
+        key = (el.path, group, elem)
+        block = scan.blocks.setdefault(key, _PrivateBlock(first=el))
+        block.first = el
+        block.creator = decoder.decode(el.value or b"")
+        return
+    key = (el.path, group, elem >> 8 if elem >= 0x1000 else -1)
+    block = scan.blocks.setdefault(key, _PrivateBlock(first=el))
+    block.count += 1
+    if el.value and el.vr != "SQ":
+        if el.vr in TEXT_VRS:
+            scan.texts.append((el, decoder.decode(el.value)))
+        elif el.vr in ("UN", "OB") and len(el.value) <= 4096 and _printable(el.value):
+            scan.texts.append((el, el.value.rstrip(b"\x00 ").decode("latin-1")))
+
+
+def _printable(value: bytes) -> bool:
+    stripped = value.rstrip(b"\x00 ")
+    return bool(stripped) and all(32 <= b < 127 or b in (9, 10, 13) for b in stripped)
+
+
+def _repeating_group(
+    el: Element, scan: _Scan, rules: DicomRules, options: frozenset[str], decoder: TextDecoder
+) -> None:
+    row = rules.profile.row_for(el.tag)
+    if row is None:
+        return
+    if row is rules.profile.curve:
+        scan.curve_groups[el.tag >> 16] += 1
+        scan.curve_first.setdefault(el.tag >> 16, el)
+        return
+    text = decoder.decode(el.value) if el.value and el.vr in TEXT_VRS else ""
+    if row is rules.profile.overlay_comments and text:
+        scan.texts.append((el, text))
+    if row.action(options) in KEEP_ACTIONS or not el.length:
+        return
+    evidence = (
+        rules.masker.evidence(text, el.vr) if text else f"{el.vr} {el.length} bytes of overlay bits"
+    )
+    scan.overlay.append(
+        Location.of(tag_path=tag_path(el), keyword=row.keyword or "OverlayData",
+                    path=readable_path(el), vr=el.vr, evidence=evidence)
+    )
+
+
+def _names(locs: Iterable[Location]) -> str:
+    names: list[str] = []
+    for loc in locs:
+        kw = str(loc.get("keyword"))
+        if kw not in names:
+            names.append(kw)
+    shown = ", ".join(names[:8])
+    return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+
+def _residual_findings(
+    out: list[Finding], scan: _Scan, rules: DicomRules, asset: str, declared: bool, how: str
+) -> None:
+    if scan.false_deid:
+        locs = tuple(loc for loc, _ in scan.false_deid)
+        kinds = sorted({k for _, k in scan.false_deid})
+        out.append(rules.false_deid.finding(
+            asset,
+            f"The file declares de-identification ({how}) but {len(locs)} patient attribute(s) "
+            f"hold real-looking values ({', '.join(kinds)}): {_names(locs)}. The declaration "
+            "is false.",
+            locations=locs,
+        ))
+    if scan.residual:
+        locs = tuple(loc for loc, _, _ in scan.residual)
+        severity = worst(s for _, s, _ in scan.residual)
+        direct = sorted({k for _, s, k in scan.residual if k in DIRECT_KINDS or k == "accession"})
+        basis = (
+            f"direct patient identifiers remain ({', '.join(direct)})"
+            if direct and severity >= Severity.HIGH
+            else f"the most sensitive is {severity.value}"
+        )
+        context = (
+            "The file declares de-identification; values that may be pseudonyms are rated low."
+            if declared
+            else "The file does not declare de-identification."
+        )
+        out.append(rules.residual.finding(
+            asset,
+            f"{len(locs)} attribute(s) that PS3.15 Table E.1-1 says to remove or replace still "
+            f"hold values: {_names(locs)}; {basis}. {context}",
+            severity=severity,
+            locations=locs,
+        ))
+
+
+def _text_findings(
+    out: list[Finding], scan: _Scan, rules: DicomRules, asset: str, declared: bool
+) -> None:
+    check = rules.in_text
+    sev_by_kind: dict[str, str] = check.params.get("severity_by_kind", {})
+    locs: list[Location] = []
+    severities: list[Severity] = []
+    totals: Counter[str] = Counter()
+    for el, text in scan.texts:
+        kinds = safe_harbor_kinds(text)
+        lowered = text.lower()
+        if scan.tokens and (words := set(_WORD.findall(lowered))) and words & scan.tokens:
+            kinds["patient-name-value"] += len(words & scan.tokens)
+        for phrase in scan.phrases:
+            if phrase in lowered:
+                kinds["patient-id-value"] += 1
+        if not kinds:
+            continue
+        totals.update(kinds)
+        severities.extend(
+            Severity(sev_by_kind.get(_base_kind(k), "medium")) for k in kinds
+        )
+        locs.append(Location.of(
+            tag_path=tag_path(el), keyword=keyword_of(el.tag), path=readable_path(el), vr=el.vr,
+            found=dict(sorted(kinds.items())), evidence=rules.masker.evidence(text, el.vr),
+        ))
+    if not locs:
+        return
+    severity = worst(severities)
+    if declared and severity >= Severity.HIGH:
+        severity = Severity.CRITICAL
+    summary = ", ".join(f"{k} x{n}" for k, n in sorted(totals.items()))
+    out.append(check.finding(
+        asset,
+        f"{len(locs)} text attribute(s) contain identifiers ({summary}): {_names(locs)}."
+        + (" The file declares de-identification, which these copies contradict."
+           if declared and severity is Severity.CRITICAL else ""),
+        severity=severity,
+        locations=tuple(locs),
+    ))
+
+
+def _base_kind(kind: str) -> str:
+    return {"patient-name-value": "name", "patient-id-value": "patient-id"}.get(kind, kind)
+
+
+def _private_findings(
+    out: list[Finding], scan: _Scan, rules: DicomRules, asset: str, options: frozenset[str],
+    decoder: TextDecoder,
+) -> None:
+    if not scan.blocks:
+        return
+    check = rules.private
+    safe: frozenset[str] = frozenset(check.params.get("safe_private_creators", []))
+    retain_safe = "retain_safe_private" in options
+    locs: list[Location] = []
+    for block in scan.blocks.values():
+        if block.count == 0:
+            continue  # a creator reserving a block it never uses
+        creator = block.creator
+        if retain_safe and creator in safe:
+            continue
+        label: str
+        if creator is None:
+            label = "(no private creator)"
+        elif _SAFE_CREATOR.match(creator) and not (
+            set(_WORD.findall(creator.lower())) & scan.tokens
+        ):
+            label = creator
+        else:
+            label = rules.masker.evidence(creator, "LO")
+        locs.append(Location.of(
+            tag_path=tag_path(block.first), keyword="PrivateCreator",
+            path=readable_path(block.first), creator=label, elements=block.count,
+        ))
+    if not locs:
+        return
+    count = sum(int(loc.get("elements", 0)) for loc in locs)
+    why = (
+        "their creators are not on the catalog's safe list although Retain Safe Private is "
+        "declared" if retain_safe else "the file does not declare Retain Safe Private"
+    )
+    out.append(check.finding(
+        asset,
+        f"{count} private element(s) in {len(locs)} block(s) remain and {why}.",
+        locations=tuple(locs),
+    ))
+
+
+def _graphics_findings(out: list[Finding], scan: _Scan, rules: DicomRules, asset: str) -> None:
+    if scan.overlay:
+        out.append(rules.overlay.finding(
+            asset,
+            f"{len(scan.overlay)} overlay element(s) remain ({_names(scan.overlay)}); overlays "
+            "are drawn over the image and may show the patient's name, ID or dates.",
+            locations=tuple(scan.overlay),
+        ))
+    if scan.curve_groups:
+        locs = tuple(
+            Location.of(tag_path=tag_path(scan.curve_first[g]), keyword="CurveData",
+                        path=f"({g:04X},xxxx)", elements=n)
+            for g, n in sorted(scan.curve_groups.items())
+        )
+        out.append(rules.curve.finding(
+            asset, f"{len(locs)} retired curve group(s) remain.", locations=locs
+        ))
+    if scan.icon is not None:
+        out.append(rules.icon.finding(
+            asset,
+            "An Icon Image Sequence remains: a thumbnail of the pixels, with any burned-in text.",
+            locations=(Location.of(tag_path=tag_path(scan.icon), keyword="IconImageSequence",
+                                   path=readable_path(scan.icon)),),
+        ))
+
+
+def _burned_in_findings(
+    out: list[Finding], header: ParsedHeader, top: dict[int, Element], rules: DicomRules,
+    asset: str, options: frozenset[str],
+) -> None:
+    if not header.reached_pixel_data:
+        return
+    check = rules.burned_in
+    el = top.get(BURNED_IN_ANNOTATION)
+    value = _ascii(el.value).upper() if el is not None and el.value else ""
+    if value == "YES":
+        assert el is not None
+        out.append(check.finding(
+            asset, "BurnedInAnnotation is YES: the pixels show text that header "
+                   "de-identification does not remove.",
+            locations=(Location.of(tag_path=tag_path(el), keyword="BurnedInAnnotation",
+                                   path=readable_path(el), evidence="YES"),),
+        ))
+        return
+    if value == "NO" or "clean_pixel_data" in options:
+        return
+    modality = _ascii(_value(top.get(MODALITY)) or b"").upper()
+    sop_class = _ascii(_value(top.get(SOP_CLASS_UID)) or b"")
+    image_type = _ascii(_value(top.get(IMAGE_TYPE)) or b"").upper().split("\\")
+    risky = set(check.params.get("high_risk_modalities", []))
+    secondary = set(check.params.get("secondary_capture_modalities", []))
+    reason = ""
+    if sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
+        reason = "a secondary capture"
+    elif modality in risky:
+        reason = f"modality {modality}"
+    elif modality in secondary and ("SECONDARY" in image_type or "SCREEN" in image_type):
+        reason = f"a secondary {modality} image"
+    if not reason:
+        return
+    out.append(check.finding(
+        asset,
+        f"BurnedInAnnotation is {'empty' if el is not None else 'absent'} on {reason}, a kind "
+        "of image that often carries burned-in text; the pixels were not examined (use --ocr).",
+        severity=check.severity.lowered(),
+        locations=(Location.of(tag_path=(f"{BURNED_IN_ANNOTATION:08X}",),
+                               keyword="BurnedInAnnotation", evidence="absent"
+                               if el is None else "empty"),),
+    ))
+
+
+def _declaration_findings(
+    out: list[Finding], header: ParsedHeader, top: dict[int, Element], rules: DicomRules,
+    asset: str, declared: bool, options: frozenset[str],
+) -> None:
+    removed = _ascii(_value(top.get(PATIENT_IDENTITY_REMOVED)) or b"").upper() == "YES"
+    if not removed:
+        return
+    problems: list[Location] = []
+    if DEIDENTIFICATION_METHOD not in top and DEIDENTIFICATION_CODES not in top:
+        problems.append(Location.of(
+            tag_path=(f"{DEIDENTIFICATION_METHOD:08X}",), keyword="DeidentificationMethod",
+            setting="absent, and DeidentificationMethodCodeSequence absent too"))
+    burned = top.get(BURNED_IN_ANNOTATION)
+    burned_value = _ascii(burned.value).upper() if burned is not None and burned.value else ""
+    if (header.reached_pixel_data and burned_value != "NO"
+            and "clean_pixel_data" not in options):
+        problems.append(Location.of(
+            tag_path=(f"{BURNED_IN_ANNOTATION:08X}",), keyword="BurnedInAnnotation",
+            setting=burned_value or "absent"))
+    if not problems:
+        return
+    out.append(rules.declaration.finding(
+        asset,
+        "PatientIdentityRemoved is YES but the declaration "
+        + " and ".join(
+            "names no method" if p.get("keyword") == "DeidentificationMethod"
+            else f"leaves BurnedInAnnotation {p.get('setting')}" for p in problems
+        ) + ".",
+        locations=tuple(problems),
+    ))

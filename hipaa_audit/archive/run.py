@@ -1,0 +1,47 @@
+"""``scan archive``: walk the paths and scan every file, streaming one result per asset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hipaa_audit.archive.scanner import ArchiveRules, scan_file
+from hipaa_audit.archive.walk import FileTask, SkippedLink, WalkItem, walk_paths
+from hipaa_audit.catalog import load_catalog
+from hipaa_audit.engine import map_in_order
+from hipaa_audit.model import AssetResult
+from hipaa_audit.redaction import Masker
+
+STAT_LINKS_SKIPPED = "links_inside_tree_skipped"
+
+_rules: ArchiveRules | None = None
+
+
+def _init(key: bytes, reveal: bool) -> None:
+    global _rules
+    _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal))
+
+
+def _scan_item(item: WalkItem) -> AssetResult:
+    assert _rules is not None, "worker not initialised"
+    if isinstance(item, FileTask):
+        return scan_file(item, _rules)
+    result = AssetResult(item.asset)
+    if isinstance(item, SkippedLink):
+        result.stats[STAT_LINKS_SKIPPED] = 1
+        return result
+    result.findings.append(_rules.problem(item.asset, item.reason))
+    result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
+    return result
+
+
+def scan_archive(
+    paths: list[str], *, masker: Masker, workers: int = 1
+) -> Iterator[AssetResult]:
+    """Scan every file under ``paths``; yield one :class:`AssetResult` per file, in walk order."""
+    yield from map_in_order(
+        _scan_item,
+        walk_paths(paths),
+        workers=workers,
+        initializer=_init,
+        initargs=(masker.key, masker.reveal),
+    )

@@ -1,0 +1,255 @@
+"""The data every scanner produces: findings, their locations, coverage and run metadata.
+
+Findings are plain frozen dataclasses: cheap to build in a worker, cheap to pickle back to the
+parent, and easy to render. Validation of *inputs* (the catalog, configuration) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "hipaa-audit.findings/1"
+TOOL_NAME = "hipaa-audit"
+
+
+class Severity(enum.Enum):
+    """How bad a finding is, ordered from ``info`` (lowest) to ``critical``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order info < low < medium < high < critical."""
+        return _SEVERITY_RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def raised(self, steps: int = 1) -> Severity:
+        """Return the severity ``steps`` levels higher (capped at critical)."""
+        order = list(Severity)
+        return order[min(len(order) - 1, self.rank + steps)]
+
+    def lowered(self, steps: int = 1) -> Severity:
+        """Return the severity ``steps`` levels lower (floored at info)."""
+        order = list(Severity)
+        return order[max(0, self.rank - steps)]
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Category(enum.Enum):
+    """The kinds of risk a finding can describe (DESIGN.md section 3)."""
+
+    RESIDUAL_IDENTIFIER = "residual-identifier"
+    BURNED_IN_PHI = "burned-in-phi"
+    UNENCRYPTED_PHI = "unencrypted-phi"
+    WEAK_ENCRYPTION = "weak-encryption"
+    EXPOSURE = "exposure"
+    WEAK_TLS = "weak-tls"
+    PLAINTEXT_TRANSPORT = "plaintext-transport"
+    CERTIFICATE = "certificate"
+    MISCONFIGURATION = "misconfiguration"
+    PERMISSION_DRIFT = "permission-drift"
+    AUDIT_ANOMALY = "audit-anomaly"
+    LOG_INTEGRITY = "log-integrity"
+    UNVERIFIABLE = "unverifiable"
+
+
+class Status(enum.Enum):
+    """``fail``: a risk was found; ``error``: the asset could not be checked."""
+
+    FAIL = "fail"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where inside an asset a finding was seen.
+
+    ``fields`` holds the scanner's own location keys in output order, e.g. for DICOM
+    ``tag_path``, ``keyword``, ``path`` and ``evidence``. Values must already be masked.
+    """
+
+    fields: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, **values: Any) -> Location:
+        """Build a location from keyword arguments, dropping ``None`` values."""
+        return cls(tuple((k, v) for k, v in values.items() if v is not None))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the location as a JSON-ready dict."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fields}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return one location key."""
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One risk found (or one asset that could not be checked) on one asset.
+
+    ``key`` distinguishes several findings of the same check on the same asset; it feeds the
+    stable id together with the check id and the asset, and is not rendered.
+    """
+
+    check_id: str
+    title: str
+    category: Category
+    severity: Severity
+    status: Status
+    asset: str
+    message: str
+    hipaa: tuple[str, ...]
+    remediation: str
+    locations: tuple[Location, ...] = ()
+    key: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable fingerprint: the same check, asset and key give the same id in every run."""
+        return finding_id(self.check_id, self.asset, self.key)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the finding in the ``hipaa-audit.findings/1`` shape."""
+        return {
+            "id": self.id,
+            "check_id": self.check_id,
+            "title": self.title,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "status": self.status.value,
+            "asset": self.asset,
+            "locations": [loc.as_dict() for loc in self.locations],
+            "message": self.message,
+            "hipaa": list(self.hipaa),
+            "remediation": self.remediation,
+        }
+
+
+def finding_id(check_id: str, asset: str, key: str = "") -> str:
+    """Return the stable id of a finding: a digest of check id, asset and key."""
+    digest = hashlib.sha256(f"{check_id}\0{asset}\0{key}".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:20]
+
+
+@dataclass(slots=True)
+class CoverageCount:
+    """How many assets a check was evaluated on, failed on, or could not evaluate."""
+
+    evaluated: int = 0
+    failed: int = 0
+    errors: int = 0
+
+    def add(self, other: CoverageCount) -> None:
+        """Add another count to this one in place."""
+        self.evaluated += other.evaluated
+        self.failed += other.failed
+        self.errors += other.errors
+
+
+@dataclass(slots=True)
+class Coverage:
+    """Per-check coverage counters of a run, mergeable across workers."""
+
+    counts: dict[str, CoverageCount] = field(default_factory=dict)
+
+    def count(self, check_id: str, *, evaluated: int = 0, failed: int = 0, errors: int = 0) -> None:
+        """Add to the counters of one check."""
+        c = self.counts.setdefault(check_id, CoverageCount())
+        c.evaluated += evaluated
+        c.failed += failed
+        c.errors += errors
+
+    def merge(self, other: Coverage) -> None:
+        """Add every counter of ``other`` to this coverage."""
+        for check_id, c in other.counts.items():
+            self.counts.setdefault(check_id, CoverageCount()).add(c)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """Return the coverage rows sorted by check id, JSON-ready."""
+        return [
+            {"check_id": k, "evaluated": c.evaluated, "failed": c.failed, "errors": c.errors}
+            for k, c in sorted(self.counts.items())
+        ]
+
+
+@dataclass(slots=True)
+class AssetResult:
+    """What scanning one asset produced: its findings and its coverage counts."""
+
+    asset: str
+    findings: list[Finding] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """Metadata of one run, rendered as the ``run`` object."""
+
+    id: str
+    command: str
+    started_at: str
+    targets: list[str]
+    finished_at: str | None = None
+    reveal_phi: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the run object of the findings schema."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "command": self.command,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "targets": list(self.targets),
+            "reveal_phi": self.reveal_phi,
+        }
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+def worst(severities: Iterable[Severity], default: Severity = Severity.INFO) -> Severity:
+    """Return the highest severity of ``severities`` (``default`` when empty)."""
+    best = default
+    for s in severities:
+        if s.rank > best.rank:
+            best = s
+    return best
+
+
+def parse_severity(value: str) -> Severity:
+    """Parse a severity name; raise ``ValueError`` naming the allowed values."""
+    try:
+        return Severity(value.lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in Severity)
+        raise ValueError(f"unknown severity {value!r}; expected one of {allowed}") from None
+
+
+def tool_info(version: str) -> Mapping[str, str]:
+    """Return the ``tool`` object of the findings schema."""
+    return {"name": TOOL_NAME, "version": version}

@@ -1,0 +1,89 @@
+"""Safe Harbor identifier patterns for free text, and pseudonym recognition.
+
+Shared by every scanner that reads text (DICOM free-text attributes now; CSV, HL7 and notes
+later). Detectors return kinds and counts, never the matched text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+_STREET = (
+    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
+    "terrace|ter|parkway|pkwy|highway|hwy"
+)
+
+#: One alternation, one pass per text: each named group is a Safe Harbor kind.
+SAFE_HARBOR = re.compile(
+    r"(?P<ssn>\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b)"
+    r"|(?P<email>\b[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b)"
+    r"|(?P<phone>(?:\(\d{3}\)\s?|\b\d{3}[-.\s])\d{3}[-.]\d{4}\b)"
+    r"|(?P<mrn>\b(?:mrn|mr\#|medical\s+record(?:\s+(?:number|no\.?))?|chart\s+(?:number|no\.?))"
+    r"\s*[:#]?\s*[a-z]*\d[a-z0-9-]{3,}\b)"
+    r"|(?P<date>\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}"
+    rf"|(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+(?:19|20)\d{{2}}"
+    rf"|\d{{1,2}}\s+(?:{_MONTHS})[a-z]*\.?\s+(?:19|20)\d{{2}})\b)"
+    rf"|(?P<address>\b\d{{1,5}}\s+(?:[a-z]+\s+){{1,3}}(?:{_STREET})\b)"
+    r"|(?P<name>\b(?:patient|pt|name|mr|mrs|ms|miss)\.?\s*[:=]?\s*[A-Z][a-z]+(?:[\s^,]+[A-Z][a-z]+)+)",
+    re.IGNORECASE,
+)
+
+#: Words that mark a value as a pseudonym or dummy rather than a real identifier.
+PSEUDONYM_WORDS = frozenset(
+    """anon anonymous anonymized anonymised anonymize deidentified deid identified removed
+    redacted patient subject subj research study case test phantom unknown none na n/a dummy
+    pseudo pseudonym pseudonymized blinded masked xxx xxxx zzz qa qc volunteer participant pt id
+    tcia ctp noname nn sample demo trial control""".split()
+)
+
+_TOKEN = re.compile(r"[a-z]+|\d+")
+_HEXISH = re.compile(r"^[0-9a-f]{8,}$")
+
+
+def safe_harbor_kinds(text: str) -> Counter[str]:
+    """Count the Safe Harbor identifier kinds found in ``text`` (``ssn``, ``email``...)."""
+    found: Counter[str] = Counter()
+    for match in SAFE_HARBOR.finditer(text):
+        kind = match.lastgroup
+        if kind is not None:
+            found[kind] += 1
+    return found
+
+
+def looks_like_pseudonym(text: str) -> bool:
+    """True when ``text`` reads as a pseudonym or dummy (a study code, ``ANON^0001``, a hash).
+
+    Digits mixed with words, pseudonym vocabulary, or a long hex string all qualify; a plain
+    ``Family^Given`` name or a bare number does not.
+    """
+    lowered = text.lower()
+    tokens = _TOKEN.findall(lowered)
+    if not tokens:
+        return True
+    if any(t in PSEUDONYM_WORDS for t in tokens):
+        return True
+    compact = re.sub(r"[^0-9a-z]", "", lowered)
+    if _HEXISH.match(compact):
+        return True
+    has_digits = any(t.isdigit() for t in tokens)
+    has_letters = any(t.isalpha() for t in tokens)
+    return has_digits and has_letters
+
+
+def looks_like_person_name(text: str) -> bool:
+    """True when a PN value reads as a real person's name (alphabetic parts, no pseudonym)."""
+    if looks_like_pseudonym(text):
+        return False
+    parts = [p for p in re.split(r"[\^=\s,]+", text) if p]
+    alpha = [p for p in parts if p.replace("-", "").replace("'", "").replace(".", "").isalpha()]
+    return bool(alpha) and len(alpha) == len(parts) and any(len(p) >= 2 for p in alpha)
+
+
+def is_dummy_date(text: str) -> bool:
+    """True for an empty, malformed or placeholder date (year 1900 or earlier)."""
+    digits = text.strip()[:8]
+    if len(digits) < 8 or not digits.isdigit():
+        return True
+    return int(digits[:4]) <= 1900

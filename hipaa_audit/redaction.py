@@ -1,0 +1,90 @@
+"""Masked evidence: describe a value read from a scanned asset without showing it.
+
+Evidence gives the VR, the length, the shape (``Aaaa^Aaaa``: letters become ``A``/``a``,
+digits ``9``, punctuation kept) and a keyed fingerprint (HMAC-SHA256 with a per-installation
+key) so that the same value can be correlated across findings and runs without being revealed.
+Only ``reveal=True`` (the user's explicit ``--reveal-phi``) adds the value itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+#: Environment variable naming the folder that holds the fingerprint key (and, later, history).
+DATA_DIR_ENV = "HIPAA_AUDIT_DATA_DIR"
+KEY_FILE = "fingerprint.key"
+MAX_SHAPE = 32
+
+
+def data_dir() -> Path:
+    """Return the per-user data folder (``$HIPAA_AUDIT_DATA_DIR`` overrides it)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    return Path(override) if override else Path(platformdirs.user_data_dir("hipaa-audit"))
+
+
+def installation_key() -> bytes:
+    """Return the per-installation fingerprint key, creating it (mode 0600) on first use."""
+    path = data_dir() / KEY_FILE
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def shape(value: str) -> str:
+    """Return the shape of ``value``: ``A``/``a`` for letters, ``9`` for digits, rest kept."""
+    out = []
+    for ch in value[:MAX_SHAPE]:
+        if ch.isdigit():
+            out.append("9")
+        elif ch.isalpha():
+            out.append("A" if ch.isupper() else "a")
+        elif ch.isspace():
+            out.append(" ")
+        elif ch.isascii() and ch.isprintable():
+            out.append(ch)
+        else:
+            out.append("?")
+    if len(value) > MAX_SHAPE:
+        out.append("…")
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Masker:
+    """Turns values read from assets into evidence strings safe to write anywhere."""
+
+    key: bytes
+    reveal: bool = False
+
+    def fingerprint(self, value: str) -> str:
+        """Return the keyed fingerprint of ``value`` (16 hex digits)."""
+        return hmac.new(self.key, value.encode("utf-8", "surrogateescape"),
+                        hashlib.sha256).hexdigest()[:16]
+
+    def evidence(self, value: str, vr: str | None = None) -> str:
+        """Return masked evidence for ``value``: VR, length, shape, fingerprint."""
+        head = f"{vr} " if vr else ""
+        text = f"{head}len={len(value)} shape={shape(value)} hmac={self.fingerprint(value)}"
+        if self.reveal:
+            text += f" value={value!r}"
+        return text
+
+    def safe_label(self, value: str, allowed: frozenset[str] = frozenset()) -> str:
+        """Return ``value`` if it is a known safe label, otherwise its masked evidence."""
+        return value if value in allowed else self.evidence(value)
