@@ -1,0 +1,100 @@
+"""``--format table``: what a person reads in a terminal.
+
+The most severe findings (up to :data:`MAX_ROWS`), then totals by severity, the coverage of each
+check and what was not examined. Only the top rows are kept in memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import IO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hipaa_audit.model import Coverage, Finding, RunInfo, Severity, Status
+
+MAX_ROWS = 200
+STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _where(finding: Finding) -> str:
+    parts = [str(loc.get("path") or loc.get("keyword") or "") for loc in finding.locations]
+    parts = [p for p in parts if p]
+    shown = ", ".join(parts[:3])
+    return shown + (f" (+{len(parts) - 3})" if len(parts) > 3 else "")
+
+
+class TableRenderer:
+    """Keeps the most severe findings, prints everything at the end."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.console = Console(file=stream, highlight=False, soft_wrap=False)
+        self.top: list[tuple[int, int, Finding]] = []
+        self.by_severity: Counter[Severity] = Counter()
+        self.errors = 0
+        self.seen = 0
+
+    def add(self, finding: Finding) -> None:
+        """Count one finding and keep it if it is among the most severe."""
+        self.seen += 1
+        if finding.status is Status.ERROR:
+            self.errors += 1
+        else:
+            self.by_severity[finding.severity] += 1
+        rank = finding.severity.rank + (10 if finding.status is Status.FAIL else 0)
+        item = (rank, -self.seen, finding)
+        if len(self.top) < MAX_ROWS:
+            heapq.heappush(self.top, item)
+        else:
+            heapq.heappushpop(self.top, item)
+
+    def finish(self, run: RunInfo, coverage: Coverage, stats: dict[str, int],
+               exit_code: int) -> None:
+        """Print findings, totals, coverage and the exit status."""
+        con = self.console
+        rows = sorted(self.top, reverse=True)
+        if rows:
+            table = Table(title=f"Findings ({run.command})", show_lines=False, expand=False)
+            for col in ("severity", "check", "asset", "where", "message"):
+                table.add_column(col, overflow="fold")
+            for _, _, f in rows:
+                sev = "error" if f.status is Status.ERROR else f.severity.value
+                table.add_row(Text(sev, style=STYLE[f.severity]), f.check_id, f.asset,
+                              _where(f), f.message)
+            con.print(table)
+            if self.seen > len(rows):
+                con.print(f"... and {self.seen - len(rows)} more findings: use --format json, "
+                          "jsonl or csv to see them all.")
+        else:
+            con.print("No findings.")
+        totals = ", ".join(
+            f"{s.value} {self.by_severity[s]}" for s in reversed(Severity) if self.by_severity[s]
+        ) or "none"
+        con.print(f"\nRun {run.id}: {self.seen} findings ({totals}); "
+                  f"{self.errors} asset(s) could not be checked.")
+        if stats:
+            con.print("Assets: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                             for k, v in sorted(stats.items())))
+        if stats.get("unrecognised"):
+            con.print(f"{stats['unrecognised']} file(s) are not DICOM; this version examines "
+                      "DICOM headers only, so their content was not checked for PHI.")
+        cov = Table(title="Coverage", expand=False)
+        for col in ("check", "evaluated", "failed", "errors"):
+            cov.add_column(col, justify="left" if col == "check" else "right")
+        for row in coverage.as_list():
+            cov.add_row(row["check_id"], str(row["evaluated"]), str(row["failed"]),
+                        str(row["errors"]))
+        con.print(cov)
+        if run.reveal_phi:
+            con.print("[bold red]--reveal-phi was given: evidence shows values read from the "
+                      "assets. Handle this output as PHI.[/]")
+        con.print(f"Exit code {exit_code}.")

@@ -1,0 +1,56 @@
+"""Shared test helpers: an isolated data folder, and running the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the fingerprint key (and later the history store) out of the user's home."""
+    path = tmp_path_factory.mktemp("data")
+    old = os.environ.get("HIPAA_AUDIT_DATA_DIR")
+    os.environ["HIPAA_AUDIT_DATA_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("HIPAA_AUDIT_DATA_DIR", None)
+    else:
+        os.environ["HIPAA_AUDIT_DATA_DIR"] = old
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> CliResult:
+    """Run ``python -m hipaa_audit ARGS`` as a user would; never raises on a non-zero exit."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "hipaa_audit", *args],
+        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli() -> Any:
+    return run_cli
