@@ -42,6 +42,8 @@ from hipaa_audit.redaction import Masker
 SPECIFIC_CHARACTER_SET = 0x00080005
 IMAGE_TYPE = 0x00080008
 SOP_CLASS_UID = 0x00080016
+SOP_INSTANCE_UID = 0x00080018
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 MODALITY = 0x00080060
 PATIENT_IDENTITY_REMOVED = 0x00120062
 DEIDENTIFICATION_METHOD = 0x00120063
@@ -281,6 +283,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
         else:
             scan.residual.append((loc, Severity(kind_severity.get(kind, "medium")), kind))
 
+    _meta_uid(scan, rules, declared, options)
     findings: list[Finding] = []
     _residual_findings(findings, scan, rules, asset, declared, declared_how)
     _text_findings(findings, scan, rules, asset, declared)
@@ -289,6 +292,29 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
     _burned_in_findings(findings, header, top, rules, asset, options)
     _declaration_findings(findings, header, top, rules, asset, declared, options)
     return findings
+
+
+def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset[str]) -> None:
+    """A de-identified file whose file meta keeps a UID other than SOPInstanceUID leaks it.
+
+    Tools that replace SOPInstanceUID but forget MediaStorageSOPInstanceUID (0002,0003) leave
+    the original UID in the file meta; the two must be equal in a valid file.
+    """
+    if not declared or "retain_uids" in options:
+        return
+    meta = scan.top.get(MEDIA_STORAGE_SOP_INSTANCE_UID)
+    sop = scan.top.get(SOP_INSTANCE_UID)
+    if meta is None or sop is None or not meta.value or not sop.value:
+        return
+    meta_uid, sop_uid = _ascii(meta.value), _ascii(sop.value)
+    if meta_uid == sop_uid:
+        return
+    loc = Location.of(
+        tag_path=tag_path(meta), keyword="MediaStorageSOPInstanceUID", path=readable_path(meta),
+        vr="UI", kind="uid", action="U", evidence=rules.masker.evidence(meta_uid, "UI"),
+        reason="differs from SOPInstanceUID: the file meta kept a UID the data set replaced",
+    )
+    scan.residual.append((loc, Severity.MEDIUM, "uid"))
 
 
 def _value(el: Element | None) -> bytes | None:
