@@ -1,5 +1,8 @@
-"""The HIPAA rule data the package ships: Security Rule standards and specifications, BAA
-provisions, NIST SP 800-30 tables, and the Privacy Rule de-identification standard."""
+"""The HIPAA rule data the package ships.
+
+Security Rule standards and specifications, BAA provisions, NIST SP 800-30 tables, and the
+Privacy Rule de-identification standard.
+"""
 
 from __future__ import annotations
 

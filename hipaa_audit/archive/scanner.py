@@ -82,7 +82,8 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> AssetResult:
     try:
         header = read_header(task.path)
     except OSError as exc:
-        result.findings.append(rules.problem(task.asset, f"the file cannot be read ({exc.strerror})"))
+        reason = f"the file cannot be read ({exc.strerror})"
+        result.findings.append(rules.problem(task.asset, reason))
         cov.count(rules.unverifiable.id, errors=1)
         return result
     if header is None:

@@ -1,4 +1,4 @@
-"""Find the files under the paths given to ``scan archive`` (I/O only, read-only).
+r"""Find the files under the paths given to ``scan archive`` (I/O only, read-only).
 
 Directories are walked in sorted order without following symbolic links. A link that stays inside
 the scanned tree is skipped (its target is scanned where it lives); a link that leaves the tree,
@@ -42,7 +42,7 @@ WalkItem = FileTask | WalkProblem | SkippedLink
 
 
 def display_name(path: bytes) -> str:
-    """Return a path as text, bytes that are not UTF-8 written as ``\\xNN``."""
+    r"""Return a path as text, bytes that are not UTF-8 written as ``\\xNN``."""
     return path.decode("utf-8", "backslashreplace")
 
 
@@ -65,10 +65,10 @@ def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
 def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-        while errors:
-            exc = errors.pop()
-            name = os.fsencode(exc.filename) if exc.filename else dirpath
-            yield WalkProblem(display_name(name), f"directory cannot be listed: {exc.strerror}")
+        for error in errors:
+            name = os.fsencode(error.filename) if error.filename else dirpath
+            yield WalkProblem(display_name(name), f"directory cannot be listed: {error.strerror}")
+        errors.clear()
         dirnames.sort()
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for d in links:
@@ -81,9 +81,8 @@ def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
                 yield WalkProblem(display_name(path), f"cannot be read: {exc.strerror}")
                 continue
             yield _classify(path, st, real_root, top=False)
-    while errors:
-        exc = errors.pop()
-        yield WalkProblem(display_name(root), f"directory cannot be listed: {exc.strerror}")
+    for error in errors:
+        yield WalkProblem(display_name(root), f"directory cannot be listed: {error.strerror}")
 
 
 def _classify(path: bytes, st: os.stat_result, real_root: bytes, *, top: bool) -> WalkItem:

@@ -1,0 +1,1 @@
+"""Reference data the package ships: the HIPAA rule tables."""

@@ -26,6 +26,11 @@ def write_with_spool(stream: IO[str], document: str, spool: IO[str]) -> None:
     spool.close()
 
 
+def new_spool() -> IO[str]:
+    """Return a temporary text spool: memory first, a temporary file past SPOOL_BYTES."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+", encoding="utf-8")
+
+
 def dumps(obj: Any) -> str:
     """Serialise one object the way every JSON output of the tool does."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
@@ -50,8 +55,7 @@ class JsonRenderer:
     def __init__(self, stream: IO[str], version: str) -> None:
         self.stream = stream
         self.version = version
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+",
-                                                   encoding="utf-8")
+        self.spool = new_spool()
         self.count = 0
 
     def add(self, finding: Finding) -> None:

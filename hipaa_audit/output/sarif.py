@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import urllib.parse
 from typing import IO, Any
 
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import TOOL_NAME, Coverage, Finding, RunInfo, Severity, Status
-from hipaa_audit.output.jsonout import PLACEHOLDER, SPOOL_BYTES, dumps, write_with_spool
+from hipaa_audit.output.jsonout import PLACEHOLDER, dumps, new_spool, write_with_spool
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/hipaa-audit/hipaa-audit"
@@ -64,8 +63,7 @@ class SarifRenderer:
         self.version = version
         self.checks = list(catalog.values())
         self.index = {c.id: i for i, c in enumerate(self.checks)}
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+",
-                                                   encoding="utf-8")
+        self.spool = new_spool()
         self.count = 0
 
     def add(self, finding: Finding) -> None:

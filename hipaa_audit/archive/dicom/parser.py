@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
 
-from pydicom.datadict import DicomDictionary, RepeatersDictionary
+from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 
 #: The bytes the walker reads: a file's first bytes, or the whole file memory-mapped.
 Buffer = bytes | mmap.mmap
@@ -134,7 +134,7 @@ def implicit_vr(tag: int) -> str:
     return "UN"
 
 
-def sniff(head: bytes) -> tuple[int, bool] | None:
+def sniff(head: Buffer) -> tuple[int, bool] | None:
     """Tell whether ``head`` (the first bytes of a file) starts a DICOM file or data set.
 
     Returns ``(offset of the first element, has file meta marker)``, or ``None`` when the bytes
@@ -199,7 +199,8 @@ class _Walker:
             if pos + 8 > size:
                 if top and self.complete and _all_padding(buf, pos):
                     return size, None, False
-                return pos, self.short(pos + 8, "the file ends inside an element header", pos), False
+                problem = self.short(pos + 8, "the file ends inside an element header", pos)
+                return pos, problem, False
             group, elem = tag_s.unpack_from(buf, pos)
             tag = (group << 16) | elem
             if group == 0xFFFE:
@@ -208,7 +209,8 @@ class _Walker:
                 if tag == SEQUENCE_DELIMITER and in_item:
                     # a missing item delimiter: let the sequence loop see its delimiter
                     return pos, None, False
-                return pos, DicomFault(f"unexpected delimiter ({group:04X},{elem:04X})", pos), False
+                problem = DicomFault(f"unexpected delimiter ({group:04X},{elem:04X})", pos)
+                return pos, problem, False
             if explicit:
                 vr_bytes = buf[pos + 4 : pos + 6]
                 vr = vr_by_bytes.get(vr_bytes)
@@ -218,7 +220,8 @@ class _Walker:
                     ), False
                 if vr in long_vrs:
                     if pos + 12 > size:
-                        return pos, self.short(pos + 12, "the file ends inside a header", pos), False
+                        problem = self.short(pos + 12, "the file ends inside a header", pos)
+                        return pos, problem, False
                     (length,) = ul_s.unpack_from(buf, pos + 8)
                     vstart = pos + 12
                 else:
