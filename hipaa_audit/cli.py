@@ -13,7 +13,7 @@ from typing import IO, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.padding import Padding
 
 from hipaa_audit import __version__
 from hipaa_audit.catalog import CatalogError, load_catalog
@@ -164,13 +164,12 @@ def checks_list_command(
         rows = [c.model_dump(mode="json", exclude={"params"}) for c in checks]
         sys.stdout.write(json.dumps({"checks": rows}, indent=1, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"{len(checks)} checks")
-    for col in ("id", "scanner", "category", "severity", "likelihood", "impact", "hipaa", "title"):
-        table.add_column(col, overflow="fold")
+    out = Console(highlight=False)
     for c in checks:
-        table.add_row(c.id, c.scanner, c.category.value, c.severity.value, c.likelihood,
-                      c.impact, "\n".join(c.hipaa), c.title)
-    Console(highlight=False).print(table)
+        out.print(f"[bold]{c.id}[/]  {c.severity.value}  {c.category.value}  "
+                  f"(scanner {c.scanner}; likelihood {c.likelihood}, impact {c.impact})")
+        out.print(Padding(f"{c.title}\n[dim]HIPAA {', '.join(c.hipaa)}[/]", (0, 0, 1, 4)))
+    out.print(f"{len(checks)} checks. Details: hipaa-audit checks list --format json")
 
 
 @app.callback(invoke_without_command=True)

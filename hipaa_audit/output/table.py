@@ -11,6 +11,7 @@ from collections import Counter
 from typing import IO
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -62,19 +63,22 @@ class TableRenderer:
         """Print findings, totals, coverage and the exit status."""
         con = self.console
         rows = sorted(self.top, reverse=True)
-        if rows:
-            table = Table(title=f"Findings ({run.command})", show_lines=False, expand=False)
-            for col in ("severity", "check", "asset", "where", "message"):
-                table.add_column(col, overflow="fold")
-            for _, _, f in rows:
-                sev = "error" if f.status is Status.ERROR else f.severity.value
-                table.add_row(Text(sev, style=STYLE[f.severity]), f.check_id, f.asset,
-                              _where(f), f.message)
-            con.print(table)
-            if self.seen > len(rows):
-                con.print(f"... and {self.seen - len(rows)} more findings: use --format json, "
-                          "jsonl or csv to see them all.")
-        else:
+        for _, _, f in rows:
+            label = "ERROR" if f.status is Status.ERROR else f.severity.value.upper()
+            head = Text()
+            head.append(f"{label:<8}", style=STYLE[f.severity])
+            head.append(f" {f.check_id}  ", style="bold")
+            head.append(f.asset)
+            con.print(head)
+            body = Text(f.message)
+            where = _where(f)
+            if where:
+                body.append(f"\nat: {where}", style="dim")
+            con.print(Padding(body, (0, 0, 1, 9)))
+        if self.seen > len(rows):
+            con.print(f"... and {self.seen - len(rows)} more findings: use --format json, "
+                      "jsonl or csv to see them all.")
+        if not rows:
             con.print("No findings.")
         totals = ", ".join(
             f"{s.value} {self.by_severity[s]}" for s in reversed(Severity) if self.by_severity[s]
