@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -46,10 +47,25 @@ def installation_key() -> bytes:
     return key
 
 
+_ASCII_SHAPE = str.maketrans(
+    {
+        **{c: "A" for c in string.ascii_uppercase},
+        **{c: "a" for c in string.ascii_lowercase},
+        **{c: "9" for c in string.digits},
+        **{c: " " for c in "\t\n\r\x0b\x0c"},
+        **{chr(i): "?" for i in range(32) if chr(i) not in "\t\n\r\x0b\x0c"},
+        "\x7f": "?",
+    }
+)
+
+
 def shape(value: str) -> str:
     """Return the shape of ``value``: ``A``/``a`` for letters, ``9`` for digits, rest kept."""
+    head = value[:MAX_SHAPE]
+    if head.isascii():
+        return head.translate(_ASCII_SHAPE) + ("…" if len(value) > MAX_SHAPE else "")
     out = []
-    for ch in value[:MAX_SHAPE]:
+    for ch in head:
         if ch.isdigit():
             out.append("9")
         elif ch.isalpha():
@@ -71,11 +87,20 @@ class Masker:
 
     key: bytes
     reveal: bool = False
+    _hmac: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # keyed once; each fingerprint copies the keyed state instead of re-keying
+        object.__setattr__(self, "_hmac", hmac.new(self.key, digestmod=hashlib.sha256))
+
+    def __reduce__(self) -> tuple[type[Masker], tuple[bytes, bool]]:
+        return (Masker, (self.key, self.reveal))
 
     def fingerprint(self, value: str) -> str:
-        """Return the keyed fingerprint of ``value`` (16 hex digits)."""
-        return hmac.new(self.key, value.encode("utf-8", "surrogateescape"),
-                        hashlib.sha256).hexdigest()[:16]
+        """Return the keyed fingerprint of ``value``: HMAC-SHA256, first 16 hex digits."""
+        mac = self._hmac.copy()
+        mac.update(value.encode("utf-8", "surrogateescape"))
+        return mac.hexdigest()[:16]
 
     def evidence(self, value: str, vr: str | None = None) -> str:
         """Return masked evidence for ``value``: VR, length, shape, fingerprint."""
