@@ -59,7 +59,12 @@ _BL = struct.Struct(">I")
 _TAG_LE = struct.Struct("<HH")
 _TAG_BE = struct.Struct(">HH")
 _SHORT_LE = struct.Struct("<H")
-_SHORT_BE = struct.Struct(">H")
+#: One unpack per element header: (group, element, VR bytes, 16-bit length) or, for implicit VR,
+#: (group, element, no VR bytes, 32-bit length).
+_EXPLICIT_LE = struct.Struct("<HH2sH")
+_EXPLICIT_BE = struct.Struct(">HH2sH")
+_IMPLICIT_LE = struct.Struct("<HH0sI")
+_IMPLICIT_BE = struct.Struct(">HH0sI")
 
 
 class Element(NamedTuple):
@@ -186,13 +191,13 @@ class _Walker:
         buf = self.buf
         size = self.size
         top = not path
-        tag_s = _TAG_LE if self.little else _TAG_BE
         ul_s = _UL if self.little else _BL
-        us_s = _SHORT_LE if self.little else _SHORT_BE
+        head_s = (_EXPLICIT_LE if self.little else _EXPLICIT_BE) if explicit else (
+            _IMPLICIT_LE if self.little else _IMPLICIT_BE)
         vr_by_bytes = VR_BY_BYTES
         long_vrs = LONG_VRS
-        elements = self.elements
-        append = elements.append
+        append = self.elements.append
+        new = tuple.__new__
         implicit_table = implicit_vr_table()
         while pos < end:
             un_sequence = False
@@ -201,7 +206,7 @@ class _Walker:
                     return size, None, False
                 problem = self.short(pos + 8, "the file ends inside an element header", pos)
                 return pos, problem, False
-            group, elem = tag_s.unpack_from(buf, pos)
+            group, elem, vr_raw, length = head_s.unpack_from(buf, pos)
             tag = (group << 16) | elem
             if group == 0xFFFE:
                 if tag == ITEM_DELIMITER and in_item:
@@ -212,8 +217,7 @@ class _Walker:
                 problem = DicomFault(f"unexpected delimiter ({group:04X},{elem:04X})", pos)
                 return pos, problem, False
             if explicit:
-                vr_bytes = buf[pos + 4 : pos + 6]
-                vr = vr_by_bytes.get(vr_bytes)
+                vr = vr_by_bytes.get(vr_raw)
                 if vr is None:
                     return pos, DicomFault(
                         f"element ({group:04X},{elem:04X}) has no valid VR", pos
@@ -225,7 +229,6 @@ class _Walker:
                     (length,) = ul_s.unpack_from(buf, pos + 8)
                     vstart = pos + 12
                 else:
-                    (length,) = us_s.unpack_from(buf, pos + 6)
                     vstart = pos + 8
                 if vr == "UN":
                     # as pydicom does: a UN element whose tag the dictionary knows takes its VR
@@ -234,15 +237,14 @@ class _Walker:
                     if vr == "SQ":
                         un_sequence = True
             else:
-                (length,) = ul_s.unpack_from(buf, pos + 4)
                 vstart = pos + 8
-                vr = implicit_vr(tag)
+                vr = implicit_table.get(tag) or implicit_vr(tag)
                 if vr != "SQ" and length == UNDEFINED and vr in ("UN", "OB", "OW"):
                     vr = "SQ" if tag not in PIXEL_TAGS else vr
             if top and tag in PIXEL_TAGS:
                 return pos, None, True
             if vr == "SQ" or (length == UNDEFINED and vr == "UN"):
-                append(Element(tag, "SQ", None, length, path, pos))
+                append(new(Element, (tag, "SQ", None, length, path, pos)))
                 # an undefined-length UN in explicit VR data is a sequence in implicit VR LE
                 seq_explicit = explicit and vr == "SQ" and not un_sequence
                 if len(path) >= MAX_DEPTH:
@@ -253,7 +255,7 @@ class _Walker:
                 continue
             if length == UNDEFINED:
                 # encapsulated fragments (e.g. a compressed icon): skip items to the delimiter
-                append(Element(tag, vr, None, length, path, pos))
+                append(new(Element, (tag, vr, None, length, path, pos)))
                 pos, fault = self.skip_fragments(vstart)
                 if fault is not None:
                     return pos, fault, False
@@ -271,8 +273,8 @@ class _Walker:
                 return pos, DicomFault(
                     f"element ({group:04X},{elem:04X}) runs past the end of its item", pos
                 ), False
-            append(Element(tag, vr, buf[vstart:vend] if length <= MAX_VALUE_COPY else None,
-                           length, path, pos))
+            append(new(Element, (tag, vr, buf[vstart:vend] if length <= MAX_VALUE_COPY else None,
+                                 length, path, pos)))
             pos = vend
         return pos, None, False
 
