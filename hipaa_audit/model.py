@@ -25,10 +25,8 @@ class Severity(enum.Enum):
     HIGH = "high"
     CRITICAL = "critical"
 
-    @property
-    def rank(self) -> int:
-        """Position in the order info < low < medium < high < critical."""
-        return _SEVERITY_RANK[self]
+    #: Position in the order info < low < medium < high < critical (set below the class).
+    rank: int
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
@@ -51,7 +49,8 @@ class Severity(enum.Enum):
         return order[max(0, self.rank - steps)]
 
 
-_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+for _rank, _severity in enumerate(Severity):
+    _severity.rank = _rank
 
 
 class Category(enum.Enum):
@@ -91,12 +90,14 @@ class Location:
 
     @classmethod
     def of(cls, **values: Any) -> Location:
-        """Build a location from keyword arguments, dropping ``None`` values."""
-        return cls(tuple((k, v) for k, v in values.items() if v is not None))
+        """Build a location from keyword arguments (``None`` values are not rendered)."""
+        return cls(tuple(values.items()))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the location as a JSON-ready dict."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fields}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fields if v is not None
+        }
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return one location key."""
@@ -235,9 +236,10 @@ class RunInfo:
 def worst(severities: Iterable[Severity], default: Severity = Severity.INFO) -> Severity:
     """Return the highest severity of ``severities`` (``default`` when empty)."""
     best = default
+    best_rank = default.rank
     for s in severities:
-        if s.rank > best.rank:
-            best = s
+        if s.rank > best_rank:
+            best, best_rank = s, s.rank
     return best
 
 

@@ -9,12 +9,12 @@ Only ``reveal=True`` (the user's explicit ``--reveal-phi``) adds the value itsel
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -87,20 +87,27 @@ class Masker:
 
     key: bytes
     reveal: bool = False
-    _hmac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _inner: Any = field(init=False, repr=False, compare=False)
+    _outer: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # keyed once; each fingerprint copies the keyed state instead of re-keying
-        object.__setattr__(self, "_hmac", hmac.new(self.key, digestmod=hashlib.sha256))
+        # HMAC-SHA256 (RFC 2104) keyed once: each fingerprint copies the two keyed states
+        block = self.key if len(self.key) <= 64 else hashlib.sha256(self.key).digest()
+        block = block.ljust(64, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in block)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in block)))
 
     def __reduce__(self) -> tuple[type[Masker], tuple[bytes, bool]]:
         return (Masker, (self.key, self.reveal))
 
     def fingerprint(self, value: str) -> str:
         """Return the keyed fingerprint of ``value``: HMAC-SHA256, first 16 hex digits."""
-        mac = self._hmac.copy()
-        mac.update(value.encode("utf-8", "surrogateescape"))
-        return mac.hexdigest()[:16]
+        inner = self._inner.copy()
+        inner.update(value.encode("utf-8", "surrogateescape"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest: str = outer.hexdigest()
+        return digest[:16]
 
     def evidence(self, value: str, vr: str | None = None) -> str:
         """Return masked evidence for ``value``: VR, length, shape, fingerprint."""

@@ -15,7 +15,12 @@ _STREET = (
     "terrace|ter|parkway|pkwy|highway|hwy"
 )
 
-#: One alternation, one pass per text: each named group is a Safe Harbor kind.
+_NAME_CONTEXT = (
+    r"\b(?:patient|pt|name|mr|mrs|ms|miss)\.?\s*[:=]?\s*[A-Z][a-z]+(?:[\s^,]+[A-Z][a-z]+)+"
+)
+
+#: One alternation, one pass per text: each named group is a Safe Harbor kind. Every pattern
+#: but ``name`` needs a digit or an ``@``; texts without either only meet :data:`NAME_IN_CONTEXT`.
 SAFE_HARBOR = re.compile(
     r"(?P<ssn>\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b)"
     r"|(?P<email>\b[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b)"
@@ -26,9 +31,12 @@ SAFE_HARBOR = re.compile(
     rf"|(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+(?:19|20)\d{{2}}"
     rf"|\d{{1,2}}\s+(?:{_MONTHS})[a-z]*\.?\s+(?:19|20)\d{{2}})\b)"
     rf"|(?P<address>\b\d{{1,5}}\s+(?:[a-z]+\s+){{1,3}}(?:{_STREET})\b)"
-    r"|(?P<name>\b(?:patient|pt|name|mr|mrs|ms|miss)\.?\s*[:=]?\s*[A-Z][a-z]+(?:[\s^,]+[A-Z][a-z]+)+)",
+    rf"|(?P<name>{_NAME_CONTEXT})",
     re.IGNORECASE,
 )
+NAME_IN_CONTEXT = re.compile(f"(?P<name>{_NAME_CONTEXT})", re.IGNORECASE)
+_DIGIT_OR_AT = re.compile(r"[\d@]")
+_UID_LIKE = re.compile(r"[\d.]{11,}")
 
 #: Words that mark a value as a pseudonym or dummy rather than a real identifier.
 PSEUDONYM_WORDS = frozenset(
@@ -39,13 +47,19 @@ PSEUDONYM_WORDS = frozenset(
 )
 
 _TOKEN = re.compile(r"[a-z]+|\d+")
+#: Letters of any script, with the separators PN and written names use; no digits.
+_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[\^=\s,.'-])*")
+_LETTERS = re.compile(r"[^\W\d_]+")
 _HEXISH = re.compile(r"^[0-9a-f]{8,}$")
 
 
 def safe_harbor_kinds(text: str) -> Counter[str]:
     """Count the Safe Harbor identifier kinds found in ``text`` (``ssn``, ``email``...)."""
     found: Counter[str] = Counter()
-    for match in SAFE_HARBOR.finditer(text):
+    if _UID_LIKE.fullmatch(text):
+        return found  # a UID or a long dotted number: no Safe Harbor pattern fits
+    pattern = SAFE_HARBOR if _DIGIT_OR_AT.search(text) else NAME_IN_CONTEXT
+    for match in pattern.finditer(text):
         kind = match.lastgroup
         if kind is not None:
             found[kind] += 1
@@ -74,11 +88,10 @@ def looks_like_pseudonym(text: str) -> bool:
 
 def looks_like_person_name(text: str) -> bool:
     """True when a PN value reads as a real person's name (alphabetic parts, no pseudonym)."""
-    if looks_like_pseudonym(text):
+    if not _NAME.fullmatch(text):
         return False
-    parts = [p for p in re.split(r"[\^=\s,]+", text) if p]
-    alpha = [p for p in parts if p.replace("-", "").replace("'", "").replace(".", "").isalpha()]
-    return bool(alpha) and len(alpha) == len(parts) and any(len(p) >= 2 for p in alpha)
+    tokens = _LETTERS.findall(text.lower())
+    return any(len(t) >= 2 for t in tokens) and not PSEUDONYM_WORDS.intersection(tokens)
 
 
 def is_dummy_date(text: str) -> bool:

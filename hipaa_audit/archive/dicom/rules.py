@@ -96,6 +96,8 @@ class DicomRules:
     declaration: Check
     profile: Profile
     masker: Masker
+    residual_severity: dict[str, Severity]
+    text_severity: dict[str, Severity]
 
     @classmethod
     def build(cls, catalog: Catalog, profile: Profile, masker: Masker) -> DicomRules:
@@ -112,6 +114,8 @@ class DicomRules:
             declaration=catalog["dicom-deidentification-declaration"],
             profile=profile,
             masker=masker,
+            residual_severity=_severity_map(catalog["dicom-residual-identifier"]),
+            text_severity=_severity_map(catalog["dicom-identifier-in-text"]),
         )
 
     @property
@@ -124,6 +128,12 @@ class DicomRules:
         )
 
 
+def _severity_map(check: Check) -> dict[str, Severity]:
+    """Read a check's ``severity_by_kind`` parameter (kind -> severity name)."""
+    raw: dict[str, str] = check.params.get("severity_by_kind", {})
+    return {kind: Severity(name) for kind, name in raw.items()}
+
+
 @cache
 def keyword_of(tag: int) -> str:
     """Return the dictionary keyword of ``tag``, or ``(GGGG,EEEE)`` when it has none."""
@@ -133,7 +143,14 @@ def keyword_of(tag: int) -> str:
 
 def tag_path(el: Element) -> tuple[str, ...]:
     """Return the element's tag path, outermost sequence first, as 8 upper-case hex digits."""
+    if not el.path:
+        return _top_tag_path(el.tag)
     return (*(f"{seq:08X}" for seq, _ in el.path), f"{el.tag:08X}")
+
+
+@cache
+def _top_tag_path(tag: int) -> tuple[str, ...]:
+    return (f"{tag:08X}",)
 
 
 def readable_path(el: Element) -> str:
@@ -238,7 +255,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
     actions = rules.profile.actions(options)
     masker = rules.masker
     scan = _Scan(top=top)
-    kind_severity: dict[str, str] = rules.residual.params.get("severity_by_kind", {})
+    kind_severity = rules.residual_severity
 
     for el in header.elements:
         tag = el.tag
@@ -281,7 +298,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
         elif declared and state == "unknown":
             scan.residual.append((loc, Severity.LOW, kind))
         else:
-            scan.residual.append((loc, Severity(kind_severity.get(kind, "medium")), kind))
+            scan.residual.append((loc, kind_severity.get(kind, Severity.MEDIUM), kind))
 
     _meta_uid(scan, rules, declared, options)
     findings: list[Finding] = []
@@ -331,11 +348,14 @@ def _declaration(
     """Return (declares de-identification, option columns declared, how it was declared)."""
     removed = _ascii(_value(top.get(PATIENT_IDENTITY_REMOVED)) or b"").upper() == "YES"
     method = decoder.decode(_value(top.get(DEIDENTIFICATION_METHOD)) or b"")
-    codes = {
-        _ascii(el.value)
-        for el in elements
-        if el.tag == CODE_VALUE and el.value and el.path and el.path[0][0] == DEIDENTIFICATION_CODES
-    }
+    codes = set()
+    if DEIDENTIFICATION_CODES in top:
+        codes = {
+            _ascii(el.value)
+            for el in elements
+            if el.tag == CODE_VALUE and el.value and el.path
+            and el.path[0][0] == DEIDENTIFICATION_CODES
+        }
     options = {OPTION_CODES[c] for c in codes if OPTION_CODES.get(c)}
     lowered = method.lower()
     options.update(col for name, col in OPTION_NAMES.items() if name in lowered)
@@ -466,7 +486,7 @@ def _text_findings(
     out: list[Finding], scan: _Scan, rules: DicomRules, asset: str, declared: bool
 ) -> None:
     check = rules.in_text
-    sev_by_kind: dict[str, str] = check.params.get("severity_by_kind", {})
+    sev_by_kind = rules.text_severity
     locs: list[Location] = []
     severities: list[Severity] = []
     totals: Counter[str] = Counter()
@@ -481,9 +501,7 @@ def _text_findings(
         if not kinds:
             continue
         totals.update(kinds)
-        severities.extend(
-            Severity(sev_by_kind.get(_base_kind(k), "medium")) for k in kinds
-        )
+        severities.extend(sev_by_kind.get(_base_kind(k), Severity.MEDIUM) for k in kinds)
         locs.append(Location.of(
             tag_path=tag_path(el), keyword=keyword_of(el.tag), path=readable_path(el), vr=el.vr,
             found=dict(sorted(kinds.items())), evidence=rules.masker.evidence(text, el.vr),
