@@ -289,16 +289,21 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
             _collect_tokens(scan, kind, text)
         elif vr in FREE_TEXT_VRS:
             scan.texts.append((el, text))
+        false_declaration = declared and state == "real" and kind in DIRECT_KINDS
+        if false_declaration:
+            severity = rules.false_deid.severity
+        elif declared and state == "unknown":
+            severity = Severity.LOW  # may well be a pseudonym: say so, but not loudly
+        else:
+            severity = kind_severity.get(kind, Severity.MEDIUM)
         loc = Location.of(
             tag_path=tag_path(el), keyword=keyword, path=readable_path(el), vr=vr, kind=kind,
-            action=action, evidence=masker.evidence(text, vr),
+            action=action, severity=severity.value, evidence=masker.evidence(text, vr),
         )
-        if declared and state == "real" and kind in DIRECT_KINDS:
+        if false_declaration:
             scan.false_deid.append((loc, kind))
-        elif declared and state == "unknown":
-            scan.residual.append((loc, Severity.LOW, kind))
         else:
-            scan.residual.append((loc, kind_severity.get(kind, Severity.MEDIUM), kind))
+            scan.residual.append((loc, severity, kind))
 
     _meta_uid(scan, rules, declared, options)
     findings: list[Finding] = []
@@ -328,7 +333,8 @@ def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset
         return
     loc = Location.of(
         tag_path=tag_path(meta), keyword="MediaStorageSOPInstanceUID", path=readable_path(meta),
-        vr="UI", kind="uid", action="U", evidence=rules.masker.evidence(meta_uid, "UI"),
+        vr="UI", kind="uid", action="U", severity=Severity.MEDIUM.value,
+        evidence=rules.masker.evidence(meta_uid, "UI"),
         reason="differs from SOPInstanceUID: the file meta kept a UID the data set replaced",
     )
     scan.residual.append((loc, Severity.MEDIUM, "uid"))
@@ -462,6 +468,7 @@ def _residual_findings(
     if scan.residual:
         locs = tuple(loc for loc, _, _ in scan.residual)
         severity = worst(s for _, s, _ in scan.residual)
+        by_severity = [loc for loc, _, _ in sorted(scan.residual, key=lambda r: -r[1].rank)]
         direct = sorted({k for _, s, k in scan.residual if k in DIRECT_KINDS or k == "accession"})
         basis = (
             f"direct patient identifiers remain ({', '.join(direct)})"
@@ -476,7 +483,7 @@ def _residual_findings(
         out.append(rules.residual.finding(
             asset,
             f"{len(locs)} attribute(s) that PS3.15 Table E.1-1 says to remove or replace still "
-            f"hold values: {_names(locs)}; {basis}. {context}",
+            f"hold values: {_names(by_severity)}; {basis}. {context}",
             severity=severity,
             locations=locs,
         ))
