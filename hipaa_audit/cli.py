@@ -122,7 +122,9 @@ def progress_display(
 
 @scan_app.command("archive")
 def scan_archive_command(
-    paths: Annotated[list[str], typer.Argument(help="Folders or files to scan.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Folders or files to scan.", metavar="PATH")
+    ],
     fmt: FormatOpt = OutputFormat.TABLE,
     output: OutputOpt = None,
     fail_on: FailOnOpt = FailOn.HIGH,
