@@ -15,9 +15,14 @@ _STREET = (
     "terrace|ter|parkway|pkwy|highway|hwy"
 )
 
+#: A name after a cue word. The name's capitals are matched case-sensitively (``(?-i:...)``):
+#: under IGNORECASE "patient supine with arms" would read as a name.
 _NAME_CONTEXT = (
-    r"\b(?:patient|pt|name|mr|mrs|ms|miss)\.?\s*[:=]?\s*[A-Z][a-z]+(?:[\s^,]+[A-Z][a-z]+)+"
+    r"\b(?:patient|pt|name|mr|mrs|ms|miss)\.?\s*[:=]?\s*"
+    r"(?-i:[A-Z][a-z]+(?:[\s^,]+[A-Z][a-z]+)+)"
 )
+#: Upper-case CT and DR after a number are modalities ("5 mm CT"), not Court and Drive.
+_NOT_MODALITY = r"(?!(?-i:CT|DR)\b)"
 
 #: One alternation, one pass per text: each named group is a Safe Harbor kind. Every pattern
 #: but ``name`` needs a digit or an ``@``; texts without either only meet :data:`NAME_IN_CONTEXT`.
@@ -30,7 +35,7 @@ SAFE_HARBOR = re.compile(
     r"|(?P<date>\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}"
     rf"|(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+(?:19|20)\d{{2}}"
     rf"|\d{{1,2}}\s+(?:{_MONTHS})[a-z]*\.?\s+(?:19|20)\d{{2}})\b)"
-    rf"|(?P<address>\b\d{{1,5}}\s+(?:[a-z]+\s+){{1,3}}(?:{_STREET})\b)"
+    rf"|(?P<address>\b\d{{1,5}}\s+(?:[a-z]+\s+){{1,3}}{_NOT_MODALITY}(?:{_STREET})\b)"
     rf"|(?P<name>{_NAME_CONTEXT})",
     re.IGNORECASE,
 )
