@@ -78,7 +78,8 @@ DIRECT_KINDS = frozenset(
 )
 
 _SAFE_CREATOR = re.compile(r"^[A-Za-z0-9 _.:/+-]{1,64}$")
-_WORD = re.compile(r"[a-z0-9]+")
+#: Words of any script (so "müller" in a text meets the token of a PN "Müller^Jürgen").
+_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
