@@ -1,0 +1,170 @@
+"""No value read from a scanned file appears in any output, unless ``--reveal-phi`` is given.
+
+The fixture tree plants names, IDs, an SSN, a phone number, an e-mail address, a birth date, an
+accession number, an institution, a private value, an overlay comment and a name in bytes that
+are not UTF-8. Every output format is scanned for them (and their obvious variants), on stdout,
+in ``--output`` files and on stderr (``--progress``), with one worker and with two. The last test
+shows the same search does find them once ``--reveal-phi`` is given, so it can fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import ROOT
+
+FORMATS = ("table", "json", "jsonl", "sarif", "csv")
+#: Whitespace and the box-drawing characters of the table: a value folded over two table lines
+#: must still be found.
+_SQUASH = re.compile(r"[\s\u2500-\u257f]+")
+
+
+def load_generator() -> ModuleType:
+    name = "hipaa_audit_fixture_generator"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+generator = load_generator()
+
+
+def squash(text: str) -> str:
+    return _SQUASH.sub("", text).lower()
+
+
+def variants(label: str, value: str) -> set[str]:
+    """The forms in which ``value`` could leak: as is, PN parts, cases, dates, escapes."""
+    forms = {value, value.replace("^", " "), value.replace("^", ", ")}
+    if "^" in value:
+        forms.update(part for part in value.split("^") if len(part) >= 4)
+    if re.fullmatch(r"\d{8}", value):
+        y, m, d = value[:4], value[4:6], value[6:]
+        forms.update({f"{y}-{m}-{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{y}/{m}/{d}"})
+    digits = re.sub(r"\D", "", value)
+    if label in ("phone", "ssn"):
+        forms.update({digits, re.sub(r"[()]", "", value).replace(" ", "-")})
+    if label == "address":
+        forms.add("Larkspur")
+    if label == "non-utf-8 name":
+        forms.update({"nnimann", "Br\\xf6nnimann", "Br\\u00f6nnimann"})
+    for form in list(forms):
+        forms.add(json.dumps(form)[1:-1])  # the JSON escape of non-ASCII letters
+        forms.add(form.encode("unicode_escape").decode("ascii"))
+    return {f for f in forms if len(f) >= 4}
+
+
+PLANTED = generator.phi_values()
+NEEDLES: dict[str, set[str]] = {label: variants(label, v) for label, v in PLANTED.items()}
+
+
+def leaks(text: str) -> dict[str, set[str]]:
+    """Return label -> the forms of that planted value found in ``text``."""
+    flat = squash(text)
+    found: dict[str, set[str]] = {}
+    for label, forms in NEEDLES.items():
+        hits = {f for f in forms if squash(f) in flat}
+        if hits:
+            found[label] = hits
+    return found
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    output_file: str
+
+
+def run_raw(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI capturing bytes (an output that is not UTF-8 must not hide a leak)."""
+    return subprocess.run([sys.executable, "-m", "hipaa_audit", *args], capture_output=True,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "120"}, timeout=300)
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "backslashreplace")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("phi") / "estate"
+    generator.generate(root)
+    return root
+
+
+def scan(tree: Path, fmt: str, *, to_file: bool, workers: int, reveal: bool = False) -> Run:
+    out = tree.parent / f"out-{fmt}-{workers}-{to_file}-{reveal}.{fmt}"
+    args = ["scan", "archive", tree.name, "--format", fmt, "--fail-on", "none", "--progress",
+            "--workers", str(workers)]
+    if to_file:
+        args += ["--output", str(out)]
+    if reveal:
+        args.append("--reveal-phi")
+    proc = run_raw(*args, cwd=tree.parent)
+    written = decode(out.read_bytes()) if to_file else ""
+    return Run(proc.returncode, decode(proc.stdout), decode(proc.stderr), written)
+
+
+def test_needles_are_planted(tree: Path) -> None:
+    """The values searched for really are in the scanned files (as bytes)."""
+    blob = b"".join(p.read_bytes() for p in tree.rglob("*.dcm"))
+    for label, value in PLANTED.items():
+        encodings = ("latin-1",) if label == "non-utf-8 name" else ("utf-8", "latin-1")
+        assert any(value.encode(e, "ignore") in blob for e in encodings), label
+    assert generator.NON_UTF8_NAME in blob
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(("to_file", "workers"), [(False, 1), (True, 1), (False, 2)],
+                         ids=["stdout", "output-file", "workers-2"])
+def test_no_value_leaves(tree: Path, fmt: str, to_file: bool, workers: int) -> None:
+    run = scan(tree, fmt, to_file=to_file, workers=workers)
+    assert run.code == 4, run.stderr  # corrupt/ files could not be checked
+    assert "Traceback" not in run.stderr
+    body = run.output_file if to_file else run.stdout
+    assert "fail_every_identifier.dcm" in body  # the scan did report on the planted file
+    if to_file:
+        assert run.stdout == ""
+    for where, text in (("output", body), ("stdout", run.stdout), ("stderr", run.stderr)):
+        assert not leaks(text), f"{fmt} {where} holds planted values: {leaks(text)}"
+
+
+def test_evidence_is_masked_but_correlatable(tree: Path) -> None:
+    run = scan(tree, "json", to_file=False, workers=1)
+    doc = json.loads(run.stdout)
+    assert doc["run"]["reveal_phi"] is False
+    evidence = [
+        loc["evidence"]
+        for f in doc["findings"] if f["asset"].endswith("fail_every_identifier.dcm")
+        for loc in f["locations"] if "evidence" in loc
+    ]
+    assert evidence and all("hmac=" in e and "value=" not in e for e in evidence)
+
+
+def test_reveal_phi_shows_values_and_is_recorded(tree: Path) -> None:
+    """With --reveal-phi the same search finds the values: the checks above can fail."""
+    run = scan(tree, "json", to_file=False, workers=1, reveal=True)
+    doc = json.loads(run.stdout)
+    assert doc["run"]["reveal_phi"] is True
+    found = leaks(run.stdout)
+    for label in ("patient name", "patient id", "ssn", "phone", "email", "private", "overlay",
+                  "non-utf-8 name", "latin-1 name", "utf-8 name"):
+        assert label in found, f"--reveal-phi did not show {label}"
+    table = scan(tree, "table", to_file=False, workers=1, reveal=True)
+    assert "--reveal-phi was given" in table.stdout  # the table shows no evidence, only a warning
