@@ -1,0 +1,311 @@
+"""Hostile and broken input (DESIGN.md section 6): a clear finding or message, nothing lost.
+
+The header walker is fed every truncation of real files, mutated and random bytes, absurd
+lengths and deep nesting: it must return (a fault, or ``None`` for "not DICOM"), never raise.
+The CLI is fed link loops, links out of the tree, a name that is not UTF-8, an unreadable
+file and a path that does not exist.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import struct
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import ROOT, run_cli
+
+from hipaa_audit.archive.dicom.parser import MAX_DEPTH, NeedMoreData, ParsedHeader, parse_header
+
+
+def load_generator() -> ModuleType:
+    name = "hipaa_audit_fixture_generator"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = load_generator()
+
+#: Small valid files in each encoding the walker reads, with sequences inside.
+SAMPLES = {
+    "explicit-le-nested": gen.fail_nested_sequences,
+    "sr-content": gen.fail_sr_content,
+    "private-overlay": gen.fail_every_identifier,
+    "implicit-le": gen.encoded("implicit", gen.ImplicitVRLittleEndian),
+    "explicit-be": gen.encoded("be", gen.ExplicitVRBigEndian),
+    "deflated": gen.encoded("deflated", gen.DeflatedExplicitVRLittleEndian),
+    "encapsulated": gen.encoded("jpeg", gen.JPEGBaseline8Bit),
+    "bare-implicit": gen.encoded("bare", gen.ImplicitVRLittleEndian, file_meta=False),
+}
+
+
+def parse_safely(data: bytes, *, complete: bool) -> ParsedHeader | None:
+    """Parse; only ``NeedMoreData`` may escape, and only when the data is not complete."""
+    try:
+        return parse_header(data, complete=complete)
+    except NeedMoreData as more:
+        assert not complete, "a complete buffer must never ask for more"
+        assert more.needed > len(data)
+        return None
+
+
+# -- the header walker ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_truncation(name: str) -> None:
+    data = SAMPLES[name]()
+    whole = parse_header(data, complete=True)
+    assert whole is not None and whole.fault is None
+    assert whole.elements, name
+    for cut in range(len(data)):
+        head = data[:cut]
+        part = parse_safely(head, complete=True)
+        parse_safely(head, complete=False)
+        if part is not None:
+            assert len(part.elements) <= len(whole.elements), (name, cut)
+            if part.fault is not None:
+                assert 0 <= part.fault.offset <= max(cut, len(data)) and part.fault.reason
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_mutations(name: str) -> None:
+    data = SAMPLES[name]()
+    rng = random.Random(f"mutate-{name}")
+    for _ in range(250):
+        buf = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(len(buf))
+            if rng.random() < 0.3 and pos + 4 <= len(buf):  # an absurd or undefined length
+                buf[pos:pos + 4] = rng.choice([b"\xff\xff\xff\xff", b"\xf0\xff\xff\xff",
+                                               b"\xfe\xff\x00\xe0"])
+            else:
+                buf[pos] = rng.randrange(256)
+        parse_safely(bytes(buf), complete=True)
+
+
+def test_random_garbage() -> None:
+    rng = random.Random(4471902)
+    for _ in range(1500):
+        junk = rng.randbytes(rng.randint(0, 700))
+        kind = rng.random()
+        if kind < 0.3:
+            junk = bytes(128) + b"DICM" + junk
+        elif kind < 0.5:
+            junk = b"\x08\x00\x05\x00CS" + junk  # looks like a bare explicit data set
+        elif kind < 0.6:
+            junk = b"\x08\x00\x16\x00" + junk  # looks like a bare implicit data set
+        parse_safely(junk, complete=True)
+
+
+def explicit(group: int, elem: int, vr: bytes, value: bytes, length: int | None = None) -> bytes:
+    n = len(value) if length is None else length
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH2sHI", group, elem, vr, 0, n) + value
+    return struct.pack("<HH2sH", group, elem, vr, n) + value
+
+
+def item(length: int = 0xFFFFFFFF) -> bytes:
+    return struct.pack("<HHI", 0xFFFE, 0xE000, length)
+
+
+FILE_START = (bytes(128) + b"DICM" + explicit(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0")
+              + explicit(8, 0x16, b"UI", b"1.2.3\0"))
+PN = explicit(0x10, 0x10, b"PN", b"Whitmore^E ")
+
+
+@pytest.mark.parametrize(("name", "data", "reason"), [
+    ("ob-length", FILE_START + explicit(9, 0x1010, b"OB", b"xx", 0xFFFFFFF0), "claims"),
+    ("ut-length", FILE_START + explicit(0x20, 0x4000, b"UT", b"abcd", 0xFFFFFFF0), "claims"),
+    ("sequence-length", FILE_START + explicit(0x40, 0x275, b"SQ", item(len(PN)) + PN,
+                                              0xFFFFFFF0), "more than the file holds"),
+    ("item-length", FILE_START + explicit(0x40, 0x275, b"SQ", item(0xFFFFFFF0) + PN,
+                                          0xFFFFFFFF), "more than the file holds"),
+    ("implicit-length", struct.pack("<HHI", 8, 0x16, 6) + b"1.2.3\0"
+     + struct.pack("<HHI", 0x10, 0x10, 0xFFFFFFF0) + b"Whitmore", "claims"),
+    ("stray-delimiter", FILE_START + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0), "delimiter"),
+    ("bad-vr", FILE_START + b"\x10\x00\x10\x00ZZ\x04\x00abcd", "no valid VR"),
+])
+def test_absurd_lengths_are_faults(name: str, data: bytes, reason: str) -> None:
+    header = parse_header(data, complete=True)
+    assert header is not None and header.fault is not None, name
+    assert reason in header.fault.reason
+    assert any(el.tag == 0x00080016 for el in header.elements), "elements before it are kept"
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_deep_nesting_is_a_fault_not_a_recursion_error(implicit: bool) -> None:
+    if implicit:
+        start = struct.pack("<HHI", 8, 0x16, 6) + b"1.2.3\0"
+        level = struct.pack("<HHI", 8, 0x1115, 0xFFFFFFFF) + item()
+    else:
+        start = FILE_START
+        level = explicit(8, 0x1115, b"SQ", b"", 0xFFFFFFFF) + item()
+    header = parse_header(start + level * 5000, complete=True)
+    assert header is not None and header.fault is not None
+    assert "nested deeper" in header.fault.reason
+    assert max(len(el.path) for el in header.elements) == MAX_DEPTH
+
+
+def test_forty_levels_from_the_generator() -> None:
+    header = parse_header(gen.corrupt_deep_nesting(40)(), complete=True)
+    assert header is not None and header.fault is not None
+    fine = parse_header(gen.corrupt_deep_nesting(MAX_DEPTH)(), complete=True)
+    assert fine is not None and fine.fault is None
+
+
+def test_header_beyond_the_first_read(tmp_path: Path) -> None:
+    """A header longer than the first 64 KiB is walked over a memory map, truncated or not."""
+    from hipaa_audit.archive.scanner import HEAD_BYTES, read_header
+
+    big = (FILE_START + explicit(9, 0x10, b"LO", b"ACME") + explicit(9, 0x1010, b"OB",
+           bytes(3 * HEAD_BYTES)) + PN + explicit(0x7FE0, 0x10, b"OW", bytes(8)))
+    for cut in (len(big), len(big) - 8, len(big) - 30, HEAD_BYTES + 7, HEAD_BYTES, 2 * HEAD_BYTES):
+        path = tmp_path / f"big{cut}.dcm"
+        path.write_bytes(big[:cut])
+        header = read_header(os.fsencode(path))
+        assert header is not None
+        has_pn = any(el.tag == 0x00100010 for el in header.elements)
+        if cut >= len(big) - 8:
+            assert header.fault is None and has_pn
+        else:
+            assert header.fault is not None and "claims" in header.fault.reason
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+
+def scan_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], str]:
+    result = run_cli("scan", "archive", *args, "--format", "json", "--fail-on", "none", cwd=cwd)
+    assert "Traceback" not in result.stderr
+    return result.code, result.json(), result.stderr
+
+
+def errors_by_asset(doc: dict[str, Any]) -> dict[str, str]:
+    return {f["asset"]: f["message"] for f in doc["findings"] if f["status"] == "error"}
+
+
+def test_links(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside.dcm"
+    outside.write_bytes(gen.fail_top_level())
+    (tree / "sub" / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    (tree / "loop").symlink_to("loop")
+    (tree / "ping").symlink_to("pong")
+    (tree / "pong").symlink_to("ping")
+    (tree / "sub" / "up").symlink_to("..")  # a directory link back into the tree
+    (tree / "sub" / "parent").symlink_to("../..")  # a directory link out of the tree
+    (tree / "out.dcm").symlink_to(outside)
+    (tree / "dangling.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    (tree / "inside.dcm").symlink_to(tree / "sub" / "fail_top_level.dcm")
+    code, doc, _ = scan_json("tree", cwd=tmp_path)
+    assert code == 4
+    errors = errors_by_asset(doc)
+    for name in ("loop", "ping", "pong", "sub/parent", "out.dcm", "dangling.dcm"):
+        assert f"tree/{name}" in errors, (name, errors)
+    assert "loop" in errors["tree/loop"].lower()
+    assert "outside" in errors["tree/out.dcm"]
+    assert "tree/sub/up" not in errors and "tree/inside.dcm" not in errors
+    assert doc["run"]["assets"].get("links_inside_tree_skipped") == 2
+    assets = {f["asset"] for f in doc["findings"]}
+    assert "tree/sub/fail_top_level.dcm" in assets  # the real file is still scanned, once
+    assert doc["run"]["assets"]["files"] == 1
+    assert not any("outside.dcm" in a or a.startswith("tree/sub/up/") for a in assets)
+
+
+def test_link_given_as_argument_is_followed(tmp_path: Path) -> None:
+    target = tmp_path / "real.dcm"
+    target.write_bytes(gen.fail_top_level())
+    (tmp_path / "link.dcm").symlink_to(target)
+    code, doc, _ = scan_json("link.dcm", cwd=tmp_path)
+    assert code == 0
+    assert {f["asset"] for f in doc["findings"]} == {"link.dcm"}
+
+
+def test_name_not_utf8(tmp_path: Path) -> None:
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"fail_\xff\xfe.dcm")
+    with open(raw, "wb") as f:
+        f.write(gen.fail_top_level())
+    code, doc, _ = scan_json("names", cwd=tmp_path)
+    assert code == 0
+    assets = {f["asset"] for f in doc["findings"]}
+    assert assets == {"names/fail_\\xff\\xfe.dcm"}
+    table = run_cli("scan", "archive", "names", "--fail-on", "none", cwd=tmp_path)
+    assert table.code == 0 and "\\xff\\xfe" in table.stdout
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    locked = folder / "fail_locked.dcm"
+    locked.write_bytes(gen.fail_top_level())
+    (folder / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running with privileges that read a mode 000 file")
+        code, doc, _ = scan_json("locked", cwd=tmp_path)
+    finally:
+        locked.chmod(0o600)
+    assert code == 4
+    assert "locked/fail_locked.dcm" in errors_by_asset(doc)
+    assert any(f["asset"] == "locked/fail_open.dcm" for f in doc["findings"])
+
+
+def test_unreadable_directory(tmp_path: Path) -> None:
+    closed = tmp_path / "tree" / "closed"
+    closed.mkdir(parents=True)
+    (closed / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    (tmp_path / "tree" / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    closed.chmod(0)
+    try:
+        if os.access(closed, os.R_OK):
+            pytest.skip("running with privileges that list a mode 000 directory")
+        code, doc, _ = scan_json("tree", cwd=tmp_path)
+    finally:
+        closed.chmod(0o700)
+    assert code == 4
+    assert "tree/closed" in errors_by_asset(doc)
+
+
+def test_missing_path_is_bad_usage(tmp_path: Path) -> None:
+    (tmp_path / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    for args in (["no-such-dir"], ["fail_top_level.dcm", "no-such-dir"]):
+        result = run_cli("scan", "archive", *args, "--format", "json", cwd=tmp_path)
+        assert result.code == 2, result.stderr
+        assert "no-such-dir" in result.stderr
+        assert "no such file or directory" in result.stderr.lower()
+        assert "Traceback" not in result.stderr
+        assert result.stdout == "", "nothing is scanned"
+
+
+def test_corrupt_files_do_not_stop_the_scan(tmp_path: Path) -> None:
+    """Each corrupt file gives its own error; the good file after them is still checked."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    corrupt = [c for c in gen.CASES if c.relpath.startswith("corrupt/")]
+    for case in corrupt:
+        (folder / Path(case.relpath).name).write_bytes(case.build())
+    (folder / "zz_fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    for workers in ("1", "2"):
+        code, doc, _ = scan_json("mixed", "--workers", workers, cwd=tmp_path)
+        assert code == 4
+        errors = errors_by_asset(doc)
+        assert len(errors) == len(corrupt)
+        assert all(f"mixed/{Path(c.relpath).name}" in errors for c in corrupt)
+        assert any(f["asset"] == "mixed/zz_fail_top_level.dcm" and f["severity"] == "high"
+                   for f in doc["findings"])
