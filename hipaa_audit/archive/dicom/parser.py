@@ -151,7 +151,8 @@ def sniff(head: Buffer) -> tuple[int, bool] | None:
         return 132, True
     if head[:4] == b"DICM":
         return 4, True
-    if len(head) < 8:
+    if len(head) < 8 or not any(head[:8]):
+        # eight zero bytes are no element: a zero-filled file, or one cut inside its preamble
         return None
     group_le, elem_le = _TAG_LE.unpack_from(head, 0)
     group_be, _ = _TAG_BE.unpack_from(head, 0)
@@ -381,15 +382,24 @@ def parse_header(data: Buffer, *, complete: bool) -> ParsedHeader | None:
             return ParsedHeader(transfer_syntax, has_meta_marker, elements, fault)
     body: Buffer = data
     body_complete = complete
+    inflate_fault: DicomFault | None = None
     if transfer_syntax in DEFLATED_TRANSFER_SYNTAXES:
         if not complete:
             raise NeedMoreData(size + 1)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[pos:], MAX_INFLATED)
+            body = inflater.decompress(data[pos:], MAX_INFLATED)
         except zlib.error as exc:
             return ParsedHeader(
                 transfer_syntax, has_meta_marker, elements,
                 DicomFault(f"the deflated data set does not inflate ({exc})", pos),
+            )
+        if not inflater.eof:
+            # a cut stream inflates to a shorter prefix that may end between two elements
+            inflate_fault = DicomFault(
+                f"the deflated data set inflates to more than {MAX_INFLATED} bytes"
+                if inflater.unconsumed_tail else "the deflated data set is cut short",
+                len(body),
             )
         pos = 0
         body_complete = True
@@ -398,6 +408,8 @@ def parse_header(data: Buffer, *, complete: bool) -> ParsedHeader | None:
     _, fault, pixels = walker.walk(pos, len(body) if body_complete else UNDEFINED, (), explicit,
                                    False)
     elements.extend(walker.elements)
+    if fault is None and not pixels:
+        fault = inflate_fault
     return ParsedHeader(transfer_syntax or _describe(little, explicit), has_meta_marker,
                         elements, fault, pixels)
 
