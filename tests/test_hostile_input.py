@@ -8,17 +8,15 @@ file and a path that does not exist.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import run_cli
+from test_fixtures import load_generator
 
 from hipaa_audit.archive.dicom.parser import (
     LONG_VRS,
@@ -27,19 +25,6 @@ from hipaa_audit.archive.dicom.parser import (
     ParsedHeader,
     parse_header,
 )
-
-
-def load_generator() -> ModuleType:
-    name = "hipaa_audit_fixture_generator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 gen = load_generator()
 

@@ -9,7 +9,6 @@ shows the same search does find them once ``--reveal-phi`` is given, so it can f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -17,27 +16,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import ROOT
+from test_fixtures import load_generator
 
 FORMATS = ("table", "json", "jsonl", "sarif", "csv")
 #: Whitespace and the box-drawing characters of the table: a value folded over two table lines
 #: must still be found.
 _SQUASH = re.compile(r"[\s\u2500-\u257f]+")
 
-
-def load_generator() -> ModuleType:
-    name = "hipaa_audit_fixture_generator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 generator = load_generator()
