@@ -7,7 +7,6 @@ scan must report (check id, severity, tag paths). These tests run the real CLI o
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -112,15 +111,6 @@ def test_every_file_is_counted(fixture_tree: Path, scan: dict[str, Any]) -> None
     files = [p for p in fixture_tree.rglob("*") if p.is_file()]
     assert scan["run"]["assets"]["files"] == len(files) == len(EXPECTATIONS)
     assert scan["run"]["reveal_phi"] is False
-
-
-def subtree(tree: Path, dest: Path, prefix: str) -> Path:
-    for relpath in EXPECTATIONS:
-        if relpath.startswith(prefix):
-            target = dest / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tree / relpath, target)
-    return dest
 
 
 def test_exit_code_fail_tree(fixture_tree: Path) -> None:
