@@ -13,11 +13,10 @@ from typing import Any
 import jsonschema
 import pydicom.data
 import pytest
+from conftest import run_cli
 
 from hipaa_audit.model import Severity
 from hipaa_audit.scanrun import EXIT_FINDINGS, EXIT_OK, EXIT_UNVERIFIED, exit_code
-
-from conftest import run_cli
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 CATEGORIES = {

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -51,10 +50,10 @@ def test_installed_tool_runs_away_from_the_source_tree(wheel: Path, tmp_path: Pa
     env["PYTHONPATH"] = str(site)
     code = (
         "import hipaa_audit, hipaa_audit.catalog as c, hipaa_audit.archive.dicom.profile as p;"
-        "assert hipaa_audit.__file__.startswith(%r), hipaa_audit.__file__;"
+        f"assert hipaa_audit.__file__.startswith({str(site)!r}), hipaa_audit.__file__;"
         "assert len(p.load_profile().rows) > 600;"
         "print(len(c.load_catalog()))"
-    ) % str(site)
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr

@@ -91,12 +91,28 @@ def looks_like_pseudonym(text: str) -> bool:
     return has_digits and has_letters
 
 
+#: Words of a name template (``Last Name^First Name``, ``Last^First^mid^pre``).
+TEMPLATE_NAME_WORDS = frozenset(
+    "name first last given family middle mid pre prefix suffix surname firstname lastname".split()
+)
+
+
+def is_template_name(text: str) -> bool:
+    """True when every word of a name is a template word: a form never filled in."""
+    tokens = _LETTERS.findall(text.lower())
+    return bool(tokens) and TEMPLATE_NAME_WORDS.issuperset(tokens)
+
+
 def looks_like_person_name(text: str) -> bool:
     """True when a PN value reads as a real person's name (alphabetic parts, no pseudonym)."""
     if not _NAME.fullmatch(text):
         return False
     tokens = _LETTERS.findall(text.lower())
-    return any(len(t) >= 2 for t in tokens) and not PSEUDONYM_WORDS.intersection(tokens)
+    return (
+        any(len(t) >= 2 for t in tokens)
+        and not PSEUDONYM_WORDS.intersection(tokens)
+        and not TEMPLATE_NAME_WORDS.issuperset(tokens)
+    )
 
 
 def is_dummy_date(text: str) -> bool:

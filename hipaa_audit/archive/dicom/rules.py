@@ -33,6 +33,7 @@ from hipaa_audit.model import Finding, Location, Severity, worst
 from hipaa_audit.phi.patterns import (
     PSEUDONYM_WORDS,
     is_dummy_date,
+    is_template_name,
     looks_like_person_name,
     looks_like_pseudonym,
     safe_harbor_kinds,
@@ -206,14 +207,21 @@ def kind_of(tag: int, keyword: str, vr: str) -> str:
     return "other"
 
 
-def classify(kind: str, vr: str, text: str) -> str:
-    """Return ``empty``, ``dummy``, ``real`` or ``unknown`` for a value of a given kind."""
+def classify(kind: str, vr: str, text: str, declared: bool) -> str:
+    """Return ``empty``, ``dummy``, ``real`` or ``unknown`` for a value of a given kind.
+
+    A name mixing words and digits (``SUBJ^0042``, ``CompressedSamples^CT1``) reads as a
+    pseudonym only in a file that declares de-identification; elsewhere it may be a real label
+    (``Twin 2``) and stays ``unknown``.
+    """
     if not text.strip(" \\^="):
         return "empty"
     if vr == "PN" or kind == "patient-name":
         if looks_like_person_name(text):
             return "real"
-        return "dummy" if looks_like_pseudonym(text) else "unknown"
+        if PSEUDONYM_WORDS.intersection(_WORD.findall(text.lower())) or is_template_name(text):
+            return "dummy"
+        return "dummy" if declared and looks_like_pseudonym(text) else "unknown"
     if vr == "DA" or kind == "patient-birth-date":
         return "dummy" if is_dummy_date(text) else "real"
     tokens = set(_WORD.findall(text.lower()))
@@ -283,7 +291,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
         text = decoder.decode(el.value) if vr in TEXT_VRS else _ascii(el.value)
         keyword = keyword_of(tag)
         kind = kind_of(tag, keyword, vr)
-        state = classify(kind, vr, text)
+        state = classify(kind, vr, text, declared)
         if state in ("empty", "dummy"):
             continue
         if kind in DIRECT_KINDS or kind == "accession":
