@@ -8,9 +8,15 @@ file and a path that does not exist.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +222,38 @@ def scan_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any],
     return result.code, result.json(), result.stderr
 
 
+@pytest.fixture
+def shared_tmp() -> Any:
+    """A temporary folder other users can enter: permission tests run unprivileged there."""
+    path = Path(tempfile.mkdtemp(prefix="hipaa-audit-perm-"))
+    path.chmod(0o755)
+    yield path
+    for p in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            p.chmod(0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def scan_json_unprivileged(arg: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
+    """Scan as a user without privileges: as root, drop to ``nobody`` with setpriv."""
+    if os.geteuid() != 0:
+        return scan_json(arg, cwd=cwd)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv to drop privileges")
+    data = cwd / "data"
+    data.mkdir()
+    data.chmod(0o777)
+    proc = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+         "hipaa_audit", "scan", "archive", arg, "--format", "json", "--fail-on", "none"],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HIPAA_AUDIT_DATA_DIR": str(data)},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
 def errors_by_asset(doc: dict[str, Any]) -> dict[str, str]:
     return {f["asset"]: f["message"] for f in doc["findings"] if f["status"] == "error"}
 
@@ -272,36 +310,30 @@ def test_name_not_utf8(tmp_path: Path) -> None:
     assert table.code == 0 and "\\xff\\xfe" in table.stdout
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    folder = tmp_path / "locked"
+def test_unreadable_file(shared_tmp: Path) -> None:
+    folder = shared_tmp / "locked"
     folder.mkdir()
+    folder.chmod(0o755)
     locked = folder / "fail_locked.dcm"
     locked.write_bytes(gen.fail_top_level())
     (folder / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    (folder / "fail_open.dcm").chmod(0o644)
     locked.chmod(0)
-    try:
-        if os.access(locked, os.R_OK):
-            pytest.skip("running with privileges that read a mode 000 file")
-        code, doc, _ = scan_json("locked", cwd=tmp_path)
-    finally:
-        locked.chmod(0o600)
+    code, doc, _ = scan_json_unprivileged("locked", cwd=shared_tmp)
     assert code == 4
     assert "locked/fail_locked.dcm" in errors_by_asset(doc)
     assert any(f["asset"] == "locked/fail_open.dcm" for f in doc["findings"])
 
 
-def test_unreadable_directory(tmp_path: Path) -> None:
-    closed = tmp_path / "tree" / "closed"
+def test_unreadable_directory(shared_tmp: Path) -> None:
+    closed = shared_tmp / "tree" / "closed"
     closed.mkdir(parents=True)
+    (shared_tmp / "tree").chmod(0o755)
     (closed / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
-    (tmp_path / "tree" / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    (shared_tmp / "tree" / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    (shared_tmp / "tree" / "fail_open.dcm").chmod(0o644)
     closed.chmod(0)
-    try:
-        if os.access(closed, os.R_OK):
-            pytest.skip("running with privileges that list a mode 000 directory")
-        code, doc, _ = scan_json("tree", cwd=tmp_path)
-    finally:
-        closed.chmod(0o700)
+    code, doc, _ = scan_json_unprivileged("tree", cwd=shared_tmp)
     assert code == 4
     assert "tree/closed" in errors_by_asset(doc)
 

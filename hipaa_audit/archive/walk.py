@@ -62,13 +62,17 @@ def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
             yield _classify(root, st, real_root, top=True)
 
 
+def _listing_problems(errors: list[OSError], fallback: bytes) -> Iterator[WalkProblem]:
+    for error in errors:
+        name = os.fsencode(error.filename) if error.filename else fallback
+        yield WalkProblem(display_name(name), f"directory cannot be listed: {error.strerror}")
+    errors.clear()
+
+
 def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-        for error in errors:
-            name = os.fsencode(error.filename) if error.filename else dirpath
-            yield WalkProblem(display_name(name), f"directory cannot be listed: {error.strerror}")
-        errors.clear()
+        yield from _listing_problems(errors, dirpath)
         dirnames.sort()
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for d in links:
@@ -81,8 +85,7 @@ def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
                 yield WalkProblem(display_name(path), f"cannot be read: {exc.strerror}")
                 continue
             yield _classify(path, st, real_root, top=False)
-    for error in errors:
-        yield WalkProblem(display_name(root), f"directory cannot be listed: {error.strerror}")
+    yield from _listing_problems(errors, root)
 
 
 def _classify(path: bytes, st: os.stat_result, real_root: bytes, *, top: bool) -> WalkItem:
