@@ -458,7 +458,7 @@ def profile_scan_file(paths: Sequence[Path], passes: int = 3, top: int = 22) -> 
         signal.signal(signal.SIGPROF, old)
     total = inclusive[root_name] or 1
     print()
-    print(f"profile of (d) scan_file: {total} CPU samples of 1 ms over {passes} passes")
+    print(f"profile of (d) scan_file: {total} SIGPROF samples of CPU time over {passes} passes")
     print("  inclusive (share of scan_file)")
     for name, n in inclusive.most_common(top):
         print(f"    {n / total:6.1%}  {name}")
