@@ -10,7 +10,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -78,12 +78,12 @@ class Status(enum.Enum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where inside an asset a finding was seen.
 
     ``fields`` holds the scanner's own location keys in output order, e.g. for DICOM
     ``tag_path``, ``keyword``, ``path`` and ``evidence``. Values must already be masked.
+    A tuple, so that building and pickling millions of them stays cheap.
     """
 
     fields: tuple[tuple[str, Any], ...]
@@ -107,8 +107,7 @@ class Location:
         return default
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One risk found (or one asset that could not be checked) on one asset.
 
     ``key`` distinguishes several findings of the same check on the same asset; it feeds the
@@ -156,42 +155,34 @@ def finding_id(check_id: str, asset: str, key: str = "") -> str:
 
 
 @dataclass(slots=True)
-class CoverageCount:
-    """How many assets a check was evaluated on, failed on, or could not evaluate."""
-
-    evaluated: int = 0
-    failed: int = 0
-    errors: int = 0
-
-    def add(self, other: CoverageCount) -> None:
-        """Add another count to this one in place."""
-        self.evaluated += other.evaluated
-        self.failed += other.failed
-        self.errors += other.errors
-
-
-@dataclass(slots=True)
 class Coverage:
-    """Per-check coverage counters of a run, mergeable across workers."""
+    """Per-check coverage counters of a run, mergeable across workers.
 
-    counts: dict[str, CoverageCount] = field(default_factory=dict)
+    ``counts`` maps a check id to ``[evaluated, failed, errors]``: how many assets the check
+    was evaluated on, failed on, or could not evaluate.
+    """
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
 
     def count(self, check_id: str, *, evaluated: int = 0, failed: int = 0, errors: int = 0) -> None:
         """Add to the counters of one check."""
-        c = self.counts.setdefault(check_id, CoverageCount())
-        c.evaluated += evaluated
-        c.failed += failed
-        c.errors += errors
+        c = self.counts.get(check_id)
+        if c is None:
+            self.counts[check_id] = [evaluated, failed, errors]
+        else:
+            c[0] += evaluated
+            c[1] += failed
+            c[2] += errors
 
     def merge(self, other: Coverage) -> None:
         """Add every counter of ``other`` to this coverage."""
-        for check_id, c in other.counts.items():
-            self.counts.setdefault(check_id, CoverageCount()).add(c)
+        for check_id, (evaluated, failed, errors) in other.counts.items():
+            self.count(check_id, evaluated=evaluated, failed=failed, errors=errors)
 
     def as_list(self) -> list[dict[str, Any]]:
         """Return the coverage rows sorted by check id, JSON-ready."""
         return [
-            {"check_id": k, "evaluated": c.evaluated, "failed": c.failed, "errors": c.errors}
+            {"check_id": k, "evaluated": c[0], "failed": c[1], "errors": c[2]}
             for k, c in sorted(self.counts.items())
         ]
 

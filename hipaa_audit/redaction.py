@@ -22,6 +22,8 @@ import platformdirs
 DATA_DIR_ENV = "HIPAA_AUDIT_DATA_DIR"
 KEY_FILE = "fingerprint.key"
 MAX_SHAPE = 32
+#: Evidence strings remembered per process (bounded: memory stays flat).
+EVIDENCE_CACHE = 4096
 
 
 def data_dir() -> Path:
@@ -89,6 +91,9 @@ class Masker:
     reveal: bool = False
     _inner: Any = field(init=False, repr=False, compare=False)
     _outer: Any = field(init=False, repr=False, compare=False)
+    _cache: dict[tuple[str, str | None], str] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         # HMAC-SHA256 (RFC 2104) keyed once: each fingerprint copies the two keyed states
@@ -110,11 +115,21 @@ class Masker:
         return digest[:16]
 
     def evidence(self, value: str, vr: str | None = None) -> str:
-        """Return masked evidence for ``value``: VR, length, shape, fingerprint."""
-        head = f"{vr} " if vr else ""
-        text = f"{head}len={len(value)} shape={shape(value)} hmac={self.fingerprint(value)}"
-        if self.reveal:
-            text += f" value={value!r}"
+        """Return masked evidence for ``value``: VR, length, shape, fingerprint.
+
+        Remembered for the last few thousand values (a study's files repeat them).
+        """
+        cache = self._cache
+        key = (value, vr)
+        text = cache.get(key)
+        if text is None:
+            head = f"{vr} " if vr else ""
+            text = f"{head}len={len(value)} shape={shape(value)} hmac={self.fingerprint(value)}"
+            if self.reveal:
+                text += f" value={value!r}"
+            if len(cache) >= EVIDENCE_CACHE:
+                cache.clear()
+            cache[key] = text
         return text
 
     def safe_label(self, value: str, allowed: frozenset[str] = frozenset()) -> str:

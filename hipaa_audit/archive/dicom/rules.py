@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import keyword_for_tag
@@ -54,6 +54,7 @@ BURNED_IN_ANNOTATION = 0x00280301
 ICON_IMAGE_SEQUENCE = 0x00880200
 
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
+NUMERIC_TEXT_VRS = frozenset({"TM", "IS", "DS", "AS", "US", "UL", "SS", "SL", "FL", "FD"})
 FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC"})
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -145,21 +146,12 @@ def keyword_of(tag: int) -> str:
 
 def tag_path(el: Element) -> tuple[str, ...]:
     """Return the element's tag path, outermost sequence first, as 8 upper-case hex digits."""
-    if not el.path:
-        return _top_tag_path(el.tag)
-    return (*(f"{seq:08X}" for seq, _ in el.path), f"{el.tag:08X}")
-
-
-@cache
-def _top_tag_path(tag: int) -> tuple[str, ...]:
-    return (f"{tag:08X}",)
+    return element_paths(el.path, el.tag)[0]
 
 
 def readable_path(el: Element) -> str:
     """Return e.g. ``RequestAttributesSequence[0].RequestedProcedureDescription``."""
-    steps = [f"{keyword_of(seq)}[{i}]" for seq, i in el.path]
-    steps.append(keyword_of(el.tag))
-    return ".".join(steps)
+    return element_paths(el.path, el.tag)[1]
 
 
 class TextDecoder:
@@ -207,12 +199,15 @@ def kind_of(tag: int, keyword: str, vr: str) -> str:
     return "other"
 
 
+@lru_cache(maxsize=16384)
 def classify(kind: str, vr: str, text: str, declared: bool) -> str:
     """Return ``empty``, ``dummy``, ``real`` or ``unknown`` for a value of a given kind.
 
     A name mixing words and digits (``SUBJ^0042``, ``CompressedSamples^CT1``) reads as a
     pseudonym only in a file that declares de-identification; elsewhere it may be a real label
-    (``Twin 2``) and stays ``unknown``.
+    (``Twin 2``) and stays ``unknown``. An identifier is a dummy when it carries a pseudonym
+    word (``ANON-0042``); free text only when every word is one (``ANONYMIZED``), so that
+    ``Patient John Smith`` stays real. Cached: a study's files repeat the same values.
     """
     if not text.strip(" \\^="):
         return "empty"
@@ -222,14 +217,33 @@ def classify(kind: str, vr: str, text: str, declared: bool) -> str:
         if PSEUDONYM_WORDS.intersection(_WORD.findall(text.lower())) or is_template_name(text):
             return "dummy"
         return "dummy" if declared and looks_like_pseudonym(text) else "unknown"
-    if vr == "DA" or kind == "patient-birth-date":
+    if vr in ("DA", "DT") or kind == "patient-birth-date":
         return "dummy" if is_dummy_date(text) else "real"
-    tokens = set(_WORD.findall(text.lower()))
-    if tokens & PSEUDONYM_WORDS:
-        return "dummy"
+    if vr in NUMERIC_TEXT_VRS:
+        return "real"
+    words = [w for w in _WORD.findall(text.lower()) if not w.isdigit()]
     if kind in ("patient-id", "accession", "identifier"):
+        if PSEUDONYM_WORDS.intersection(words):
+            return "dummy"
         return "real" if safe_harbor_kinds(text).get("ssn") else "unknown"
+    if words and PSEUDONYM_WORDS.issuperset(words):
+        return "dummy"
     return "real"
+
+
+@lru_cache(maxsize=4096)
+def attribute(tag: int, vr: str) -> tuple[str, str]:
+    """Return (keyword, kind of identifier) for a Table E.1-1 attribute."""
+    keyword = keyword_of(tag)
+    return keyword, kind_of(tag, keyword, vr)
+
+
+@lru_cache(maxsize=16384)
+def element_paths(path: tuple[tuple[int, int], ...], tag: int) -> tuple[tuple[str, ...], str]:
+    """Return (tag_path, readable path) of the element ``tag`` at sequence ``path``."""
+    steps = [f"{keyword_of(seq)}[{i}]" for seq, i in path]
+    steps.append(keyword_of(tag))
+    return (*(f"{seq:08X}" for seq, _ in path), f"{tag:08X}"), ".".join(steps)
 
 
 @dataclass(slots=True)
@@ -289,8 +303,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
         if action not in REMOVE_ACTIONS or not el.value:
             continue
         text = decoder.decode(el.value) if vr in TEXT_VRS else _ascii(el.value)
-        keyword = keyword_of(tag)
-        kind = kind_of(tag, keyword, vr)
+        keyword, kind = attribute(tag, vr)
         state = classify(kind, vr, text, declared)
         if state in ("empty", "dummy"):
             continue
@@ -305,10 +318,12 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
             severity = Severity.LOW  # may well be a pseudonym: say so, but not loudly
         else:
             severity = kind_severity.get(kind, Severity.MEDIUM)
-        loc = Location.of(
-            tag_path=tag_path(el), keyword=keyword, path=readable_path(el), vr=vr, kind=kind,
-            action=action, severity=severity.value, evidence=masker.evidence(text, vr),
-        )
+        where, path = element_paths(el.path, tag)
+        loc = Location((
+            ("tag_path", where), ("keyword", keyword), ("path", path), ("vr", vr), ("kind", kind),
+            ("action", action), ("severity", severity.value),
+            ("evidence", masker.evidence(text, vr)),
+        ))
         if false_declaration:
             scan.false_deid.append((loc, kind))
         else:
