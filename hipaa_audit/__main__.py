@@ -2,4 +2,5 @@
 
 from hipaa_audit.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes import this module without running the CLI
+    main()

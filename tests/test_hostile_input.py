@@ -365,3 +365,28 @@ def test_corrupt_files_do_not_stop_the_scan(tmp_path: Path) -> None:
         assert all(f"mixed/{Path(c.relpath).name}" in errors for c in corrupt)
         assert any(f["asset"] == "mixed/zz_fail_top_level.dcm" and f["severity"] == "high"
                    for f in doc["findings"])
+
+
+def test_an_internal_error_on_one_file_does_not_stop_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that raises on one asset becomes that asset's unverifiable finding."""
+    from hipaa_audit.archive import run as archive_run
+    from hipaa_audit.redaction import Masker
+
+    (tmp_path / "a_boom.dcm").write_bytes(gen.fail_top_level())
+    (tmp_path / "b_fine.dcm").write_bytes(gen.fail_top_level())
+    real = archive_run.scan_file
+
+    def flaky(task: Any, rules: Any) -> Any:
+        if task.asset.endswith("a_boom.dcm"):
+            raise ValueError("Whitmore^Eleanor")  # a message that must not reach the output
+        return real(task, rules)
+
+    monkeypatch.setattr(archive_run, "scan_file", flaky)
+    results = list(archive_run.scan_archive([str(tmp_path)], masker=Masker(b"k" * 32)))
+    by_asset = {r.asset.rsplit("/", 1)[-1]: r for r in results}
+    (boom,) = by_asset["a_boom.dcm"].findings
+    assert boom.status.value == "error" and "ValueError" in boom.message
+    assert "Whitmore" not in boom.message
+    assert any(f.check_id == "dicom-residual-identifier" for f in by_asset["b_fine.dcm"].findings)

@@ -24,7 +24,14 @@ def _init(key: bytes, reveal: bool) -> None:
 def _scan_item(item: WalkItem) -> AssetResult:
     assert _rules is not None, "worker not initialised"
     if isinstance(item, FileTask):
-        return scan_file(item, _rules)
+        try:
+            return scan_file(item, _rules)
+        except Exception as exc:  # one bad asset never stops the rest; the type only, no value
+            result = AssetResult(item.asset)
+            result.findings.append(_rules.problem(
+                item.asset, f"an internal error ({type(exc).__name__}) stopped its check"))
+            result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
+            return result
     result = AssetResult(item.asset)
     if isinstance(item, SkippedLink):
         result.stats[STAT_LINKS_SKIPPED] = 1
@@ -44,4 +51,5 @@ def scan_archive(
         workers=workers,
         initializer=_init,
         initargs=(masker.key, masker.reveal),
+        preload=[__name__],
     )

@@ -9,6 +9,7 @@ bytes that are not UTF-8 written as ``\\xNN``.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -47,7 +48,11 @@ def display_name(path: bytes) -> str:
 
 
 def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
-    """Yield every file under ``paths`` (files or directories) in a stable, sorted order."""
+    """Yield every file under ``paths`` (files or directories) in a stable, sorted order.
+
+    In each directory, its files (and links) come first in name order, then its
+    subdirectories, each walked the same way.
+    """
     for arg in paths:
         root = os.fsencode(arg)
         real_root = os.path.realpath(root)
@@ -58,53 +63,57 @@ def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(root, real_root)
+        elif stat.S_ISLNK(st.st_mode):
+            yield _link(root, real_root, top=True)
         else:
-            yield _classify(root, st, real_root, top=True)
-
-
-def _listing_problems(errors: list[OSError], fallback: bytes) -> Iterator[WalkProblem]:
-    for error in errors:
-        name = os.fsencode(error.filename) if error.filename else fallback
-        yield WalkProblem(display_name(name), f"directory cannot be listed: {error.strerror}")
-    errors.clear()
+            yield _other(root, stat.S_ISREG(st.st_mode))
 
 
 def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
-    errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-        yield from _listing_problems(errors, dirpath)
-        dirnames.sort()
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for d in links:
-            dirnames.remove(d)
-        for name in sorted([*filenames, *links]):
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-            except OSError as exc:
-                yield WalkProblem(display_name(path), f"cannot be read: {exc.strerror}")
-                continue
-            yield _classify(path, st, real_root, top=False)
-    yield from _listing_problems(errors, root)
-
-
-def _classify(path: bytes, st: os.stat_result, real_root: bytes, *, top: bool) -> WalkItem:
-    asset = display_name(path)
-    if stat.S_ISLNK(st.st_mode):
+    """Walk with ``os.scandir``: the file types come from the directory, not from a stat."""
+    stack = [root]
+    while stack:
+        directory = stack.pop()
         try:
-            target = os.path.realpath(path, strict=True)
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP
-                return WalkProblem(asset, "symbolic link loop; not followed")
-            return WalkProblem(asset, "dangling symbolic link; its target does not exist")
-        if top:
-            target_st = os.stat(target)
-            if stat.S_ISREG(target_st.st_mode):
-                return FileTask(path, asset)
-        inside = target == real_root or target.startswith(real_root.rstrip(b"/") + b"/")
-        if inside:
-            return SkippedLink(asset)
-        return WalkProblem(asset, "symbolic link to a place outside the scanned tree; not followed")
-    if stat.S_ISREG(st.st_mode):
+            yield WalkProblem(display_name(directory),
+                              f"directory cannot be listed: {exc.strerror}")
+            continue
+        subdirs: list[bytes] = []
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    yield _link(entry.path, real_root, top=False)
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                else:
+                    yield _other(entry.path, entry.is_file(follow_symlinks=False))
+            except OSError as exc:
+                yield WalkProblem(display_name(entry.path), f"cannot be read: {exc.strerror}")
+        stack.extend(reversed(subdirs))
+
+
+def _other(path: bytes, regular: bool) -> WalkItem:
+    if regular:
+        return FileTask(path, display_name(path))
+    return WalkProblem(display_name(path),
+                       "not a regular file (a device, socket or pipe); not read")
+
+
+def _link(path: bytes, real_root: bytes, *, top: bool) -> WalkItem:
+    """A link given as an argument is followed to a file; inside a tree, links are not."""
+    asset = display_name(path)
+    try:
+        target = os.path.realpath(path, strict=True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return WalkProblem(asset, "symbolic link loop; not followed")
+        return WalkProblem(asset, "dangling symbolic link; its target does not exist")
+    if top and os.path.isfile(target):
         return FileTask(path, asset)
-    return WalkProblem(asset, "not a regular file (a device, socket or pipe); not read")
+    inside = target == real_root or target.startswith(real_root.rstrip(b"/") + b"/")
+    if inside:
+        return SkippedLink(asset)
+    return WalkProblem(asset, "symbolic link to a place outside the scanned tree; not followed")
