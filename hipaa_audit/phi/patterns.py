@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _STREET = (
@@ -55,20 +56,33 @@ _TOKEN = re.compile(r"[a-z]+|\d+")
 #: Letters of any script, with the separators PN and written names use; no digits.
 _NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[\^=\s,.'-])*")
 _LETTERS = re.compile(r"[^\W\d_]+")
+_ANY_WORD = re.compile(r"[^\W_]+")
 _HEXISH = re.compile(r"^[0-9a-f]{8,}$")
 
 
 def safe_harbor_kinds(text: str) -> Counter[str]:
     """Count the Safe Harbor identifier kinds found in ``text`` (``ssn``, ``email``...)."""
-    found: Counter[str] = Counter()
+    return Counter(dict(safe_harbor_counts(text)))
+
+
+@lru_cache(maxsize=16384)
+def safe_harbor_counts(text: str) -> tuple[tuple[str, int], ...]:
+    """Return ``(kind, count)`` pairs for ``text``, sorted; cached (texts repeat in a study)."""
     if _UID_LIKE.fullmatch(text):
-        return found  # a UID or a long dotted number: no Safe Harbor pattern fits
+        return ()  # a UID or a long dotted number: no Safe Harbor pattern fits
     pattern = SAFE_HARBOR if _DIGIT_OR_AT.search(text) else NAME_IN_CONTEXT
+    found: dict[str, int] = {}
     for match in pattern.finditer(text):
         kind = match.lastgroup
         if kind is not None:
-            found[kind] += 1
-    return found
+            found[kind] = found.get(kind, 0) + 1
+    return tuple(sorted(found.items()))
+
+
+@lru_cache(maxsize=16384)
+def words_of(text: str) -> frozenset[str]:
+    """Return the lower-case words (letters of any script, or digits) of ``text``; cached."""
+    return frozenset(_ANY_WORD.findall(text.lower()))
 
 
 def looks_like_pseudonym(text: str) -> bool:

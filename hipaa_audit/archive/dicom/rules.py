@@ -36,7 +36,9 @@ from hipaa_audit.phi.patterns import (
     is_template_name,
     looks_like_person_name,
     looks_like_pseudonym,
+    safe_harbor_counts,
     safe_harbor_kinds,
+    words_of,
 )
 from hipaa_audit.redaction import Masker
 
@@ -81,7 +83,6 @@ DIRECT_KINDS = frozenset(
 
 _SAFE_CREATOR = re.compile(r"^[A-Za-z0-9 _.:/+-]{1,64}$")
 #: Words of any script (so "müller" in a text meets the token of a PN "Müller^Jürgen").
-_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +215,14 @@ def classify(kind: str, vr: str, text: str, declared: bool) -> str:
     if vr == "PN" or kind == "patient-name":
         if looks_like_person_name(text):
             return "real"
-        if PSEUDONYM_WORDS.intersection(_WORD.findall(text.lower())) or is_template_name(text):
+        if PSEUDONYM_WORDS.intersection(words_of(text)) or is_template_name(text):
             return "dummy"
         return "dummy" if declared and looks_like_pseudonym(text) else "unknown"
     if vr in ("DA", "DT") or kind == "patient-birth-date":
         return "dummy" if is_dummy_date(text) else "real"
     if vr in NUMERIC_TEXT_VRS:
         return "real"
-    words = [w for w in _WORD.findall(text.lower()) if not w.isdigit()]
+    words = {w for w in words_of(text) if not w.isdigit()}
     if kind in ("patient-id", "accession", "identifier"):
         if PSEUDONYM_WORDS.intersection(words):
             return "dummy"
@@ -521,16 +522,22 @@ def _text_findings(
     locs: list[Location] = []
     severities: list[Severity] = []
     totals: Counter[str] = Counter()
+    tokens = scan.tokens
+    phrases = scan.phrases
     for el, text in scan.texts:
-        kinds = safe_harbor_kinds(text)
-        lowered = text.lower()
-        if scan.tokens and (words := set(_WORD.findall(lowered))) and words & scan.tokens:
-            kinds["patient-name-value"] += len(words & scan.tokens)
-        for phrase in scan.phrases:
-            if phrase in lowered:
-                kinds["patient-id-value"] += 1
-        if not kinds:
+        pairs = safe_harbor_counts(text)
+        names = len(words_of(text) & tokens) if tokens else 0
+        copies = 0
+        if phrases:
+            lowered = text.lower()
+            copies = sum(1 for phrase in phrases if phrase in lowered)
+        if not (pairs or names or copies):
             continue
+        kinds = dict(pairs)
+        if names:
+            kinds["patient-name-value"] = names
+        if copies:
+            kinds["patient-id-value"] = copies
         totals.update(kinds)
         severities.extend(sev_by_kind.get(_base_kind(k), Severity.MEDIUM) for k in kinds)
         locs.append(Location.of(
@@ -577,7 +584,7 @@ def _private_findings(
         if creator is None:
             label = "(no private creator)"
         elif _SAFE_CREATOR.match(creator) and not (
-            set(_WORD.findall(creator.lower())) & scan.tokens
+            words_of(creator) & scan.tokens
         ):
             label = creator
         else:
