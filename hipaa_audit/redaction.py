@@ -9,9 +9,11 @@ Only ``reveal=True`` (the user's explicit ``--reveal-phi``) adds the value itsel
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import string
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,18 @@ _ASCII_SHAPE = str.maketrans(
         "\x7f": "?",
     }
 )
+
+
+def silence_libraries() -> None:
+    """Keep libraries that read scanned data (pydicom) from printing about it.
+
+    Their warnings describe the data being read; the tool reports problems as findings
+    instead, so nothing they say reaches stderr. Called in every process that reads assets.
+    """
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+    log = logging.getLogger("pydicom")
+    log.handlers[:] = [logging.NullHandler()]
+    log.propagate = False
 
 
 def shape(value: str) -> str:

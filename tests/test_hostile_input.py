@@ -390,3 +390,24 @@ def test_an_internal_error_on_one_file_does_not_stop_the_rest(
     assert boom.status.value == "error" and "ValueError" in boom.message
     assert "Whitmore" not in boom.message
     assert any(f.check_id == "dicom-residual-identifier" for f in by_asset["b_fine.dcm"].findings)
+
+
+def test_undecodable_text_leaves_stderr_clean(tmp_path: Path) -> None:
+    """pydicom's decoding warnings describe scanned data: they never reach stderr."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 6"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.add_new(0x00100010, "PN", b"Wh\xfftmore^El\xfeanor")
+    ds.add_new(0x00204000, "LT", b"\x1b$)C unknown escape \xff")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "odd.dcm", enforce_file_format=True)
+    for workers in ("1", "2"):
+        result = run_cli("scan", "archive", "odd.dcm", "--format", "json", "--workers", workers,
+                         cwd=tmp_path)
+        assert result.code == 3, result.stderr
+        assert result.stderr == ""

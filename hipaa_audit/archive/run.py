@@ -9,7 +9,7 @@ from hipaa_audit.archive.walk import FileTask, SkippedLink, WalkItem, walk_paths
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.engine import map_in_order
 from hipaa_audit.model import AssetResult
-from hipaa_audit.redaction import Masker
+from hipaa_audit.redaction import Masker, silence_libraries
 
 STAT_LINKS_SKIPPED = "links_inside_tree_skipped"
 
@@ -18,6 +18,7 @@ _rules: ArchiveRules | None = None
 
 def _init(key: bytes, reveal: bool) -> None:
     global _rules
+    silence_libraries()
     _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal))
 
 
