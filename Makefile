@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: test demo bench lint typecheck install clean
+.PHONY: test demo bench lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,9 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hipaa_audit tests bench fixtures
-
-typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # exit codes 3 (findings) and 4 (unverifiable files) are what the sample estate is built to show
