@@ -438,9 +438,13 @@ def _private(el: Element, scan: _Scan, decoder: TextDecoder) -> None:
             scan.texts.append((el, el.value.rstrip(b"\x00 ").decode("latin-1")))
 
 
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+
+
 def _printable(value: bytes) -> bool:
+    """True when ``value`` is printable ASCII text (so worth scanning as text)."""
     stripped = value.rstrip(b"\x00 ")
-    return bool(stripped) and all(32 <= b < 127 or b in (9, 10, 13) for b in stripped)
+    return bool(stripped) and not stripped.translate(None, _PRINTABLE)
 
 
 def _repeating_group(
