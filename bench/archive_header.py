@@ -226,7 +226,7 @@ def make_methods(root: Path, paths: Sequence[Path], workers_max: int) -> list[Me
         return total
 
     def ours_per_file() -> int:
-        return sum(len(scan_file(task, rules).findings) for task in tasks)
+        return sum(len(r.findings) for task in tasks for r in scan_file(task, rules))
 
     def pipeline(workers: int) -> Callable[[], int]:
         def run() -> int:
@@ -300,7 +300,7 @@ def findings_summary(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str
     total = 0
     missing: list[str] = []
     for p in paths:
-        result = scan_file(FileTask(os.fsencode(p), str(p)), rules)
+        (result,) = scan_file(FileTask(os.fsencode(p), str(p)), rules)
         total += len(result.findings)
         checks = {f.check_id for f in result.findings}
         by_check.update(f.check_id for f in result.findings)

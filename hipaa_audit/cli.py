@@ -16,6 +16,7 @@ from rich.padding import Padding
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from hipaa_audit import __version__
+from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import CatalogError, load_catalog
 from hipaa_audit.model import AssetResult, parse_severity
 from hipaa_audit.output import OutputFormat, make_renderer
@@ -132,8 +133,11 @@ def scan_archive_command(
                                          help="Worker processes.")] = 1,
     progress: ProgressOpt = False,
     reveal_phi: RevealOpt = False,
+    max_depth: Annotated[int, typer.Option(
+        "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
+    ] = Limits().max_depth,
 ) -> None:
-    """Scan folders and files for DICOM files that still hold identifiers.
+    """Scan folders, files and containers (zip, tar, gz, bz2, xz) for DICOM PHI.
 
     Example: hipaa-audit scan archive /mnt/pacs-export --format json --output findings.json
     """
@@ -144,13 +148,15 @@ def scan_archive_command(
         raise fail(f"no such file or directory: {', '.join(missing)}")
     catalog = load_catalog()
     masker = Masker(installation_key(), reveal=reveal_phi)
-    run = new_run("scan archive", paths, reveal_phi=reveal_phi, options={"workers": workers})
+    run = new_run("scan archive", paths, reveal_phi=reveal_phi,
+                  options={"workers": workers, "max_depth": max_depth})
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
     with open_output(output) as stream, progress_display(show, "scan archive") as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
-        outcome = consume(scan_archive(paths, masker=masker, workers=workers), renderer, run,
-                          threshold, on_asset=advance)
+        results = scan_archive(paths, masker=masker, workers=workers,
+                               limits=Limits(max_depth=max_depth))
+        outcome = consume(results, renderer, run, threshold, on_asset=advance)
     raise typer.Exit(outcome.exit_code)
 
 

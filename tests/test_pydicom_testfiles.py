@@ -56,18 +56,22 @@ def test_nothing_is_lost(regular_files: list[Path], scan: dict[str, Any],
                          by_asset: dict[str, list[dict[str, Any]]]) -> None:
     assets = scan["run"]["assets"]
     assert assets["files"] == len(regular_files)
-    # every file is DICOM (checked), not DICOM (counted), or unverifiable with no part read
+    # every file or container member is DICOM (checked), not DICOM (counted), or unverifiable
+    # with no part read; containers (zipMR.gz) are opened, and their members count instead
     unread = {
         a for a, fs in by_asset.items()
         if any(f["check_id"] == "archive-unverifiable" and not f["locations"] for f in fs)
     }
-    assert assets["dicom"] + assets.get("unrecognised", 0) + len(unread) == assets["files"]
+    members = assets.get("container_members", 0)
+    leaves = assets["files"] + members - assets.get("containers", 0)
+    assert assets["dicom"] + assets.get("unrecognised", 0) + len(unread) == leaves
     named = {str(p.relative_to(TEST_FILES)) for p in regular_files}
-    assert set(by_asset) <= named
+    assert {a.split("!/")[0] for a in by_asset} <= named
+    assert "zipMR.gz!/zipMR" in by_asset  # the gzip member is read in place and audited
     for row in scan["coverage"]:
         assert row["evaluated"] >= row["failed"]
     coverage = {row["check_id"]: row for row in scan["coverage"]}
-    assert coverage["archive-unverifiable"]["evaluated"] == len(regular_files)
+    assert coverage["archive-unverifiable"]["evaluated"] == len(regular_files) + members
     assert coverage["dicom-residual-identifier"]["evaluated"] == assets["dicom"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hipaa_audit.archive.containers import Limits
 from hipaa_audit.archive.scanner import ArchiveRules, scan_file
 from hipaa_audit.archive.walk import FileTask, SkippedLink, WalkItem, walk_paths
 from hipaa_audit.catalog import load_catalog
@@ -16,13 +17,13 @@ STAT_LINKS_SKIPPED = "links_inside_tree_skipped"
 _rules: ArchiveRules | None = None
 
 
-def _init(key: bytes, reveal: bool) -> None:
+def _init(key: bytes, reveal: bool, limits: Limits) -> None:
     global _rules
     silence_libraries()
-    _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal))
+    _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal), limits)
 
 
-def _scan_item(item: WalkItem) -> AssetResult:
+def _scan_item(item: WalkItem) -> list[AssetResult]:
     assert _rules is not None, "worker not initialised"
     if isinstance(item, FileTask):
         try:
@@ -32,25 +33,29 @@ def _scan_item(item: WalkItem) -> AssetResult:
             result.findings.append(_rules.problem(
                 item.asset, f"an internal error ({type(exc).__name__}) stopped its check"))
             result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
-            return result
+            return [result]
     result = AssetResult(item.asset)
     if isinstance(item, SkippedLink):
         result.stats[STAT_LINKS_SKIPPED] = 1
-        return result
+        return [result]
     result.findings.append(_rules.problem(item.asset, item.reason))
     result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
-    return result
+    return [result]
 
 
 def scan_archive(
-    paths: list[str], *, masker: Masker, workers: int = 1
+    paths: list[str], *, masker: Masker, workers: int = 1, limits: Limits | None = None
 ) -> Iterator[AssetResult]:
-    """Scan every file under ``paths``; yield one :class:`AssetResult` per file, in walk order."""
-    yield from map_in_order(
+    """Scan every file under ``paths``; yield one :class:`AssetResult` per asset, in walk order.
+
+    A container yields its own result, then one per member (nested members included).
+    """
+    for results in map_in_order(
         _scan_item,
         walk_paths(paths),
         workers=workers,
         initializer=_init,
-        initargs=(masker.key, masker.reveal),
+        initargs=(masker.key, masker.reveal, limits or Limits()),
         preload=[__name__],
-    )
+    ):
+        yield from results

@@ -1,19 +1,35 @@
 """Scan one file of an archive: read its header bytes (read-only) and judge them.
 
-The collector part reads at most the first 64 KiB; a header that runs longer is walked over a
-read-only memory map, so pixel data is never read. Everything else is the rules' business.
+The collector part reads at most the first 64 KiB of a loose file; a header that runs longer is
+walked over a read-only memory map, so pixel data is never read. Containers (zip, tar, gzip,
+bzip2, xz, nested) are read in place and every member is judged like a loose file, named
+``container!/member``. Everything else is the rules' business.
 """
 
 from __future__ import annotations
 
+import io
+import lzma
 import mmap
 import os
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
+from typing import IO, BinaryIO
 
+from hipaa_audit.archive.containers import (
+    BombError,
+    Limits,
+    Member,
+    MemberProblem,
+    members,
+    sniff_container,
+)
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom
-from hipaa_audit.archive.walk import FileTask
+from hipaa_audit.archive.walk import FileTask, display_name
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Finding, Location, Status
 from hipaa_audit.redaction import Masker
@@ -25,6 +41,12 @@ DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 STAT_FILES = "files"
 STAT_DICOM = "dicom"
 STAT_UNRECOGNISED = "unrecognised"
+STAT_CONTAINERS = "containers"
+STAT_MEMBERS = "container_members"
+STAT_ENCRYPTED = "encrypted_members_aes"
+#: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
+CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
+                    zlib.error, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +55,18 @@ class ArchiveRules:
 
     dicom: DicomRules
     unverifiable: Check
+    zipcrypto: Check
+    limits: Limits
 
     @classmethod
-    def build(cls, catalog: Catalog, masker: Masker) -> ArchiveRules:
+    def build(cls, catalog: Catalog, masker: Masker, limits: Limits | None = None
+              ) -> ArchiveRules:
         """Assemble the archive rules from the catalog."""
         return cls(
             dicom=DicomRules.build(catalog, load_profile(), masker),
             unverifiable=catalog["archive-unverifiable"],
+            zipcrypto=catalog["archive-zipcrypto"],
+            limits=limits or Limits(),
         )
 
     def problem(self, asset: str, reason: str, **where: object) -> Finding:
@@ -50,56 +77,167 @@ class ArchiveRules:
         )
 
 
-def promises_dicom(path: bytes) -> bool:
-    """True when the file name says DICOM (``.dcm`` and kin, or ``DICOMDIR``)."""
-    name = os.path.basename(path)
-    suffix = os.path.splitext(name)[1].lower()
-    return suffix.decode("ascii", "replace") in DICOM_SUFFIXES or name.upper() == b"DICOMDIR"
+def promises_dicom(name: str) -> bool:
+    """True when a file name says DICOM (``.dcm`` and kin, or ``DICOMDIR``)."""
+    base = name.rsplit("/", 1)[-1]
+    suffix = os.path.splitext(base)[1].lower()
+    return suffix in DICOM_SUFFIXES or base.upper() == "DICOMDIR"
+
+
+def _file_header(head: bytes, f: BinaryIO) -> ParsedHeader | None:
+    """Walk a loose file's header: the first bytes, or the whole file memory-mapped."""
+    if len(head) < HEAD_BYTES:
+        return parse_header(head, complete=True)
+    try:
+        return parse_header(head, complete=False)
+    except NeedMoreData:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return parse_header(mapped, complete=True)
 
 
 def read_header(path: bytes) -> ParsedHeader | None:
-    """Read and walk the DICOM header of ``path``; ``None`` when it is not DICOM.
+    """Read and walk the DICOM header of the file ``path``; ``None`` when it is not DICOM.
 
     Raises ``OSError`` when the file cannot be opened or read.
     """
     with open(path, "rb", buffering=0) as f:
-        head = f.read(HEAD_BYTES)
-        if len(head) < HEAD_BYTES:
-            return parse_header(head, complete=True)
+        return _file_header(f.read(HEAD_BYTES), f)
+
+
+def _stream_header(head: bytes, stream: IO[bytes]) -> ParsedHeader | None:
+    """Walk a container member's header: the first bytes, or all of it (within its cap)."""
+    if len(head) < HEAD_BYTES:
+        return parse_header(head, complete=True)
+    try:
+        return parse_header(head, complete=False)
+    except NeedMoreData:
+        return parse_header(head + stream.read(), complete=True)
+
+
+def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
+    """Scan one file: a DICOM file, a container (every member), or anything else.
+
+    Returns one result per asset: the file, or the container and each of its members.
+    """
+    try:
+        f = open(task.path, "rb", buffering=0)  # noqa: SIM115 - closed below, read-only
+    except OSError as exc:
+        return [_unreadable(task.asset, rules, exc)]
+    with f:
         try:
-            return parse_header(head, complete=False)
-        except NeedMoreData:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return parse_header(mapped, complete=True)
+            head = f.read(HEAD_BYTES)
+            kind = sniff_container(head)
+            if kind is not None:
+                f.seek(0)
+                return scan_container(f, kind, task.asset, rules, depth=1)
+            header = _file_header(head, f)
+        except OSError as exc:
+            return [_unreadable(task.asset, rules, exc)]
+    name = display_name(os.path.basename(task.path))
+    return [judge(header, task.asset, rules, named_dicom=promises_dicom(name),
+                  empty=not head)]
 
 
-def scan_file(task: FileTask, rules: ArchiveRules) -> AssetResult:
-    """Scan one file: every DICOM check, or an ``unverifiable`` finding with the reason."""
-    result = AssetResult(task.asset)
+def _unreadable(asset: str, rules: ArchiveRules, exc: OSError) -> AssetResult:
+    result = AssetResult(asset, stats={STAT_FILES: 1})
+    result.findings.append(rules.problem(asset, f"the file cannot be read ({exc.strerror})"))
+    result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
+    return result
+
+
+def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules, *,
+                   depth: int) -> list[AssetResult]:
+    """Scan every member of a container (nested ones too, down to the depth cap)."""
+    own = AssetResult(asset, stats={STAT_FILES: 1, STAT_CONTAINERS: 1} if depth == 1
+                      else {STAT_CONTAINERS: 1})
+    own.coverage.count(rules.unverifiable.id, evaluated=1)
+    results = [own]
+    try:
+        for member in members(kind, stream, asset.rsplit("!/", 1)[-1], rules.limits):
+            member_asset = f"{asset}!/{member.name}" if member.name else asset
+            if isinstance(member, MemberProblem):
+                results.append(_member_problem(member, member_asset, rules))
+                continue
+            results.extend(scan_member(member, member_asset, rules, depth))
+    except BombError as exc:
+        own.findings.append(rules.problem(
+            asset, f"the container expands past the cap of {exc.budget} bytes; what follows was "
+                   "not checked"))
+        own.coverage.count(rules.unverifiable.id, errors=1)
+    except CONTAINER_ERRORS as exc:
+        own.findings.append(rules.problem(
+            asset, f"the {kind} container cannot be read ({type(exc).__name__}); its members "
+                   "after the fault were not checked"))
+        own.coverage.count(rules.unverifiable.id, errors=1)
+    return results
+
+
+def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> AssetResult:
+    result = AssetResult(asset, stats={STAT_MEMBERS: 1})
+    cov = result.coverage
+    if problem.encrypted is not None:
+        weak = problem.encrypted == "zipcrypto"
+        cov.count(rules.zipcrypto.id, evaluated=1, failed=int(weak))
+        if weak:
+            result.findings.append(rules.zipcrypto.finding(
+                asset, "The member is encrypted with legacy ZipCrypto, a cipher broken by "
+                       "known-plaintext attacks: not encryption in the HIPAA sense.",
+                locations=(Location.of(setting="zip encryption", evidence="ZipCrypto"),)))
+        else:
+            result.stats[STAT_ENCRYPTED] = 1
+        return result
+    cov.count(rules.unverifiable.id, evaluated=1, errors=1)
+    result.findings.append(rules.problem(asset, problem.reason))
+    return result
+
+
+def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
+                ) -> list[AssetResult]:
+    """Scan one container member: DICOM, a nested container, or anything else."""
+    try:
+        head = member.stream.read(HEAD_BYTES)
+        kind = sniff_container(head)
+        if kind is not None:
+            if depth >= rules.limits.max_depth:
+                result = AssetResult(asset, stats={STAT_MEMBERS: 1})
+                result.findings.append(rules.problem(
+                    asset, f"a container nested deeper than {rules.limits.max_depth} levels"))
+                result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
+                return [result]
+            nested = io.BytesIO(head + member.stream.read())
+            results = scan_container(nested, kind, asset, rules, depth=depth + 1)
+            results[0].stats[STAT_MEMBERS] = 1
+            return results
+        header = _stream_header(head, member.stream)
+    except BombError as exc:
+        result = AssetResult(asset, stats={STAT_MEMBERS: 1})
+        result.findings.append(rules.problem(
+            asset, f"the member expands past the cap of {exc.budget} bytes (a zip bomb?)"))
+        result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
+        return [result]
+    result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), empty=not head)
+    result.stats.pop(STAT_FILES, None)
+    result.stats[STAT_MEMBERS] = 1
+    return [result]
+
+
+def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named_dicom: bool,
+          empty: bool) -> AssetResult:
+    """Judge one asset's bytes: every DICOM check, or why it could not be checked."""
+    result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
     cov.count(rules.unverifiable.id, evaluated=1)
-    result.stats[STAT_FILES] = 1
-    try:
-        header = read_header(task.path)
-    except OSError as exc:
-        reason = f"the file cannot be read ({exc.strerror})"
-        result.findings.append(rules.problem(task.asset, reason))
-        cov.count(rules.unverifiable.id, errors=1)
-        return result
     if header is None:
-        if promises_dicom(task.path):
-            size = os.stat(task.path).st_size
-            reason = (
-                "the file is empty" if size == 0
-                else "the name says DICOM but the content has no DICOM header"
-            )
-            result.findings.append(rules.problem(task.asset, reason))
+        if named_dicom:
+            reason = ("the file is empty" if empty
+                      else "the name says DICOM but the content has no DICOM header")
+            result.findings.append(rules.problem(asset, reason))
             cov.count(rules.unverifiable.id, errors=1)
         else:
             result.stats[STAT_UNRECOGNISED] = 1
         return result
     result.stats[STAT_DICOM] = 1
-    findings = audit_dicom(header, task.asset, rules.dicom)
+    findings = audit_dicom(header, asset, rules.dicom)
     failed = {f.check_id for f in findings}
     for check_id in rules.dicom.check_ids:
         cov.count(check_id, evaluated=1, failed=int(check_id in failed),
@@ -107,7 +245,7 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> AssetResult:
     result.findings.extend(findings)
     if header.fault is not None:
         result.findings.append(rules.problem(
-            task.asset,
+            asset,
             f"the DICOM header is damaged: {header.fault.reason}; the elements before it were "
             "checked",
             offset=header.fault.offset,
