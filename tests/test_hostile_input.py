@@ -411,3 +411,15 @@ def test_undecodable_text_leaves_stderr_clean(tmp_path: Path) -> None:
                          cwd=tmp_path)
         assert result.code == 3, result.stderr
         assert result.stderr == ""
+
+
+def test_fifo_is_skipped_and_counted(tmp_path: Path) -> None:
+    """A FIFO is never opened (that would block): it is counted, and the scan goes on."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.mkfifo(tree / "pipe.dcm")
+    (tree / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    code, doc, _ = scan_json("tree", cwd=tmp_path)
+    assert code == 0
+    assert doc["run"]["assets"]["special_files_skipped"] == 1
+    assert {f["asset"] for f in doc["findings"]} == {"tree/fail_top_level.dcm"}

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.archive.scanner import ArchiveRules, scan_file
-from hipaa_audit.archive.walk import FileTask, SkippedLink, WalkItem, walk_paths
+from hipaa_audit.archive.walk import FileTask, SkippedLink, SkippedSpecial, WalkItem, walk_paths
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.engine import map_in_order
 from hipaa_audit.model import AssetResult
 from hipaa_audit.redaction import Masker, silence_libraries
 
 STAT_LINKS_SKIPPED = "links_inside_tree_skipped"
+STAT_SPECIAL_SKIPPED = "special_files_skipped"
 
 _rules: ArchiveRules | None = None
 
@@ -37,6 +38,9 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
     result = AssetResult(item.asset)
     if isinstance(item, SkippedLink):
         result.stats[STAT_LINKS_SKIPPED] = 1
+        return [result]
+    if isinstance(item, SkippedSpecial):
+        result.stats[STAT_SPECIAL_SKIPPED] = 1
         return [result]
     result.findings.append(_rules.problem(item.asset, item.reason))
     result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)

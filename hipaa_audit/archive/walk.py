@@ -39,7 +39,14 @@ class SkippedLink:
     asset: str
 
 
-WalkItem = FileTask | WalkProblem | SkippedLink
+@dataclass(frozen=True, slots=True)
+class SkippedSpecial:
+    """A FIFO, socket or device: never opened (reading one could block or change it)."""
+
+    asset: str
+
+
+WalkItem = FileTask | WalkProblem | SkippedLink | SkippedSpecial
 
 
 def display_name(path: bytes) -> str:
@@ -98,8 +105,7 @@ def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
 def _other(path: bytes, regular: bool) -> WalkItem:
     if regular:
         return FileTask(path, display_name(path))
-    return WalkProblem(display_name(path),
-                       "not a regular file (a device, socket or pipe); not read")
+    return SkippedSpecial(display_name(path))
 
 
 def _link(path: bytes, real_root: bytes, *, top: bool) -> WalkItem:
