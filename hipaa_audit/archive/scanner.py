@@ -29,9 +29,10 @@ from hipaa_audit.archive.containers import (
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom
+from hipaa_audit.archive.exposure import exposure_finding, file_access
 from hipaa_audit.archive.walk import FileTask, display_name
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import AssetResult, Finding, Location, Status
+from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
 from hipaa_audit.redaction import Masker
 
 HEAD_BYTES = 64 * 1024
@@ -44,6 +45,9 @@ STAT_UNRECOGNISED = "unrecognised"
 STAT_CONTAINERS = "containers"
 STAT_MEMBERS = "container_members"
 STAT_ENCRYPTED = "encrypted_members_aes"
+#: Categories of finding that mean "this asset holds PHI".
+PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
+                            Category.UNENCRYPTED_PHI})
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
                     zlib.error, ValueError)
@@ -56,6 +60,7 @@ class ArchiveRules:
     dicom: DicomRules
     unverifiable: Check
     zipcrypto: Check
+    exposure: Check
     limits: Limits
 
     @classmethod
@@ -66,6 +71,7 @@ class ArchiveRules:
             dicom=DicomRules.build(catalog, load_profile(), masker),
             unverifiable=catalog["archive-unverifiable"],
             zipcrypto=catalog["archive-zipcrypto"],
+            exposure=catalog["archive-exposed-phi"],
             limits=limits or Limits(),
         )
 
@@ -125,17 +131,40 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
         return [_unreadable(task.asset, rules, exc)]
     with f:
         try:
+            st = os.fstat(f.fileno())
             head = f.read(HEAD_BYTES)
             kind = sniff_container(head)
             if kind is not None:
                 f.seek(0)
-                return scan_container(f, kind, task.asset, rules, depth=1)
-            header = _file_header(head, f)
+                results = scan_container(f, kind, task.asset, rules, depth=1)
+            else:
+                name = display_name(os.path.basename(task.path))
+                results = [judge(_file_header(head, f), task.asset, rules,
+                                 named_dicom=promises_dicom(name), empty=not head)]
         except OSError as exc:
             return [_unreadable(task.asset, rules, exc)]
-    name = display_name(os.path.basename(task.path))
-    return [judge(header, task.asset, rules, named_dicom=promises_dicom(name),
-                  empty=not head)]
+    _check_exposure(task.path, st, results, rules)
+    return results
+
+
+def holds_phi(results: list[AssetResult]) -> bool:
+    """True when any of a file's results (itself or its members) found PHI at medium or above."""
+    return any(
+        f.status is Status.FAIL and f.category in PHI_CATEGORIES and f.severity >= Severity.MEDIUM
+        for r in results for f in r.findings
+    )
+
+
+def _check_exposure(path: bytes, st: os.stat_result, results: list[AssetResult],
+                    rules: ArchiveRules) -> None:
+    """Judge who may reach a file that holds PHI (its own asset carries the finding)."""
+    if not holds_phi(results):
+        return
+    own = results[0]
+    finding = exposure_finding(file_access(path, st), own.asset, rules.exposure)
+    own.coverage.count(rules.exposure.id, evaluated=1, failed=int(finding is not None))
+    if finding is not None:
+        own.findings.append(finding)
 
 
 def _unreadable(asset: str, rules: ArchiveRules, exc: OSError) -> AssetResult:

@@ -1,0 +1,105 @@
+"""Exposure: PHI files that any local account may read or change, judged from real modes."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+from test_fixtures import load_generator
+
+from hipaa_audit.archive.exposure import Access, exposure_finding, parse_acl
+from hipaa_audit.catalog import load_catalog
+
+gen = load_generator()
+CHECK = "archive-exposed-phi"
+
+
+@pytest.fixture
+def open_tree() -> Iterator[Path]:
+    """A folder every account can enter (pytest's own tmp folders are private, mode 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="hipaa-audit-exposure-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def exposures(root: Path, arg: str) -> dict[str, dict[str, Any]]:
+    result = run_cli("scan", "archive", arg, "--format", "json", "--fail-on", "none", cwd=root)
+    assert result.code in (0, 4), result.stderr
+    return {f["asset"]: f for f in result.json()["findings"] if f["check_id"] == CHECK}
+
+
+def test_world_readable_phi_is_exposed(open_tree: Path) -> None:
+    share = open_tree / "share"
+    share.mkdir(mode=0o755)
+    share.chmod(0o755)
+    for name, mode in (("open.dcm", 0o644), ("shut.dcm", 0o640), ("writable.dcm", 0o666)):
+        (share / name).write_bytes(gen.fail_top_level())
+        (share / name).chmod(mode)
+    (share / "clean.dcm").write_bytes(gen.pass_dummies())
+    (share / "clean.dcm").chmod(0o644)
+    found = exposures(open_tree, "share")
+    assert set(found) == {"share/open.dcm", "share/writable.dcm"}  # not clean (no PHI), not 0640
+    loc = found["share/open.dcm"]["locations"][0]
+    assert loc["mode"] == "0644" and loc["permissions"] == "-rw-r--r--"
+    assert loc["owner"] and loc["group"]
+    assert found["share/open.dcm"]["category"] == "exposure"
+    assert "change it" in found["share/writable.dcm"]["message"]
+
+
+def test_private_folder_blocks_exposure(open_tree: Path) -> None:
+    private = open_tree / "private"
+    private.mkdir()
+    private.chmod(0o700)
+    (private / "open.dcm").write_bytes(gen.fail_top_level())
+    (private / "open.dcm").chmod(0o644)
+    assert exposures(open_tree, "private") == {}
+
+
+def test_world_writable_folder_without_sticky_bit(open_tree: Path) -> None:
+    drop = open_tree / "drop"
+    drop.mkdir()
+    (drop / "IM1.dcm").write_bytes(gen.fail_top_level())
+    (drop / "IM1.dcm").chmod(0o600)
+    drop.chmod(0o777)
+    found = exposures(open_tree, "drop")
+    assert "replace or delete" in found["drop/IM1.dcm"]["message"]
+    drop.chmod(0o1777)  # the sticky bit: others may not delete what they do not own
+    assert exposures(open_tree, "drop") == {}
+
+
+def test_container_with_phi_is_judged_as_a_file(open_tree: Path) -> None:
+    (open_tree / "bundle.tar.gz").write_bytes(gen.container_cases()[
+        "containers/fail_nested.tar.gz"][0])
+    (open_tree / "bundle.tar.gz").chmod(0o644)
+    found = exposures(open_tree, "bundle.tar.gz")
+    assert set(found) == {"bundle.tar.gz"}
+
+
+def test_acl_entries_are_parsed() -> None:
+    data = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, ident)
+        for tag, perm, ident in ((0x01, 6, 0xFFFFFFFF), (0x02, 4, 1001), (0x04, 4, 0xFFFFFFFF),
+                                 (0x08, 6, 50), (0x10, 6, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF))
+    )
+    assert parse_acl(data) == ("user:1001:r-", "group:50:rw")
+    assert parse_acl(b"") == ()
+
+
+def test_rule_is_pure() -> None:
+    check = load_catalog()[CHECK]
+    closed = Access(stat.S_IFREG | 0o600, "pacs", "radiology", (), None, None)
+    assert exposure_finding(closed, "a.dcm", check) is None
+    blocked = Access(stat.S_IFREG | 0o644, "pacs", "radiology", (), "/srv/private", None)
+    assert exposure_finding(blocked, "a.dcm", check) is None
+    acl = Access(stat.S_IFREG | 0o644, "pacs", "radiology", ("user:1001:r-",), None, None)
+    finding = exposure_finding(acl, "a.dcm", check)
+    assert finding is not None and finding.locations[0].get("acl") == "user:1001:r-"
+    assert "mode 0644" in finding.message and "owner pacs" in finding.message
