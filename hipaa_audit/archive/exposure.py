@@ -85,20 +85,19 @@ def file_access(path: bytes, st: os.stat_result) -> Access:
         acl = parse_acl(os.getxattr(path, ACL_XATTR))
     except OSError:
         acl = ()
-    blocked = None
-    writable = None
-    folder = os.path.dirname(os.path.realpath(path))
-    while True:
-        passable, open_to_all = _folder(folder)
-        if not passable and blocked is None:
-            blocked = os.fsdecode(folder)
-        if open_to_all and writable is None:
-            writable = os.fsdecode(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
+    blocked, writable = _folders_above(os.path.dirname(os.path.abspath(path)))
     return Access(st.st_mode, _user(st.st_uid), _group(st.st_gid), acl, blocked, writable)
+
+
+@lru_cache(maxsize=4096)
+def _folders_above(folder: bytes) -> tuple[str | None, str | None]:
+    """(first folder that shuts *other* out, first folder anyone may write) from ``folder`` up."""
+    passable, open_to_all = _folder(folder)
+    parent = os.path.dirname(folder)
+    above = (None, None) if parent == folder else _folders_above(parent)
+    blocked = above[0] if above[0] is not None else (None if passable else os.fsdecode(folder))
+    writable = os.fsdecode(folder) if open_to_all else above[1]
+    return blocked, writable
 
 
 def exposure_finding(access: Access, asset: str, check: Check) -> Finding | None:
