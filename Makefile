@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: test demo bench lint install clean
+.PHONY: test demo bench lint install system-deps clean
+
+# tools the tests run as real peers; installed with apt when missing and we are root
+SYSTEM_PACKAGES := openssl gnupg
+SYSTEM_COMMANDS := openssl gpg
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +24,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check hipaa_audit tests bench fixtures
 	$(VENV)/bin/mypy
 
-test: lint
+system-deps:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	  else echo "missing one of: $(SYSTEM_COMMANDS); install $(SYSTEM_PACKAGES)"; exit 1; fi; \
+	fi
+
+test: system-deps lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # exit codes 3 (findings) and 4 (unverifiable files) are what the sample estate is built to show

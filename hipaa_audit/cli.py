@@ -141,6 +141,7 @@ def scan_archive_command(
 
     Example: hipaa-audit scan archive /mnt/pacs-export --format json --output findings.json
     """
+    from hipaa_audit.archive.content import storage_encryption
     from hipaa_audit.archive.run import scan_archive
 
     missing = [p for p in paths if not os.path.lexists(p)]
@@ -150,6 +151,7 @@ def scan_archive_command(
     masker = Masker(installation_key(), reveal=reveal_phi)
     run = new_run("scan archive", paths, reveal_phi=reveal_phi,
                   options={"workers": workers, "max_depth": max_depth})
+    run.evidence["storage"] = [storage_encryption(p) for p in paths]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
     with open_output(output) as stream, progress_display(show, "scan archive") as advance:

@@ -208,6 +208,8 @@ class RunInfo:
     finished_at: str | None = None
     reveal_phi: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: Run-level evidence for the reports (e.g. whether the scanned storage is encrypted).
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the run object of the findings schema."""
@@ -221,6 +223,8 @@ class RunInfo:
         }
         if self.options:
             out["options"] = dict(self.options)
+        if self.evidence:
+            out["evidence"] = dict(self.evidence)
         return out
 
 

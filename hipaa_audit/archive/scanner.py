@@ -26,6 +26,7 @@ from hipaa_audit.archive.containers import (
     members,
     sniff_container,
 )
+from hipaa_audit.archive.content import envelope, high_entropy
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom
@@ -45,6 +46,9 @@ STAT_UNRECOGNISED = "unrecognised"
 STAT_CONTAINERS = "containers"
 STAT_MEMBERS = "container_members"
 STAT_ENCRYPTED = "encrypted_members_aes"
+#: Prefix of the counts of encrypted envelopes by kind (``encrypted_openpgp``...).
+STAT_ENCRYPTED_PREFIX = "encrypted_"
+STAT_HIGH_ENTROPY = "high_entropy"
 #: Categories of finding that mean "this asset holds PHI".
 PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
                             Category.UNENCRYPTED_PHI})
@@ -140,7 +144,7 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
             else:
                 name = display_name(os.path.basename(task.path))
                 results = [judge(_file_header(head, f), task.asset, rules,
-                                 named_dicom=promises_dicom(name), empty=not head)]
+                                 named_dicom=promises_dicom(name), head=head)]
         except OSError as exc:
             return [_unreadable(task.asset, rules, exc)]
     _check_exposure(task.path, st, results, rules)
@@ -244,24 +248,32 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
             asset, f"the member expands past the cap of {exc.budget} bytes (a zip bomb?)"))
         result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
         return [result]
-    result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), empty=not head)
+    result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_MEMBERS] = 1
     return [result]
 
 
 def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named_dicom: bool,
-          empty: bool) -> AssetResult:
-    """Judge one asset's bytes: every DICOM check, or why it could not be checked."""
+          head: bytes) -> AssetResult:
+    """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked."""
     result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
     cov.count(rules.unverifiable.id, evaluated=1)
+    empty = not head
     if header is None:
-        if named_dicom:
+        kind = envelope(head)
+        if kind is not None:  # protected, even when named .dcm
+            result.stats[f"{STAT_ENCRYPTED_PREFIX}{kind}"] = 1
+        elif named_dicom:
             reason = ("the file is empty" if empty
                       else "the name says DICOM but the content has no DICOM header")
+            if not empty and high_entropy(head):
+                reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
             result.findings.append(rules.problem(asset, reason))
             cov.count(rules.unverifiable.id, errors=1)
+        elif high_entropy(head):
+            result.stats[STAT_HIGH_ENTROPY] = 1
         else:
             result.stats[STAT_UNRECOGNISED] = 1
         return result
