@@ -57,7 +57,9 @@ def test_real_openssl_and_gpg_output_is_recognised(tmp_path: Path) -> None:
     assets = result.json()["run"]["assets"]
     for key, count in expected.items():
         assert assets[key] == count
-    assert assets["unrecognised"] == 1  # the plain CSV: its content is not examined yet
+    assert assets["text"] == 1  # the plain CSV, examined as text
+    findings = {f["asset"]: f["check_id"] for f in result.json()["findings"]}
+    assert findings.get("exports/plain.csv") == "archive-unencrypted-phi"
 
 
 def test_storage_evidence_on_this_machine(tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_table_is_readable(tree: Path) -> None:
     out = scan(tree)
     assert "dicom-residual-identifier" in out.stdout
     assert "could not be checked" in out.stdout
-    assert "not DICOM" in out.stdout  # notes.txt is named, not silently skipped
+    assert "text 1" in out.stdout  # notes.txt is counted as examined text, not silently skipped
     assert "Coverage" in out.stdout
 
 

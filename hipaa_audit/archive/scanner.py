@@ -34,6 +34,7 @@ from hipaa_audit.archive.exposure import exposure_finding, file_access
 from hipaa_audit.archive.walk import FileTask, display_name
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
+from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
 
 HEAD_BYTES = 64 * 1024
@@ -49,6 +50,7 @@ STAT_ENCRYPTED = "encrypted_members_aes"
 #: Prefix of the counts of encrypted envelopes by kind (``encrypted_openpgp``...).
 STAT_ENCRYPTED_PREFIX = "encrypted_"
 STAT_HIGH_ENTROPY = "high_entropy"
+STAT_TEXT = "text"
 #: Categories of finding that mean "this asset holds PHI".
 PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
                             Category.UNENCRYPTED_PHI})
@@ -65,6 +67,7 @@ class ArchiveRules:
     unverifiable: Check
     zipcrypto: Check
     exposure: Check
+    text_phi: Check
     limits: Limits
 
     @classmethod
@@ -76,6 +79,7 @@ class ArchiveRules:
             unverifiable=catalog["archive-unverifiable"],
             zipcrypto=catalog["archive-zipcrypto"],
             exposure=catalog["archive-exposed-phi"],
+            text_phi=catalog["archive-unencrypted-phi"],
             limits=limits or Limits(),
         )
 
@@ -254,6 +258,19 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
     return [result]
 
 
+def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:
+    summary = ", ".join(f"{kind} x{n}" for kind, n in text.kinds.items())
+    severity = Severity.CRITICAL if "ssn" in text.kinds else check.severity
+    return check.finding(
+        asset,
+        f"A plaintext {text.format} export holds PHI ({summary}) in {text.records} record(s), "
+        "readable by anyone who can read the file.",
+        severity=severity,
+        locations=(Location.of(format=text.format, found=text.kinds, records=text.records,
+                               sample="first 64 KiB"),),
+    )
+
+
 def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named_dicom: bool,
           head: bytes) -> AssetResult:
     """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked."""
@@ -272,6 +289,11 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
                 reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
             result.findings.append(rules.problem(asset, reason))
             cov.count(rules.unverifiable.id, errors=1)
+        elif (text := analyse(head)) is not None:
+            result.stats[STAT_TEXT] = 1
+            cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
+            if text.kinds:
+                result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
         elif high_entropy(head):
             result.stats[STAT_HIGH_ENTROPY] = 1
         else:

@@ -89,8 +89,8 @@ class TableRenderer:
             con.print("Assets: " + ", ".join(f"{k.replace('_', ' ')} {v}"
                                              for k, v in sorted(stats.items())))
         if stats.get("unrecognised"):
-            con.print(f"{stats['unrecognised']} file(s) are not DICOM; this version examines "
-                      "DICOM headers only, so their content was not checked for PHI.")
+            con.print(f"{stats['unrecognised']} file(s) are neither DICOM, containers, text nor "
+                      "encrypted envelopes: their content was not examined for PHI.")
         cov = Table(title="Coverage", expand=False)
         for col in ("check", "evaluated", "failed", "errors"):
             cov.add_column(col, justify="left" if col == "check" else "right")
