@@ -51,6 +51,8 @@ STAT_ENCRYPTED = "encrypted_members_aes"
 STAT_ENCRYPTED_PREFIX = "encrypted_"
 STAT_HIGH_ENTROPY = "high_entropy"
 STAT_TEXT = "text"
+FORMAT_LABELS = {"hl7v2": "HL7 v2 message", "fhir-json": "FHIR JSON document",
+                 "fhir-xml": "FHIR XML document", "csv": "CSV table", "text": "text file"}
 #: Categories of finding that mean "this asset holds PHI".
 PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
                             Category.UNENCRYPTED_PHI})
@@ -261,10 +263,11 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
 def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:
     summary = ", ".join(f"{kind} x{n}" for kind, n in text.kinds.items())
     severity = Severity.CRITICAL if "ssn" in text.kinds else check.severity
+    label = FORMAT_LABELS.get(text.format, text.format)
     return check.finding(
         asset,
-        f"A plaintext {text.format} export holds PHI ({summary}) in {text.records} record(s), "
-        "readable by anyone who can read the file.",
+        f"This unencrypted {label} holds PHI ({summary}) in {text.records} record(s); anyone "
+        "who can read the file can read them.",
         severity=severity,
         locations=(Location.of(format=text.format, found=text.kinds, records=text.records,
                                sample="first 64 KiB"),),
