@@ -9,8 +9,8 @@ DEMO_DIR ?= demo
 .PHONY: test demo bench lint install system-deps clean
 
 # tools the tests run as real peers; installed with apt when missing and we are root
-SYSTEM_PACKAGES := openssl gnupg
-SYSTEM_COMMANDS := openssl gpg
+SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng
+SYSTEM_COMMANDS := openssl gpg tesseract
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -133,6 +133,9 @@ def scan_archive_command(
                                          help="Worker processes.")] = 1,
     progress: ProgressOpt = False,
     reveal_phi: RevealOpt = False,
+    ocr: Annotated[bool, typer.Option(
+        "--ocr", help="Read burned-in pixel text with Tesseract (slow: about 0.3 s an image).")
+    ] = False,
     max_depth: Annotated[int, typer.Option(
         "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
     ] = Limits().max_depth,
@@ -147,17 +150,24 @@ def scan_archive_command(
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         raise fail(f"no such file or directory: {', '.join(missing)}")
+    if ocr:
+        from hipaa_audit.archive.dicom.ocr import OcrUnavailable, check_available
+
+        try:
+            check_available()
+        except OcrUnavailable as exc:
+            raise fail(str(exc)) from None
     catalog = load_catalog()
     masker = Masker(installation_key(), reveal=reveal_phi)
     run = new_run("scan archive", paths, reveal_phi=reveal_phi,
-                  options={"workers": workers, "max_depth": max_depth})
+                  options={"workers": workers, "max_depth": max_depth, "ocr": ocr})
     run.evidence["storage"] = [storage_encryption(p) for p in paths]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
     with open_output(output) as stream, progress_display(show, "scan archive") as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_archive(paths, masker=masker, workers=workers,
-                               limits=Limits(max_depth=max_depth))
+                               limits=Limits(max_depth=max_depth), ocr=ocr)
         outcome = consume(results, renderer, run, threshold, on_asset=advance)
     raise typer.Exit(outcome.exit_code)
 

@@ -18,10 +18,10 @@ STAT_SPECIAL_SKIPPED = "special_files_skipped"
 _rules: ArchiveRules | None = None
 
 
-def _init(key: bytes, reveal: bool, limits: Limits) -> None:
+def _init(key: bytes, reveal: bool, limits: Limits, ocr: bool) -> None:
     global _rules
     silence_libraries()
-    _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal), limits)
+    _rules = ArchiveRules.build(load_catalog(), Masker(key, reveal), limits, ocr)
 
 
 def _scan_item(item: WalkItem) -> list[AssetResult]:
@@ -48,7 +48,8 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
 
 
 def scan_archive(
-    paths: list[str], *, masker: Masker, workers: int = 1, limits: Limits | None = None
+    paths: list[str], *, masker: Masker, workers: int = 1, limits: Limits | None = None,
+    ocr: bool = False,
 ) -> Iterator[AssetResult]:
     """Scan every file under ``paths``; yield one :class:`AssetResult` per asset, in walk order.
 
@@ -59,7 +60,7 @@ def scan_archive(
         walk_paths(paths),
         workers=workers,
         initializer=_init,
-        initargs=(masker.key, masker.reveal, limits or Limits()),
+        initargs=(masker.key, masker.reveal, limits or Limits(), ocr),
         preload=[__name__],
     ):
         yield from results

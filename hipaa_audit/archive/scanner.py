@@ -51,6 +51,7 @@ STAT_ENCRYPTED = "encrypted_members_aes"
 STAT_ENCRYPTED_PREFIX = "encrypted_"
 STAT_HIGH_ENTROPY = "high_entropy"
 STAT_TEXT = "text"
+STAT_OCR = "images_read_by_ocr"
 FORMAT_LABELS = {"hl7v2": "HL7 v2 message", "fhir-json": "FHIR JSON document",
                  "fhir-xml": "FHIR XML document", "csv": "CSV table", "text": "text file"}
 #: Categories of finding that mean "this asset holds PHI".
@@ -70,19 +71,23 @@ class ArchiveRules:
     zipcrypto: Check
     exposure: Check
     text_phi: Check
+    burned_text: Check
     limits: Limits
+    ocr: bool = False
 
     @classmethod
-    def build(cls, catalog: Catalog, masker: Masker, limits: Limits | None = None
-              ) -> ArchiveRules:
-        """Assemble the archive rules from the catalog."""
+    def build(cls, catalog: Catalog, masker: Masker, limits: Limits | None = None,
+              ocr: bool = False) -> ArchiveRules:
+        """Assemble the archive rules from the catalog (``ocr``: read burned-in pixel text)."""
         return cls(
             dicom=DicomRules.build(catalog, load_profile(), masker),
             unverifiable=catalog["archive-unverifiable"],
             zipcrypto=catalog["archive-zipcrypto"],
             exposure=catalog["archive-exposed-phi"],
             text_phi=catalog["archive-unencrypted-phi"],
+            burned_text=catalog["dicom-burned-in-text"],
             limits=limits or Limits(),
+            ocr=ocr,
         )
 
     def problem(self, asset: str, reason: str, **where: object) -> Finding:
@@ -149,8 +154,12 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
                 results = scan_container(f, kind, task.asset, rules, depth=1)
             else:
                 name = display_name(os.path.basename(task.path))
-                results = [judge(_file_header(head, f), task.asset, rules,
-                                 named_dicom=promises_dicom(name), head=head)]
+                header = _file_header(head, f)
+                results = [judge(header, task.asset, rules, named_dicom=promises_dicom(name),
+                                 head=head)]
+                if rules.ocr and header is not None and header.reached_pixel_data:
+                    f.seek(0)
+                    read_pixels(f.read(), header, results[0], rules)
         except OSError as exc:
             return [_unreadable(task.asset, rules, exc)]
     _check_exposure(task.path, st, results, rules)
@@ -255,9 +264,31 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
         result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
         return [result]
     result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
+    if rules.ocr and header is not None and header.reached_pixel_data:
+        read_pixels(head + member.stream.read(), header, result, rules)
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_MEMBERS] = 1
     return [result]
+
+
+def read_pixels(data: bytes, header: ParsedHeader, result: AssetResult,
+                rules: ArchiveRules) -> None:
+    """``--ocr``: read the burned-in text of an image and add what matches identifiers."""
+    from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
+
+    cov = result.coverage
+    try:
+        words = [w for index, img in frames(data) for w in read_words(index, img)]
+    except Exception as exc:  # a codec pydicom lacks, odd pixel data: reported, never fatal
+        cov.count(rules.burned_text.id, evaluated=1, errors=1)
+        result.findings.append(rules.problem(
+            result.asset, f"--ocr could not decode its pixels ({type(exc).__name__})"))
+        return
+    result.stats[STAT_OCR] = 1
+    finding = burned_in_finding(words, header, result.asset, rules.burned_text)
+    cov.count(rules.burned_text.id, evaluated=1, failed=int(finding is not None))
+    if finding is not None:
+        result.findings.append(finding)
 
 
 def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:

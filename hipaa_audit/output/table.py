@@ -91,6 +91,9 @@ class TableRenderer:
         if stats.get("unrecognised"):
             con.print(f"{stats['unrecognised']} file(s) are neither DICOM, containers, text nor "
                       "encrypted envelopes: their content was not examined for PHI.")
+        if stats.get("dicom") and not run.options.get("ocr", True):
+            con.print("Pixels were not examined for burned-in text (use --ocr); image findings "
+                      "rest on header evidence only.")
         cov = Table(title="Coverage", expand=False)
         for col in ("check", "evaluated", "failed", "errors"):
             cov.add_column(col, justify="left" if col == "check" else "right")

@@ -365,6 +365,26 @@ def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset
     scan.residual.append((loc, Severity.MEDIUM, "uid"))
 
 
+def identifier_terms(header: ParsedHeader) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the file's own patient identifiers as words and phrases to look for elsewhere.
+
+    Words are name parts; phrases are IDs, accession numbers, telephone numbers and the birth
+    date in its usual spellings. Pseudonyms and dummies are left out. Used by ``--ocr``.
+    """
+    top = {el.tag: el for el in header.elements if not el.path}
+    decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
+    declared = _declaration(header.elements, top, decoder)[0]
+    scan = _Scan()
+    for el in header.elements:
+        kind = PATIENT_KINDS.get(el.tag)
+        if kind is None or not el.value:
+            continue
+        text = decoder.decode(el.value) if el.vr in TEXT_VRS else _ascii(el.value)
+        if classify(kind, el.vr, text, declared) in ("real", "unknown"):
+            _collect_tokens(scan, kind, text)
+    return frozenset(scan.tokens), frozenset(scan.phrases)
+
+
 def _value(el: Element | None) -> bytes | None:
     return None if el is None else el.value
 
