@@ -46,6 +46,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/archive_header.py
+	$(PY) bench/ocr.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

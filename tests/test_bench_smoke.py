@@ -34,3 +34,11 @@ def test_bench_quick_prints_every_ratio() -> None:
     # the scan did the real work: every planted identifier was reported in every file
     assert re.search(r"^planted identifiers reported in every file .*: PASS$", out, re.MULTILINE)
     assert re.search(r"^overall: (PASS|FAIL)", out, re.MULTILINE)
+
+
+def test_ocr_bench_prints_ms_per_image() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH.parent / "ocr.py"), "--images", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ms/image" in proc.stdout and "ratio ours / baseline" in proc.stdout
+    assert "identifier lines found: 3 of 3" in proc.stdout
