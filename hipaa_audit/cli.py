@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Annotated
 
 import typer
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from hipaa_audit import __version__
 from hipaa_audit.archive.containers import Limits
@@ -99,24 +109,35 @@ def open_output(path: str | None) -> Iterator[IO[str]]:
 
 @contextlib.contextmanager
 def progress_display(
-    enabled: bool, label: str
+    enabled: bool, label: str, count_total: Callable[[], int] | None = None
 ) -> Iterator[Callable[[AssetResult], None] | None]:
-    """Yield a callback that advances a progress display on stderr, or ``None``."""
+    """Yield a callback that advances a progress display on stderr, or ``None``.
+
+    ``count_total`` runs in a background thread; once it returns, the display shows a bar
+    and an ETA. Files per second and findings show from the start.
+    """
     if not enabled:
         yield None
         return
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
-        TextColumn("{task.completed} assets, {task.fields[findings]} findings"),
-        TimeElapsedColumn(), console=err, transient=True,
+        MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[rate]}/s, {task.fields[findings]} findings"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=err, transient=True,
     )
-    task = progress.add_task(label, total=None, findings=0)
+    task = progress.add_task(label, total=None, findings=0, rate="-")
     counts = {"findings": 0}
 
     def advance(result: AssetResult) -> None:
         counts["findings"] += len(result.findings)
-        progress.update(task, advance=1, findings=counts["findings"])
+        speed = progress.tasks[0].speed
+        progress.update(task, advance=result.stats.get("files", 0), findings=counts["findings"],
+                        rate=f"{speed:,.0f}" if speed else "-")
 
+    if count_total is not None:
+        threading.Thread(target=lambda: progress.update(task, total=count_total()),
+                         daemon=True).start()
     with progress:
         yield advance
 
@@ -146,6 +167,7 @@ def scan_archive_command(
     """
     from hipaa_audit.archive.content import storage_encryption
     from hipaa_audit.archive.run import scan_archive
+    from hipaa_audit.archive.walk import count_files
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
@@ -164,7 +186,8 @@ def scan_archive_command(
     run.evidence["storage"] = [storage_encryption(p) for p in paths]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
-    with open_output(output) as stream, progress_display(show, "scan archive") as advance:
+    count = functools.partial(count_files, paths)
+    with open_output(output) as stream, progress_display(show, "scan archive", count) as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_archive(paths, masker=masker, workers=workers,
                                limits=Limits(max_depth=max_depth), ocr=ocr)

@@ -76,6 +76,11 @@ def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
             yield _other(root, stat.S_ISREG(st.st_mode))
 
 
+def count_files(paths: list[str]) -> int:
+    """Count the regular files a walk of ``paths`` will scan (for a progress total)."""
+    return sum(1 for item in walk_paths(paths) if isinstance(item, FileTask))
+
+
 def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
     """Walk with ``os.scandir``: the file types come from the directory, not from a stat."""
     stack = [root]
