@@ -154,6 +154,9 @@ def scan_archive_command(
                                          help="Worker processes.")] = 1,
     progress: ProgressOpt = False,
     reveal_phi: RevealOpt = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786); its "
+        "workers must see PATH at the same place.")] = None,
     ocr: Annotated[bool, typer.Option(
         "--ocr", help="Read burned-in pixel text with Tesseract (slow: about 0.3 s an image).")
     ] = False,
@@ -168,6 +171,7 @@ def scan_archive_command(
     from hipaa_audit.archive.content import storage_encryption
     from hipaa_audit.archive.run import scan_archive
     from hipaa_audit.archive.walk import count_files
+    from hipaa_audit.cluster import ClusterError
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
@@ -182,7 +186,8 @@ def scan_archive_command(
     catalog = load_catalog()
     masker = Masker(installation_key(), reveal=reveal_phi)
     run = new_run("scan archive", paths, reveal_phi=reveal_phi,
-                  options={"workers": workers, "max_depth": max_depth, "ocr": ocr})
+                  options={"workers": workers, "max_depth": max_depth, "ocr": ocr,
+                           "scheduler": scheduler})
     run.evidence["storage"] = [storage_encryption(p) for p in paths]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
@@ -190,8 +195,11 @@ def scan_archive_command(
     with open_output(output) as stream, progress_display(show, "scan archive", count) as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_archive(paths, masker=masker, workers=workers,
-                               limits=Limits(max_depth=max_depth), ocr=ocr)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
+                               limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler)
+        try:
+            outcome = consume(results, renderer, run, threshold, on_asset=advance)
+        except ClusterError as exc:
+            raise fail(str(exc)) from None
     raise typer.Exit(outcome.exit_code)
 
 

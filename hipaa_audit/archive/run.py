@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from hipaa_audit.archive.containers import Limits
@@ -49,18 +50,25 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
 
 def scan_archive(
     paths: list[str], *, masker: Masker, workers: int = 1, limits: Limits | None = None,
-    ocr: bool = False,
+    ocr: bool = False, scheduler: str | None = None,
 ) -> Iterator[AssetResult]:
-    """Scan every file under ``paths``; yield one :class:`AssetResult` per asset, in walk order.
+    """Scan every file under ``paths``; yield one :class:`AssetResult` per asset.
 
-    A container yields its own result, then one per member (nested members included).
+    Locally (``workers`` processes) results come in walk order; on a Dask cluster
+    (``scheduler``, its address) in order of completion. A container yields its own result,
+    then one per member (nested members included).
     """
-    for results in map_in_order(
-        _scan_item,
-        walk_paths(paths),
-        workers=workers,
-        initializer=_init,
-        initargs=(masker.key, masker.reveal, limits or Limits(), ocr),
-        preload=[__name__],
-    ):
+    initargs = (masker.key, masker.reveal, limits or Limits(), ocr)
+    if scheduler is not None:
+        from hipaa_audit.cluster import map_on_cluster
+
+        # cluster workers do not share this process's working directory: absolute paths
+        items = (FileTask(os.path.abspath(i.path), i.asset) if isinstance(i, FileTask) else i
+                 for i in walk_paths(paths))
+        batches = map_on_cluster(_scan_item, items, address=scheduler, initializer=_init,
+                                 initargs=initargs)
+    else:
+        batches = map_in_order(_scan_item, walk_paths(paths), workers=workers,
+                               initializer=_init, initargs=initargs, preload=[__name__])
+    for results in batches:
         yield from results
