@@ -52,3 +52,17 @@ def test_without_ocr_pixels_are_not_examined(images: Path) -> None:
     result = run_cli("scan", "archive", images.name, cwd=images.parent)
     assert "Pixels were not examined" in result.stdout
     assert CHECK not in result.stdout
+
+
+def test_ocr_reads_container_members(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("us/IM0001.dcm", gen.burned_in_text_image())
+    (tmp_path / "referral.zip").write_bytes(buf.getvalue())
+    result = run_cli("scan", "archive", "referral.zip", "--ocr", "--format", "json",
+                     cwd=tmp_path)
+    found = {f["asset"] for f in result.json()["findings"] if f["check_id"] == CHECK}
+    assert found == {"referral.zip!/us/IM0001.dcm"}

@@ -256,7 +256,12 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
             results = scan_container(nested, kind, asset, rules, depth=depth + 1)
             results[0].stats[STAT_MEMBERS] = 1
             return results
-        header = _stream_header(head, member.stream)
+        if rules.ocr:  # the pixels are needed too: the whole member, within its cap
+            data = head + member.stream.read()
+            header = parse_header(data, complete=True)
+        else:
+            data = head
+            header = _stream_header(head, member.stream)
     except BombError as exc:
         result = AssetResult(asset, stats={STAT_MEMBERS: 1})
         result.findings.append(rules.problem(
@@ -265,7 +270,7 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
         return [result]
     result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
     if rules.ocr and header is not None and header.reached_pixel_data:
-        read_pixels(head + member.stream.read(), header, result, rules)
+        read_pixels(data, header, result, rules)
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_MEMBERS] = 1
     return [result]
