@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from hipaa_audit.engine import BATCH_SIZE, _batches
+from hipaa_audit.engine import batches_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,7 +62,7 @@ def map_on_cluster(
         ahead = threads * AHEAD_PER_THREAD
         pending = as_completed(loop=client.loop)
         in_flight = 0
-        for batch in _batches(items):
+        for batch in batches_of(items):
             pending.add(client.submit(_run_batch, fn, initializer, initargs, batch, pure=False))
             in_flight += 1
             if in_flight >= ahead:
@@ -81,5 +81,3 @@ def _take(future: Any) -> list[Any]:
         raise ClusterError(f"a task failed on the cluster ({type(exc).__name__})") from None
     return results
 
-
-__all__ = ["BATCH_SIZE", "ClusterError", "map_on_cluster"]

@@ -100,7 +100,7 @@ def _pooled(
         queued: list[deque[int]] = [deque() for _ in pipes]  # batch numbers, per worker
         ready: dict[int, list[Any]] = {}  # results that arrived before their turn
         next_out = 0
-        for number, batch in enumerate(_batches(items)):
+        for number, batch in enumerate(batches_of(items)):
             worker = min(range(workers), key=lambda w: len(queued[w]))
             pipes[worker].send(batch)
             queued[worker].append(number)
@@ -162,7 +162,8 @@ def _worker(pipe: Connection, fn: Callable[[Any], Any], initializer: Callable[..
         pipe.send(("ok", results))
 
 
-def _batches(items: Iterable[T]) -> Iterator[list[T]]:
+def batches_of(items: Iterable[T]) -> Iterator[list[T]]:
+    """Group ``items`` into lists of :data:`BATCH_SIZE` (the last one shorter)."""
     batch: list[T] = []
     for item in items:
         batch.append(item)
