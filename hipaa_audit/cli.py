@@ -157,6 +157,9 @@ def scan_archive_command(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786); its "
         "workers must see PATH at the same place.")] = None,
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Follow links whose targets lie inside the paths given "
+        "(links leaving them are never followed).")] = False,
     ocr: Annotated[bool, typer.Option(
         "--ocr", help="Read burned-in pixel text with Tesseract (slow: about 0.3 s an image).")
     ] = False,
@@ -187,15 +190,16 @@ def scan_archive_command(
     masker = Masker(installation_key(), reveal=reveal_phi)
     run = new_run("scan archive", paths, reveal_phi=reveal_phi,
                   options={"workers": workers, "max_depth": max_depth, "ocr": ocr,
-                           "scheduler": scheduler})
+                           "scheduler": scheduler, "follow_symlinks": follow_symlinks})
     run.evidence["storage"] = [storage_encryption(p) for p in paths]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
-    count = functools.partial(count_files, paths)
+    count = functools.partial(count_files, paths, follow_links=follow_symlinks)
     with open_output(output) as stream, progress_display(show, "scan archive", count) as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_archive(paths, masker=masker, workers=workers,
-                               limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler)
+                               limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler,
+                               follow_links=follow_symlinks)
         try:
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
         except ClusterError as exc:

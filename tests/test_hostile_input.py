@@ -423,3 +423,33 @@ def test_fifo_is_skipped_and_counted(tmp_path: Path) -> None:
     assert code == 0
     assert doc["run"]["assets"]["special_files_skipped"] == 1
     assert {f["asset"] for f in doc["findings"]} == {"tree/fail_top_level.dcm"}
+
+
+def test_follow_symlinks_stays_inside_the_roots(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "data").mkdir(parents=True)
+    (tree / "data" / "IM1.dcm").write_bytes(gen.fail_top_level())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "IM2.dcm").write_bytes(gen.fail_top_level())
+    (tree / "alias").symlink_to(tree / "data")  # a folder link inside the tree
+    (tree / "again").symlink_to(tree)  # a loop through a folder link
+    (tree / "leave").symlink_to(outside)
+    _, doc, _ = scan_json("tree", "--follow-symlinks", cwd=tmp_path)
+    assets = {f["asset"] for f in doc["findings"]}
+    # the data folder is walked once, whether reached directly or through a link
+    assert "tree/data/IM1.dcm" in assets  # the real folder keeps its own name
+    assert sum(a.endswith("IM1.dcm") for a in assets) == 1
+    assert not any("IM2.dcm" in a for a in assets)
+    errors = errors_by_asset(doc)
+    assert "outside" in errors["tree/leave"]
+    _, doc, _ = scan_json("tree", cwd=tmp_path)  # by default links are not followed
+    assert doc["run"]["assets"]["links_inside_tree_skipped"] == 2
+
+
+def test_link_to_a_folder_given_as_argument_is_walked(tmp_path: Path) -> None:
+    (tmp_path / "share").mkdir()
+    (tmp_path / "share" / "IM1.dcm").write_bytes(gen.fail_top_level())
+    (tmp_path / "mount").symlink_to(tmp_path / "share")
+    _, doc, _ = scan_json("mount", cwd=tmp_path)
+    assert {f["asset"] for f in doc["findings"]} == {"mount/IM1.dcm"}

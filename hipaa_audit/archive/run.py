@@ -50,7 +50,7 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
 
 def scan_archive(
     paths: list[str], *, masker: Masker, workers: int = 1, limits: Limits | None = None,
-    ocr: bool = False, scheduler: str | None = None,
+    ocr: bool = False, scheduler: str | None = None, follow_links: bool = False,
 ) -> Iterator[AssetResult]:
     """Scan every file under ``paths``; yield one :class:`AssetResult` per asset.
 
@@ -64,11 +64,12 @@ def scan_archive(
 
         # cluster workers do not share this process's working directory: absolute paths
         items = (FileTask(os.path.abspath(i.path), i.asset) if isinstance(i, FileTask) else i
-                 for i in walk_paths(paths))
+                 for i in walk_paths(paths, follow_links=follow_links))
         batches = map_on_cluster(_scan_item, items, address=scheduler, initializer=_init,
                                  initargs=initargs)
     else:
-        batches = map_in_order(_scan_item, walk_paths(paths), workers=workers,
-                               initializer=_init, initargs=initargs, preload=[__name__])
+        batches = map_in_order(_scan_item, walk_paths(paths, follow_links=follow_links),
+                               workers=workers, initializer=_init, initargs=initargs,
+                               preload=[__name__])
     for results in batches:
         yield from results

@@ -54,77 +54,113 @@ def display_name(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace")
 
 
-def walk_paths(paths: list[str]) -> Iterator[WalkItem]:
+def walk_paths(paths: list[str], *, follow_links: bool = False) -> Iterator[WalkItem]:
     """Yield every file under ``paths`` (files or directories) in a stable, sorted order.
 
     In each directory, its files (and links) come first in name order, then its
-    subdirectories, each walked the same way.
+    subdirectories, each walked the same way. With ``follow_links``, a link whose target lies
+    inside one of ``paths`` is followed (a folder is walked once, however many links reach
+    it); links that leave every root are never followed.
     """
+    roots = [os.path.realpath(os.fsencode(arg)) for arg in paths]
+    walker = _Walker(roots, follow_links)
     for arg in paths:
         root = os.fsencode(arg)
-        real_root = os.path.realpath(root)
         try:
             st = os.lstat(root)
         except OSError as exc:
             yield WalkProblem(display_name(root), f"cannot be read: {exc.strerror}")
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(root, real_root)
+            yield from walker.walk_dir(root)
         elif stat.S_ISLNK(st.st_mode):
-            yield _link(root, real_root, top=True)
+            for item in walker.link(root, top=True):
+                if not isinstance(item, bytes):
+                    yield item
         else:
             yield _other(root, stat.S_ISREG(st.st_mode))
 
 
-def count_files(paths: list[str]) -> int:
+def count_files(paths: list[str], *, follow_links: bool = False) -> int:
     """Count the regular files a walk of ``paths`` will scan (for a progress total)."""
-    return sum(1 for item in walk_paths(paths) if isinstance(item, FileTask))
+    return sum(1 for item in walk_paths(paths, follow_links=follow_links)
+               if isinstance(item, FileTask))
 
 
-def _walk_dir(root: bytes, real_root: bytes) -> Iterator[WalkItem]:
-    """Walk with ``os.scandir``: the file types come from the directory, not from a stat."""
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
-        except OSError as exc:
-            yield WalkProblem(display_name(directory),
-                              f"directory cannot be listed: {exc.strerror}")
-            continue
-        subdirs: list[bytes] = []
-        for entry in entries:
+class _Walker:
+    def __init__(self, roots: list[bytes], follow_links: bool) -> None:
+        self.roots = roots
+        self.follow = follow_links
+        self.seen: set[bytes] = set()  # real folders already walked (when following links)
+
+    def inside(self, target: bytes) -> bool:
+        return any(target == r or target.startswith(r.rstrip(b"/") + b"/") for r in self.roots)
+
+    def walk_dir(self, root: bytes) -> Iterator[WalkItem]:
+        """Walk with ``os.scandir``: the file types come from the directory, not from a stat."""
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            if self.follow:
+                real = os.path.realpath(directory)
+                if real in self.seen:
+                    continue
+                self.seen.add(real)
             try:
-                if entry.is_symlink():
-                    yield _link(entry.path, real_root, top=False)
-                elif entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.path)
-                else:
-                    yield _other(entry.path, entry.is_file(follow_symlinks=False))
+                with os.scandir(directory) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
             except OSError as exc:
-                yield WalkProblem(display_name(entry.path), f"cannot be read: {exc.strerror}")
-        stack.extend(reversed(subdirs))
+                yield WalkProblem(display_name(directory),
+                                  f"directory cannot be listed: {exc.strerror}")
+                continue
+            subdirs: list[bytes] = []
+            linked: list[bytes] = []  # walked after the real folders, so these keep their names
+            for entry in entries:
+                try:
+                    if entry.is_symlink():
+                        for item in self.link(entry.path, top=False):
+                            if isinstance(item, bytes):
+                                linked.append(item)
+                            else:
+                                yield item
+                    elif entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.path)
+                    else:
+                        yield _other(entry.path, entry.is_file(follow_symlinks=False))
+                except OSError as exc:
+                    yield WalkProblem(display_name(entry.path),
+                                      f"cannot be read: {exc.strerror}")
+            stack.extend(reversed(subdirs + linked))
+
+    def link(self, path: bytes, *, top: bool) -> Iterator[WalkItem | bytes]:
+        """Judge one link: a file to scan, a folder to walk (bytes), skipped, or a problem."""
+        asset = display_name(path)
+        try:
+            target = os.path.realpath(path, strict=True)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                yield WalkProblem(asset, "symbolic link loop; not followed")
+            else:
+                yield WalkProblem(asset, "dangling symbolic link; its target does not exist")
+            return
+        is_dir = os.path.isdir(target)
+        if top:  # a link the user named is followed
+            if is_dir:
+                yield from self.walk_dir(path)
+            else:
+                yield FileTask(path, asset)
+        elif not self.inside(target):
+            yield WalkProblem(asset,
+                              "symbolic link to a place outside the scanned tree; not followed")
+        elif not self.follow:
+            yield SkippedLink(asset)
+        elif is_dir:
+            yield path
+        else:
+            yield FileTask(path, asset)
 
 
 def _other(path: bytes, regular: bool) -> WalkItem:
     if regular:
         return FileTask(path, display_name(path))
     return SkippedSpecial(display_name(path))
-
-
-def _link(path: bytes, real_root: bytes, *, top: bool) -> WalkItem:
-    """A link given as an argument is followed to a file; inside a tree, links are not."""
-    asset = display_name(path)
-    try:
-        target = os.path.realpath(path, strict=True)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return WalkProblem(asset, "symbolic link loop; not followed")
-        return WalkProblem(asset, "dangling symbolic link; its target does not exist")
-    if top and os.path.isfile(target):
-        return FileTask(path, asset)
-    inside = target == real_root or target.startswith(real_root.rstrip(b"/") + b"/")
-    if inside:
-        return SkippedLink(asset)
-    return WalkProblem(asset, "symbolic link to a place outside the scanned tree; not followed")
