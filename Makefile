@@ -47,6 +47,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/archive_header.py
 	$(PY) bench/ocr.py
+	$(PY) bench/memory_tree.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

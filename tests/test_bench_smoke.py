@@ -42,3 +42,11 @@ def test_ocr_bench_prints_ms_per_image() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ms/image" in proc.stdout and "ratio ours / baseline" in proc.stdout
     assert "identifier lines found: 3 of 3" in proc.stdout
+
+
+def test_memory_bench_prints_growth() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH.parent / "memory_tree.py"), "--files",
+                           "2000", "--base", "200"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "memory against tree size: 200 -> 2,000 files" in proc.stdout
+    assert "peak RSS" in proc.stdout
