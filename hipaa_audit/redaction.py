@@ -145,7 +145,3 @@ class Masker:
                 cache.clear()
             cache[key] = text
         return text
-
-    def safe_label(self, value: str, allowed: frozenset[str] = frozenset()) -> str:
-        """Return ``value`` if it is a known safe label, otherwise its masked evidence."""
-        return value if value in allowed else self.evidence(value)
