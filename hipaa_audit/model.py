@@ -38,11 +38,6 @@ class Severity(enum.Enum):
             return NotImplemented
         return self.rank <= other.rank
 
-    def raised(self, steps: int = 1) -> Severity:
-        """Return the severity ``steps`` levels higher (capped at critical)."""
-        order = list(Severity)
-        return order[min(len(order) - 1, self.rank + steps)]
-
     def lowered(self, steps: int = 1) -> Severity:
         """Return the severity ``steps`` levels lower (floored at info)."""
         order = list(Severity)
