@@ -51,12 +51,13 @@ def map_in_order(
     ``preload`` names modules the fork server imports once, so workers start warm. Raises
     :class:`WorkerError` when a worker dies or raises.
     """
-    with _quiet_gc():
-        if workers <= 1:
-            initializer(*initargs)
+    if workers <= 1:
+        initializer(*initargs)  # first, so that what it builds is frozen with the rest
+        with _quiet_gc():
             for item in items:
                 yield fn(item)
-            return
+        return
+    with _quiet_gc():
         yield from _pooled(fn, items, workers, initializer, initargs, preload)
 
 
@@ -148,18 +149,17 @@ def _receive(pipe: Connection) -> list[Any]:
 def _worker(pipe: Connection, fn: Callable[[Any], Any], initializer: Callable[..., None],
             initargs: tuple[object, ...]) -> None:
     initializer(*initargs)
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-    while True:
-        batch = pipe.recv()
-        if batch is None:
-            return
-        try:
-            results = [fn(item) for item in batch]
-        except Exception as exc:  # reported by type only: a message could hold a value
-            pipe.send(("error", type(exc).__name__))
-            return
-        pipe.send(("ok", results))
+    with _quiet_gc():
+        while True:
+            batch = pipe.recv()
+            if batch is None:
+                return
+            try:
+                results = [fn(item) for item in batch]
+            except Exception as exc:  # reported by type only: a message could hold a value
+                pipe.send(("error", type(exc).__name__))
+                return
+            pipe.send(("ok", results))
 
 
 def batches_of(items: Iterable[T]) -> Iterator[list[T]]:
