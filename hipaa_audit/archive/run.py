@@ -31,11 +31,8 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
         try:
             return scan_file(item, _rules)
         except Exception as exc:  # one bad asset never stops the rest; the type only, no value
-            result = AssetResult(item.asset)
-            result.findings.append(_rules.problem(
-                item.asset, f"an internal error ({type(exc).__name__}) stopped its check"))
-            result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
-            return [result]
+            return [_rules.unchecked(
+                item.asset, f"an internal error ({type(exc).__name__}) stopped its check")]
     result = AssetResult(item.asset)
     if isinstance(item, SkippedLink):
         result.stats[STAT_LINKS_SKIPPED] = 1
@@ -43,9 +40,7 @@ def _scan_item(item: WalkItem) -> list[AssetResult]:
     if isinstance(item, SkippedSpecial):
         result.stats[STAT_SPECIAL_SKIPPED] = 1
         return [result]
-    result.findings.append(_rules.problem(item.asset, item.reason))
-    result.coverage.count(_rules.unverifiable.id, evaluated=1, errors=1)
-    return [result]
+    return [_rules.unchecked(item.asset, item.reason)]
 
 
 def scan_archive(

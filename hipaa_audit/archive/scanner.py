@@ -90,6 +90,13 @@ class ArchiveRules:
             ocr=ocr,
         )
 
+    def unchecked(self, asset: str, reason: str, **stats: int) -> AssetResult:
+        """Return the result of an asset that could not be checked at all, and why."""
+        result = AssetResult(asset, stats=dict(stats))
+        result.findings.append(self.problem(asset, reason))
+        result.coverage.count(self.unverifiable.id, evaluated=1, errors=1)
+        return result
+
     def problem(self, asset: str, reason: str, **where: object) -> Finding:
         """Return the ``unverifiable`` finding (status ``error``) for an asset."""
         locations = (Location.of(**where),) if where else ()
@@ -187,10 +194,8 @@ def _check_exposure(path: bytes, st: os.stat_result, results: list[AssetResult],
 
 
 def _unreadable(asset: str, rules: ArchiveRules, exc: OSError) -> AssetResult:
-    result = AssetResult(asset, stats={STAT_FILES: 1})
-    result.findings.append(rules.problem(asset, f"the file cannot be read ({exc.strerror})"))
-    result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
-    return result
+    return rules.unchecked(asset, f"the file cannot be read ({exc.strerror})",
+                           **{STAT_FILES: 1})
 
 
 def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules, *,
@@ -234,9 +239,7 @@ def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> 
         else:
             result.stats[STAT_ENCRYPTED] = 1
         return result
-    cov.count(rules.unverifiable.id, evaluated=1, errors=1)
-    result.findings.append(rules.problem(asset, problem.reason))
-    return result
+    return rules.unchecked(asset, problem.reason, **{STAT_MEMBERS: 1})
 
 
 def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
@@ -247,11 +250,9 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
         kind = sniff_container(head)
         if kind is not None:
             if depth >= rules.limits.max_depth:
-                result = AssetResult(asset, stats={STAT_MEMBERS: 1})
-                result.findings.append(rules.problem(
-                    asset, f"a container nested deeper than {rules.limits.max_depth} levels"))
-                result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
-                return [result]
+                return [rules.unchecked(
+                    asset, f"a container nested deeper than {rules.limits.max_depth} levels",
+                    **{STAT_MEMBERS: 1})]
             nested = io.BytesIO(head + member.stream.read())
             results = scan_container(nested, kind, asset, rules, depth=depth + 1)
             results[0].stats[STAT_MEMBERS] = 1
@@ -263,11 +264,9 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
             data = head
             header = _stream_header(head, member.stream)
     except BombError as exc:
-        result = AssetResult(asset, stats={STAT_MEMBERS: 1})
-        result.findings.append(rules.problem(
-            asset, f"the member expands past the cap of {exc.budget} bytes (a zip bomb?)"))
-        result.coverage.count(rules.unverifiable.id, evaluated=1, errors=1)
-        return [result]
+        return [rules.unchecked(
+            asset, f"the member expands past the cap of {exc.budget} bytes (a zip bomb?)",
+            **{STAT_MEMBERS: 1})]
     result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
     if rules.ocr and header is not None and header.reached_pixel_data:
         read_pixels(data, header, result, rules)
