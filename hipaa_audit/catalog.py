@@ -77,10 +77,27 @@ class Check(BaseModel):
         )
 
 
-class Catalog(Mapping[str, Check]):
-    """All checks by id, in the order the catalog files list them."""
+Domain = Literal["De-identification", "Encryption at rest", "Transmission security",
+                 "Access control", "Exposure", "Audit logging", "Configuration", "Verifiability"]
 
-    def __init__(self, checks: list[Check]) -> None:
+
+class CategoryInfo(BaseModel):
+    """What a finding category means for the risk register: NIST SP 800-30 threat and domain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: Domain
+    threat_source: str = Field(min_length=3)
+    threat_event: str = Field(min_length=3)
+    vulnerability: str = Field(min_length=3)
+
+
+class Catalog(Mapping[str, Check]):
+    """All checks by id, in the order the catalog files list them, and the finding categories."""
+
+    def __init__(self, checks: list[Check],
+                 categories: dict[Category, CategoryInfo] | None = None) -> None:
+        self.categories: dict[Category, CategoryInfo] = dict(categories or {})
         self._checks: dict[str, Check] = {}
         for check in checks:
             if check.id in self._checks:
@@ -101,13 +118,24 @@ class Catalog(Mapping[str, Check]):
         return [c for c in self._checks.values() if c.scanner == scanner]
 
 
+def parse_categories(name: str, text: str) -> dict[Category, CategoryInfo]:
+    """Parse the ``[category.NAME]`` tables of one catalog document."""
+    out: dict[Category, CategoryInfo] = {}
+    for key, raw in tomllib.loads(text).get("category", {}).items():
+        try:
+            out[Category(key)] = CategoryInfo.model_validate(raw)
+        except ValueError as exc:
+            raise CatalogError(f"{name}: category {key}: {exc}") from None
+    return out
+
+
 def parse_catalog_file(name: str, text: str) -> list[Check]:
     """Parse one catalog TOML document; raise ``CatalogError`` naming the file and check."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{name}: not valid TOML: {exc}") from None
-    extra = set(doc) - {"check"}
+    extra = set(doc) - {"check", "category"}
     if extra:
         raise CatalogError(f"{name}: unknown top-level keys: {', '.join(sorted(extra))}")
     checks = []
@@ -128,10 +156,16 @@ def load_catalog() -> Catalog:
     """Load and validate every ``*.toml`` catalog file shipped in ``hipaa_audit.checks``."""
     root = resources.files("hipaa_audit.checks")
     checks: list[Check] = []
+    categories: dict[Category, CategoryInfo] = {}
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
-            checks.extend(parse_catalog_file(entry.name, entry.read_text(encoding="utf-8")))
-    return Catalog(checks)
+            text = entry.read_text(encoding="utf-8")
+            checks.extend(parse_catalog_file(entry.name, text))
+            categories.update(parse_categories(entry.name, text))
+    missing = [c.value for c in Category if c not in categories]
+    if missing:
+        raise CatalogError(f"no [category.NAME] entry for: {', '.join(missing)}")
+    return Catalog(checks, categories)
 
 
 def read_check_data(name: str) -> str:

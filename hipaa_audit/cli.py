@@ -10,7 +10,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Annotated
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -33,6 +34,9 @@ from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.redaction import Masker, installation_key
 from hipaa_audit.scanrun import EXIT_INTERNAL, EXIT_USAGE, consume, new_run
 
+if TYPE_CHECKING:
+    from hipaa_audit.store import Store, StoredRun
+
 app = typer.Typer(
     name="hipaa-audit",
     help="Audit an estate that holds medical images for HIPAA Security Rule risks, with evidence.",
@@ -43,8 +47,10 @@ app = typer.Typer(
 )
 scan_app = typer.Typer(help="Scan assets for risks.", no_args_is_help=True)
 checks_app = typer.Typer(help="The check catalog.", no_args_is_help=True)
+runs_app = typer.Typer(help="The history of assessment runs.", no_args_is_help=True)
 app.add_typer(scan_app, name="scan")
 app.add_typer(checks_app, name="checks")
+app.add_typer(runs_app, name="runs")
 
 err = Console(stderr=True, highlight=False)
 
@@ -205,6 +211,256 @@ def scan_archive_command(
         except ClusterError as exc:
             raise fail(str(exc)) from None
     raise typer.Exit(outcome.exit_code)
+
+
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="History store (SQLite file). Default: the assessment "
+                             "file's [store] path, else history.db in the user data directory.")
+]
+
+
+def open_store(path: str | None) -> Store:
+    """Open the history store at ``path`` (the default when ``None``), or fail with exit 2."""
+    from hipaa_audit.store import Store, StoreError, default_path
+
+    try:
+        return Store(Path(path) if path else default_path())
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+def find_run(store: Store, ref: str) -> StoredRun:
+    """Resolve a run reference, or fail with exit 2."""
+    from hipaa_audit.store import StoreError
+
+    try:
+        return store.resolve(ref)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("assess")
+def assess_command(
+    config: Annotated[str, typer.Option("--config", "-c", help="The assessment file.")
+                      ] = "assessment.toml",
+    store_path: StoreOpt = None,
+    fail_on: FailOnOpt = FailOn.HIGH,
+    progress: ProgressOpt = False,
+    reveal_phi: RevealOpt = False,
+) -> None:
+    """Run the periodic assessment: every configured scanner, stored, scored and reported.
+
+    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv and SHA256SUMS
+    into the [report] output_dir. Example: hipaa-audit assess --config assessment.toml
+    """
+    from hipaa_audit.assess import run_assessment
+    from hipaa_audit.config import ConfigError, load_config
+    from hipaa_audit.report.build import Signing, write_checksums, write_reports
+    from hipaa_audit.report.render import RenderError
+    from hipaa_audit.report.sign import SigningError
+
+    try:
+        cfg = load_config(Path(config))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    rep = cfg.data.report
+    signing = None
+    if rep.sign_key is not None and rep.sign_cert is not None:
+        passphrase = None
+        if rep.sign_passphrase_env:
+            value = os.environ.get(rep.sign_passphrase_env)
+            if value is None:
+                raise fail(f"{cfg.path}: report.sign_passphrase_env: the environment variable "
+                           f"{rep.sign_passphrase_env} is not set")
+            passphrase = value.encode()
+        signing = Signing(rep.sign_key, rep.sign_cert, passphrase)
+    with open_store(store_path or (str(cfg.data.store.path) if cfg.data.store.path else None)
+                    ) as store:
+        catalog = load_catalog()
+        masker = Masker(installation_key(), reveal=reveal_phi)
+        threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+        with progress_display(progress or err.is_terminal, "assess") as advance:
+            done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
+                                  on_asset=advance)
+        out = rep.output_dir
+        try:
+            written = write_reports(
+                store, done.run, catalog,
+                {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
+                findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
+        except (RenderError, SigningError, OSError) as exc:
+            raise fail(f"the run {done.run.id} is stored, but its reports could not be "
+                       f"written: {exc}", EXIT_INTERNAL) from None
+        sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
+        summary = done.run.meta["summary"]
+        risk = summary["risk"]
+        con = Console(highlight=False)
+        con.print(f"[bold]Assessment {done.run.id}[/] stored in {store.path}")
+        con.print(f"  {summary['findings']:,} findings, {summary['errors']:,} not verifiable; "
+                  f"{len(done.register)} risks: " + _levels(risk))
+        for path in [*written.pdfs.values(), *written.findings, sums]:
+            con.print(f"  wrote {path}")
+        if written.fingerprint:
+            con.print(f"  signed with certificate SHA-256 {written.fingerprint}")
+    raise typer.Exit(done.exit_code)
+
+
+class ReportKindChoice(enum.Enum):
+    """The ``report`` kinds."""
+
+    RISK = "risk"
+    BAA = "baa"
+
+
+@app.command("report")
+def report_command(
+    kind: Annotated[ReportKindChoice, typer.Argument(help="risk (risk analysis) or baa.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The PDF to write.")],
+    run_ref: Annotated[str, typer.Option("--run", help="Run id, prefix, latest or previous.")
+                       ] = "latest",
+    store_path: StoreOpt = None,
+    detail_limit: Annotated[int, typer.Option(
+        "--detail-limit", min=10, max=5000, help="Findings shown in detail (all are attached).")
+    ] = 200,
+) -> None:
+    """Render the risk-analysis or BAA-evidence PDF of a stored run.
+
+    Example: hipaa-audit report risk --run latest --output risk-analysis.pdf
+    """
+    from hipaa_audit.report.build import write_reports
+    from hipaa_audit.report.render import RenderError
+
+    with open_store(store_path) as store:
+        run = find_run(store, run_ref)
+        try:
+            write_reports(store, run, load_catalog(), {kind.value: Path(output)},
+                          detail_limit=detail_limit)
+        except (RenderError, OSError) as exc:
+            raise fail(f"cannot write {output}: {exc}", EXIT_INTERNAL) from None
+    err.print(f"wrote {output} (run {run.id})")
+
+
+def _levels(counts: dict[str, int]) -> str:
+    """Say how many risks a run has at each level, most severe first."""
+    from hipaa_audit.risk import LEVELS
+
+    return ", ".join(f"{counts[lvl]} {lvl}" for lvl in reversed(LEVELS) if counts.get(lvl)) \
+        or "none"
+
+
+def _run_row(run: StoredRun) -> dict[str, object]:
+    summary = run.meta.get("summary", {})
+    return {"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at,
+            "command": run.command, "tool_version": run.tool_version,
+            "complete": run.complete, "findings": summary.get("findings"),
+            "errors": summary.get("errors"), "risk": summary.get("risk"),
+            "exit_code": run.meta.get("exit_code"), "hash": run.hash,
+            "config_sha256": run.config_digest}
+
+
+@runs_app.command("list")
+def runs_list_command(
+    store_path: StoreOpt = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.TABLE,
+) -> None:
+    """List the stored runs, oldest first."""
+    with open_store(store_path) as store:
+        runs = store.runs()
+        if fmt is ListFormat.JSON:
+            sys.stdout.write(json.dumps({"runs": [_run_row(r) for r in runs]}, indent=1) + "\n")
+            return
+        out = Console(highlight=False)
+        if not runs:
+            out.print(f"No runs in {store.path} yet. Start one with: hipaa-audit assess")
+            return
+        for r in runs:
+            row = _run_row(r)
+            if not r.complete:
+                out.print(f"{r.id}  {r.started_at}  [yellow]interrupted (not in the chain)[/]")
+                continue
+            levels = _levels(r.meta.get("summary", {}).get("risk", {}))
+            out.print(f"{r.id}  {r.started_at}  {row['findings']:,} findings, "
+                      f"{row['errors']:,} not verifiable  risks: {levels}  "
+                      f"exit {row['exit_code']}")
+
+
+@runs_app.command("show")
+def runs_show_command(
+    run_ref: Annotated[str, typer.Argument(metavar="ID", help="Run id, prefix, latest, previous.")],
+    store_path: StoreOpt = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.TABLE,
+) -> None:
+    """Show one run: metadata, asset groups, coverage and its risk register."""
+    from hipaa_audit.assess import register_for
+
+    with open_store(store_path) as store:
+        run = find_run(store, run_ref)
+        register = register_for(store, run, load_catalog()) if run.complete else []
+        if fmt is ListFormat.JSON:
+            doc = {**_run_row(run), "assessment": run.meta.get("assessment"),
+                   "groups": run.meta.get("groups", []), "coverage": run.meta.get("coverage"),
+                   "register": [{"id": r.id, "risk": r.risk, "likelihood": r.likelihood,
+                                 "impact": r.impact, "check_id": r.check_id, "group": r.group,
+                                 "assets": r.assets, "findings": r.findings,
+                                 "hipaa": list(r.hipaa)} for r in register]}
+            sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            return
+        out = Console(highlight=False)
+        a = run.meta.get("assessment", {})
+        out.print(f"[bold]{run.id}[/]  {a.get('organization', '')}: {a.get('name', '')}")
+        out.print(f"  {run.started_at} to {run.finished_at}; hipaa-audit {run.tool_version}; "
+                  f"hash {run.hash}")
+        for g in run.meta.get("groups", []):
+            stats = ", ".join(f"{v:,} {k}" for k, v in g.get("stats", {}).items())
+            out.print(f"  group {g['name']} ({g['scanner']}): {g['findings']:,} findings"
+                      + (f"; {stats}" if stats else "") + (f"; {g['note']}" if g["note"] else ""))
+        for r in register:
+            out.print(f"  {r.id}  {r.risk:<9}  {r.title} [{r.group}] "
+                      f"({r.assets:,} assets)")
+
+
+@runs_app.command("diff")
+def runs_diff_command(
+    base: Annotated[str, typer.Argument(metavar="A", help="The earlier run.")],
+    head: Annotated[str, typer.Argument(metavar="B", help="The later run.")],
+    store_path: StoreOpt = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.TABLE,
+) -> None:
+    """Show findings new in B, resolved since A, and how many persist (by stable id)."""
+    with open_store(store_path) as store:
+        d = store.diff(find_run(store, base), find_run(store, head))
+        if fmt is ListFormat.JSON:
+            def slim(f: dict[str, object]) -> dict[str, object]:
+                keys = ("id", "check_id", "severity", "status", "asset", "title")
+                return {k: f[k] for k in keys}
+
+            doc = {"base": d.base.id, "head": d.head.id, "persisting": d.persisting,
+                   "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved]}
+            sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            return
+        out = Console(highlight=False)
+        out.print(f"{d.base.id} -> {d.head.id}: {len(d.new):,} new, {len(d.resolved):,} "
+                  f"resolved, {d.persisting:,} persisting")
+        for label, rows in (("new", d.new), ("resolved", d.resolved)):
+            for f in rows:
+                out.print(f"  {label:<8} {f['severity']:<8} {f['check_id']}  {f['asset']}",
+                          markup=False)
+
+
+@runs_app.command("verify")
+def runs_verify_command(store_path: StoreOpt = None) -> None:
+    """Check the hash chain of the history: exit 0 intact, 3 when tampering is found."""
+    from hipaa_audit.scanrun import EXIT_FINDINGS
+
+    with open_store(store_path) as store:
+        checked, problems = store.verify()
+    for p in problems:
+        err.print(f"hipaa-audit: run {p.run_id}: {p.message}")
+    if problems:
+        err.print(f"hipaa-audit: the history in {store.path} was altered "
+                  f"({len(problems)} problem(s) in {checked} runs)")
+        raise typer.Exit(EXIT_FINDINGS)
+    typer.echo(f"{checked} runs verified: the history chain in {store.path} is intact")
 
 
 @checks_app.command("list")

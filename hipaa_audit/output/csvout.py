@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from typing import IO
+from typing import IO, Any
 
 from hipaa_audit.model import Coverage, Finding, RunInfo
 from hipaa_audit.output.jsonout import dumps
@@ -19,7 +19,11 @@ def cell(value: str) -> str:
 
 def finding_row(finding: Finding) -> list[str]:
     """Return one finding as CSV cells (locations as compact JSON, citations joined by ``;``)."""
-    d = finding.as_dict()
+    return dict_row(finding.as_dict())
+
+
+def dict_row(d: dict[str, Any]) -> list[str]:
+    """Return a finding object of the findings schema as CSV cells."""
     return [cell(x) for x in (
         d["id"], d["check_id"], d["title"], d["category"], d["severity"], d["status"],
         d["asset"], dumps(d["locations"]), d["message"], "; ".join(d["hipaa"]),

@@ -1,0 +1,193 @@
+"""``hipaa-audit assess``: run every configured scanner, store the run, score the risks.
+
+Each scanner section of ``assessment.toml`` is an asset group. Its findings stream into the
+history store as they come (memory stays flat); coverage, counts and timings are kept per group.
+A configured target that cannot be examined (a missing path, a scanner this version does not
+have) becomes an ``unverifiable`` finding: nothing configured is skipped silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hipaa_audit import __version__
+from hipaa_audit.archive.containers import Limits
+from hipaa_audit.catalog import Catalog
+from hipaa_audit.config import LoadedConfig
+from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
+from hipaa_audit.redaction import Masker
+from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
+from hipaa_audit.scanrun import Outcome, consume, exit_code, new_run, utc_now
+from hipaa_audit.store import Store, StoredRun
+
+NOT_CHECKED = "assessment-target-not-checked"
+#: Scanners the assessment file may name that this version cannot run yet.
+PENDING_SCANNERS = ("network", "s3", "logs", "permissions")
+
+
+@dataclass(slots=True)
+class GroupRun:
+    """What one scanner section produced."""
+
+    info: GroupInfo
+    coverage: Coverage = field(default_factory=Coverage)
+    stats: dict[str, int] = field(default_factory=dict)
+    findings: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the group as stored in the run's metadata."""
+        return {"name": self.info.name, "scanner": self.info.scanner,
+                "criticality": self.info.criticality, "targets": list(self.info.targets),
+                "coverage": self.coverage.as_list(), "stats": dict(sorted(self.stats.items())),
+                "findings": self.findings, "errors": self.errors,
+                "seconds": round(self.seconds, 3), "note": self.note}
+
+
+class _StoreSink:
+    """A renderer that writes findings into the store in batches."""
+
+    def __init__(self, store: Store, seq: int, group: str) -> None:
+        self.store, self.seq, self.group = store, seq, group
+        self.buffer: list[Finding] = []
+
+    def add(self, finding: Finding) -> None:
+        self.buffer.append(finding)
+        if len(self.buffer) >= 5000:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.add_findings(self.seq, self.group, self.buffer)
+        self.buffer = []
+
+    def finish(self, run: RunInfo, coverage: Coverage, stats: dict[str, int],
+               exit_code: int) -> None:
+        self.flush()
+
+
+@dataclass(slots=True)
+class Assessed:
+    """The outcome of ``assess``: the stored run, its register, and the exit code."""
+
+    run: StoredRun
+    register: list[RegisterRow]
+    exit_code: int
+
+
+def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator[AssetResult]:
+    check = catalog[NOT_CHECKED]
+    for target in targets:
+        result = AssetResult(target)
+        result.findings.append(check.finding(target, why, status=Status.ERROR))
+        result.coverage.count(NOT_CHECKED, errors=1)
+        yield result
+
+
+def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
+    data = cfg.data
+    out: list[tuple[GroupInfo, Any]] = []
+    for scanner in ("archive", *PENDING_SCANNERS):
+        raw = getattr(data, scanner)
+        sections = [raw] if scanner == "permissions" and raw is not None else (
+            [] if raw is None else list(raw) if isinstance(raw, list) else [raw])
+        for i, s in enumerate(sections, 1):
+            if scanner == "archive":
+                targets = tuple(str(p) for p in s.paths)
+            elif scanner == "network":
+                targets = tuple(s.targets)
+            elif scanner == "s3":
+                targets = tuple(f"s3://{b}" for b in s.buckets) or ("s3://*",)
+            elif scanner == "logs":
+                targets = tuple(s.paths)
+            else:
+                targets = (str(s.baseline),)
+            name = s.name or (scanner if len(sections) == 1 else f"{scanner}-{i}")
+            out.append((GroupInfo(name, scanner, s.criticality, targets), s))
+    return out
+
+
+def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Catalog,
+                     run: RunInfo) -> Iterator[AssetResult]:
+    import os
+
+    from hipaa_audit.archive.content import storage_encryption
+    from hipaa_audit.archive.run import scan_archive
+
+    present = [t for t in info.targets if os.path.lexists(t)]
+    missing = [t for t in info.targets if t not in present]
+    yield from _not_checked(catalog, missing, "The configured path does not exist.")
+    run.evidence.setdefault("storage", []).extend(storage_encryption(p) for p in present)
+    if present:
+        yield from scan_archive(present, masker=masker, workers=section.workers,
+                                limits=Limits(max_depth=section.max_depth), ocr=section.ocr,
+                                follow_links=section.follow_symlinks)
+
+
+def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
+                   fail_on: Severity | None,
+                   on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
+    """Run every configured scanner into ``store``; return the stored run and its register."""
+    sections = _sections(cfg)
+    targets = [t for info, _ in sections for t in info.targets]
+    run = new_run("assess", targets, reveal_phi=masker.reveal,
+                  options={"config": str(cfg.path), "config_sha256": cfg.digest})
+    seq = store.open_run(run.id, run.command, run.started_at, __version__, cfg.digest)
+    groups: list[GroupRun] = []
+    total = Outcome(run)
+    for info, section in sections:
+        group = GroupRun(info)
+        started = time.monotonic()
+        if info.scanner == "archive":
+            results = _archive_results(section, info, masker, catalog, run)
+        else:
+            group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
+            results = _not_checked(catalog, info.targets,
+                                   f"Not examined: {group.note}. Assess it by other means.")
+        outcome = consume(results, _StoreSink(store, seq, info.name), run, None,
+                          on_asset=on_asset)
+        group.seconds = time.monotonic() - started
+        group.coverage, group.stats, group.errors = outcome.coverage, outcome.stats, outcome.errors
+        group.findings = sum(outcome.failures.values()) + outcome.errors
+        groups.append(group)
+        total.coverage.merge(outcome.coverage)
+        total.errors += outcome.errors
+        for sev, n in outcome.failures.items():
+            total.failures[sev] = total.failures.get(sev, 0) + n
+        for k, n in outcome.stats.items():
+            total.stats[k] = total.stats.get(k, 0) + n
+    run.finished_at = utc_now()
+    code = exit_code(total.worst_failure, total.errors, fail_on)
+    infos = {g.info.name: g.info for g in groups}
+    register = build_register((Tally(*row) for row in store.aggregate(seq)), catalog, infos,
+                              store.sample_assets(seq))
+    meta = {
+        "run": run.as_dict(),
+        "assessment": cfg.data.assessment.model_dump(mode="json"),
+        "config": cfg.as_record(),
+        "coverage": total.coverage.as_list(),
+        "stats": dict(sorted(total.stats.items())),
+        "groups": [g.as_dict() for g in groups],
+        "exit_code": code,
+        "fail_on": fail_on.value if fail_on else "none",
+        "summary": {
+            "findings": sum(total.failures.values()),
+            "errors": total.errors,
+            "severity": {s.value: total.failures.get(s, 0) for s in Severity},
+            "risk": level_counts(register),
+        },
+    }
+    store.close_run(seq, run.finished_at, meta)
+    return Assessed(store.resolve(run.id), register, code)
+
+
+def register_for(store: Store, run: StoredRun, catalog: Catalog) -> list[RegisterRow]:
+    """Rebuild the register of a stored run from its findings and its groups."""
+    infos = {g["name"]: GroupInfo(g["name"], g["scanner"], g.get("criticality", "moderate"),
+                                  tuple(g.get("targets", ()))) for g in run.meta.get("groups", [])}
+    return build_register((Tally(*row) for row in store.aggregate(run.seq)), catalog, infos,
+                          store.sample_assets(run.seq))

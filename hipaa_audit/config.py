@@ -1,0 +1,212 @@
+"""``assessment.toml``: the periodic job, validated before anything is scanned.
+
+Unknown keys and bad values raise :class:`ConfigError` naming the file and the key
+(``archive[1].paths``). Relative paths are resolved against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Criticality = Literal["low", "moderate", "high"]
+
+
+class ConfigError(Exception):
+    """The assessment file is missing, not TOML, or holds an unknown key or a bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AssessmentInfo(_Section):
+    """``[assessment]``: who is assessed, by whom, and for which period."""
+
+    organization: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    assessor: str = Field(min_length=1)
+    period: str | None = None
+    scope: str | None = None
+    reviewer: str | None = None
+    approver: str | None = None
+
+
+class StoreSection(_Section):
+    """``[store]``: where the history of runs is kept."""
+
+    path: Path | None = None
+
+
+class _Scanner(_Section):
+    """What every scanner section shares: a name for its asset group and its criticality."""
+
+    name: str | None = Field(default=None, min_length=1)
+    criticality: Criticality = "moderate"
+
+
+class ArchiveSection(_Scanner):
+    """``[[archive]]``: folders and files to scan for PHI."""
+
+    paths: list[Path] = Field(min_length=1)
+    ocr: bool = False
+    workers: int = Field(default=1, ge=1, le=256)
+    follow_symlinks: bool = False
+    max_depth: int = Field(default=3, ge=1, le=16)
+
+
+class NetworkSection(_Scanner):
+    """``[[network]]``: endpoints to probe."""
+
+    targets: list[str] = Field(min_length=1)
+    policy: str = "nist-800-52r2"
+
+
+class S3Section(_Scanner):
+    """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list)."""
+
+    buckets: list[str] = Field(default_factory=list)
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+
+
+class LogsSection(_Scanner):
+    """``[[logs]]``: audit logs to analyse."""
+
+    paths: list[str] = Field(min_length=1)
+    format: Literal["auto", "atna", "fhir", "cloudtrail", "csv", "jsonl"] = "auto"
+
+
+class PermissionsSection(_Scanner):
+    """``[permissions]``: the access baseline and the sources to compare with it."""
+
+    baseline: Path
+    sources: list[str] = Field(default_factory=list)
+
+
+class Vendor(_Section):
+    """``[[vendor]]``: a business associate and the systems it operates."""
+
+    name: str = Field(min_length=1)
+    services: str = ""
+    baa_signed: dt.date | None = None
+    contact: str | None = None
+    s3_buckets: list[str] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=list)
+    archives: list[str] = Field(default_factory=list)
+    subcontractors: list[str] = Field(default_factory=list)
+
+
+class ReportSection(_Section):
+    """``[report]``: where the reports go, how much detail, and an optional signature."""
+
+    output_dir: Path = Path("reports")
+    detail_limit: int = Field(default=200, ge=10, le=5000)
+    sign_key: Path | None = None
+    sign_cert: Path | None = None
+    sign_passphrase_env: str | None = None
+
+    @field_validator("sign_cert")
+    @classmethod
+    def _pair(cls, value: Path | None, info: Any) -> Path | None:
+        if (value is None) != (info.data.get("sign_key") is None):
+            raise ValueError("sign_key and sign_cert go together")
+        return value
+
+
+class Assessment(_Section):
+    """The whole ``assessment.toml``."""
+
+    assessment: AssessmentInfo
+    store: StoreSection = StoreSection()
+    archive: list[ArchiveSection] = Field(default_factory=list)
+    network: list[NetworkSection] = Field(default_factory=list)
+    s3: list[S3Section] = Field(default_factory=list)
+    logs: list[LogsSection] = Field(default_factory=list)
+    permissions: PermissionsSection | None = None
+    vendor: list[Vendor] = Field(default_factory=list)
+    report: ReportSection = ReportSection()
+
+
+class LoadedConfig(BaseModel):
+    """A validated assessment with its source file and the digest of its bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    digest: str
+    data: Assessment
+
+    def as_record(self) -> dict[str, Any]:
+        """Return the configuration as JSON-ready data for the history store."""
+        return self.data.model_dump(mode="json")
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _resolve(base: Path, data: Assessment) -> Assessment:
+    """Return ``data`` with every relative path made relative to ``base``."""
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    update: dict[str, Any] = {
+        "archive": [a.model_copy(update={"paths": [rel(p) for p in a.paths]})
+                    for a in data.archive],
+        "report": data.report.model_copy(update={
+            "output_dir": rel(data.report.output_dir),
+            "sign_key": rel(data.report.sign_key) if data.report.sign_key else None,
+            "sign_cert": rel(data.report.sign_cert) if data.report.sign_cert else None,
+        }),
+        "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
+        "logs": [s.model_copy(update={"paths": [str(rel(Path(p))) for p in s.paths]})
+                 for s in data.logs],
+    }
+    if data.permissions is not None:
+        update["permissions"] = data.permissions.model_copy(
+            update={"baseline": rel(data.permissions.baseline)})
+    return data.model_copy(update=update)
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate ``path``; raise :class:`ConfigError` naming the file and the key."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the assessment file: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        data = Assessment.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{path}: {_where(e['loc'])}: {msg}")
+        raise ConfigError("\n".join(problems)) from None
+    names = [n for n in group_names(data) if n]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
+    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(),
+                        data=_resolve(path.resolve().parent, data))
+
+
+def group_names(data: Assessment) -> list[str | None]:
+    """Return the ``name`` of every scanner section, in the order they run."""
+    sections: list[_Scanner] = [*data.archive, *data.network, *data.s3, *data.logs]
+    if data.permissions is not None:
+        sections.append(data.permissions)
+    return [s.name for s in sections]

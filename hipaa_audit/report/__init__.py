@@ -1,0 +1,1 @@
+"""Risk-analysis and BAA-evidence reports."""

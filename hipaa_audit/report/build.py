@@ -1,0 +1,121 @@
+"""Write the reports of a stored run: findings attachments, then the PDFs, then signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hipaa_audit.catalog import Catalog
+from hipaa_audit.hipaa import security_rule_data
+from hipaa_audit.report.context import baa_context, risk_context
+from hipaa_audit.report.export import export_findings, sha256_file
+from hipaa_audit.report.render import Attachment, PdfJob, Rendered, render_html, render_pdfs
+from hipaa_audit.store import Store, StoredRun, canonical
+
+ReportKind = Literal["risk", "baa"]
+TEMPLATES: dict[ReportKind, str] = {"risk": "risk_analysis.html.j2",
+                                    "baa": "baa_evidence.html.j2"}
+FINDINGS_JSON = "findings.json"
+FINDINGS_CSV = "findings.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class Signing:
+    """A key and certificate to sign the PDFs with (PAdES B-B)."""
+
+    key: Path
+    cert: Path
+    passphrase: bytes | None = None
+
+
+@dataclass(slots=True)
+class Written:
+    """What :func:`write_reports` wrote."""
+
+    pdfs: dict[ReportKind, Path] = field(default_factory=dict)
+    rendered: list[Rendered] = field(default_factory=list)
+    findings: list[Path] = field(default_factory=list)
+    fingerprint: str | None = None
+
+
+def catalog_digest(catalog: Catalog) -> str:
+    """Return the SHA-256 of the check catalog (every check's metadata, canonical JSON)."""
+    body = canonical([c.model_dump(mode="json") for c in catalog.values()])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def write_reports(store: Store, run: StoredRun, catalog: Catalog,
+                  outputs: Mapping[ReportKind, Path], *, findings_dir: Path | None = None,
+                  detail_limit: int = 200, signing: Signing | None = None) -> Written:
+    """Render the reports named in ``outputs`` for ``run``.
+
+    The complete findings are written as JSON and CSV to ``findings_dir`` (a temporary folder
+    when ``None``) and attached to the risk-analysis PDF. Raises ``RenderError`` or
+    ``SigningError``.
+    """
+    written = Written()
+    with tempfile.TemporaryDirectory(prefix="hipaa-audit-report-") as tmp:
+        folder = findings_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        fjson, fcsv = folder / FINDINGS_JSON, folder / FINDINGS_CSV
+        export_findings(store, run, fjson, fcsv)
+        if findings_dir is not None:
+            written.findings = [fjson, fcsv]
+        evidence = [
+            {"name": FINDINGS_JSON, "sha256": sha256_file(fjson),
+             "description": "every finding, schema hipaa-audit.findings/1"},
+            {"name": FINDINGS_CSV, "sha256": sha256_file(fcsv),
+             "description": "every finding, one row each"},
+        ]
+        jobs = []
+        attachments: tuple[Attachment, ...]
+        for kind, pdf in outputs.items():
+            if kind == "risk":
+                ctx = risk_context(store, run, catalog, detail_limit)
+                ctx.update(evidence_files=evidence, catalog_digest=catalog_digest(catalog),
+                           prev_hash=_prev_hash(store, run),
+                           scale=security_rule_data()["nist_sp800_30r1"]["levels"])
+                attachments = (Attachment(fjson, "All findings of the run (JSON)"),
+                               Attachment(fcsv, "All findings of the run (CSV)"))
+            else:
+                ctx = baa_context(store, run, catalog)
+                attachments = ()
+            html = Path(tmp) / f"{kind}.html"
+            html.write_text(render_html(TEMPLATES[kind], ctx), encoding="utf-8")
+            pdf.parent.mkdir(parents=True, exist_ok=True)
+            partial = pdf.with_name(pdf.name + ".partial")
+            jobs.append((kind, pdf, PdfJob(html, partial, attachments,
+                                           identifier=f"{run.id}-{kind}")))
+        try:
+            written.rendered = render_pdfs([j for _, _, j in jobs])
+            if signing is not None:
+                from hipaa_audit.report.sign import sign_pdf
+
+                for kind, _, job in jobs:
+                    written.fingerprint = sign_pdf(
+                        job.pdf, signing.key, signing.cert, passphrase=signing.passphrase,
+                        reason=f"hipaa-audit {kind} report of run {run.id}")
+            for kind, pdf, job in jobs:
+                os.replace(job.pdf, pdf)
+                written.pdfs[kind] = pdf
+        finally:
+            for _, _, job in jobs:
+                job.pdf.unlink(missing_ok=True)
+    return written
+
+
+def _prev_hash(store: Store, run: StoredRun) -> str:
+    prev = store.previous(run)
+    return prev.hash or "" if prev else "none: first run in the history store"
+
+
+def write_checksums(folder: Path, files: list[Path]) -> Path:
+    """Write ``SHA256SUMS`` (the ``sha256sum`` format) for ``files`` into ``folder``."""
+    out = folder / "SHA256SUMS"
+    out.write_text("".join(f"{sha256_file(f)}  {f.name}\n" for f in files), encoding="utf-8")
+    return out

@@ -1,0 +1,272 @@
+"""Build what the report templates show from a stored run: figures, register, matrix, vendors.
+
+Everything here is read from the history store and the catalog, never from the scanned assets,
+so the reports hold only what the store holds: masked evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hipaa_audit import __version__
+from hipaa_audit.assess import register_for
+from hipaa_audit.catalog import Catalog
+from hipaa_audit.hipaa import security_rule_data
+from hipaa_audit.model import Severity
+from hipaa_audit.risk import (
+    LEVELS,
+    RegisterRow,
+    heat_map,
+    level_counts,
+    requirement_matrix,
+)
+from hipaa_audit.store import Store, StoredRun
+
+#: Runs shown in the trend chart.
+TREND_RUNS = 8
+#: BAAs signed before the Omnibus Rule took effect lack subcontractor and breach terms.
+OMNIBUS_DATE = dt.date(2013, 9, 23)
+#: Evidence domains the BAA report shows for each vendor's systems.
+VENDOR_DOMAINS = ("Encryption at rest", "Transmission security", "Audit logging",
+                  "Access control", "Exposure", "De-identification")
+#: Provisions whose technical side the scanners can evidence.
+TECHNICAL_PROVISIONS = frozenset({"BAA-03", "BAA-S1"})
+#: Provisions a pre-Omnibus BAA is unlikely to contain.
+OMNIBUS_PROVISIONS = frozenset({"BAA-04", "BAA-05", "BAA-16", "BAA-S1", "BAA-S2", "BAA-S3"})
+STAT_LABELS = {
+    "files": "files read", "dicom": "DICOM files", "text": "text exports examined",
+    "containers": "containers opened", "container_members": "container members",
+    "unrecognised": "files of other kinds", "images_read_by_ocr": "images read by OCR",
+}
+
+
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    end = flat.find(". ")
+    return flat if end < 0 else flat[:end + 1]
+
+
+def _register_dicts(rows: Iterable[RegisterRow]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        out.append({
+            "id": r.id, "check_id": r.check_id, "group": r.group, "title": r.title,
+            "category": r.category, "domain": r.domain, "findings": r.findings,
+            "assets": r.assets, "failed_assets": r.failed_assets,
+            "error_assets": r.error_assets, "severity": r.severity.value,
+            "likelihood": r.likelihood, "impact": r.impact, "risk": r.risk,
+            "base_likelihood": r.base_likelihood, "base_impact": r.base_impact,
+            "rationale": r.rationale, "hipaa": list(r.hipaa), "controls": list(r.controls),
+            "threat_source": r.threat_source, "threat_event": r.threat_event,
+            "vulnerability": r.vulnerability, "remediation": r.remediation,
+            "action": _first_sentence(r.remediation), "samples": r.samples,
+        })
+    return out
+
+
+def _trend(store: Store, run: StoredRun) -> list[dict[str, Any]]:
+    done = [r for r in store.complete_runs() if r.seq <= run.seq]
+    out = []
+    for r in done[-TREND_RUNS:]:
+        summary = r.meta.get("summary", {})
+        out.append({"id": r.id, "date": r.started_at[:10], "risk": summary.get("risk", {}),
+                    "findings": summary.get("findings", 0)})
+    return out
+
+
+def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
+              coverage: dict[str, list[int]], options: list[dict[str, Any]]) -> list[Any]:
+    """What each scanner that ran checked, with coverage, and what it left out."""
+    out = []
+    for scanner in sorted({g["scanner"] for g in groups}):
+        checks = []
+        for c in catalog.for_scanner(scanner):
+            evaluated, failed, errors = coverage.get(c.id, [0, 0, 0])
+            checks.append({"id": c.id, "title": c.title, "evaluated": evaluated,
+                           "failed": failed, "errors": errors})
+        notes = [g["note"] for g in groups if g["scanner"] == scanner and g.get("note")]
+        out.append({"scanner": scanner, "checks": checks, "notes": sorted(set(notes))})
+    not_examined = []
+    for opt in options:
+        if opt.get("scanner") == "archive" and not opt.get("ocr"):
+            not_examined.append(f"{opt['name']}: pixel data was not read for burned-in text "
+                                "(OCR off); only BurnedInAnnotation and overlays were checked")
+    for g in groups:
+        if g.get("note"):
+            not_examined.append(f"{g['name']}: {g['note']}; its targets are listed as "
+                                "not checked")
+    not_examined += [
+        "Policies, procedures, training, physical safeguards and contracts (see the "
+        "requirement matrix: not assessable by automated scanning)",
+        "Workstations, modalities and mobile devices not named in the assessment file",
+    ]
+    return [out, not_examined]
+
+
+def _archive_options(run: StoredRun) -> list[dict[str, Any]]:
+    config = run.meta.get("config", {})
+    groups = [g for g in run.meta.get("groups", []) if g["scanner"] == "archive"]
+    out = []
+    for g, section in zip(groups, config.get("archive", []), strict=False):
+        out.append({"name": g["name"], "scanner": "archive", "ocr": section.get("ocr", False)})
+    return out
+
+
+def risk_context(store: Store, run: StoredRun, catalog: Catalog,
+                 detail_limit: int) -> dict[str, Any]:
+    """Return everything the risk-analysis template shows for ``run``."""
+    register = register_for(store, run, catalog)
+    meta = run.meta
+    coverage = {c["check_id"]: [c["evaluated"], c["failed"], c["errors"]]
+                for c in meta.get("coverage", [])}
+    matrix = requirement_matrix(catalog, coverage, register)
+    groups = meta.get("groups", [])
+    previous = store.previous(run)
+    delta = None
+    if previous is not None:
+        d = store.diff(previous, run, limit=10)
+        n_new = store.count_findings(run.seq) - d.persisting
+        n_resolved = store.count_findings(previous.seq) - d.persisting
+        delta = {"previous": previous.id, "previous_date": previous.started_at[:10],
+                 "new": n_new, "resolved": n_resolved, "persisting": d.persisting,
+                 "new_top": d.new, "resolved_top": d.resolved}
+    total = store.count_findings(run.seq)
+    details = list(store.findings(run.seq, limit=detail_limit))
+    domains: dict[str, dict[str, Any]] = {}
+    for r in register:
+        dom_row = domains.setdefault(r.domain, {"name": r.domain, "risks": [], "failed": 0,
+                                          "errors": 0, "severity": Counter()})
+        dom_row["risks"].append(r.id)
+        dom_row["failed"] += r.failed_assets
+        dom_row["errors"] += r.error_assets
+        dom_row["severity"][r.severity.value] += r.findings if r.failed_assets else 0
+    by_check = {c.id: c for c in catalog.values()}
+    for f in details:
+        check = by_check.get(f["check_id"])
+        dom = catalog.categories[check.category].domain if check else ""
+        domains.setdefault(dom, {"name": dom, "risks": [], "failed": 0, "errors": 0,
+                                 "severity": Counter()}).setdefault("details", []).append(f)
+    scanners, not_examined = _scanners(catalog, groups, coverage, _archive_options(run))
+    status_counts = Counter(r.status for r in matrix)
+    summary = meta.get("summary", {})
+    return {
+        "kind": "risk",
+        "title": "HIPAA Security Risk Analysis",
+        "assessment": meta.get("assessment", {}),
+        "run": run, "run_meta": meta.get("run", {}), "summary": summary,
+        "tool_version": run.tool_version, "generated_at": _now(), "host": socket.gethostname(),
+        "register": _register_dicts(register), "levels": LEVELS,
+        "level_counts": level_counts(register), "heat_map": heat_map(register),
+        "matrix": matrix, "matrix_counts": dict(status_counts),
+        "groups": groups, "stat_labels": STAT_LABELS, "scanners": scanners,
+        "not_examined": not_examined,
+        "storage": meta.get("run", {}).get("evidence", {}).get("storage", []),
+        "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
+        "details": details, "detail_limit": detail_limit, "total_findings": total,
+        "trend": _trend(store, run), "delta": delta,
+        "severities": [s.value for s in reversed(Severity)],
+        "pending_change": security_rule_data()["meta"].get("pending_change", ""),
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
+                   config_dir: Path) -> list[dict[str, Any]]:
+    """The vendor's systems, each with the asset prefix findings are matched on."""
+    by_name = {g["name"]: g for g in groups}
+    out = []
+    for entry in vendor.get("archives", []):
+        if entry in by_name:
+            out += [{"kind": "archive", "target": t, "group": entry}
+                    for t in by_name[entry]["targets"]]
+        else:
+            path = Path(entry)
+            out.append({"kind": "archive", "target": str(path if path.is_absolute()
+                                                          else config_dir / path)})
+    out += [{"kind": "bucket", "target": f"s3://{b}"} for b in vendor.get("s3_buckets", [])]
+    out += [{"kind": "endpoint", "target": e} for e in vendor.get("endpoints", [])]
+    targets = {t: g["name"] for g in groups for t in g["targets"]}
+    for a in out:
+        a.setdefault("group", targets.get(a["target"]))
+        a["examined"] = a["group"] is not None
+    return out
+
+
+def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any]:
+    """Return everything the BAA-evidence template shows for ``run``."""
+    meta = run.meta
+    rule = security_rule_data()
+    provisions = rule["baa_required_provisions_164_504e"]
+    groups = meta.get("groups", [])
+    config = meta.get("config", {})
+    config_dir = Path(meta.get("run", {}).get("options", {}).get("config", ".")).parent
+    register = register_for(store, run, catalog)
+    domain_of = {c.id: catalog.categories[c.category].domain for c in catalog.values()}
+    group_cov = {g["name"]: {c["check_id"]: c for c in g.get("coverage", [])} for g in groups}
+    vendors = []
+    for v in config.get("vendor", []):
+        assets = _vendor_assets(v, groups, config_dir)
+        rows = store.tally_assets(run.seq, [a["target"] for a in assets])
+        evidence = []
+        for dom in VENDOR_DOMAINS:
+            failed = sum(n for c, st, n in rows if st == "fail" and domain_of.get(c) == dom)
+            checks = sorted({c for c, st, _ in rows if st == "fail" and domain_of.get(c) == dom})
+            checked = 0
+            for a in assets:
+                cov = group_cov.get(a["group"] or "", {})
+                checked += sum(c["evaluated"] for cid, c in cov.items()
+                               if domain_of.get(cid) == dom)
+            risks = sorted({r.id for r in register if r.check_id in checks})
+            if failed:
+                status, note = "gaps found", f"{failed:,} assets flagged ({', '.join(risks)})"
+            elif checked:
+                status, note = "no gaps found", f"{checked:,} checks passed on its systems"
+            else:
+                status, note = "not examined", "no scanner of this run covers it"
+            evidence.append({"domain": dom, "status": status, "note": note, "checks": checks})
+        errors = sum(n for _c, st, n in rows if st == "error")
+        unexamined = [a["target"] for a in assets if not a["examined"]]
+        if errors or unexamined:
+            parts = [f"{errors:,} of its assets could not be checked"] if errors else []
+            if unexamined:
+                parts.append(f"{len(unexamined)} of its systems are not among the configured "
+                             "targets")
+            evidence.append({"domain": "Verifiability", "status": "could not be verified",
+                             "note": "; ".join(parts), "checks": []})
+        else:
+            evidence.append({"domain": "Verifiability", "status": "all examined",
+                             "note": "every listed system was examined", "checks": []})
+        signed = v.get("baa_signed")
+        signed_date = dt.date.fromisoformat(signed) if signed else None
+        pre_omnibus = signed_date is not None and signed_date < OMNIBUS_DATE
+        cells = []
+        gaps = any(e["status"] == "gaps found" for e in evidence)
+        seen = any(e["status"] == "no gaps found" for e in evidence)
+        for p in provisions:
+            if p["id"] in TECHNICAL_PROVISIONS:
+                status = ("technical gaps found" if gaps else
+                          "technical evidence collected" if seen else "no technical evidence")
+            else:
+                status = "documents requested"
+            cells.append({**p, "status": status,
+                          "omnibus_gap": pre_omnibus and p["id"] in OMNIBUS_PROVISIONS})
+        vendors.append({**v, "assets": assets, "evidence": evidence, "provisions": cells,
+                        "pre_omnibus": pre_omnibus, "technical_gaps": gaps})
+    return {
+        "kind": "baa",
+        "title": "Business Associate Evidence",
+        "assessment": meta.get("assessment", {}),
+        "run": run, "run_meta": meta.get("run", {}), "tool_version": run.tool_version,
+        "generated_at": _now(), "vendors": vendors, "provisions": provisions,
+        "domains": (*VENDOR_DOMAINS, "Verifiability"), "omnibus_date": OMNIBUS_DATE.isoformat(),
+        "breach": rule.get("breach_notification_subpart_d", []),
+        "version": __version__,
+    }
