@@ -9,8 +9,11 @@ DEMO_DIR ?= demo
 .PHONY: test demo bench lint install system-deps clean
 
 # tools the tests run as real peers; installed with apt when missing and we are root
-SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng
-SYSTEM_COMMANDS := openssl gpg tesseract
+# (pango, harfbuzz-subset and fonts for WeasyPrint; poppler for the tests that read the PDFs)
+SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng poppler-utils \
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
+SYSTEM_COMMANDS := openssl gpg tesseract pdftotext pdfdetach pdfsig
+SYSTEM_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +29,9 @@ lint: $(STAMP)
 
 system-deps:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	for f in $(SYSTEM_FILES); do test -e $$f || missing=1; done; \
+	ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || missing=1; \
+	ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
@@ -35,19 +41,25 @@ system-deps:
 test: system-deps lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-# exit codes 3 (findings) and 4 (unverifiable files) are what the sample estate is built to show
-demo: $(STAMP)
+# A whole assessment of a generated sample estate, twice (this quarter, then the next, so the
+# report shows a trend and `runs diff` has changes). Exit codes 3 (findings) and 4
+# (unverifiable targets) are what the sample estate is built to show.
+demo: system-deps $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	$(PY) fixtures/generate.py $(DEMO_DIR)/estate
-	$(VENV)/bin/hipaa-audit scan archive $(DEMO_DIR)/estate; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
-	$(VENV)/bin/hipaa-audit scan archive $(DEMO_DIR)/estate --format json --output $(DEMO_DIR)/findings.json; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
-	$(VENV)/bin/hipaa-audit scan archive $(DEMO_DIR)/estate --format sarif --output $(DEMO_DIR)/findings.sarif; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
-	@echo "Findings written to $(DEMO_DIR)/findings.json and $(DEMO_DIR)/findings.sarif"
+	$(PY) fixtures/demo.py $(DEMO_DIR)
+	$(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
+	$(PY) fixtures/demo.py $(DEMO_DIR) --next-quarter
+	$(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
+	$(VENV)/bin/hipaa-audit runs list --store $(DEMO_DIR)/history.db
+	$(VENV)/bin/hipaa-audit runs diff previous latest --store $(DEMO_DIR)/history.db
+	$(VENV)/bin/hipaa-audit runs verify --store $(DEMO_DIR)/history.db
+	@echo "Reports: $(DEMO_DIR)/reports/risk-analysis.pdf and $(DEMO_DIR)/reports/baa-evidence.pdf"
 
 bench: $(STAMP)
 	$(PY) bench/archive_header.py
 	$(PY) bench/ocr.py
 	$(PY) bench/memory_tree.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

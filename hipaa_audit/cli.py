@@ -294,7 +294,7 @@ def assess_command(
         sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
         summary = done.run.meta["summary"]
         risk = summary["risk"]
-        con = Console(highlight=False)
+        con = Console(highlight=False, soft_wrap=True)
         con.print(f"[bold]Assessment {done.run.id}[/] stored in {store.path}")
         con.print(f"  {summary['findings']:,} findings, {summary['errors']:,} not verifiable; "
                   f"{len(done.register)} risks: " + _levels(risk))
@@ -369,7 +369,7 @@ def runs_list_command(
         if fmt is ListFormat.JSON:
             sys.stdout.write(json.dumps({"runs": [_run_row(r) for r in runs]}, indent=1) + "\n")
             return
-        out = Console(highlight=False)
+        out = Console(highlight=False, soft_wrap=True)
         if not runs:
             out.print(f"No runs in {store.path} yet. Start one with: hipaa-audit assess")
             return
@@ -405,7 +405,7 @@ def runs_show_command(
                                  "hipaa": list(r.hipaa)} for r in register]}
             sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
             return
-        out = Console(highlight=False)
+        out = Console(highlight=False, soft_wrap=True)
         a = run.meta.get("assessment", {})
         out.print(f"[bold]{run.id}[/]  {a.get('organization', '')}: {a.get('name', '')}")
         out.print(f"  {run.started_at} to {run.finished_at}; hipaa-audit {run.tool_version}; "
@@ -413,10 +413,11 @@ def runs_show_command(
         for g in run.meta.get("groups", []):
             stats = ", ".join(f"{v:,} {k}" for k, v in g.get("stats", {}).items())
             out.print(f"  group {g['name']} ({g['scanner']}): {g['findings']:,} findings"
-                      + (f"; {stats}" if stats else "") + (f"; {g['note']}" if g["note"] else ""))
+                      + (f"; {stats}" if stats else "") + (f"; {g['note']}" if g["note"] else ""),
+                      markup=False)
         for r in register:
             out.print(f"  {r.id}  {r.risk:<9}  {r.title} [{r.group}] "
-                      f"({r.assets:,} assets)")
+                      f"({r.assets:,} assets)", markup=False)
 
 
 @runs_app.command("diff")
@@ -438,7 +439,7 @@ def runs_diff_command(
                    "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved]}
             sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
             return
-        out = Console(highlight=False)
+        out = Console(highlight=False, soft_wrap=True)
         out.print(f"{d.base.id} -> {d.head.id}: {len(d.new):,} new, {len(d.resolved):,} "
                   f"resolved, {d.persisting:,} persisting")
         for label, rows in (("new", d.new), ("resolved", d.resolved)):
@@ -475,7 +476,7 @@ def checks_list_command(
         rows = [c.model_dump(mode="json", exclude={"params"}) for c in checks]
         sys.stdout.write(json.dumps({"checks": rows}, indent=1, ensure_ascii=False) + "\n")
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     for c in checks:
         out.print(f"[bold]{c.id}[/]  {c.severity.value}  {c.category.value}  "
                   f"(scanner {c.scanner}; likelihood {c.likelihood}, impact {c.impact})")

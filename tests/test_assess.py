@@ -1,0 +1,261 @@
+"""``hipaa-audit assess`` end to end on the sample estate of ``make demo``: two quarters, both
+PDFs read back with poppler, the attachments, the signature, the history commands, and a search
+of every output for the planted PHI values."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, CliResult, run_cli
+from test_phi_never_leaves import leaks
+
+from hipaa_audit.hipaa import security_rule_data
+
+_spec = importlib.util.spec_from_file_location("demo", ROOT / "fixtures" / "demo.py")
+assert _spec and _spec.loader
+demo: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(demo)
+
+SECTIONS = ("1. Executive summary", "2. Scope and methodology", "3. Asset inventory",
+            "4. Risk register", "5. HIPAA Security Rule requirement matrix",
+            "6. Findings by domain", "7. Remediation plan",
+            "8. Changes since the previous assessment", "Appendix A. Evidence and run metadata",
+            "Appendix B. Scales and method")
+
+
+@dataclass
+class Assessed:
+    folder: Path
+    first: CliResult
+    second: CliResult
+    q1_reports: Path
+
+    @property
+    def reports(self) -> Path:
+        return self.folder / "reports"
+
+    @property
+    def store(self) -> Path:
+        return self.folder / "history.db"
+
+
+def pdftext(pdf: Path, layout: bool = True) -> str:
+    args = ["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+
+def pages(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                          check=True).stdout
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def assessed(tmp_path_factory: pytest.TempPathFactory) -> Assessed:
+    folder = tmp_path_factory.mktemp("riverton")
+    demo.write(folder)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-days", "30",
+                    "-subj", "/CN=Riverton Security Officer", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    cfg = folder / "assessment.toml"
+    cfg.write_text(cfg.read_text().replace(
+        'output_dir = "reports"',
+        'output_dir = "reports"\nsign_key = "key.pem"\nsign_cert = "cert.pem"'))
+    first = run_cli("assess", "--config", str(cfg), timeout=600)
+    q1 = folder / "reports-q1"
+    shutil.copytree(folder / "reports", q1)
+    demo.next_quarter(folder)
+    second = run_cli("assess", "--config", str(cfg), timeout=600)
+    return Assessed(folder, first, second, q1)
+
+
+def test_assess_exits_3_and_writes_every_file(assessed: Assessed) -> None:
+    for result in (assessed.first, assessed.second):
+        assert result.code == 3, result.stderr  # the estate holds high findings
+        assert "Traceback" not in result.stderr
+    names = {"risk-analysis.pdf", "baa-evidence.pdf", "findings.json", "findings.csv",
+             "SHA256SUMS"}
+    assert names <= {p.name for p in assessed.reports.iterdir()}
+    for line in (assessed.reports / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((assessed.reports / name).read_bytes()).hexdigest() == digest
+    assert "wrote" in assessed.second.stdout and "signed with certificate" in assessed.second.stdout
+
+
+def test_findings_json_holds_every_stored_finding(assessed: Assessed) -> None:
+    doc = json.loads((assessed.reports / "findings.json").read_text())
+    assert doc["schema"] == "hipaa-audit.findings/1" and doc["run"]["command"] == "assess"
+    with sqlite3.connect(assessed.store) as db:
+        stored = db.execute("SELECT COUNT(*) FROM findings WHERE run_seq = "
+                            "(SELECT MAX(seq) FROM runs)").fetchone()[0]
+    assert len(doc["findings"]) == stored > 50
+    csv_rows = (assessed.reports / "findings.csv").read_text().count("\n") - 1
+    assert csv_rows >= stored  # (a cell may hold a newline)
+    not_checked = [f for f in doc["findings"] if f["check_id"] == "assessment-target-not-checked"]
+    assert {f["asset"] for f in not_checked} == {
+        "https://portal.riverton.example", "dicom://modality1.riverton.example:104"}
+    assert all(f["status"] == "error" for f in not_checked)
+
+
+def test_risk_analysis_pdf_has_every_section_page_numbers_and_contents(
+        assessed: Assessed) -> None:
+    pdf = assessed.reports / "risk-analysis.pdf"
+    text = pdftext(pdf)
+    n = pages(pdf)
+    assert n >= 10
+    for section in SECTIONS:
+        assert text.count(section) >= 2, section  # in the contents and as a heading
+        assert re.search(re.escape(section) + r"\s*\.{3,}\s*\d+", text), f"no page for {section}"
+    assert f"Page 1 of {n}" in text and f"Page {n} of {n}" in text
+    for needle in ("Riverton Medical Center", "A. Officer, Security Officer",
+                   "2026-10-01 to 2026-12-31", "hipaa-audit 0.1.0", "Very High", "R-001",
+                   "Owner", "Due date", "Since the previous assessment", "not assessable",
+                   "OCR off", "findings.json", "findings.csv"):
+        assert needle in text, needle
+    run_id = json.loads((assessed.reports / "findings.json").read_text())["run"]["id"]
+    assert run_id in text
+    flat = re.sub(r"\s+", "", text)
+    for row in security_rule_data()["security_rule"]:
+        assert row["citation"] in flat, row["citation"]
+
+
+def test_pdfs_are_pdfa3b_with_bookmarks_attachments_and_a_valid_signature(
+        assessed: Assessed, tmp_path: Path) -> None:
+    pdf = assessed.reports / "risk-analysis.pdf"
+    meta = subprocess.run(["pdfinfo", "-meta", str(pdf)], capture_output=True, text=True).stdout
+    assert re.search(r"pdfaid:part[^0-9]{0,3}3", meta) and "pdfaid:conformance" in meta
+    listing = subprocess.run(["pdfdetach", "-list", str(pdf)], capture_output=True,
+                             text=True).stdout
+    assert "findings.json" in listing and "findings.csv" in listing
+    subprocess.run(["pdfdetach", "-saveall", "-o", str(tmp_path), str(pdf)], check=True)
+    assert (tmp_path / "findings.json").read_bytes() == \
+        (assessed.reports / "findings.json").read_bytes()
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with open(pdf, "rb") as f:
+        outlines = PdfFileReader(f).root["/Outlines"]
+        assert outlines["/Count"] != 0
+    for name in ("risk-analysis.pdf", "baa-evidence.pdf"):
+        sig = subprocess.run(["pdfsig", str(assessed.reports / name)], capture_output=True,
+                             text=True).stdout
+        assert "Signature is Valid" in sig, sig
+
+
+def test_baa_pdf_shows_each_vendor_evidence_and_requested_documents(assessed: Assessed) -> None:
+    text = pdftext(assessed.reports / "baa-evidence.pdf", layout=False)
+    for needle in ("CloudPACS Inc.", "TeleRead Radiology LLC", "documents requested",
+                   "signed before 2013-09-23", "gaps found", "Encryption at rest",
+                   "Transmission security",
+                   "164.504(e)(2)(ii)(D)", "164.314(a)(2)(i)(C)", "Offshore reading group",
+                   "riverton-imaging-archive", "not among the configured targets"):
+        assert re.sub(r"\s+", "", needle) in re.sub(r"\s+", "", text), needle
+    statuses = set(re.findall(r"documents (\w+)", re.sub(r"\s+", " ", text)))
+    assert "requested" in statuses and not statuses & {"seen", "received", "verified"}
+    assert pages(assessed.reports / "baa-evidence.pdf") >= 4
+
+
+def test_first_report_has_no_trend_second_has_one(assessed: Assessed) -> None:
+    first = pdftext(assessed.q1_reports / "risk-analysis.pdf")
+    second = pdftext(assessed.reports / "risk-analysis.pdf")
+    assert "first assessment in the history store" in first
+    assert "first assessment in the history store" not in second
+    assert re.search(r"\d+ new findings, \d+ resolved", re.sub(r"\s+", " ", second))
+    assert "fail_new_upload_every_identifier.dcm" in re.sub(r"\s+", "", second)
+
+
+def test_runs_list_show_diff_verify(assessed: Assessed, tmp_path: Path) -> None:
+    store = str(assessed.store)
+    listed = run_cli("runs", "list", "--store", store, "--format", "json").json()["runs"]
+    assert len(listed) == 2 and all(r["complete"] for r in listed)
+    shown = run_cli("runs", "show", "latest", "--store", store, "--format", "json").json()
+    assert shown["register"] and shown["groups"][0]["name"] == "research-share"
+    diff = run_cli("runs", "diff", "previous", "latest", "--store", store, "--format", "json")
+    assert diff.code == 0
+    d = diff.json()
+    assert {Path(f["asset"]).name for f in d["new"]} == {"fail_new_upload_every_identifier.dcm"}
+    assert {Path(f["asset"]).name for f in d["resolved"]} == {
+        "fail_overlay_curve_icon.dcm", "fail_private_blocks.dcm"}
+    assert d["persisting"] > 50
+    table = run_cli("runs", "diff", listed[0]["id"][:20], "latest", "--store", store)
+    assert "new" in table.stdout and "resolved" in table.stdout
+    ok = run_cli("runs", "verify", "--store", store)
+    assert ok.code == 0 and "2 runs verified" in ok.stdout
+    copy = tmp_path / "tampered.db"
+    shutil.copyfile(store, copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("DELETE FROM findings WHERE rowid = (SELECT MIN(rowid) FROM findings)")
+    bad = run_cli("runs", "verify", "--store", str(copy))
+    assert bad.code == 3 and listed[0]["id"] in bad.stderr and "altered" in bad.stderr
+    missing = run_cli("runs", "show", "nosuchrun", "--store", store)
+    assert missing.code == 2 and "runs list" in missing.stderr
+
+
+def test_report_command_renders_a_past_run(assessed: Assessed, tmp_path: Path) -> None:
+    first_id = run_cli("runs", "list", "--store", str(assessed.store), "--format",
+                       "json").json()["runs"][0]["id"]
+    out = tmp_path / "q1.pdf"
+    result = run_cli("report", "risk", "--run", "previous", "--store", str(assessed.store),
+                     "--output", str(out))
+    assert result.code == 0, result.stderr
+    assert first_id in pdftext(out)
+    baa = tmp_path / "baa.pdf"
+    assert run_cli("report", "baa", "--store", str(assessed.store), "--output",
+                   str(baa)).code == 0
+    assert "CloudPACS Inc." in pdftext(baa)
+
+
+def test_no_planted_phi_in_any_output(assessed: Assessed, tmp_path: Path) -> None:
+    texts = {"stdout/stderr": "".join(r.stdout + r.stderr
+                                      for r in (assessed.first, assessed.second))}
+    for folder in (assessed.reports, assessed.q1_reports):
+        for pdf in folder.glob("*.pdf"):
+            texts[str(pdf)] = pdftext(pdf)
+            out = tmp_path / pdf.stem / folder.name
+            out.mkdir(parents=True)
+            subprocess.run(["pdfdetach", "-saveall", "-o", str(out), str(pdf)], check=True)
+            for f in out.iterdir():
+                texts[f"{pdf}!/{f.name}"] = f.read_text("utf-8", "replace")
+        for name in ("findings.json", "findings.csv"):
+            texts[str(folder / name)] = (folder / name).read_text("utf-8", "replace")
+    with sqlite3.connect(assessed.store) as db:
+        texts["history store"] = "\n".join(db.iterdump())
+    assert len(texts) >= 12
+    found = {where: hits for where, text in texts.items() if (hits := leaks(text))}
+    assert not found, found
+    # the same search finds the values where they are: the estate itself
+    raw = (assessed.folder / "estate/exports/patient.json").read_text()
+    assert leaks(raw)
+
+
+def test_bad_config_exits_2_naming_file_and_key_and_scans_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "assessment.toml"
+    cfg.write_text('[assessment]\norganization = "O"\nname = "N"\nassessor = "A"\n'
+                   '[[archive]]\npaths = ["x"]\nworker = 2\n')
+    result = run_cli("assess", "--config", str(cfg), "--store", str(tmp_path / "h.db"))
+    assert result.code == 2
+    assert str(cfg) in result.stderr and "archive[1].worker: unknown key" in result.stderr
+    assert not (tmp_path / "h.db").exists()
+    absent = run_cli("assess", "--config", str(tmp_path / "none.toml"))
+    assert absent.code == 2 and "none.toml" in absent.stderr
+
+
+def test_missing_path_is_reported_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    cfg = tmp_path / "assessment.toml"
+    cfg.write_text('[assessment]\norganization = "O"\nname = "N"\nassessor = "A"\n'
+                   '[[archive]]\npaths = ["data", "gone"]\n')
+    result = run_cli("assess", "--config", str(cfg), "--store", str(tmp_path / "h.db"))
+    assert result.code == 4, result.stderr  # nothing failed, one target not verifiable
+    doc = json.loads((tmp_path / "reports" / "findings.json").read_text())
+    assert [f["asset"] for f in doc["findings"]] == [str(tmp_path / "gone")]
+    assert "Business Associate Evidence" in pdftext(tmp_path / "reports" / "baa-evidence.pdf")
