@@ -140,7 +140,8 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
     domains: dict[str, dict[str, Any]] = {}
     for r in register:
         dom_row = domains.setdefault(r.domain, {"name": r.domain, "risks": [], "failed": 0,
-                                          "errors": 0, "severity": Counter()})
+                                                "errors": 0, "severity": Counter(),
+                                                "details": []})
         dom_row["risks"].append(r.id)
         dom_row["failed"] += r.failed_assets
         dom_row["errors"] += r.error_assets
@@ -150,7 +151,7 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         check = by_check.get(f["check_id"])
         dom = catalog.categories[check.category].domain if check else ""
         domains.setdefault(dom, {"name": dom, "risks": [], "failed": 0, "errors": 0,
-                                 "severity": Counter()}).setdefault("details", []).append(f)
+                                 "severity": Counter(), "details": []})["details"].append(f)
     scanners, not_examined = _scanners(catalog, groups, coverage, _archive_options(run))
     status_counts = Counter(r.status for r in matrix)
     summary = meta.get("summary", {})
@@ -224,7 +225,9 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                 cov = group_cov.get(a["group"] or "", {})
                 checked += sum(c["evaluated"] for cid, c in cov.items()
                                if domain_of.get(cid) == dom)
-            risks = sorted({r.id for r in register if r.check_id in checks})
+            vendor_groups = {a["group"] for a in assets}
+            risks = sorted({r.id for r in register
+                            if r.check_id in checks and r.group in vendor_groups})
             if failed:
                 status, note = "gaps found", f"{failed:,} assets flagged ({', '.join(risks)})"
             elif checked:

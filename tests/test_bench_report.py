@@ -1,0 +1,48 @@
+"""The report benchmark runs end to end and prints its figures and bars (never timed here)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench" / "report.py"
+
+SIZE = r"(?:\d+ MiB|\d+\.\d GiB)"
+LINES = (
+    r"findings: 1,000 in 5 groups \(.+\)",
+    r"\(a\) both PDFs, capped detail: \d+\.\d s wall, peak child RSS \d+ MiB, "
+    r"pages (?P<risk>\d+) \+ (?P<baa>\d+)",
+    rf"\(b\) uncapped table baseline: 200 rows \d+\.\d s, \d+ MiB -> extrapolated \d+ s, "
+    rf"{SIZE} for 1,000",
+    r"  ours / uncapped-extrapolated: time \d+\.\d\d, peak RSS \d+\.\d\d",
+    r"  speed-up \(b\)/\(a\): \d+\.\dx",
+    r"parent peak RSS \d+ MiB .*",
+    r"bar: both PDFs < 60 s  (PASS|FAIL)",
+    r"bar: peak < 1 GiB  (PASS|FAIL)",
+    # correctness, not speed: the risk analysis carries every finding, whatever the timings
+    r"attachments: findings\.json findings\.csv  PASS",
+    r"attached findings: 1,000 in findings\.json, 1,000 in findings\.csv of 1,000  PASS",
+    r"overall: (PASS|FAIL)",
+)
+
+
+@pytest.mark.skipif(shutil.which("pdfinfo") is None or shutil.which("pdfdetach") is None,
+                    reason="poppler-utils (pdfinfo, pdfdetach) is not installed")
+def test_report_bench_quick_prints_every_figure() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for line in LINES:
+        assert re.search(rf"^{line}$", out, re.MULTILINE), f"missing: {line}\n{out}"
+    pages = re.search(LINES[1], out)
+    assert pages is not None
+    assert int(pages["risk"]) > 1 and int(pages["baa"]) > 1, out
