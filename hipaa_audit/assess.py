@@ -8,6 +8,7 @@ have) becomes an ``unverifiable`` finding: nothing configured is skipped silentl
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class GroupRun:
     errors: int = 0
     seconds: float = 0.0
     note: str = ""
+    #: Section options the reports mention (e.g. whether pixel data was read by OCR).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the group as stored in the run's metadata."""
@@ -46,7 +49,8 @@ class GroupRun:
                 "criticality": self.info.criticality, "targets": list(self.info.targets),
                 "coverage": self.coverage.as_list(), "stats": dict(sorted(self.stats.items())),
                 "findings": self.findings, "errors": self.errors,
-                "seconds": round(self.seconds, 3), "note": self.note}
+                "seconds": round(self.seconds, 3), "note": self.note,
+                "options": dict(self.options)}
 
 
 class _StoreSink:
@@ -62,8 +66,9 @@ class _StoreSink:
             self.flush()
 
     def flush(self) -> None:
-        self.store.add_findings(self.seq, self.group, self.buffer)
-        self.buffer = []
+        if self.buffer:
+            self.store.add_findings(self.seq, self.group, self.buffer)
+            self.buffer = []
 
     def finish(self, run: RunInfo, coverage: Coverage, stats: dict[str, int],
                exit_code: int) -> None:
@@ -88,33 +93,37 @@ def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator
         yield result
 
 
+def _targets(scanner: str, section: Any) -> tuple[str, ...]:
+    """The targets of one scanner section, as its findings name their assets."""
+    if scanner == "archive":
+        return tuple(str(p) for p in section.paths)
+    if scanner == "network":
+        return tuple(section.targets)
+    if scanner == "s3":
+        return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
+    if scanner == "logs":
+        return tuple(section.paths)
+    return (str(section.baseline),)
+
+
 def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
+    """Every scanner section of the assessment with its asset group, in the order they run."""
     data = cfg.data
+    by_scanner: list[tuple[str, list[Any]]] = [
+        ("archive", list(data.archive)), ("network", list(data.network)), ("s3", list(data.s3)),
+        ("logs", list(data.logs)),
+        ("permissions", [data.permissions] if data.permissions is not None else []),
+    ]
     out: list[tuple[GroupInfo, Any]] = []
-    for scanner in ("archive", *PENDING_SCANNERS):
-        raw = getattr(data, scanner)
-        sections = [raw] if scanner == "permissions" and raw is not None else (
-            [] if raw is None else list(raw) if isinstance(raw, list) else [raw])
+    for scanner, sections in by_scanner:
         for i, s in enumerate(sections, 1):
-            if scanner == "archive":
-                targets = tuple(str(p) for p in s.paths)
-            elif scanner == "network":
-                targets = tuple(s.targets)
-            elif scanner == "s3":
-                targets = tuple(f"s3://{b}" for b in s.buckets) or ("s3://*",)
-            elif scanner == "logs":
-                targets = tuple(s.paths)
-            else:
-                targets = (str(s.baseline),)
             name = s.name or (scanner if len(sections) == 1 else f"{scanner}-{i}")
-            out.append((GroupInfo(name, scanner, s.criticality, targets), s))
+            out.append((GroupInfo(name, scanner, s.criticality, _targets(scanner, s)), s))
     return out
 
 
 def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Catalog,
                      run: RunInfo) -> Iterator[AssetResult]:
-    import os
-
     from hipaa_audit.archive.content import storage_encryption
     from hipaa_audit.archive.run import scan_archive
 
@@ -143,6 +152,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         group = GroupRun(info)
         started = time.monotonic()
         if info.scanner == "archive":
+            group.options = {"ocr": section.ocr}
             results = _archive_results(section, info, masker, catalog, run)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
@@ -162,9 +172,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             total.stats[k] = total.stats.get(k, 0) + n
     run.finished_at = utc_now()
     code = exit_code(total.worst_failure, total.errors, fail_on)
-    infos = {g.info.name: g.info for g in groups}
-    register = build_register((Tally(*row) for row in store.aggregate(seq)), catalog, infos,
-                              store.sample_assets(seq))
+    register = _score(store, seq, catalog, [g.info for g in groups])
     meta = {
         "run": run.as_dict(),
         "assessment": cfg.data.assessment.model_dump(mode="json"),
@@ -187,7 +195,13 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
 
 def register_for(store: Store, run: StoredRun, catalog: Catalog) -> list[RegisterRow]:
     """Rebuild the register of a stored run from its findings and its groups."""
-    infos = {g["name"]: GroupInfo(g["name"], g["scanner"], g.get("criticality", "moderate"),
-                                  tuple(g.get("targets", ()))) for g in run.meta.get("groups", [])}
-    return build_register((Tally(*row) for row in store.aggregate(run.seq)), catalog, infos,
-                          store.sample_assets(run.seq))
+    infos = [GroupInfo(g["name"], g["scanner"], g.get("criticality", "moderate"),
+                       tuple(g.get("targets", ()))) for g in run.meta.get("groups", [])]
+    return _score(store, run.seq, catalog, infos)
+
+
+def _score(store: Store, seq: int, catalog: Catalog,
+           groups: Iterable[GroupInfo]) -> list[RegisterRow]:
+    """Build the register of stored run ``seq`` from its findings, grouped per asset group."""
+    return build_register((Tally(*row) for row in store.aggregate(seq)), catalog,
+                          {g.name: g for g in groups}, store.sample_assets(seq))

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Criticality = Literal["low", "moderate", "high"]
 
@@ -112,12 +112,11 @@ class ReportSection(_Section):
     sign_cert: Path | None = None
     sign_passphrase_env: str | None = None
 
-    @field_validator("sign_cert")
-    @classmethod
-    def _pair(cls, value: Path | None, info: Any) -> Path | None:
-        if (value is None) != (info.data.get("sign_key") is None):
+    @model_validator(mode="after")
+    def _pair(self) -> ReportSection:
+        if (self.sign_key is None) != (self.sign_cert is None):
             raise ValueError("sign_key and sign_cert go together")
-        return value
+        return self
 
 
 class Assessment(_Section):

@@ -118,8 +118,11 @@ def controls_for(citations: Iterable[str]) -> tuple[str, ...]:
         std = standard_of().get(c)
         if std and std in mapping:
             found.update(mapping[std].get("sp800_53r5", []))
-    return tuple(sorted(found, key=lambda s: (s.split("-")[0], int(s.split("-")[1])
-                                              if s.split("-")[1].isdigit() else 0)))
+    def family_then_number(control: str) -> tuple[str, int]:
+        family, _, number = control.partition("-")
+        return family, int(number) if number.isdigit() else 0
+
+    return tuple(sorted(found, key=family_then_number))
 
 
 def build_register(tallies: Iterable[Tally], catalog: Catalog,

@@ -235,8 +235,8 @@ class Store:
                 raise StoreError(f"the history store {self.path} has no {ref} run "
                                  f"({len(done)} finished run(s))")
             return done[-wanted]
-        matches = [r for r in self.runs() if r.id == ref] or [
-            r for r in self.runs() if r.id.startswith(ref)]
+        every = self.runs()
+        matches = [r for r in every if r.id == ref] or [r for r in every if r.id.startswith(ref)]
         if len(matches) != 1:
             what = "no run" if not matches else f"{len(matches)} runs"
             raise StoreError(f"{what} in {self.path} match {ref!r}; see: hipaa-audit runs list")

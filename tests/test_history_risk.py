@@ -160,6 +160,8 @@ def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (GOOD.replace('assessor = "A"', ""), "assessment.assessor"),
     (GOOD + "[[vendor]]\nname = 'V'\nbaa_signed = 'last spring'\n", "vendor[1].baa_signed"),
     (GOOD + "[[network]]\ntargets = []\n", "network[1].targets"),
+    (GOOD.replace('output_dir = "out"', 'output_dir = "out"\nsign_key = "k.pem"'),
+     "sign_key and sign_cert go together"),
     ("[assessment\n", "not valid TOML"),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, where: str) -> None:

@@ -111,7 +111,9 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
 
 def _prev_hash(store: Store, run: StoredRun) -> str:
     prev = store.previous(run)
-    return prev.hash or "" if prev else "none: first run in the history store"
+    if prev is None:
+        return "none: first run in the history store"
+    return prev.hash or ""
 
 
 def write_checksums(folder: Path, files: list[Path]) -> Path:

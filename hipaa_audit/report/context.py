@@ -10,14 +10,13 @@ import datetime as dt
 import socket
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hipaa_audit import __version__
 from hipaa_audit.assess import register_for
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.hipaa import security_rule_data
-from hipaa_audit.model import Severity
 from hipaa_audit.risk import (
     LEVELS,
     RegisterRow,
@@ -25,6 +24,7 @@ from hipaa_audit.risk import (
     level_counts,
     requirement_matrix,
 )
+from hipaa_audit.scanrun import utc_now
 from hipaa_audit.store import Store, StoredRun
 
 #: Runs shown in the trend chart.
@@ -52,21 +52,8 @@ def _first_sentence(text: str) -> str:
 
 
 def _register_dicts(rows: Iterable[RegisterRow]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        out.append({
-            "id": r.id, "check_id": r.check_id, "group": r.group, "title": r.title,
-            "category": r.category, "domain": r.domain, "findings": r.findings,
-            "assets": r.assets, "failed_assets": r.failed_assets,
-            "error_assets": r.error_assets, "severity": r.severity.value,
-            "likelihood": r.likelihood, "impact": r.impact, "risk": r.risk,
-            "base_likelihood": r.base_likelihood, "base_impact": r.base_impact,
-            "rationale": r.rationale, "hipaa": list(r.hipaa), "controls": list(r.controls),
-            "threat_source": r.threat_source, "threat_event": r.threat_event,
-            "vulnerability": r.vulnerability, "remediation": r.remediation,
-            "action": _first_sentence(r.remediation), "samples": r.samples,
-        })
-    return out
+    return [{**asdict(r), "severity": r.severity.value, "action": _first_sentence(r.remediation)}
+            for r in rows]
 
 
 def _trend(store: Store, run: StoredRun) -> list[dict[str, Any]]:
@@ -80,7 +67,7 @@ def _trend(store: Store, run: StoredRun) -> list[dict[str, Any]]:
 
 
 def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
-              coverage: dict[str, list[int]], options: list[dict[str, Any]]) -> list[Any]:
+              coverage: dict[str, list[int]]) -> tuple[list[dict[str, Any]], list[str]]:
     """What each scanner that ran checked, with coverage, and what it left out."""
     out = []
     for scanner in sorted({g["scanner"] for g in groups}):
@@ -92,9 +79,9 @@ def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
         notes = [g["note"] for g in groups if g["scanner"] == scanner and g.get("note")]
         out.append({"scanner": scanner, "checks": checks, "notes": sorted(set(notes))})
     not_examined = []
-    for opt in options:
-        if opt.get("scanner") == "archive" and not opt.get("ocr"):
-            not_examined.append(f"{opt['name']}: pixel data was not read for burned-in text "
+    for g in groups:
+        if g["scanner"] == "archive" and not g.get("options", {}).get("ocr"):
+            not_examined.append(f"{g['name']}: pixel data was not read for burned-in text "
                                 "(OCR off); only BurnedInAnnotation and overlays were checked")
     for g in groups:
         if g.get("note"):
@@ -105,16 +92,11 @@ def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
         "requirement matrix: not assessable by automated scanning)",
         "Workstations, modalities and mobile devices not named in the assessment file",
     ]
-    return [out, not_examined]
+    return out, not_examined
 
 
-def _archive_options(run: StoredRun) -> list[dict[str, Any]]:
-    config = run.meta.get("config", {})
-    groups = [g for g in run.meta.get("groups", []) if g["scanner"] == "archive"]
-    out = []
-    for g, section in zip(groups, config.get("archive", []), strict=False):
-        out.append({"name": g["name"], "scanner": "archive", "ocr": section.get("ocr", False)})
-    return out
+def _domain(name: str) -> dict[str, Any]:
+    return {"name": name, "risks": [], "failed": 0, "errors": 0, "details": []}
 
 
 def risk_context(store: Store, run: StoredRun, catalog: Catalog,
@@ -139,28 +121,24 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
     details = list(store.findings(run.seq, limit=detail_limit))
     domains: dict[str, dict[str, Any]] = {}
     for r in register:
-        dom_row = domains.setdefault(r.domain, {"name": r.domain, "risks": [], "failed": 0,
-                                                "errors": 0, "severity": Counter(),
-                                                "details": []})
+        dom_row = domains.setdefault(r.domain, _domain(r.domain))
         dom_row["risks"].append(r.id)
         dom_row["failed"] += r.failed_assets
         dom_row["errors"] += r.error_assets
-        dom_row["severity"][r.severity.value] += r.findings if r.failed_assets else 0
     by_check = {c.id: c for c in catalog.values()}
     for f in details:
         check = by_check.get(f["check_id"])
         dom = catalog.categories[check.category].domain if check else ""
-        domains.setdefault(dom, {"name": dom, "risks": [], "failed": 0, "errors": 0,
-                                 "severity": Counter(), "details": []})["details"].append(f)
-    scanners, not_examined = _scanners(catalog, groups, coverage, _archive_options(run))
+        domains.setdefault(dom, _domain(dom))["details"].append(f)
+    scanners, not_examined = _scanners(catalog, groups, coverage)
     status_counts = Counter(r.status for r in matrix)
     summary = meta.get("summary", {})
     return {
         "kind": "risk",
-        "title": "HIPAA Security Risk Analysis",
         "assessment": meta.get("assessment", {}),
         "run": run, "run_meta": meta.get("run", {}), "summary": summary,
-        "tool_version": run.tool_version, "generated_at": _now(), "host": socket.gethostname(),
+        "tool_version": run.tool_version, "generated_at": utc_now(),
+        "host": socket.gethostname(),
         "register": _register_dicts(register), "levels": LEVELS,
         "level_counts": level_counts(register), "heat_map": heat_map(register),
         "matrix": matrix, "matrix_counts": dict(status_counts),
@@ -170,13 +148,8 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
         "details": details, "detail_limit": detail_limit, "total_findings": total,
         "trend": _trend(store, run), "delta": delta,
-        "severities": [s.value for s in reversed(Severity)],
         "pending_change": security_rule_data()["meta"].get("pending_change", ""),
     }
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
@@ -265,11 +238,9 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                         "pre_omnibus": pre_omnibus, "technical_gaps": gaps})
     return {
         "kind": "baa",
-        "title": "Business Associate Evidence",
         "assessment": meta.get("assessment", {}),
         "run": run, "run_meta": meta.get("run", {}), "tool_version": run.tool_version,
-        "generated_at": _now(), "vendors": vendors, "provisions": provisions,
+        "generated_at": utc_now(), "vendors": vendors, "provisions": provisions,
         "domains": (*VENDOR_DOMAINS, "Verifiability"), "omnibus_date": OMNIBUS_DATE.isoformat(),
         "breach": rule.get("breach_notification_subpart_d", []),
-        "version": __version__,
     }
