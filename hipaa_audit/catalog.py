@@ -135,7 +135,8 @@ def parse_catalog_file(name: str, text: str) -> list[Check]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{name}: not valid TOML: {exc}") from None
-    extra = set(doc) - {"check", "category"}
+    # ``policy`` tables (TLS profiles) are read by the network scanner, not the catalog
+    extra = set(doc) - {"check", "category", "policy"}
     if extra:
         raise CatalogError(f"{name}: unknown top-level keys: {', '.join(sorted(extra))}")
     checks = []

@@ -115,7 +115,8 @@ def open_output(path: str | None) -> Iterator[IO[str]]:
 
 @contextlib.contextmanager
 def progress_display(
-    enabled: bool, label: str, count_total: Callable[[], int] | None = None
+    enabled: bool, label: str, count_total: Callable[[], int] | None = None,
+    unit: str = "files",
 ) -> Iterator[Callable[[AssetResult], None] | None]:
     """Yield a callback that advances a progress display on stderr, or ``None``.
 
@@ -127,7 +128,7 @@ def progress_display(
         return
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
-        MofNCompleteColumn(), TextColumn("files"),
+        MofNCompleteColumn(), TextColumn(unit),
         TextColumn("{task.fields[rate]}/s, {task.fields[findings]} findings"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         console=err, transient=True,
@@ -138,7 +139,7 @@ def progress_display(
     def advance(result: AssetResult) -> None:
         counts["findings"] += len(result.findings)
         speed = progress.tasks[0].speed
-        progress.update(task, advance=result.stats.get("files", 0), findings=counts["findings"],
+        progress.update(task, advance=result.stats.get(unit, 0), findings=counts["findings"],
                         rate=f"{speed:,.0f}" if speed else "-")
 
     if count_total is not None:
@@ -210,6 +211,76 @@ def scan_archive_command(
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
         except ClusterError as exc:
             raise fail(str(exc)) from None
+    raise typer.Exit(outcome.exit_code)
+
+
+@scan_app.command("network")
+def scan_network_command(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="https://host[:port], http://host[:port], tls://host:port, dicom+tls://host[:port], "
+        "dicom://host[:port], or host:port (probed and classified).", metavar="TARGET")] = None,
+    targets_file: Annotated[str | None, typer.Option(
+        "--targets-file", help="Targets, one per line; # starts a comment.")] = None,
+    policy: Annotated[str, typer.Option(
+        "--policy", help="TLS policy: nist-800-52r2, mozilla-intermediate, mozilla-modern or "
+        "dicom-bcp195.")] = "nist-800-52r2",
+    ca_bundle: Annotated[str | None, typer.Option(
+        "--ca-bundle", help="PEM file of the organisation's CA certificates (trusted in "
+        "addition to the public stores).")] = None,
+    client_cert: Annotated[str | None, typer.Option(
+        "--client-cert", help="PEM client certificate for servers that demand mutual TLS.")
+    ] = None,
+    client_key: Annotated[str | None, typer.Option(
+        "--client-key", help="PEM private key of --client-cert (unencrypted).")] = None,
+    gentle: Annotated[bool, typer.Option(
+        "--gentle", help="For fragile devices: one target and one connection at a time, no "
+        "ROBOT or renegotiation tests.")] = False,
+    deadline: Annotated[float, typer.Option(
+        "--deadline", min=5, max=3600, help="Seconds each target may take before it is "
+        "stopped and reported as not fully checked.")] = 90.0,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=64, help="Targets scanned at once.")] = 8,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1, max=60, help="Seconds to wait for each network answer.")] = 5.0,
+    calling_ae: Annotated[str, typer.Option(
+        "--calling-ae", help="Our AE title in DICOM associations.")] = "HIPAA-AUDIT",
+    called_ae: Annotated[str, typer.Option(
+        "--called-ae", help="The AE title asked for; any answer, even a rejection, proves a "
+        "DICOM listener.")] = "ANY-SCP",
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = FailOn.HIGH,
+    progress: ProgressOpt = False,
+) -> None:
+    """Check network endpoints for weak TLS, bad certificates and PHI sent in clear.
+
+    Example: hipaa-audit scan network https://portal.example.org dicom://modality1:104
+    """
+    from hipaa_audit.network.setup import NetworkSetupError, network_plan
+
+    try:
+        plan = network_plan(list(targets or []), targets_file=targets_file, policy=policy,
+                            ca_bundle=ca_bundle, client_cert=client_cert,
+                            client_key=client_key, gentle=gentle, deadline=deadline,
+                            concurrency=concurrency, timeout=timeout,
+                            calling_ae=calling_ae, called_ae=called_ae)
+    except NetworkSetupError as exc:
+        raise fail(str(exc)) from None
+    from hipaa_audit.network.run import scan_network
+
+    catalog = load_catalog()
+    run = new_run("scan network", [t.url for t in plan.targets], reveal_phi=False,
+                  options=plan.describe())
+    endpoints: list[dict[str, object]] = []
+    run.evidence["endpoints"] = endpoints
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    total = len(plan.targets)
+    with open_output(output) as stream, \
+            progress_display(show, "scan network", lambda: total, unit="endpoints") as advance:
+        renderer = make_renderer(fmt, stream, catalog, __version__)
+        results = scan_network(plan.targets, plan.options, plan.policy, catalog, endpoints)
+        outcome = consume(results, renderer, run, threshold, on_asset=advance)
     raise typer.Exit(outcome.exit_code)
 
 

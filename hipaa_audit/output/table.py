@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.padding import Padding
@@ -28,10 +28,41 @@ STYLE = {
 
 
 def _where(finding: Finding) -> str:
-    parts = [str(loc.get("path") or loc.get("keyword") or "") for loc in finding.locations]
+    parts = [str(loc.get("path") or loc.get("keyword") or loc.get("suite")
+                 or loc.get("protocol") or loc.get("setting") or "")
+             for loc in finding.locations]
     parts = [p for p in parts if p]
     shown = ", ".join(parts[:3])
     return shown + (f" (+{len(parts) - 3})" if len(parts) > 3 else "")
+
+
+def endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
+    """The per-endpoint summary of a network scan: kind, grade, versions, certificate, HSTS."""
+    table = Table(title="Endpoints", expand=False)
+    for col in ("endpoint", "kind", "grade", "protocols", "certificate", "HSTS", "findings"):
+        table.add_column(col)
+    for e in sorted(endpoints, key=lambda e: str(e.get("asset"))):
+        cert = e.get("certificate") or {}
+        days = cert.get("days_left")
+        cert_text = "" if not cert else (
+            f"expired {-days} d ago" if isinstance(days, int) and days < 0
+            else f"{days} d left" if isinstance(days, int) else "")
+        if cert and cert.get("trusted") is False:
+            cert_text += ", untrusted"
+        hsts = e.get("hsts")
+        hsts_text = "-" if e.get("kind") not in ("https", "http") else (
+            f"max-age {hsts.get('max_age')}" if isinstance(hsts, dict) else "missing")
+        counts = e.get("findings") or {}
+        found = ", ".join(f"{k} {counts[k]}" for k in ("critical", "high", "medium", "low",
+                                                        "info") if counts.get(k))
+        if e.get("unverifiable"):
+            found = (found + ", " if found else "") + f"unverifiable {e['unverifiable']}"
+        grade = e.get("grade") or {"plaintext": "plaintext", "redirect": "redirect"}.get(
+            str(e.get("state")), "-")
+        table.add_row(str(e.get("asset")), str(e.get("kind")), grade,
+                      " ".join(v.replace("TLSv", "") for v in e.get("versions") or []) or "-",
+                      cert_text or "-", hsts_text, found or "none")
+    return table
 
 
 class TableRenderer:
@@ -94,6 +125,8 @@ class TableRenderer:
         if stats.get("dicom") and not run.options.get("ocr", True):
             con.print("Pixels were not examined for burned-in text (use --ocr); image findings "
                       "rest on header evidence only.")
+        if run.evidence.get("endpoints"):
+            con.print(endpoint_table(run.evidence["endpoints"]))
         cov = Table(title="Coverage", expand=False)
         for col in ("check", "evaluated", "failed", "errors"):
             cov.add_column(col, justify="left" if col == "check" else "right")

@@ -1,0 +1,1 @@
+"""The network scanner: TLS, certificates and plaintext PHI transport on network endpoints."""
