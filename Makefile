@@ -9,10 +9,11 @@ DEMO_DIR ?= demo
 .PHONY: test demo bench lint install system-deps clean
 
 # tools the tests run as real peers; installed with apt when missing and we are root
-# (pango, harfbuzz-subset and fonts for WeasyPrint; poppler for the tests that read the PDFs)
-SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng poppler-utils \
+# (pango, harfbuzz-subset and fonts for WeasyPrint; poppler for the tests that read the PDFs;
+# dcmtk and Orthanc as DICOM nodes for the network scanner's tests and the demo)
+SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng poppler-utils dcmtk orthanc \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
-SYSTEM_COMMANDS := openssl gpg tesseract pdftotext pdfdetach pdfsig
+SYSTEM_COMMANDS := openssl gpg tesseract pdftotext pdfdetach pdfsig storescp echoscu Orthanc
 SYSTEM_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 $(STAMP): pyproject.toml
@@ -44,12 +45,15 @@ test: system-deps lint
 # A whole assessment of a generated sample estate, twice (this quarter, then the next, so the
 # report shows a trend and `runs diff` has changes). Exit codes 3 (findings) and 4
 # (unverifiable targets) are what the sample estate is built to show.
+# the demo's network endpoints: real servers on 127.0.0.1, up while each assessment runs
+DEMO_PEERS = $(PY) fixtures/netpeers.py run --set demo --folder $(DEMO_DIR)/peers --ports-json $(DEMO_DIR)/peer_ports.json
+
 demo: system-deps $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(PY) fixtures/demo.py $(DEMO_DIR)
-	$(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
+	$(DEMO_PEERS) -- $(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
 	$(PY) fixtures/demo.py $(DEMO_DIR) --next-quarter
-	$(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
+	$(DEMO_PEERS) -- $(VENV)/bin/hipaa-audit assess --config $(DEMO_DIR)/assessment.toml; rc=$$?; test $$rc -eq 0 -o $$rc -eq 3 -o $$rc -eq 4
 	$(VENV)/bin/hipaa-audit runs list --store $(DEMO_DIR)/history.db
 	$(VENV)/bin/hipaa-audit runs diff previous latest --store $(DEMO_DIR)/history.db
 	$(VENV)/bin/hipaa-audit runs verify --store $(DEMO_DIR)/history.db

@@ -26,7 +26,7 @@ from hipaa_audit.store import Store, StoredRun
 
 NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS = ("network", "s3", "logs", "permissions")
+PENDING_SCANNERS = ("s3", "logs", "permissions")
 
 
 @dataclass(slots=True)
@@ -98,7 +98,9 @@ def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     if scanner == "archive":
         return tuple(str(p) for p in section.paths)
     if scanner == "network":
-        return tuple(section.targets)
+        from hipaa_audit.network.setup import plan_for_section
+
+        return tuple(t.url for t in plan_for_section(section).targets)
     if scanner == "s3":
         return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
     if scanner == "logs":
@@ -137,6 +139,21 @@ def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Cat
                                 follow_links=section.follow_symlinks)
 
 
+def _network_results(section: Any, info: GroupInfo, catalog: Catalog,
+                     run: RunInfo) -> Iterator[AssetResult]:
+    from hipaa_audit.network.run import scan_network
+    from hipaa_audit.network.setup import plan_for_section
+
+    plan = plan_for_section(section)
+    endpoints: list[dict[str, Any]] = []
+    for result in scan_network(plan.targets, plan.options, plan.policy, catalog, endpoints):
+        for e in endpoints:
+            e["group"] = info.name
+        run.evidence.setdefault("endpoints", []).extend(endpoints)
+        endpoints.clear()
+        yield result
+
+
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
@@ -154,6 +171,9 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         if info.scanner == "archive":
             group.options = {"ocr": section.ocr}
             results = _archive_results(section, info, masker, catalog, run)
+        elif info.scanner == "network":
+            group.options = {"policy": section.policy, "gentle": section.gentle}
+            results = _network_results(section, info, catalog, run)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
             results = _not_checked(catalog, info.targets,

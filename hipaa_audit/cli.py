@@ -91,7 +91,7 @@ RevealOpt = Annotated[
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``message`` on stderr and return the exit to raise."""
-    err.print(f"hipaa-audit: error: {message}")
+    err.print(f"hipaa-audit: error: {message}", soft_wrap=True, markup=False)
     return typer.Exit(code)
 
 

@@ -61,10 +61,26 @@ class ArchiveSection(_Scanner):
 
 
 class NetworkSection(_Scanner):
-    """``[[network]]``: endpoints to probe."""
+    """``[[network]]``: endpoints to probe, and how (the options of ``scan network``)."""
 
-    targets: list[str] = Field(min_length=1)
+    targets: list[str] = Field(default_factory=list)
+    targets_file: Path | None = None
     policy: str = "nist-800-52r2"
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    gentle: bool = False
+    deadline: float = Field(default=90.0, ge=5, le=3600)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    timeout: float = Field(default=5.0, ge=1, le=60)
+    calling_ae: str = "HIPAA-AUDIT"
+    called_ae: str = "ANY-SCP"
+
+    @model_validator(mode="after")
+    def _some_targets(self) -> NetworkSection:
+        if not self.targets and self.targets_file is None:
+            raise ValueError("give targets or targets_file")
+        return self
 
 
 class S3Section(_Scanner):
@@ -170,6 +186,10 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
         "logs": [s.model_copy(update={"paths": [str(rel(Path(p))) for p in s.paths]})
                  for s in data.logs],
+        "network": [n.model_copy(update={
+            k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
+                                            "client_key") if getattr(n, k) is not None})
+            for n in data.network],
     }
     if data.permissions is not None:
         update["permissions"] = data.permissions.model_copy(
@@ -199,8 +219,20 @@ def load_config(path: Path) -> LoadedConfig:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
-    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(),
-                        data=_resolve(path.resolve().parent, data))
+    data = _resolve(path.resolve().parent, data)
+    _check_network(path, data)
+    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data)
+
+
+def _check_network(path: Path, data: Assessment) -> None:
+    """Parse every network target, policy and certificate file now, not mid-assessment."""
+    from hipaa_audit.network.setup import NetworkSetupError, plan_for_section
+
+    for i, section in enumerate(data.network, 1):
+        try:
+            plan_for_section(section)
+        except NetworkSetupError as exc:
+            raise ConfigError(f"{path}: network[{i}]: {exc}") from None
 
 
 def group_names(data: Assessment) -> list[str | None]:

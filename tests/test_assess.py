@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from conftest import ROOT, CliResult, run_cli
 from test_phi_never_leaves import leaks
 
 from hipaa_audit.hipaa import security_rule_data
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+import netpeers
 
 _spec = importlib.util.spec_from_file_location("demo", ROOT / "fixtures" / "demo.py")
 assert _spec and _spec.loader
@@ -71,11 +75,14 @@ def assessed(tmp_path_factory: pytest.TempPathFactory) -> Assessed:
     cfg.write_text(cfg.read_text().replace(
         'output_dir = "reports"',
         'output_dir = "reports"\nsign_key = "key.pem"\nsign_cert = "cert.pem"'))
-    first = run_cli("assess", "--config", str(cfg), timeout=600)
-    q1 = folder / "reports-q1"
-    shutil.copytree(folder / "reports", q1)
-    demo.next_quarter(folder)
-    second = run_cli("assess", "--config", str(cfg), timeout=600)
+    certs = netpeers.make_certs(folder / "peers" / "certs")
+    with netpeers.Peers(folder / "peers") as peers:  # the demo's network endpoints
+        netpeers.start_demo(peers, certs, folder / "peers", demo.DEMO_PORTS)
+        first = run_cli("assess", "--config", str(cfg), timeout=600)
+        q1 = folder / "reports-q1"
+        shutil.copytree(folder / "reports", q1)
+        demo.next_quarter(folder)
+        second = run_cli("assess", "--config", str(cfg), timeout=600)
     return Assessed(folder, first, second, q1)
 
 
@@ -101,10 +108,24 @@ def test_findings_json_holds_every_stored_finding(assessed: Assessed) -> None:
     assert len(doc["findings"]) == stored > 50
     csv_rows = (assessed.reports / "findings.csv").read_text().count("\n") - 1
     assert csv_rows >= stored  # (a cell may hold a newline)
-    not_checked = [f for f in doc["findings"] if f["check_id"] == "assessment-target-not-checked"]
-    assert {f["asset"] for f in not_checked} == {
-        "https://portal.riverton.example", "dicom://modality1.riverton.example:104"}
-    assert all(f["status"] == "error" for f in not_checked)
+    assert not [f for f in doc["findings"] if f["check_id"] == "assessment-target-not-checked"]
+    by_check = {(f["check_id"], f["asset"]) for f in doc["findings"]}
+    for expected in [("dicom-plaintext", "dicom://127.0.0.1:18104"),
+                     ("cert-expired", "tls://127.0.0.1:18445"),
+                     ("tls-legacy-protocol", "https://127.0.0.1:18444"),
+                     ("network-target-unverifiable", "dicom://modality1.riverton.example:104")]:
+        assert expected in by_check, expected
+    grades = {e["asset"]: e["grade"] for e in doc["run"]["evidence"]["endpoints"]}
+    assert grades["https://127.0.0.1:18443"] == "A+" and grades["tls://127.0.0.1:18445"] == "T"
+
+
+def test_reports_show_the_network_endpoints(assessed: Assessed) -> None:
+    text = pdftext(assessed.reports / "risk-analysis.pdf")
+    assert "Network endpoints" in text
+    for needle in ("https://127.0.0.1:18443", "A+", "in clear", "imaging-network: nist-800-52r2"):
+        assert needle in text, needle
+    baa = pdftext(assessed.reports / "baa-evidence.pdf", layout=False)
+    assert "TLS grade A+" in baa and "dicom+tls://127.0.0.1:18762" in baa
 
 
 def test_risk_analysis_pdf_has_every_section_page_numbers_and_contents(

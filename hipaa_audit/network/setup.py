@@ -9,13 +9,16 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.policy import Policy, PolicyError, get_policy
 from hipaa_audit.network.probes import ClientCert
 from hipaa_audit.network.run import ScanOptions
 from hipaa_audit.network.targets import Target, TargetError, parse_targets, read_targets_file
+
+if TYPE_CHECKING:
+    from hipaa_audit.config import NetworkSection
 
 
 class NetworkSetupError(ValueError):
@@ -88,3 +91,16 @@ def network_plan(targets: list[str], *, targets_file: str | None = None,
                          called_ae=_ae(called_ae, "--called-ae"))
     return NetworkPlan(parsed, ScanOptions(probe, deadline=deadline,
                                            concurrency=1 if gentle else concurrency), chosen)
+
+
+def plan_for_section(section: NetworkSection) -> NetworkPlan:
+    """The plan of one ``[[network]]`` section of the assessment file (paths already resolved)."""
+    def opt(p: Path | None) -> str | None:
+        return str(p) if p is not None else None
+
+    return network_plan(list(section.targets), targets_file=opt(section.targets_file),
+                        policy=section.policy, ca_bundle=opt(section.ca_bundle),
+                        client_cert=opt(section.client_cert), client_key=opt(section.client_key),
+                        gentle=section.gentle, deadline=section.deadline,
+                        concurrency=section.concurrency, timeout=section.timeout,
+                        calling_ae=section.calling_ae, called_ae=section.called_ae)

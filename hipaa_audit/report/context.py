@@ -84,6 +84,10 @@ def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
             not_examined.append(f"{g['name']}: pixel data was not read for burned-in text "
                                 "(OCR off); only BurnedInAnnotation and overlays were checked")
     for g in groups:
+        if g["scanner"] == "network" and g.get("options", {}).get("gentle"):
+            not_examined.append(f"{g['name']}: gentle mode; the ROBOT and renegotiation tests "
+                                "were not run")
+    for g in groups:
         if g.get("note"):
             not_examined.append(f"{g['name']}: {g['note']}; its targets are listed as "
                                 "not checked")
@@ -145,6 +149,9 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "groups": groups, "stat_labels": STAT_LABELS, "scanners": scanners,
         "not_examined": not_examined,
         "storage": meta.get("run", {}).get("evidence", {}).get("storage", []),
+        "endpoints": sorted(_endpoints(meta), key=lambda e: (e.get("group", ""), e["asset"])),
+        "endpoint_policies": sorted({f"{g['name']}: {g.get('options', {}).get('policy')}"
+                                     for g in groups if g["scanner"] == "network"}),
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
         "details": details, "detail_limit": detail_limit, "total_findings": total,
         "trend": _trend(store, run), "delta": delta,
@@ -152,8 +159,24 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
     }
 
 
+def _endpoints(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The network scanner's per-endpoint summaries stored with the run."""
+    return list(meta.get("run", {}).get("evidence", {}).get("endpoints", []))
+
+
+def _endpoint_url(text: str) -> str:
+    """A vendor's endpoint as the scanner names it (``https://h`` → ``https://h:443``)."""
+    from hipaa_audit.network.targets import TargetError, parse_target
+
+    try:
+        return parse_target(text).url
+    except TargetError:
+        return text
+
+
 def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
-                   config_dir: Path) -> list[dict[str, Any]]:
+                   config_dir: Path, endpoints: dict[str, dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
     """The vendor's systems, each with the asset prefix findings are matched on."""
     by_name = {g["name"]: g for g in groups}
     out = []
@@ -166,7 +189,8 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
             out.append({"kind": "archive", "target": str(path if path.is_absolute()
                                                           else config_dir / path)})
     out += [{"kind": "bucket", "target": f"s3://{b}"} for b in vendor.get("s3_buckets", [])]
-    out += [{"kind": "endpoint", "target": e} for e in vendor.get("endpoints", [])]
+    out += [{"kind": "endpoint", "target": _endpoint_url(e),
+             "endpoint": endpoints.get(_endpoint_url(e))} for e in vendor.get("endpoints", [])]
     targets = {t: g["name"] for g in groups for t in g["targets"]}
     for a in out:
         a.setdefault("group", targets.get(a["target"]))
@@ -185,9 +209,11 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     register = register_for(store, run, catalog)
     domain_of = {c.id: catalog.categories[c.category].domain for c in catalog.values()}
     group_cov = {g["name"]: {c["check_id"]: c for c in g.get("coverage", [])} for g in groups}
+    endpoint_by_target = {e["target"]: e for e in _endpoints(meta)}
+    endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
     vendors = []
     for v in config.get("vendor", []):
-        assets = _vendor_assets(v, groups, config_dir)
+        assets = _vendor_assets(v, groups, config_dir, endpoint_by_target)
         rows = store.tally_assets(run.seq, [a["target"] for a in assets])
         evidence = []
         for dom in VENDOR_DOMAINS:
