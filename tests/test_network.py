@@ -117,8 +117,9 @@ def test_each_weakness_is_reported(estate: dict[str, Any], nist: dict[str, Any],
         assert check not in {c for c, _ in got}, f"{name}: unexpected {check}"
     errors = [f["message"] for f in found if f["status"] == "error"]
     if name in PARTIAL:
-        # asks for an optional client certificate, so sslyze's ROBOT test cannot finish
-        assert len(errors) == 1 and PARTIAL[name] in errors[0]
+        # asks for an optional client certificate, so sslyze's ROBOT test may not finish; when
+        # it does not, that (and only that) must be said
+        assert len(errors) <= 1 and all(PARTIAL[name] in e for e in errors)
     else:
         assert not errors, f"{name} should be fully checked: {errors}"
 

@@ -147,6 +147,16 @@ def scan_tls(location: ServerNetworkLocation, config: ServerNetworkConfiguration
     return obs
 
 
+#: commands whose result is one flag: command → (observation attribute, result field)
+FLAGS = {
+    ScanCommand.TLS_COMPRESSION: ("compression", "supports_compression"),
+    ScanCommand.OPENSSL_CCS_INJECTION: ("ccs_injection", "is_vulnerable_to_ccs_injection"),
+    ScanCommand.HEARTBLEED: ("heartbleed", "is_vulnerable_to_heartbleed"),
+    ScanCommand.TLS_FALLBACK_SCSV: ("fallback_scsv", "supports_fallback_scsv"),
+    ScanCommand.TLS_EXTENDED_MASTER_SECRET: ("ems", "supports_ems_extension"),
+}
+
+
 def _copy(obs: TlsObservation, command: ScanCommand, res: Any, hostname: str) -> None:
     if command in VERSION_COMMANDS:
         version = VERSION_COMMANDS[command]
@@ -157,21 +167,14 @@ def _copy(obs: TlsObservation, command: ScanCommand, res: Any, hostname: str) ->
     elif command is ScanCommand.ELLIPTIC_CURVES:
         obs.curves = [c.name for c in res.supported_curves] if res.supports_ecdh_key_exchange \
             else []
-    elif command is ScanCommand.TLS_COMPRESSION:
-        obs.compression = bool(res.supports_compression)
-    elif command is ScanCommand.OPENSSL_CCS_INJECTION:
-        obs.ccs_injection = bool(res.is_vulnerable_to_ccs_injection)
-    elif command is ScanCommand.HEARTBLEED:
-        obs.heartbleed = bool(res.is_vulnerable_to_heartbleed)
+    elif command in FLAGS:
+        attribute, field = FLAGS[command]
+        setattr(obs, attribute, bool(getattr(res, field)))
     elif command is ScanCommand.ROBOT:
         obs.robot = str(res.robot_result.value)
     elif command is ScanCommand.SESSION_RENEGOTIATION:
         obs.secure_renegotiation = bool(res.supports_secure_renegotiation)
         obs.client_renegotiation = bool(res.is_vulnerable_to_client_renegotiation_dos)
-    elif command is ScanCommand.TLS_FALLBACK_SCSV:
-        obs.fallback_scsv = bool(res.supports_fallback_scsv)
-    elif command is ScanCommand.TLS_EXTENDED_MASTER_SECRET:
-        obs.ems = bool(res.supports_ems_extension)
     elif command is ScanCommand.HTTP_HEADERS:
         obs.http_answered = res.http_error_trace is None
         obs.hsts_checked = obs.http_answered
