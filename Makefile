@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) bench/ocr.py
 	$(PY) bench/memory_tree.py
 	$(PY) bench/report.py
+	$(PY) bench/network.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

@@ -1,0 +1,37 @@
+"""The network benchmark runs end to end and prints its figures and ratio (never timed here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench" / "network.py"
+QUICK = 6
+
+
+@pytest.mark.timeout(900)
+def test_network_bench_quick_every_endpoint_finishes() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, f"{out}\n{proc.stderr}"
+    row = re.search(r"^\(a\) hipaa-audit scan_network, \d+ at once +(?P<n>\d+) +\d+\.\d +"
+                    r"\d+\.\d\d +(?P<finished>\d+) +(?P<stopped>\d+) +\d+ / (\d+|n/a)$",
+                    out, re.MULTILINE)
+    assert row is not None, out
+    assert (int(row["n"]), int(row["finished"]), int(row["stopped"])) == (QUICK, QUICK, 0), out
+    assert re.search(rf"^\(b\) sslyze defaults, one after another +{QUICK} ", out, re.MULTILINE)
+    assert re.search(rf"^sslyze \(b\): {QUICK} of {QUICK} scans completed", out, re.MULTILINE)
+    assert re.search(r"^grades \(a\): .+", out, re.MULTILINE), out
+    assert re.search(r"^\(c\) deadline 10 s: silent port .+ within deadline \+ 3 s: yes$", out,
+                     re.MULTILINE), out
+    assert re.search(r"^ratio: \d+\.\dx faster than sslyze defaults one after another$", out,
+                     re.MULTILINE), out
+    assert re.search(rf"^bar: PASS \({QUICK} endpoints in one run", out, re.MULTILINE), out
