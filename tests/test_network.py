@@ -352,3 +352,14 @@ def test_no_page_content_reaches_the_output(estate: dict[str, Any], nist: dict[s
     text = json.dumps(nist["doc"]) + nist["stderr"]
     assert netpeers.PAGE.decode().strip() not in text
     assert "hipaa-audit test peer" not in text
+
+
+def test_a_redirect_location_keeps_no_path_or_query(estate: dict[str, Any]) -> None:
+    planted = "MRN0048213377"
+    https = estate["targets"]["https_hsts"]
+    peer = estate["peers"].start("redirect_phi", netpeers.http_server,
+                                 f"{https}/viewer?patient={planted}&name=DOE^JANE")
+    _, doc, stderr = scan(peer.target)
+    text = json.dumps(doc) + stderr
+    assert doc and planted not in text and "DOE" not in text
+    assert endpoints(doc)[peer.target]["state"] == "redirect"
