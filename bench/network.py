@@ -108,7 +108,8 @@ def run_project(texts: list[str], ca_bundle: Path, deadline: float | None = None
     error = None
     t0 = time.perf_counter()
     try:
-        for result in scan_network(plan.targets, plan.options, plan.policy, catalog, endpoints):
+        for result in scan_network(plan.targets, plan.options, plan.policy, catalog,
+                                   endpoints.append):
             done_at[result.asset] = time.perf_counter() - t0
             # "The probe failed: ..." (an internal error, or the probe process died)
             if any(f.status is Status.ERROR and f.key == "error" for f in result.findings):

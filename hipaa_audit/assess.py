@@ -19,6 +19,7 @@ from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.config import LoadedConfig
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
+from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
 from hipaa_audit.scanrun import Outcome, consume, exit_code, new_run, utc_now
@@ -97,10 +98,8 @@ def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     """The targets of one scanner section, as its findings name their assets."""
     if scanner == "archive":
         return tuple(str(p) for p in section.paths)
-    if scanner == "network":
-        from hipaa_audit.network.setup import plan_for_section
-
-        return tuple(t.url for t in plan_for_section(section).targets)
+    if scanner == "network":  # the section's plan (see _sections)
+        return tuple(t.url for t in section.targets)
     if scanner == "s3":
         return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
     if scanner == "logs":
@@ -120,7 +119,9 @@ def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
     for scanner, sections in by_scanner:
         for i, s in enumerate(sections, 1):
             name = s.name or (scanner if len(sections) == 1 else f"{scanner}-{i}")
-            out.append((GroupInfo(name, scanner, s.criticality, _targets(scanner, s)), s))
+            # a network section runs as its plan: targets parsed, files loaded, once
+            work = plan_for_section(s) if scanner == "network" else s
+            out.append((GroupInfo(name, scanner, s.criticality, _targets(scanner, work)), work))
     return out
 
 
@@ -139,19 +140,13 @@ def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Cat
                                 follow_links=section.follow_symlinks)
 
 
-def _network_results(section: Any, info: GroupInfo, catalog: Catalog,
+def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
                      run: RunInfo) -> Iterator[AssetResult]:
     from hipaa_audit.network.run import scan_network
-    from hipaa_audit.network.setup import plan_for_section
 
-    plan = plan_for_section(section)
-    endpoints: list[dict[str, Any]] = []
-    for result in scan_network(plan.targets, plan.options, plan.policy, catalog, endpoints):
-        for e in endpoints:
-            e["group"] = info.name
-        run.evidence.setdefault("endpoints", []).extend(endpoints)
-        endpoints.clear()
-        yield result
+    endpoints = run.evidence.setdefault("endpoints", [])
+    yield from scan_network(plan.targets, plan.options, plan.policy, catalog,
+                            lambda e: endpoints.append({**e, "group": info.name}))
 
 
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
@@ -172,7 +167,8 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             group.options = {"ocr": section.ocr}
             results = _archive_results(section, info, masker, catalog, run)
         elif info.scanner == "network":
-            group.options = {"policy": section.policy, "gentle": section.gentle}
+            group.options = {"policy": section.policy.name,
+                             "gentle": section.options.probe.gentle}
             results = _network_results(section, info, catalog, run)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"

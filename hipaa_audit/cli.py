@@ -279,7 +279,8 @@ def scan_network_command(
     with open_output(output) as stream, \
             progress_display(show, "scan network", lambda: total, unit="endpoints") as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_network(plan.targets, plan.options, plan.policy, catalog, endpoints)
+        results = scan_network(plan.targets, plan.options, plan.policy, catalog,
+                               endpoints.append)
         outcome = consume(results, renderer, run, threshold, on_asset=advance)
     raise typer.Exit(outcome.exit_code)
 

@@ -22,9 +22,14 @@ EXIT_FINDINGS = 3
 EXIT_UNVERIFIED = 4
 
 
+def iso_utc(value: dt.datetime) -> str:
+    """Return ``value`` in UTC as ISO 8601 with a ``Z``, to the second."""
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
     """Return the current UTC time as ISO 8601 with a ``Z``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(dt.datetime.now(dt.UTC))
 
 
 def new_run(command: str, targets: list[str], *, reveal_phi: bool,

@@ -51,6 +51,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/SCRIPT ARGS`` from the project root; never raises on a non-zero exit."""
+    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
 @pytest.fixture
 def cli() -> Any:
     return run_cli

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "network.py"
 QUICK = 6
 
 
 @pytest.mark.timeout(900)
 def test_network_bench_quick_every_endpoint_finishes() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )
+    proc = run_bench("network.py", "--quick", timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, f"{out}\n{proc.stderr}"
     row = re.search(r"^\(a\) hipaa-audit scan_network, \d+ at once +(?P<n>\d+) +\d+\.\d +"

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "report.py"
+from conftest import run_bench
 
 SIZE = r"(?:\d+ MiB|\d+\.\d GiB)"
 LINES = (
@@ -32,13 +25,8 @@ LINES = (
 )
 
 
-@pytest.mark.skipif(shutil.which("pdfinfo") is None or shutil.which("pdfdetach") is None,
-                    reason="poppler-utils (pdfinfo, pdfdetach) is not installed")
 def test_report_bench_quick_prints_every_figure() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )
+    proc = run_bench("report.py", "--quick")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for line in LINES:

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "archive_header.py"
+from conftest import run_bench
 
 
 @pytest.mark.slow
 def test_bench_quick_prints_every_ratio() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )
+    proc = run_bench("archive_header.py", "--quick")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     two_cores = len(os.sched_getaffinity(0)) >= 2 if hasattr(os, "sched_getaffinity") else True
@@ -37,16 +29,14 @@ def test_bench_quick_prints_every_ratio() -> None:
 
 
 def test_ocr_bench_prints_ms_per_image() -> None:
-    proc = subprocess.run([sys.executable, str(BENCH.parent / "ocr.py"), "--images", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_bench("ocr.py", "--images", "1")
     assert proc.returncode == 0, proc.stderr
     assert "ms/image" in proc.stdout and "ratio ours / baseline" in proc.stdout
     assert "identifier lines found: 3 of 3" in proc.stdout
 
 
 def test_memory_bench_prints_growth() -> None:
-    proc = subprocess.run([sys.executable, str(BENCH.parent / "memory_tree.py"), "--files",
-                           "2000", "--base", "200"], capture_output=True, text=True, timeout=300)
+    proc = run_bench("memory_tree.py", "--files", "2000", "--base", "200")
     assert proc.returncode == 0, proc.stderr
     assert "memory against tree size: 200 -> 2,000 files" in proc.stdout
     assert "peak RSS" in proc.stdout

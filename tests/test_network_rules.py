@@ -67,7 +67,7 @@ def tls(**kw: object) -> TlsObservation:
                   "TLSv1.2": True, "TLSv1.3": True},
         suites={"TLSv1.2": [ECDHE], "TLSv1.3": [TLS13]}, curves=["X25519", "secp256r1"],
         cert=cert(), hsts={"max_age": 63072000, "include_subdomains": True, "preload": False},
-        hsts_checked=True, http_answered=True, heartbleed=False, ccs_injection=False,
+        hsts_checked=True, heartbleed=False, ccs_injection=False,
         robot="NOT_VULNERABLE_RSA_NOT_SUPPORTED", secure_renegotiation=True,
         client_renegotiation=False, compression=False, fallback_scsv=True, ems=True)
     for k, v in kw.items():
@@ -152,7 +152,7 @@ def test_plaintext_dicom_and_http() -> None:
     assert found == {("http-plaintext", "high")}
     found, summary = judged(None, kind="http", speaks="plain",
                             http=HttpProbe(301, "https://portal.example.org/"),
-                            redirect_hsts=HttpProbe(200, hsts="max-age=31536000"))
+                            redirect_hsts=HttpProbe(200, hsts=parse_hsts("max-age=31536000")))
     assert found == {("https-hsts-weak", "info")} and summary["state"] == "redirect"
 
 
@@ -177,3 +177,28 @@ def test_grade_without_tls13_is_a_minus() -> None:
 def test_bad_target_message() -> None:
     with pytest.raises(TargetError, match="a port is required"):
         parse_target("tls://host")
+
+
+def test_a_plaintext_scheme_that_speaks_tls_is_said_so() -> None:
+    found, summary = judged(None, kind="http", speaks="tls",
+                            http=HttpProbe(None, detail="no HTTP answer (SSLError)"))
+    assert found == {("network-target-unverifiable", "medium")}
+    assert summary["notes"] == ["speaks TLS: list as https://"]
+
+
+def test_a_pass_is_not_counted_when_a_version_went_untested() -> None:
+    t = tls(errors={"tls_1_0_cipher_suites": "connectivity issue"})
+    del t.versions["TLSv1.0"]
+    obs = Observation(Target("tls", "h", 443), "tls", reachable="open", speaks="tls", tls=t)
+    j = judge(obs, load_policies()["nist-800-52r2"], load_catalog(), ProbeOptions(), now=NOW)
+    assert j.result.coverage.counts["tls-broken-cipher"] == [0, 0, 1]
+    assert j.result.coverage.counts["tls-legacy-protocol"] == [0, 0, 1]
+
+
+def test_validation_errors_do_not_quote_the_certificate() -> None:
+    from hipaa_audit.network.tlsscan import _validation_error
+
+    text = _validation_error("validation failed: basicConstraints.cA must not be asserted in "
+                             "an EE certificate (encountered processing <Certificate(subject="
+                             "<Name(CN=Dr Jane Doe)>, ...)>)")
+    assert "Jane" not in text and text.startswith("validation failed: basicConstraints")

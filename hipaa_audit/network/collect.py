@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hipaa_audit.network import probes
-from hipaa_audit.network.observation import HttpProbe, Observation
+from hipaa_audit.network.observation import DicomProbe, HttpProbe, Observation
 from hipaa_audit.network.targets import PROBE, Target
 
 
@@ -42,27 +43,28 @@ def observe(target: Target, opts: ProbeOptions, report: Report) -> Observation:
         report(obs)
 
     step("resolving")
-    address = probes.resolve(target.host)
-    if address is None:
+    obs.address = probes.resolve(target.host)
+    if obs.address is None:
         obs.reachable = "unresolvable"
         step("done")
         return obs
     step("connecting")
-    obs.reachable = probes.tcp_state(address, target.port, opts.timeout)
+    obs.reachable = probes.tcp_state(obs.address, target.port, opts.timeout)
     if obs.reachable != "open":
         step("done")
         return obs
     step("classifying")
+    probe = _Prober(obs, obs.address, opts)
     if target.kind == PROBE:
-        _classify(obs, address, opts, step)
+        probe.classify(step)
     if obs.kind == "http":
-        _http(obs, address, opts, step)
+        probe.http(step)
     elif obs.kind == "dicom":
-        _dicom(obs, address, opts, step)
+        probe.dicom()
     elif obs.kind in ("https", "tls", "dicom+tls"):
-        _tls(obs, address, opts, step)
+        probe.tls(step)
     step("liveness")
-    obs.alive_after = _alive(address, target.port, opts.timeout)
+    obs.alive_after = _alive(obs.address, target.port, opts.timeout)
     step("done")
     return obs
 
@@ -76,135 +78,121 @@ def _alive(address: str, port: int, timeout: float, tries: int = 3) -> bool:
     return False
 
 
-def _classify(obs: Observation, address: str, opts: ProbeOptions,
-              step: Callable[[str], None]) -> None:
-    """Find what a bare ``host:port`` speaks: HTTP, then TLS, then DICOM.
+class _Prober:
+    """The probes of one endpoint, with its address and options bound."""
 
-    HTTP goes first because every other server answers it (or closes) at once. ``obs.kind``
-    stays ``probe`` when nothing answers.
-    """
-    t = obs.target
-    obs.http = probes.probe_http(address, t.port, t.host, tls=False, timeout=opts.timeout)
-    if obs.http.status is not None:
-        obs.kind, obs.speaks = "http", "plain"
-        return
-    obs.http = None
-    speaks = probes.speaks_tls(address, t.port, t.host, opts.timeout)
-    step("classifying")
-    if speaks == "tls":
-        obs.speaks = "tls"
-        https = probes.probe_http(address, t.port, t.host, tls=True, timeout=opts.timeout)
-        if https.status is not None:
-            obs.kind = "https"
+    def __init__(self, obs: Observation, address: str, opts: ProbeOptions) -> None:
+        self.obs, self.address, self.opts = obs, address, opts
+        self.t = obs.target
+
+    def get(self, *, tls: bool) -> HttpProbe:
+        return probes.probe_http(self.address, self.t.port, self.t.host, tls=tls,
+                                 path=self.t.path, timeout=self.opts.timeout)
+
+    def echo(self, *, tls: bool) -> DicomProbe:
+        o = self.opts
+        return probes.probe_dicom(self.address, self.t.port, self.t.host,
+                                  calling_ae=o.calling_ae, called_ae=o.called_ae, tls=tls,
+                                  timeout=o.timeout, client=o.client if tls else None)
+
+    def hello(self) -> str:
+        return probes.speaks_tls(self.address, self.t.port, self.t.host, self.opts.timeout)
+
+    def classify(self, step: Callable[[str], None]) -> None:
+        """Find what a bare ``host:port`` speaks: HTTP, then TLS, then DICOM.
+
+        HTTP goes first because every other server answers it (or closes) at once.
+        ``obs.kind`` stays ``probe`` when nothing answers.
+        """
+        obs = self.obs
+        http = self.get(tls=False)
+        if http.status is not None:
+            obs.kind, obs.speaks, obs.http = "http", "plain", http
             return
-        dicom = probes.probe_dicom(address, t.port, t.host, calling_ae=opts.calling_ae,
-                                   called_ae=opts.called_ae, tls=True, timeout=opts.timeout,
-                                   client=opts.client)
-        obs.kind = "dicom+tls" if dicom.outcome in ("accepted", "rejected") else "tls"
-        return
-    dicom = probes.probe_dicom(address, t.port, t.host, calling_ae=opts.calling_ae,
-                               called_ae=opts.called_ae, tls=False, timeout=opts.timeout)
-    if dicom.outcome in ("accepted", "rejected"):
-        obs.kind, obs.speaks, obs.dicom = "dicom", "plain", dicom
-        return
-    obs.speaks = "silent" if speaks == "silent" else "plain" if speaks == "plain" else None
-    obs.notes.append("the port answers neither HTTP, TLS nor a DICOM association")
+        speaks = self.hello()
+        step("classifying")
+        if speaks == "tls":
+            obs.speaks = "tls"
+            if self.get(tls=True).status is not None:
+                obs.kind = "https"
+            else:
+                tls_echo = self.echo(tls=True)
+                obs.kind = "dicom+tls" if tls_echo.outcome in ("accepted", "rejected") else "tls"
+            return
+        dicom = self.echo(tls=False)
+        if dicom.outcome in ("accepted", "rejected"):
+            obs.kind, obs.speaks, obs.dicom = "dicom", "plain", dicom
+            return
+        obs.speaks = speaks if speaks in ("silent", "plain") else None
+        obs.notes.append("the port answers neither HTTP, TLS nor a DICOM association")
 
-
-def _http(obs: Observation, address: str, opts: ProbeOptions,
-          step: Callable[[str], None]) -> None:
-    t = obs.target
-    if obs.http is None:
-        obs.http = probes.probe_http(address, t.port, t.host, tls=False, path=t.path,
-                                     timeout=opts.timeout)
-    if obs.http.status is None:
-        obs.speaks = "tls" if probes.speaks_tls(address, t.port, t.host, opts.timeout) == "tls" \
-            else "silent"
-        return
-    obs.speaks = "plain"
-    if obs.http.redirects_to_https and obs.http.location:
-        step("following the redirect")
-        redirect = Target("https", *_host_port(obs.http.location))
-        to = probes.resolve(redirect.host)
-        obs.redirect_hsts = probes.probe_http(to, redirect.port, redirect.host, tls=True,
-                                              timeout=opts.timeout) if to else \
-            HttpProbe(None, detail="the redirect target does not resolve")
-
-
-def _host_port(origin: str) -> tuple[str, int]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(origin)
-    return (parts.hostname or ""), (parts.port or 443)
-
-
-def _dicom(obs: Observation, address: str, opts: ProbeOptions,
-           step: Callable[[str], None]) -> None:
-    t = obs.target
-    if obs.dicom is None:
-        obs.dicom = probes.probe_dicom(address, t.port, t.host, calling_ae=opts.calling_ae,
-                                       called_ae=opts.called_ae, tls=False, timeout=opts.timeout)
-    if obs.dicom.outcome in ("accepted", "rejected"):
+    def http(self, step: Callable[[str], None]) -> None:
+        obs = self.obs
+        if obs.http is None:
+            obs.http = self.get(tls=False)
+        if obs.http.status is None:
+            speaks = self.hello()
+            obs.speaks = speaks if speaks in ("tls", "silent", "plain") else None
+            return
         obs.speaks = "plain"
-        return
-    step("classifying")
-    speaks = probes.speaks_tls(address, t.port, t.host, opts.timeout)
-    obs.speaks = speaks if speaks in ("tls", "silent", "plain") else None
-    if speaks == "tls":
-        obs.notes.append("the port speaks TLS: scan it as dicom+tls://")
+        if obs.http.redirects_to_https and obs.http.location:
+            step("following the redirect")
+            parts = urlsplit(obs.http.location)
+            host, port = parts.hostname or "", parts.port or 443
+            to = probes.resolve(host)
+            obs.redirect_hsts = probes.probe_http(to, port, host, tls=True,
+                                                  timeout=self.opts.timeout) if to else \
+                HttpProbe(None, detail="the redirect target does not resolve")
 
+    def dicom(self) -> None:
+        obs = self.obs
+        if obs.dicom is None:
+            obs.dicom = self.echo(tls=False)
+        if obs.dicom.outcome in ("accepted", "rejected"):
+            obs.speaks = "plain"
+            return
+        speaks = self.hello()
+        obs.speaks = speaks if speaks in ("tls", "silent", "plain") else None
 
-def _tls(obs: Observation, address: str, opts: ProbeOptions,
-         step: Callable[[str], None]) -> None:
-    from hipaa_audit.network import tlsscan
+    def tls(self, step: Callable[[str], None]) -> None:
+        from hipaa_audit.network import tlsscan
 
-    t = obs.target
-    # A quick ClientHello first: sslyze needs about a minute to give up on a silent port and
-    # ten seconds on a plaintext HTTP one.
-    speaks = probes.speaks_tls(address, t.port, t.host, opts.timeout)
-    if speaks == "silent":
-        step("probing plaintext")
-        _plaintext_probes(obs, address, opts)
-        if obs.http is None or obs.http.status is None:
-            obs.speaks = "silent"
-        return
-    if speaks == "plain":
-        step("probing plaintext")
-        obs.speaks = "plain"
-        obs.notes.append("the port does not speak TLS")
-        _plaintext_probes(obs, address, opts)
-        return
-    try:
-        location, config, client_auth = tlsscan.connect(t.host, address, t.port, opts.client,
-                                                        opts.timeout)
-    except tlsscan.NotTls as exc:
-        obs.speaks = {"plain": "plain", "silent": "silent"}.get(exc.state)
-        if exc.state == "refused":
-            obs.reachable = "refused"
-        obs.notes.append(str(exc))
-        if exc.state == "plain":
+        obs, t, opts = self.obs, self.t, self.opts
+        # A quick ClientHello first (unless classifying already sent one): sslyze needs about
+        # a minute to give up on a silent port and ten seconds on a plaintext HTTP one.
+        speaks = "tls" if obs.speaks == "tls" else self.hello()
+        if speaks in ("silent", "plain"):
             step("probing plaintext")
-            _plaintext_probes(obs, address, opts)
-        return
-    obs.speaks = "tls"
-    step("scanning TLS")
-    obs.tls = tlsscan.scan_tls(location, config, client_auth, http=obs.kind == "https",
-                               gentle=opts.gentle, ca_bundle=opts.ca_bundle,
-                               have_client_cert=opts.client is not None)
-    if obs.kind == "dicom+tls":
-        step("associating over TLS")
-        obs.dicom = probes.probe_dicom(address, t.port, t.host, calling_ae=opts.calling_ae,
-                                       called_ae=opts.called_ae, tls=True, timeout=opts.timeout,
-                                       client=opts.client)
+            self.plaintext()
+            answered = (obs.http is not None and obs.http.status is not None) or \
+                (obs.dicom is not None and obs.dicom.outcome in ("accepted", "rejected"))
+            obs.speaks = "plain" if speaks == "plain" or answered else "silent"
+            return
+        try:
+            location, config, client_auth = tlsscan.connect(t.host, self.address, t.port,
+                                                            opts.client, opts.timeout)
+        except tlsscan.NotTls as exc:
+            obs.speaks = {"plain": "plain", "silent": "silent"}.get(exc.state)
+            if exc.state == "refused":
+                obs.reachable = "refused"
+            obs.notes.append(str(exc))
+            if exc.state == "plain":
+                step("probing plaintext")
+                self.plaintext()
+            return
+        obs.speaks = "tls"
+        step("scanning TLS")
+        obs.tls = tlsscan.scan_tls(location, config, client_auth, http=obs.kind == "https",
+                                   gentle=opts.gentle, ca_bundle=opts.ca_bundle,
+                                   have_client_cert=opts.client is not None)
+        if obs.kind == "dicom+tls":
+            step("associating over TLS")
+            obs.dicom = self.echo(tls=True)
 
-
-def _plaintext_probes(obs: Observation, address: str, opts: ProbeOptions) -> None:
-    """Check whether a TLS target that does not speak TLS serves HTTP or DICOM in clear."""
-    t = obs.target
-    if obs.kind in ("https", "tls"):
-        obs.http = probes.probe_http(address, t.port, t.host, tls=False, path=t.path,
-                                     timeout=opts.timeout)
-    if obs.kind in ("dicom+tls", "tls") and (obs.http is None or obs.http.status is None):
-        obs.dicom = probes.probe_dicom(address, t.port, t.host, calling_ae=opts.calling_ae,
-                                       called_ae=opts.called_ae, tls=False,
-                                       timeout=opts.timeout)
+    def plaintext(self) -> None:
+        """Check whether a TLS target that does not speak TLS serves HTTP or DICOM in clear."""
+        obs = self.obs
+        if obs.kind in ("https", "tls"):
+            obs.http = self.get(tls=False)
+        if obs.kind in ("dicom+tls", "tls") and (obs.http is None or obs.http.status is None):
+            obs.dicom = self.echo(tls=False)

@@ -30,39 +30,23 @@ class Grade:
     caps: list[str] = field(default_factory=list)
 
 
-def _strength_score(bits: int) -> int:
-    if bits <= 0:
-        return 0
-    if bits < 128:
-        return 20
-    if bits < 256:
-        return 80
-    return 100
+#: (bits below, score) steps of the guide; at or above the last step: 100
+CIPHER_STEPS = ((1, 0), (128, 20), (256, 80))
+KX_STEPS = ((1, 0), (512, 20), (1024, 40), (2048, 80), (4096, 90))
 
 
-def _kx_score(bits: int) -> int:
-    """Key exchange score from an RSA-equivalent strength in bits."""
-    if bits <= 0:
-        return 0
-    if bits < 512:
-        return 20
-    if bits < 1024:
-        return 40
-    if bits < 2048:
-        return 80
-    if bits < 4096:
-        return 90
-    return 100
+def _score(bits: int, steps: tuple[tuple[int, int], ...]) -> int:
+    return next((score for below, score in steps if bits < below), 100)
 
 
-def _kx_bits(suite: Suite, cert_rsa: int | None) -> int:
+def _rsa_equivalent_bits(suite: Suite, cert_rsa: int | None) -> int:
+    """The key exchange's strength in RSA-equivalent bits (NIST SP 800-57)."""
     if suite.anonymous:
         return 0
-    if suite.kx_type == "ECDH" and suite.kx_size:
-        # EC strength in RSA-equivalent bits (NIST SP 800-57): 256 → 3072, 384 → 7680
-        return 3072 if suite.kx_size < 384 else 7680
-    if suite.kx_type == "DH" and suite.kx_size:
-        return suite.kx_size
+    if suite.kx_type == "ECDH" and suite.kx_bits:
+        return 3072 if suite.kx_bits < 384 else 7680  # 256 → 3072, 384 → 7680
+    if suite.kx_type == "DH" and suite.kx_bits:
+        return suite.kx_bits
     return cert_rsa or 2048
 
 
@@ -83,9 +67,8 @@ def grade(tls: TlsObservation, *, https: bool, hostname_ok: bool | None,
     cert_rsa = cert.key_size if cert is not None and cert.key_type == "rsa" else None
     scores = [PROTOCOL_SCORE[v] for v in supported]
     protocol = (max(scores) + min(scores)) / 2
-    kx_all = [_kx_score(_kx_bits(s, cert_rsa)) for s in suites]
-    kx = min(kx_all)
-    strengths = [_strength_score(s.key_size) for s in suites]
+    kx = min(_score(_rsa_equivalent_bits(s, cert_rsa), KX_STEPS) for s in suites)
+    strengths = [_score(s.key_size, CIPHER_STEPS) for s in suites]
     cipher = (max(strengths) + min(strengths)) / 2
     score = round(0.3 * protocol + 0.3 * kx + 0.4 * cipher)
     letter = ("A" if score >= 80 else "B" if score >= 65 else "C" if score >= 50

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 
 from hipaa_audit.network.targets import Target
 
+#: Why a TLS command was not run: the user asked for gentle mode...
+GENTLE = "gentle mode"
+#: ...or the server demands a client certificate and none was given.
+NEEDS_CLIENT_CERT = "the server requires a client certificate"
+
 
 @dataclass(frozen=True, slots=True)
 class Suite:
@@ -23,6 +28,16 @@ class Suite:
     kx_type: str | None = None  # "ECDH", "DH" or None (static key exchange / TLS 1.3 default)
     kx_size: int | None = None
     kx_curve: str | None = None
+
+    @property
+    def kx_bits(self) -> int:
+        """The ephemeral key's size; X25519 (a 253-bit field) and X448 count as 256 and 448."""
+        curve = (self.kx_curve or "").upper()
+        if curve == "X25519":
+            return 256
+        if curve == "X448":
+            return 448
+        return self.kx_size or 0
 
 
 @dataclass(slots=True)
@@ -58,7 +73,6 @@ class TlsObservation:
     cert: CertInfo | None = None
     hsts: dict[str, object] | None = None  # max_age, include_subdomains, preload
     hsts_checked: bool = False
-    http_answered: bool = False
     heartbleed: bool | None = None
     ccs_injection: bool | None = None
     robot: str | None = None
@@ -69,8 +83,8 @@ class TlsObservation:
     ems: bool | None = None
     #: command → why it could not be completed
     errors: dict[str, str] = field(default_factory=dict)
-    #: commands deliberately not run (gentle mode, client certificate required)
-    skipped: list[str] = field(default_factory=list)
+    #: command → why it was deliberately not run (:data:`GENTLE` or :data:`NEEDS_CLIENT_CERT`)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +103,7 @@ class HttpProbe:
 
     status: int | None
     location: str | None = None
-    hsts: str | None = None
+    hsts: dict[str, object] | None = None  # parsed Strict-Transport-Security
     detail: str = ""
 
     @property
@@ -107,6 +121,7 @@ class Observation:
     kind: str  # the target's kind, or what a probed host:port turned out to be
     stage: str = "start"
     reachable: str = "unknown"  # open, refused, timeout, unresolvable, error
+    address: str | None = None  # what the name resolved to
     speaks: str | None = None  # tls, plain, silent
     tls: TlsObservation | None = None
     dicom: DicomProbe | None = None
@@ -121,5 +136,4 @@ class Observation:
     @property
     def asset(self) -> str:
         """The finding asset: the target URL (a probed one under the scheme found)."""
-        return self.target.as_kind(self.kind).url if self.kind != self.target.kind \
-            else self.target.url
+        return self.target.as_kind(self.kind).url

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hipaa_audit.network.observation import DicomProbe, HttpProbe
+from hipaa_audit.network.targets import is_ip
 
 USER_AGENT = "hipaa-audit (transmission security check)"
 
@@ -75,7 +76,7 @@ def speaks_tls(address: str, port: int, server_name: str, timeout: float) -> str
     ctx = lenient_context()
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw:
-            sni = None if _is_ip(server_name) else server_name
+            sni = None if is_ip(server_name) else server_name
             with ctx.wrap_socket(raw, server_hostname=sni):
                 return "tls"
     except ssl.SSLError as exc:
@@ -88,18 +89,8 @@ def speaks_tls(address: str, port: int, server_name: str, timeout: float) -> str
         return "tls"
     except TimeoutError:
         return "silent"
-    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+    except OSError:  # reset, aborted, broken pipe: closed without a word
         return "closed"
-    except OSError:
-        return "closed"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return True
-    except OSError:
-        return False
 
 
 def _origin(location: str, base_host: str) -> str:
@@ -112,7 +103,7 @@ def _origin(location: str, base_host: str) -> str:
 
 def probe_http(address: str, port: int, host: str, *, tls: bool, path: str = "/",
                timeout: float = 5.0) -> HttpProbe:
-    """GET ``path``; return the status, the Location origin and the HSTS header, never the body."""
+    """GET ``path``; return the status, the Location origin and the parsed HSTS, never the body."""
     conn: http.client.HTTPConnection
     if tls:
         conn = http.client.HTTPSConnection(address, port, timeout=timeout,
@@ -120,12 +111,14 @@ def probe_http(address: str, port: int, host: str, *, tls: bool, path: str = "/"
     else:
         conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": host if port in (80, 443) else f"{host}:{port}",
+        name = f"[{host}]" if ":" in host else host
+        conn.request("GET", path, headers={"Host": name if port in (80, 443) else f"{name}:{port}",
                                            "User-Agent": USER_AGENT, "Connection": "close"})
         resp = conn.getresponse()
         location = resp.getheader("Location")
         hsts = resp.getheader("Strict-Transport-Security")
-        return HttpProbe(resp.status, _origin(location, host) if location else None, hsts)
+        return HttpProbe(resp.status, _origin(location, host) if location else None,
+                         parse_hsts(hsts) if hsts else None)
     except TimeoutError:
         return HttpProbe(None, detail="no answer within the timeout")
     except ConnectionRefusedError:
@@ -175,7 +168,7 @@ def probe_dicom(address: str, port: int, server_name: str, *, calling_ae: str, c
         except (OSError, ssl.SSLError) as exc:
             return DicomProbe("error", tls, f"cannot load the client certificate ({exc})")
         # pynetdicom's stub says str, but it hands the name to wrap_socket, where None is valid
-        tls_args = (ctx, None if _is_ip(server_name) else server_name)
+        tls_args = (ctx, None if is_ip(server_name) else server_name)
     started = time.monotonic()
     try:
         assoc = ae.associate(address, port, ae_title=called_ae,

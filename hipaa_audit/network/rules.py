@@ -16,7 +16,13 @@ from hipaa_audit.catalog import Catalog
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.grade import grade
-from hipaa_audit.network.observation import CertInfo, Observation, Suite, TlsObservation
+from hipaa_audit.network.observation import (
+    NEEDS_CLIENT_CERT,
+    CertInfo,
+    Observation,
+    Suite,
+    TlsObservation,
+)
 from hipaa_audit.network.policy import VERSIONS, Policy
 
 UNVERIFIABLE = "network-target-unverifiable"
@@ -93,12 +99,18 @@ class _Verdicts:
         self._errors.add(UNVERIFIABLE)
 
     def finish(self) -> AssetResult:
+        """Count coverage and return the asset's result.
+
+        A failure found counts as evaluated; a pass counts only when nothing the check needs
+        went untested, otherwise it is an error on that check.
+        """
         for check_id in sorted(self._evaluated | self._errors):
-            if check_id in self._errors and check_id not in self._evaluated:
+            if check_id in self._failed:
+                self.result.coverage.count(check_id, evaluated=1, failed=1)
+            elif check_id in self._errors:
                 self.result.coverage.count(check_id, errors=1)
             else:
-                self.result.coverage.count(check_id, evaluated=1,
-                                           failed=int(check_id in self._failed))
+                self.result.coverage.count(check_id, evaluated=1)
         self.result.stats["endpoints"] = 1
         return self.result
 
@@ -185,14 +197,11 @@ def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
                    setting="A-ASSOCIATE-AC" if d.outcome == "accepted" else "A-ASSOCIATE-RJ")
         elif obs.kind == "dicom":
             v.passed("dicom-plaintext")
-            if obs.speaks == "tls":
-                v.unverifiable(f"Port {t.port} speaks TLS, not plaintext DICOM: list it as "
-                               f"dicom+tls://{t.host}:{t.port} to check its TLS.", "kind")
-                summary["notes"].append("speaks TLS: list as dicom+tls://")
-            elif obs.speaks != "silent":
-                v.unverifiable(f"Port {t.port} did not answer a DICOM association "
-                               f"({d.detail}).", "kind", setting=d.outcome)
+            _misnamed(obs, v, summary, "a DICOM association", d.detail)
     h = obs.http
+    if obs.kind == "http" and h is not None and h.status is None:
+        v.passed("http-plaintext")
+        _misnamed(obs, v, summary, "an HTTP request", h.detail)
     if h is not None and h.status is not None:
         summary["state"] = "plaintext"
         if h.redirects_to_https:
@@ -216,6 +225,23 @@ def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
                        "protocol and transport security are unknown.", "kind")
 
 
+#: a plaintext scheme → the scheme to list the endpoint under when it speaks TLS instead
+TLS_SCHEME = {"dicom": "dicom+tls", "http": "https"}
+
+
+def _misnamed(obs: Observation, v: _Verdicts, summary: dict[str, Any], what: str,
+              detail: str) -> None:
+    """A ``dicom://`` or ``http://`` target that did not answer in clear: say what it is."""
+    t = obs.target
+    if obs.speaks == "tls":
+        scheme = TLS_SCHEME[obs.kind]
+        v.unverifiable(f"Port {t.port} speaks TLS, not plaintext {obs.kind.upper()}: list it "
+                       f"as {scheme}://{t.host}:{t.port} to check its TLS.", "kind")
+        summary["notes"].append(f"speaks TLS: list as {scheme}://")
+    elif obs.speaks != "silent":
+        v.unverifiable(f"Port {t.port} did not answer {what} ({detail}).", "kind")
+
+
 def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> None:
     r = obs.redirect_hsts
     h = obs.http
@@ -225,11 +251,8 @@ def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> N
         v.unverifiable(f"The redirect target {h.location} did not answer over HTTPS "
                        f"({r.detail if r else 'not probed'}); its HSTS is unknown.", "redirect")
         return
-    from hipaa_audit.network.probes import parse_hsts
-
-    hsts = parse_hsts(r.hsts) if r.hsts else None
-    summary["hsts"] = hsts
-    _hsts_verdict(hsts, v, where=f" at the redirect target {h.location}")
+    summary["hsts"] = r.hsts
+    _hsts_verdict(r.hsts, v, where=f" at the redirect target {h.location}")
 
 
 def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") -> None:
@@ -258,10 +281,9 @@ def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") ->
 
 def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog,
          opts: ProbeOptions, now: dt.datetime, summary: dict[str, Any]) -> None:
+    untested = set(tls.errors) | {c for c, why in tls.skipped.items() if why == NEEDS_CLIENT_CERT}
     for check_id, commands in NEEDS.items():
-        if any(c in tls.errors for c in commands) or \
-                any(s.startswith(c + " (the server requires") for c in commands
-                    for s in tls.skipped):
+        if untested & set(commands):
             v.error(check_id)
     _versions(tls, v, policy, catalog)
     _suites(tls, v, policy, catalog)
@@ -279,21 +301,22 @@ def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, ca
         summary["hsts"] = tls.hsts
     if obs.kind == "dicom+tls":
         if tls.client_auth == "DISABLED":
+            expected = policy.client_auth_expected
             v.fail("dicom-tls-no-client-auth",
                    "The node accepts TLS clients without a certificate (no mutual TLS).",
-                   severity=Severity.LOW if policy.client_auth_expected else None,
-                   setting="client authentication",
-                   **({"clause": policy.cite("client_auth"), "policy": policy.name}
-                      if policy.client_auth_expected else {}))
+                   severity=Severity.LOW if expected else None,
+                   topic="client_auth" if expected else None, setting="client authentication")
         else:
             v.passed("dicom-tls-no-client-auth")
-    problems = [f"{c} ({why})" for c, why in sorted(tls.errors.items())]
-    problems += [s for s in tls.skipped if "client certificate" in s]
+    problems = {**{c: why for c, why in tls.skipped.items() if why == NEEDS_CLIENT_CERT},
+                **tls.errors}
     if problems:
+        listed = [f"{c} ({why})" for c, why in sorted(problems.items())]
         hint = (" Give --client-cert and --client-key to complete them."
-                if "client certificate" in " ".join(problems) and opts.client is None else "")
+                if opts.client is None and any("client certificate" in why
+                                               for why in problems.values()) else "")
         v.unverifiable(f"{len(problems)} TLS test(s) could not be completed: "
-                       f"{'; '.join(problems)}.{hint}", "tls-tests",
+                       f"{'; '.join(listed)}.{hint}", "tls-tests",
                        setting="incomplete TLS tests")
     trusted = None if cert is None else chain_trusted(cert)
     expired = cert is not None and _expired(cert, now)
@@ -305,7 +328,7 @@ def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, ca
         "score": g.score if g else None,
         "grade_notes": g.caps if g else [],
         "client_auth": tls.client_auth,
-        "skipped": list(tls.skipped),
+        "skipped": [f"{c} ({why})" for c, why in tls.skipped.items()],
         "certificate": None if cert is None else {
             "key": f"{cert.key_type.upper()} {cert.key_size}",
             "signature": cert.signature_algorithm, "not_after": cert.not_after,
@@ -407,7 +430,7 @@ def _suites(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog)
     ecdh_min = policy.ecdh_min or 256
     weak: dict[str, tuple[str, int]] = {}
     for ver, s in accepted:
-        size = _kx_bits(s)
+        size = s.kx_bits
         if s.kx_type == "DH" and size < dh_min:
             weak[f"DH{size}"] = (ver, size)
         if s.kx_type == "ECDH" and size < ecdh_min:
@@ -419,16 +442,6 @@ def _suites(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog)
                f"{floor} bits).", key=key, topic="key_exchange", protocol=ver,
                setting=key)
     v.passed("tls-weak-key-exchange")
-
-
-def _kx_bits(s: Suite) -> int:
-    """The size of an ephemeral key; X25519 (253-bit field) and X448 count as 256 and 448."""
-    curve = (s.kx_curve or "").upper()
-    if curve == "X25519":
-        return 256
-    if curve == "X448":
-        return 448
-    return s.kx_size or 0
 
 
 def _curves(tls: TlsObservation, v: _Verdicts, policy: Policy) -> None:
@@ -540,47 +553,56 @@ def _certificate(cert: CertInfo, v: _Verdicts, policy: Policy, catalog: Catalog,
                topic="extensions", setting="status_request")
 
 
-def chain_trusted(cert: CertInfo) -> bool | None:
-    """Whether a trust store validates the chain, ignoring expiry and name (judged apart)."""
+def trust(cert: CertInfo) -> str:
+    """Classify path validation, expiry and name apart (their own checks judge those).
+
+    ``unknown`` (no result), ``trusted`` (a store validated it), ``self-signed``,
+    ``time-or-name`` (only expiry or the name failed), ``strict`` (only strict RFC 5280
+    failed) or ``untrusted``.
+    """
     if not cert.validation:
-        return None
-    if any(err is None for err in cert.validation.values()):
-        return True
+        return "unknown"
+    errors = [e.lower() for e in cert.validation.values() if e is not None]
+    if len(errors) < len(cert.validation):
+        return "trusted"
     if cert.self_signed:
-        return False
-    errors = [str(e).lower() for e in cert.validation.values()]
-    return all(any(m in e for m in TIME_ERRORS) for e in errors) or \
-        all(any(m in e for m in NAME_ERRORS) for e in errors)
+        return "self-signed"
+    if all(any(m in e for m in TIME_ERRORS) for e in errors) or \
+            all(any(m in e for m in NAME_ERRORS) for e in errors):
+        return "time-or-name"
+    if all(any(m in e for m in STRICT_ERRORS) for e in errors):
+        return "strict"
+    return "untrusted"
+
+
+def chain_trusted(cert: CertInfo) -> bool | None:
+    """Whether a trust store validates the chain, ignoring expiry and name."""
+    state = trust(cert)
+    return None if state == "unknown" else state in ("trusted", "time-or-name")
 
 
 def _trust(cert: CertInfo, v: _Verdicts, ca_given: bool) -> None:
-    if not cert.validation:
+    state = trust(cert)
+    if state == "unknown":
         v.error("cert-untrusted")
         return
-    if any(err is None for err in cert.validation.values()):
-        v.passed("cert-untrusted")
+    if state in ("trusted", "time-or-name"):
+        v.passed("cert-untrusted")  # expiry and the name are reported by their own checks
         return
-    errors = [str(e).lower() for e in cert.validation.values() if e is not None]
     stores = ", ".join(sorted(cert.validation))
-    first = next(iter(e for e in cert.validation.values() if e))
-    raw = str(first)[:160]
-    if cert.self_signed:
+    raw = next(e for e in cert.validation.values() if e)[:160]
+    if state == "self-signed":
         v.fail("cert-untrusted", f"The certificate is self-signed; no trust store ({stores}) "
                "validates it.", key="self-signed", topic="certificate", setting="chain",
                error=raw)
-        return
-    if all(any(m in e for m in TIME_ERRORS) for e in errors) or \
-            all(any(m in e for m in NAME_ERRORS) for e in errors):
-        v.passed("cert-untrusted")  # expiry or the name is what fails: reported by those checks
-        return
-    if all(any(m in e for m in STRICT_ERRORS) for e in errors):
+    elif state == "strict":
         v.fail("cert-untrusted", "The chain fails strict RFC 5280 validation (lenient clients "
                f"may still accept it): {raw}", key="strict", severity=Severity.MEDIUM,
                topic="certificate", setting="chain", error=raw)
-        return
-    hint = "" if ca_given else " Give the organisation's CA with --ca-bundle if it is private."
-    v.fail("cert-untrusted", f"No trust store ({stores}) validates the chain.{hint}",
-           key="untrusted", topic="certificate", setting="chain", error=raw)
+    else:
+        hint = "" if ca_given else " Give the organisation's CA with --ca-bundle if it is private."
+        v.fail("cert-untrusted", f"No trust store ({stores}) validates the chain.{hint}",
+               key="untrusted", topic="certificate", setting="chain", error=raw)
 
 
 def _cert_key(cert: CertInfo, v: _Verdicts, policy: Policy, catalog: Catalog) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -24,7 +24,7 @@ from hipaa_audit.network import probes
 from hipaa_audit.network.collect import ProbeOptions, observe
 from hipaa_audit.network.observation import Observation
 from hipaa_audit.network.policy import Policy
-from hipaa_audit.network.rules import Judged, judge
+from hipaa_audit.network.rules import judge
 from hipaa_audit.network.targets import Target
 
 #: Modules the fork server imports once, so that each probe process starts warm.
@@ -40,6 +40,11 @@ class ScanOptions:
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     deadline: float = DEFAULT_DEADLINE
     concurrency: int = DEFAULT_CONCURRENCY
+
+    @property
+    def limit(self) -> int:
+        """Targets probed at once: ``concurrency``, or one in gentle mode."""
+        return 1 if self.probe.gentle else max(1, self.concurrency)
 
 
 def _child(target: Target, opts: ProbeOptions, conn: Connection) -> None:
@@ -80,7 +85,7 @@ def observe_all(targets: list[Target], opts: ScanOptions) -> Iterator[Observatio
     its deadline is stopped and yielded with ``deadline_hit`` set.
     """
     ctx = _context()
-    limit = 1 if opts.probe.gentle else max(1, opts.concurrency)
+    limit = opts.limit
     pending = deque(targets)
     running: dict[Connection, _Job] = {}
     try:
@@ -144,24 +149,22 @@ def _stopped(job: _Job, opts: ScanOptions) -> Observation:
     obs = job.last or Observation(job.target, job.target.kind)
     obs.deadline_hit = True
     obs.seconds = opts.deadline
-    if obs.reachable == "open":
-        address = probes.resolve(job.target.host)
-        if address is not None:
-            obs.alive_after = probes.tcp_state(address, job.target.port,
-                                               min(2.0, opts.probe.timeout)) == "open"
+    if obs.reachable == "open" and obs.address is not None:
+        obs.alive_after = probes.tcp_state(obs.address, job.target.port,
+                                           min(2.0, opts.probe.timeout)) == "open"
     return obs
 
 
-def scan_network(targets: list[Target], opts: ScanOptions, policy: Policy,
-                 catalog: Catalog, endpoints: list[dict[str, Any]] | None = None
+def scan_network(targets: list[Target], opts: ScanOptions, policy: Policy, catalog: Catalog,
+                 on_endpoint: Callable[[dict[str, Any]], None] | None = None
                  ) -> Iterator[AssetResult]:
     """Observe and judge every target; yield one :class:`AssetResult` per endpoint.
 
-    When ``endpoints`` is given, the summary of each endpoint (kind, grade, protocols,
-    certificate expiry, HSTS, client authentication) is appended to it for the reports.
+    ``on_endpoint`` receives the summary of each endpoint (kind, grade, protocols,
+    certificate expiry, HSTS, client authentication) for the reports.
     """
     for obs in observe_all(targets, opts):
-        judged: Judged = judge(obs, policy, catalog, opts.probe)
-        if endpoints is not None:
-            endpoints.append(judged.summary)
+        judged = judge(obs, policy, catalog, opts.probe)
+        if on_endpoint is not None:
+            on_endpoint(judged.summary)
         yield judged.result

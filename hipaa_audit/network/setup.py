@@ -37,7 +37,7 @@ class NetworkPlan:
         """The options as the run records them (no secrets: paths only)."""
         p = self.options.probe
         return {"policy": self.policy.name, "gentle": p.gentle,
-                "deadline": self.options.deadline, "concurrency": self.options.concurrency,
+                "deadline": self.options.deadline, "concurrency": self.options.limit,
                 "timeout": p.timeout, "ca_bundle": str(p.ca_bundle) if p.ca_bundle else None,
                 "client_cert": str(p.client.cert) if p.client else None,
                 "calling_ae": p.calling_ae, "called_ae": p.called_ae}
@@ -89,8 +89,8 @@ def network_plan(targets: list[str], *, targets_file: str | None = None,
     probe = ProbeOptions(timeout=timeout, gentle=gentle, ca_bundle=ca, client=client,
                          calling_ae=_ae(calling_ae, "--calling-ae"),
                          called_ae=_ae(called_ae, "--called-ae"))
-    return NetworkPlan(parsed, ScanOptions(probe, deadline=deadline,
-                                           concurrency=1 if gentle else concurrency), chosen)
+    return NetworkPlan(parsed, ScanOptions(probe, deadline=deadline, concurrency=concurrency),
+                       chosen)
 
 
 def plan_for_section(section: NetworkSection) -> NetworkPlan:

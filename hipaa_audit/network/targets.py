@@ -55,12 +55,17 @@ class Target:
         return self.kind in ("https", "tls", "dicom+tls")
 
 
-def _valid_host(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (not a name)."""
     try:
         ipaddress.ip_address(host)
         return True
     except ValueError:
-        return bool(_HOST.match(host))
+        return False
+
+
+def _valid_host(host: str) -> bool:
+    return is_ip(host) or bool(_HOST.match(host))
 
 
 def parse_target(text: str) -> Target:

@@ -7,9 +7,9 @@ one is recorded with its reason instead of being read as a pass.
 
 from __future__ import annotations
 
-import datetime as dt
+import ipaddress
+import re
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,16 @@ from sslyze.errors import (
 )
 from sslyze.server_connectivity import check_connectivity_to_server
 
-from hipaa_audit.network.observation import CertInfo, Suite, TlsObservation
+from hipaa_audit.network.observation import (
+    GENTLE,
+    NEEDS_CLIENT_CERT,
+    CertInfo,
+    Suite,
+    TlsObservation,
+)
 from hipaa_audit.network.probes import ClientCert
+from hipaa_audit.network.targets import is_ip
+from hipaa_audit.scanrun import iso_utc
 
 #: sslyze command → the protocol version its result describes
 VERSION_COMMANDS = {
@@ -108,23 +116,20 @@ def scan_tls(location: ServerNetworkLocation, config: ServerNetworkConfiguration
     commands = set(VERSION_COMMANDS) | set(OTHER_COMMANDS)
     if http:
         commands.add(ScanCommand.HTTP_HEADERS)
-    obs = TlsObservation(client_auth=client_auth, hsts_checked=False)
+    obs = TlsObservation(client_auth=client_auth)
     skipped: dict[ScanCommand, str] = {}
     if gentle:
-        skipped.update({c: "gentle mode" for c in HEAVY_COMMANDS})
+        skipped.update(dict.fromkeys(HEAVY_COMMANDS, GENTLE))
     if client_auth == "REQUIRED" and not have_client_cert:
-        skipped.update({c: "the server requires a client certificate"
-                        for c in FULL_HANDSHAKE_COMMANDS})
+        skipped.update(dict.fromkeys(FULL_HANDSHAKE_COMMANDS, NEEDS_CLIENT_CERT))
+    obs.skipped = {c.value: why for c, why in sorted(skipped.items(), key=lambda kv: kv[0].value)
+                   if c in commands}
     commands -= set(skipped)
-    obs.skipped = [f"{c.value} ({why})"
-                   for c, why in sorted(skipped.items(), key=lambda kv: kv[0].value)
-                   if c is not ScanCommand.HTTP_HEADERS or http]
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
-    ) if ca_bundle is not None else None
+    ) if ca_bundle is not None else ScanCommandsExtraArguments()
     request = ServerScanRequest(server_location=location, network_configuration=config,
-                                scan_commands=commands,
-                                scan_commands_extra_arguments=extra or ScanCommandsExtraArguments())
+                                scan_commands=commands, scan_commands_extra_arguments=extra)
     scanner = Scanner(per_server_concurrent_connections_limit=1 if gentle else 5,
                       concurrent_server_scans_limit=1)
     with warnings.catch_warnings():
@@ -176,8 +181,7 @@ def _copy(obs: TlsObservation, command: ScanCommand, res: Any, hostname: str) ->
         obs.secure_renegotiation = bool(res.supports_secure_renegotiation)
         obs.client_renegotiation = bool(res.is_vulnerable_to_client_renegotiation_dos)
     elif command is ScanCommand.HTTP_HEADERS:
-        obs.http_answered = res.http_error_trace is None
-        obs.hsts_checked = obs.http_answered
+        obs.hsts_checked = res.http_error_trace is None
         h = res.strict_transport_security_header
         if h is not None:
             obs.hsts = {"max_age": h.max_age, "include_subdomains": bool(h.include_subdomains),
@@ -198,8 +202,14 @@ def _suite(accepted: Any) -> Suite:
                  kx_type, kx_size, kx_curve)
 
 
-def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+#: The part of a path-validation error that quotes the certificate (its subject and issuer
+#: names were read from the endpoint: they stay out of the findings).
+_QUOTED_CERT = re.compile(r"\s*\(?(encountered processing )?<Certificate\(.*$", re.DOTALL)
+
+
+def _validation_error(error: object) -> str:
+    """The validation error without the certificate it quotes."""
+    return _QUOTED_CERT.sub("", str(error or "validation failed")).strip() or "validation failed"
 
 
 def _cert(res: Any, hostname: str) -> CertInfo | None:
@@ -236,11 +246,11 @@ def _cert(res: Any, hostname: str) -> CertInfo | None:
     validation: dict[str, str | None] = {}
     for pv in deployment.path_validation_results:
         validation[pv.trust_store.name] = None if pv.was_validation_successful \
-            else str(pv.validation_error or "validation failed")
+            else _validation_error(pv.validation_error)
     return CertInfo(
         key_type=key_type, key_size=int(size), curve=curve,
         signature_algorithm=str(sig_name), signature_hash=sig_hash,
-        not_before=_utc(not_before), not_after=_utc(not_after),
+        not_before=iso_utc(not_before), not_after=iso_utc(not_after),
         lifetime_days=(not_after - not_before).days,
         self_signed=leaf.issuer == leaf.subject,
         hostname_used=hostname,
@@ -255,18 +265,12 @@ def names_host(cert: x509.Certificate, host: str) -> bool | None:
 
     ``None`` when the certificate has no SAN extension to compare with.
     """
-    import ipaddress
-
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return ip in san.get_values_for_type(x509.IPAddress)
+    if is_ip(host):
+        return ipaddress.ip_address(host) in san.get_values_for_type(x509.IPAddress)
     wanted = host.lower().rstrip(".")
     for name in san.get_values_for_type(x509.DNSName):
         name = name.lower().rstrip(".")
@@ -275,8 +279,3 @@ def names_host(cert: x509.Certificate, host: str) -> bool | None:
         if name.startswith("*.") and "." in wanted and wanted.split(".", 1)[1] == name[2:]:
             return True
     return False
-
-
-def command_names(commands: Iterable[ScanCommand]) -> list[str]:
-    """The names of sslyze commands, sorted."""
-    return sorted(c.value for c in commands)
