@@ -285,6 +285,90 @@ def scan_network_command(
     raise typer.Exit(outcome.exit_code)
 
 
+class S3Provider(enum.Enum):
+    """The ``scan s3 --provider`` choices."""
+
+    AUTO = "auto"
+    AWS = "aws"
+    COMPATIBLE = "compatible"
+
+
+@scan_app.command("s3")
+def scan_s3_command(
+    buckets: Annotated[list[str] | None, typer.Argument(
+        help="Buckets to scan (default: every bucket the identity can list).", metavar="BUCKET")
+    ] = None,
+    endpoint_url: Annotated[str | None, typer.Option(
+        "--endpoint-url", help="An S3-compatible store (https://minio.example.org:9000); "
+        "default: AWS.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="AWS profile (default: the standard credential chain).")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    role_arn: Annotated[str | None, typer.Option(
+        "--role-arn", help="Assume this read-only audit role first.")] = None,
+    provider: Annotated[S3Provider, typer.Option(
+        "--provider", help="aws: AWS semantics (account Block Public Access, S3 Inventory); "
+        "compatible: an on-prem store; auto: AWS unless --endpoint-url names another host."
+    )] = S3Provider.AUTO,
+    ca_bundle: Annotated[str | None, typer.Option(
+        "--ca-bundle", help="PEM CA bundle for an on-prem endpoint's certificate.")] = None,
+    sample_objects: Annotated[int, typer.Option(
+        "--sample-objects", min=0, max=1_000_000, help="Objects per bucket to read (head, ACL, "
+        "first bytes); 0: bucket settings only.")] = 50,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Seed of the object sample (the same seed draws the same objects).")] = 0,
+    trusted_account: Annotated[list[str] | None, typer.Option(
+        "--trusted-account", help="An AWS account id that may be granted access (repeat).")
+    ] = None,
+    retention_bucket: Annotated[list[str] | None, typer.Option(
+        "--retention-bucket", help="A bucket of audit logs or documentation that must be kept "
+        "six years (repeat; or tag the bucket hipaa-retention=audit-log).")] = None,
+    phi_bucket: Annotated[list[str] | None, typer.Option(
+        "--phi-bucket", help="A bucket known to hold PHI (repeat; or tag it phi=true).")] = None,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=128, help="Requests in flight at once.")] = 16,
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = FailOn.HIGH,
+    progress: ProgressOpt = False,
+    reveal_phi: RevealOpt = False,
+) -> None:
+    """Check S3 buckets for encryption, exposure, retention and PHI in objects (read-only).
+
+    Example: hipaa-audit scan s3 imaging-archive --profile audit --sample-objects 100
+    """
+    from hipaa_audit.s3.client import Access, Connection, S3SetupError
+    from hipaa_audit.s3.rules import Scope
+    from hipaa_audit.s3.run import S3Options, scan_s3
+
+    for account in trusted_account or []:
+        if not (account.isdigit() and len(account) == 12):
+            raise fail(f"--trusted-account {account}: an AWS account id is 12 digits")
+    access = Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn,
+                    provider=provider.value, ca_bundle=ca_bundle, pool=concurrency + 4)
+    opts = S3Options(access, tuple(buckets or ()), sample_objects, seed, concurrency,
+                     Scope(frozenset(trusted_account or ()), frozenset(retention_bucket or ()),
+                           frozenset(phi_bucket or ())))
+    try:
+        conn = Connection(access)
+    except S3SetupError as exc:
+        raise fail(str(exc)) from None
+    catalog = load_catalog()
+    masker = Masker(installation_key(), reveal=reveal_phi)
+    run = new_run("scan s3", [f"s3://{b}" for b in opts.buckets] or ["s3://*"],
+                  reveal_phi=reveal_phi, options=opts.describe())
+    summaries: list[dict[str, object]] = []
+    run.evidence["buckets"] = summaries
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    with open_output(output) as stream, \
+            progress_display(show, "scan s3", None, unit="objects") as advance:
+        renderer = make_renderer(fmt, stream, catalog, __version__)
+        results = scan_s3(opts, catalog, masker, on_bucket=summaries.append, conn=conn)
+        outcome = consume(results, renderer, run, threshold, on_asset=advance)
+    raise typer.Exit(outcome.exit_code)
+
+
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="History store (SQLite file). Default: the assessment "
                              "file's [store] path, else history.db in the user data directory.")
