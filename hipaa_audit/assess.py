@@ -17,7 +17,7 @@ from typing import Any
 from hipaa_audit import __version__
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import LoadedConfig
+from hipaa_audit.config import LoadedConfig, S3Section
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
 from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
@@ -27,7 +27,7 @@ from hipaa_audit.store import Store, StoredRun
 
 NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS = ("s3", "logs", "permissions")
+PENDING_SCANNERS = ("logs", "permissions")
 
 
 @dataclass(slots=True)
@@ -149,6 +149,22 @@ def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
                             lambda e: endpoints.append({**e, "group": info.name}))
 
 
+def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: Masker,
+                run: RunInfo) -> Iterator[AssetResult]:
+    from hipaa_audit.s3.client import Connection, S3SetupError
+    from hipaa_audit.s3.run import options_for_section, scan_s3
+
+    opts = options_for_section(section)
+    try:
+        conn = Connection(opts.access)
+    except S3SetupError as exc:
+        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        return
+    buckets = run.evidence.setdefault("buckets", [])
+    yield from scan_s3(opts, catalog, masker, conn=conn,
+                       on_bucket=lambda b: buckets.append({**b, "group": info.name}))
+
+
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
@@ -170,6 +186,10 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             group.options = {"policy": section.policy.name,
                              "gentle": section.options.probe.gentle}
             results = _network_results(section, info, catalog, run)
+        elif info.scanner == "s3":
+            group.options = {"endpoint": section.endpoint_url or "aws",
+                             "sample_objects": section.sample_objects, "seed": section.seed}
+            results = _s3_results(section, info, catalog, masker, run)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
             results = _not_checked(catalog, info.targets,

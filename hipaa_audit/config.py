@@ -84,12 +84,28 @@ class NetworkSection(_Scanner):
 
 
 class S3Section(_Scanner):
-    """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list)."""
+    """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list), and how."""
 
     buckets: list[str] = Field(default_factory=list)
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
+    role_arn: str | None = None
+    provider: Literal["auto", "aws", "compatible"] = "auto"
+    ca_bundle: Path | None = None
+    sample_objects: int = Field(default=50, ge=0, le=1_000_000)
+    seed: int = 0
+    concurrency: int = Field(default=16, ge=1, le=128)
+    trusted_accounts: list[str] = Field(default_factory=list)
+    retention_buckets: list[str] = Field(default_factory=list)
+    phi_buckets: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _accounts(self) -> S3Section:
+        bad = [a for a in self.trusted_accounts if not (a.isdigit() and len(a) == 12)]
+        if bad:
+            raise ValueError(f"trusted_accounts: not 12-digit AWS account ids: {', '.join(bad)}")
+        return self
 
 
 class LogsSection(_Scanner):
@@ -186,6 +202,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
         "logs": [s.model_copy(update={"paths": [str(rel(Path(p))) for p in s.paths]})
                  for s in data.logs],
+        "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
+               for b in data.s3],
         "network": [n.model_copy(update={
             k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
                                             "client_key") if getattr(n, k) is not None})

@@ -150,6 +150,7 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "not_examined": not_examined,
         "storage": meta.get("run", {}).get("evidence", {}).get("storage", []),
         "endpoints": sorted(_endpoints(meta), key=lambda e: (e.get("group", ""), e["asset"])),
+        "buckets": sorted(_buckets(meta), key=lambda b: (b.get("group", ""), b["asset"])),
         "endpoint_policies": sorted({f"{g['name']}: {g.get('options', {}).get('policy')}"
                                      for g in groups if g["scanner"] == "network"}),
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
@@ -164,6 +165,11 @@ def _endpoints(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return list(meta.get("run", {}).get("evidence", {}).get("endpoints", []))
 
 
+def _buckets(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The S3 scanner's per-bucket summaries stored with the run."""
+    return list(meta.get("run", {}).get("evidence", {}).get("buckets", []))
+
+
 def _endpoint_url(text: str) -> str:
     """A vendor's endpoint as the scanner names it (``https://h`` → ``https://h:443``)."""
     from hipaa_audit.network.targets import TargetError, parse_target
@@ -175,8 +181,8 @@ def _endpoint_url(text: str) -> str:
 
 
 def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
-                   config_dir: Path, endpoints: dict[str, dict[str, Any]]
-                   ) -> list[dict[str, Any]]:
+                   config_dir: Path, endpoints: dict[str, dict[str, Any]],
+                   buckets: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The vendor's systems, each with the asset prefix findings are matched on."""
     by_name = {g["name"]: g for g in groups}
     out = []
@@ -188,7 +194,8 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
             path = Path(entry)
             out.append({"kind": "archive", "target": str(path if path.is_absolute()
                                                           else config_dir / path)})
-    out += [{"kind": "bucket", "target": f"s3://{b}"} for b in vendor.get("s3_buckets", [])]
+    out += [{"kind": "bucket", "target": f"s3://{b}", "bucket": (buckets or {}).get(f"s3://{b}")}
+            for b in vendor.get("s3_buckets", [])]
     out += [{"kind": "endpoint", "target": _endpoint_url(e),
              "endpoint": endpoints.get(_endpoint_url(e))} for e in vendor.get("endpoints", [])]
     targets = {t: g["name"] for g in groups for t in g["targets"]}
@@ -213,7 +220,8 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
     vendors = []
     for v in config.get("vendor", []):
-        assets = _vendor_assets(v, groups, config_dir, endpoint_by_target)
+        assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
+                                {b["asset"]: b for b in _buckets(meta)})
         rows = store.tally_assets(run.seq, [a["target"] for a in assets])
         evidence = []
         for dom in VENDOR_DOMAINS:
