@@ -154,10 +154,12 @@ def observe_bucket(conn: Connection, bucket: str) -> BucketObservation:
 
 def _inventory_config(s3: Any, bucket: str) -> Inventory | None:
     answer = call(s3, "list_bucket_inventory_configurations", Bucket=bucket)
-    for config in answer.data.get("InventoryConfigurationList", []) if answer.ok else []:
-        fields = config.get("OptionalFields", [])
+    configs = answer.data.get("InventoryConfigurationList", []) if answer.ok else []
+    # a configuration listing EncryptionStatus first; the report's own schema is checked later
+    configs.sort(key=lambda c: "EncryptionStatus" not in c.get("OptionalFields", []))
+    for config in configs:
         dest = config.get("Destination", {}).get("S3BucketDestination", {})
-        if config.get("IsEnabled") and "EncryptionStatus" in fields and dest.get("Bucket"):
+        if config.get("IsEnabled") and dest.get("Bucket"):
             prefix = str(dest.get("Prefix", "")).strip("/")
             base = "/".join(p for p in (prefix, bucket, str(config["Id"])) if p) + "/"
             dest_bucket = str(dest["Bucket"]).rsplit(":", 1)[-1]
@@ -228,6 +230,10 @@ def inventory_rows(conn: Connection, obs: BucketObservation) -> Iterator[dict[st
     if manifest is None:
         return
     fmt = str(manifest.get("fileFormat", inv.fmt)).lower()
+    schema = str(manifest.get("fileSchema", "")).replace("_", "").lower()
+    if "encryptionstatus" not in schema:
+        inv.problem = "the latest inventory report has no EncryptionStatus field"
+        return
     dest = str(manifest.get("destinationBucket", "")).rsplit(":", 1)[-1] or _split(inv.report)[0]
     for entry in manifest.get("files", []):
         got = call(s3, "get_object", Bucket=dest, Key=entry["key"])

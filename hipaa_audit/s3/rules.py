@@ -568,8 +568,12 @@ def judge_object(item: ObjectObservation, obs: BucketObservation, rules: S3Rules
             result.coverage.count(rules.archive.unverifiable.id, errors=1)
     else:
         result = AssetResult(asset)
-        if item.body is not None:
-            _record(result, rules, UNVERIFIABLE, _error(item.body, "the object's content"))
+        if item.body is not None:  # its PHI checks could not run
+            result.findings.append(rules.checks[UNVERIFIABLE].finding(
+                asset, f"The object's content was not checked for PHI: "
+                f"{item.body.reason('reading its first bytes')}.", status=Status.ERROR,
+                key="content", locations=(Location.of(check=rules.archive.unverifiable.id),)))
+            result.coverage.count(rules.archive.unverifiable.id, evaluated=1, errors=1)
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_OBJECTS] = 1
     phi = holds_phi([result])
