@@ -225,24 +225,23 @@ def _object_ownership(obs: BucketObservation) -> Outcome:
     return _error(answer, "Object Ownership")
 
 
-def _policy_doc(obs: BucketObservation) -> tuple[dict[str, Any] | None, Outcome | None]:
-    """The parsed bucket policy; or ``({}, None)`` for no policy; or an error outcome."""
+def _policy_doc(obs: BucketObservation) -> dict[str, Any] | Outcome:
+    """The parsed bucket policy (``{}``: no policy), or the outcome saying why it is unknown."""
     answer = obs.answers["policy"]
     if answer.state == "absent":
-        return {}, None
+        return {}
     if not answer.ok:
-        return None, _error(answer, "the bucket policy")
+        return _error(answer, "the bucket policy")
     try:
-        return pol.load(str(answer.data.get("Policy", ""))), None
+        return pol.load(str(answer.data.get("Policy", "")))
     except ValueError:
-        return None, Outcome("error", "The bucket policy is not valid JSON; it was not judged.")
+        return Outcome("error", "The bucket policy is not valid JSON; it was not judged.")
 
 
 def _tls_only(obs: BucketObservation) -> Outcome:
-    doc, problem = _policy_doc(obs)
-    if doc is None:
-        assert problem is not None
-        return problem
+    doc = _policy_doc(obs)
+    if isinstance(doc, Outcome):
+        return doc
     if not doc:
         return _fail("The bucket has no policy, so nothing denies plain-HTTP requests.")
     verdict = pol.tls_only(doc, obs.name)
@@ -253,10 +252,9 @@ def _tls_only(obs: BucketObservation) -> Outcome:
 
 
 def _public_policy(obs: BucketObservation) -> Outcome:
-    doc, problem = _policy_doc(obs)
-    if doc is None:
-        assert problem is not None
-        return problem
+    doc = _policy_doc(obs)
+    if isinstance(doc, Outcome):
+        return doc
     open_to_all = pol.public_statements(doc)
     if not open_to_all:
         return _pass()
@@ -272,10 +270,9 @@ def _public_policy(obs: BucketObservation) -> Outcome:
 
 
 def _cross_account(obs: BucketObservation, scope: Scope) -> Outcome:
-    doc, problem = _policy_doc(obs)
-    if doc is None:
-        assert problem is not None
-        return problem
+    doc = _policy_doc(obs)
+    if isinstance(doc, Outcome):
+        return doc
     foreign = {acct: actions for acct, actions in pol.principal_accounts(doc).items()
                if acct != obs.account_id and acct not in scope.trusted_accounts}
     if not foreign:
