@@ -46,7 +46,9 @@ test: system-deps lint
 # report shows a trend and `runs diff` has changes). Exit codes 3 (findings) and 4
 # (unverifiable targets) are what the sample estate is built to show.
 # the demo's network endpoints: real servers on 127.0.0.1, up while each assessment runs
-DEMO_PEERS = $(PY) fixtures/netpeers.py run --set demo --folder $(DEMO_DIR)/peers --ports-json $(DEMO_DIR)/peer_ports.json
+# and its buckets: a local S3 server (moto) on 127.0.0.1:18900, with the credentials it sets
+DEMO_PEERS = $(PY) fixtures/netpeers.py run --set demo --folder $(DEMO_DIR)/peers --ports-json $(DEMO_DIR)/peer_ports.json -- \
+	$(PY) fixtures/s3peers.py run --set demo --folder $(DEMO_DIR)/s3
 
 demo: system-deps $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)

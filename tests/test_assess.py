@@ -24,6 +24,7 @@ from hipaa_audit.hipaa import security_rule_data
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
+import s3peers
 
 _spec = importlib.util.spec_from_file_location("demo", ROOT / "fixtures" / "demo.py")
 assert _spec and _spec.loader
@@ -76,13 +77,18 @@ def assessed(tmp_path_factory: pytest.TempPathFactory) -> Assessed:
         'output_dir = "reports"',
         'output_dir = "reports"\nsign_key = "key.pem"\nsign_cert = "cert.pem"'))
     certs = netpeers.make_certs(folder / "peers" / "certs")
-    with netpeers.Peers(folder / "peers") as peers:  # the demo's network endpoints
-        netpeers.start_demo(peers, certs, folder / "peers", demo.DEMO_PORTS)
-        first = run_cli("assess", "--config", str(cfg), timeout=600)
-        q1 = folder / "reports-q1"
-        shutil.copytree(folder / "reports", q1)
-        demo.next_quarter(folder)
-        second = run_cli("assess", "--config", str(cfg), timeout=600)
+    buckets = s3peers.start_set(folder / "s3", "demo")  # the demo's S3 server
+    env = next(iter(buckets.values())).env()
+    try:
+        with netpeers.Peers(folder / "peers") as peers:  # the demo's network endpoints
+            netpeers.start_demo(peers, certs, folder / "peers", demo.DEMO_PORTS)
+            first = run_cli("assess", "--config", str(cfg), timeout=600, env=env)
+            q1 = folder / "reports-q1"
+            shutil.copytree(folder / "reports", q1)
+            demo.next_quarter(folder)
+            second = run_cli("assess", "--config", str(cfg), timeout=600, env=env)
+    finally:
+        s3peers.stop_set(buckets)
     return Assessed(folder, first, second, q1)
 
 
@@ -117,6 +123,27 @@ def test_findings_json_holds_every_stored_finding(assessed: Assessed) -> None:
         assert expected in by_check, expected
     grades = {e["asset"]: e["grade"] for e in doc["run"]["evidence"]["endpoints"]}
     assert grades["https://127.0.0.1:18443"] == "A+" and grades["tls://127.0.0.1:18445"] == "T"
+    for expected in [("s3-public-acl", "s3://riverton-research-exports"),
+                     ("s3-object-lock", "s3://riverton-audit-logs"),
+                     ("s3-lifecycle-retention", "s3://riverton-audit-logs"),
+                     ("s3-tls-only", "s3://riverton-imaging-archive"),
+                     ("archive-unencrypted-phi", "s3://riverton-research-exports/exports/cohort.csv")]:
+        assert expected in by_check, expected
+    buckets = {b["bucket"]: b for b in doc["run"]["evidence"]["buckets"]}
+    assert buckets["riverton-research-exports"]["public"] is True
+    assert buckets["riverton-imaging-archive"]["group"] == "cloud-storage"
+
+
+def test_reports_show_the_buckets(assessed: Assessed) -> None:
+    text = pdftext(assessed.reports / "risk-analysis.pdf", layout=False)
+    flat = re.sub(r"\s+", "", text)
+    assert "Cloud buckets" in text
+    for needle in ("s3://riverton-research-exports", "s3://riverton-audit-logs", "audit-log",
+                   "public-acl", "object-lock"):
+        assert needle in flat, needle
+    baa = re.sub(r"\s+", "", pdftext(assessed.reports / "baa-evidence.pdf", layout=False))
+    assert "s3://riverton-imaging-archive" in baa and "encryptionAES256" in baa
+    assert "failed:" in baa and "tls-only" in baa
 
 
 def test_reports_show_the_network_endpoints(assessed: Assessed) -> None:

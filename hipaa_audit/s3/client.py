@@ -67,7 +67,8 @@ class Answer:
 
     def reason(self, what: str) -> str:
         """Say why ``what`` (e.g. "the bucket policy") could not be verified."""
-        status = f"{self.http} {self.code}".strip() if self.http else self.code
+        code = "" if self.code == str(self.http) else self.code
+        status = f"{self.http} {code}".strip() if self.http else code
         if self.state == "unsupported":
             return (f"{what}: not supported by this store ({status}); it cannot be verified here "
                     "and is not counted as compliant")
