@@ -198,6 +198,7 @@ def test_seaweedfs(seaweed_doc: dict[str, Any]) -> None:
     locked = findings(seaweed_doc)["s3://sw-tls-locked"]
     assert locked and {f["status"] for f in locked} == {"error"}
     assert any("a bucket policy denies this scanner" in f["message"] for f in locked)
+    assert "tags" in unverified(seaweed_doc, "s3://sw-tls-locked")
     cov = {c["check_id"]: c for c in seaweed_doc["coverage"]}
     assert cov["s3-public-access-block"]["errors"] >= 4
 
@@ -306,3 +307,40 @@ def test_bad_usage(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None
     doc = scan(servers["moto"], "--sample-objects", "0").json()
     assert {b["bucket"] for b in doc["run"]["evidence"]["buckets"]} >= {
         "good-imaging", "phi-objects", "denied-objects"}
+
+
+def test_unreachable_endpoint_fails_fast(servers: dict[str, s3peers.S3Server]) -> None:
+    from netpeers import free_port
+
+    result = run_cli("scan", "s3", "--endpoint-url", f"http://127.0.0.1:{free_port()}", "b",
+                     env=servers["moto"].env(), timeout=60)
+    assert result.code == 2 and "cannot reach" in result.stderr
+
+
+def test_role_and_profile(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None:
+    moto = servers["moto"]
+    # an audit role assumed through STS first
+    doc = scan(moto, "public-acl", "--role-arn",
+               "arn:aws:iam::123456789012:role/hipaa-audit").json()
+    assert doc["run"]["options"]["role_arn"].endswith("role/hipaa-audit")
+    assert "s3-public-acl" in checks_of(doc, "s3://public-acl")
+    # a named profile from the shared credentials file, no keys in the environment
+    creds = tmp_path / "credentials"
+    creds.write_text("[audit]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {**moto.env(), "AWS_SHARED_CREDENTIALS_FILE": str(creds), "AWS_ACCESS_KEY_ID": "",
+           "AWS_SECRET_ACCESS_KEY": ""}
+    result = run_cli("scan", "s3", "--endpoint-url", moto.endpoint_url, "--provider", "aws",
+                     "--profile", "audit", "public-acl", "--format", "json", env=env)
+    assert result.code == 3, result.stderr
+    result = run_cli("scan", "s3", "--endpoint-url", moto.endpoint_url, "--profile", "nobody",
+                     "public-acl", env=env)
+    assert result.code == 2 and "profile" in result.stderr
+
+
+def test_table_shows_the_buckets(servers: dict[str, s3peers.S3Server]) -> None:
+    result = run_cli("scan", "s3", "--endpoint-url", servers["seaweedfs"].endpoint_url,
+                     "sw-plain", "sw-tls-locked", env={**servers["seaweedfs"].env(),
+                                                       "COLUMNS": "200"})
+    assert result.code == 3, result.stderr
+    assert "Buckets" in result.stdout and "s3://sw-tls-locked" in result.stdout
+    assert "none; not verified: access-logging" in result.stdout

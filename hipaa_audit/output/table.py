@@ -65,6 +65,25 @@ def endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
     return table
 
 
+def bucket_table(buckets: list[dict[str, Any]]) -> Table:
+    """The per-bucket summary of an S3 scan: encryption, PHI, retention, exposure, failures."""
+    table = Table(title="Buckets", expand=False)
+    for col in ("bucket", "encryption", "PHI", "retention", "public", "objects read",
+                "failed / not verified"):
+        table.add_column(col)
+    for b in sorted(buckets, key=lambda b: str(b.get("asset"))):
+        failed = ", ".join(c.removeprefix("s3-") for c in b.get("failed") or []) or "none"
+        unverified = ", ".join(c.removeprefix("s3-") for c in b.get("unverified") or [])
+        read = f"{b.get('objects_sampled', 0):,} of {b.get('objects_seen', 0):,}"
+        if b.get("sample_method") == "inventory":
+            read += " (inventory)"
+        table.add_row(str(b.get("asset")), str(b.get("encryption")),
+                      "yes" if b.get("phi") else "not known", str(b.get("retention") or "-"),
+                      "yes" if b.get("public") else "no", read,
+                      failed + (f"; not verified: {unverified}" if unverified else ""))
+    return table
+
+
 class TableRenderer:
     """Keeps the most severe findings, prints everything at the end."""
 
@@ -127,6 +146,8 @@ class TableRenderer:
                       "rest on header evidence only.")
         if run.evidence.get("endpoints"):
             con.print(endpoint_table(run.evidence["endpoints"]))
+        if run.evidence.get("buckets"):
+            con.print(bucket_table(run.evidence["buckets"]))
         cov = Table(title="Coverage", expand=False)
         for col in ("check", "evaluated", "failed", "errors"):
             cov.add_column(col, justify="left" if col == "check" else "right")

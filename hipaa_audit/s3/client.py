@@ -190,12 +190,12 @@ class Connection:
             self.session = self._assume(access.role_arn)
         self.account_id = self._account()
 
-    def _config(self) -> Config:
+    def _config(self, attempts: int | None = None) -> Config:
         extra: dict[str, Any] = {}
         if self.access.endpoint_url:
             extra["s3"] = {"addressing_style": "path"}
         return Config(
-            retries={"mode": "adaptive", "max_attempts": self.access.max_attempts},
+            retries={"mode": "adaptive", "max_attempts": attempts or self.access.max_attempts},
             connect_timeout=self.access.timeout, read_timeout=self.access.timeout,
             user_agent_extra=f"hipaa-audit/{__version__}",
             max_pool_connections=self.access.pool, **extra,
@@ -218,13 +218,13 @@ class Connection:
                 self._clients[key] = made
             return made
 
-    def _make(self, service: str, region: str | None) -> Any:
+    def _make(self, service: str, region: str | None, attempts: int | None = None) -> Any:
         endpoint = self.access.endpoint_url
         session: Any = self.session  # the stubs type each service name separately
         client = session.client(
             service, region_name=region or self.region, endpoint_url=endpoint,
             verify=self.access.ca_bundle if self.access.ca_bundle else None,
-            config=self._config())
+            config=self._config(attempts))
         client.meta.events.register("before-call", self._guard)
         if service == "s3control" and endpoint and _loopback_or_ip(endpoint):
             client.meta.events.register("before-sign.s3-control", _account_prefix_stripper)
@@ -244,9 +244,12 @@ class Connection:
                              aws_session_token=creds["SessionToken"], region_name=self.region)
 
     def _account(self) -> str | None:
-        answer = call(self.client("sts"), "get_caller_identity")
+        # asked once, with few retries: an endpoint that does not answer fails fast
+        sts = self._make("sts", None, attempts=2)
+        answer = call(sts, "get_caller_identity")
         if answer.state == "failed" and answer.code in ("EndpointConnectionError",
-                                                          "ConnectTimeoutError"):
+                                                          "ConnectTimeoutError", "ReadTimeoutError",
+                                                          "ConnectionClosedError"):
             raise S3SetupError(f"cannot reach {self.access.endpoint_url or 'AWS'} "
                                f"({answer.code})")
         return str(answer.data["Account"]) if answer.ok else None

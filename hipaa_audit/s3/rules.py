@@ -470,6 +470,13 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
             result.asset, message, status=Status.ERROR))
         result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
         return result
+    tags = obs.answers.get("tagging")
+    if tags is not None and not tags.ok and tags.state != "absent":
+        result.findings.append(rules.checks[UNVERIFIABLE].finding(
+            result.asset, f"{tags.reason('The bucket tags')}. Whether it holds PHI or audit "
+            "records (tags phi, hipaa-retention) is known only from the configuration.",
+            status=Status.ERROR, key="tags", locations=(Location.of(check="tags"),)))
+        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
     days = rules.retention_days
     for check_id, outcome in (
         ("s3-default-encryption", _default_encryption(obs)),
