@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(PY) bench/memory_tree.py
 	$(PY) bench/report.py
 	$(PY) bench/network.py
+	$(PY) bench/s3.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info
