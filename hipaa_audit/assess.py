@@ -17,7 +17,7 @@ from typing import Any
 from hipaa_audit import __version__
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import LoadedConfig, S3Section
+from hipaa_audit.config import LoadedConfig, LogsSection, S3Section
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
 from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
@@ -27,7 +27,7 @@ from hipaa_audit.store import Store, StoredRun
 
 NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS = ("logs", "permissions")
+PENDING_SCANNERS = ("permissions",)
 
 
 @dataclass(slots=True)
@@ -165,6 +165,26 @@ def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: M
                        on_bucket=lambda b: buckets.append({**b, "group": info.name}))
 
 
+def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, masker: Masker,
+                  run: RunInfo) -> Iterator[AssetResult]:
+    from hipaa_audit.logs.run import LogSetupError, analyze_logs
+    from hipaa_audit.logs.setup import log_options
+
+    try:
+        opts = log_options(section.paths, masker, fmt=section.format, mapping=section.mapping,
+                           mapping_source=f"logs group {info.name}", sigma=section.sigma,
+                           timezone=section.timezone, detectors=section.detectors,
+                           roster=section.roster, vip=section.vip, coworkers=section.coworkers,
+                           chain_key_env=section.chain_key_env, anchors=section.anchors,
+                           cloudtrail_keys=section.cloudtrail_keys)
+    except LogSetupError as exc:
+        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        return
+    summaries = run.evidence.setdefault("logs", [])
+    yield from analyze_logs(opts, catalog, masker,
+                            on_summary=lambda s: summaries.append({**s, "group": info.name}))
+
+
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
@@ -190,6 +210,9 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             group.options = {"endpoint": section.endpoint_url or "aws",
                              "sample_objects": section.sample_objects, "seed": section.seed}
             results = _s3_results(section, info, catalog, masker, run)
+        elif info.scanner == "logs":
+            group.options = {"log_format": section.format, "sigma": len(section.sigma)}
+            results = _logs_results(section, info, catalog, masker, run)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
             results = _not_checked(catalog, info.targets,

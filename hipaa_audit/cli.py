@@ -51,6 +51,8 @@ runs_app = typer.Typer(help="The history of assessment runs.", no_args_is_help=T
 app.add_typer(scan_app, name="scan")
 app.add_typer(checks_app, name="checks")
 app.add_typer(runs_app, name="runs")
+analyze_app = typer.Typer(help="Analyse audit logs.", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
 
 err = Console(stderr=True, highlight=False)
 
@@ -365,6 +367,90 @@ def scan_s3_command(
             progress_display(show, "scan s3", None, unit="objects") as advance:
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_s3(opts, catalog, masker, on_bucket=summaries.append, conn=conn)
+        outcome = consume(results, renderer, run, threshold, on_asset=advance)
+    raise typer.Exit(outcome.exit_code)
+
+
+class LogFormat(enum.Enum):
+    """The ``analyze logs --log-format`` choices."""
+
+    AUTO = "auto"
+    ATNA = "atna"
+    FHIR = "fhir"
+    CLOUDTRAIL = "cloudtrail"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@analyze_app.command("logs")
+def analyze_logs_command(
+    files: Annotated[list[str], typer.Argument(
+        help="Log files, folders (a folder holding AWSLogs/ is a CloudTrail trail) or glob "
+        "patterns.", metavar="FILE")],
+    log_format: Annotated[LogFormat, typer.Option(
+        "--log-format", help="Format of the logs (auto: detected per file).")] = LogFormat.AUTO,
+    mapping: Annotated[str | None, typer.Option(
+        "--mapping", help="TOML file mapping CSV/JSONL columns to the normalised ones.")] = None,
+    sigma: Annotated[list[str] | None, typer.Option(
+        "--sigma", help="Sigma rule file or folder (repeat); builtin: the rules shipped with "
+        "the tool.")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="The organisation's time zone for working hours (e.g. "
+        "America/New_York).")] = None,
+    settings: Annotated[str | None, typer.Option(
+        "--settings", help="TOML file of detector settings ([detectors]).")] = None,
+    roster: Annotated[str | None, typer.Option(
+        "--roster", help="Workforce roster CSV (user,given,family,role) for snooping checks.")
+    ] = None,
+    vip: Annotated[str | None, typer.Option(
+        "--vip", help="File of VIP patient ids, one per line.")] = None,
+    coworkers: Annotated[str | None, typer.Option(
+        "--coworkers", help="File of patient ids of co-workers, one per line.")] = None,
+    chain_key_env: Annotated[str | None, typer.Option(
+        "--chain-key-env", help="Environment variable holding the hex MAC key of hash-chained "
+        "logs.")] = None,
+    anchor: Annotated[list[str] | None, typer.Option(
+        "--anchor", help="Anchored head of a hash-chained log (JSON {count, head}); named after "
+        "the log (repeat).")] = None,
+    cloudtrail_key: Annotated[list[str] | None, typer.Option(
+        "--cloudtrail-key", help="CloudTrail digest public key, PEM or DER (repeat).")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Parse every file again instead of using the Parquet cache.")] = False,
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = FailOn.HIGH,
+    progress: ProgressOpt = False,
+) -> None:
+    """Review audit logs: anomalies HIPAA asks to review, Sigma rules, log integrity.
+
+    Example: hipaa-audit analyze logs /var/log/pacs/audit/*.xml --timezone America/New_York
+    """
+    from hipaa_audit.logs.run import LogSetupError, analyze_logs
+    from hipaa_audit.logs.setup import load_mapping_file, load_settings_file, log_options
+
+    masker = Masker(installation_key())
+    try:
+        opts = log_options(
+            files, masker, fmt=log_format.value,
+            mapping=load_mapping_file(Path(mapping)) if mapping else None,
+            mapping_source=mapping or "mapping", sigma=[Path(p) for p in sigma or []],
+            timezone=timezone,
+            detectors=load_settings_file(Path(settings)) if settings else None,
+            roster=Path(roster) if roster else None, vip=Path(vip) if vip else None,
+            coworkers=Path(coworkers) if coworkers else None, chain_key_env=chain_key_env,
+            anchors=[Path(p) for p in anchor or []],
+            cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache)
+    except LogSetupError as exc:
+        raise fail(str(exc)) from None
+    catalog = load_catalog()
+    run = new_run("analyze logs", list(files), reveal_phi=False, options=opts.describe())
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    with open_output(output) as stream, \
+            progress_display(show, "analyze logs", None, unit="events") as advance:
+        renderer = make_renderer(fmt, stream, catalog, __version__)
+        results = analyze_logs(opts, catalog, masker,
+                               on_summary=run.evidence.setdefault("logs", []).append)
         outcome = consume(results, renderer, run, threshold, on_asset=advance)
     raise typer.Exit(outcome.exit_code)
 

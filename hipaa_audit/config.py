@@ -109,10 +109,20 @@ class S3Section(_Scanner):
 
 
 class LogsSection(_Scanner):
-    """``[[logs]]``: audit logs to analyse."""
+    """``[[logs]]``: audit logs to analyse (the options of ``analyze logs``)."""
 
     paths: list[str] = Field(min_length=1)
     format: Literal["auto", "atna", "fhir", "cloudtrail", "csv", "jsonl"] = "auto"
+    mapping: dict[str, Any] = Field(default_factory=dict)
+    sigma: list[Path] = Field(default_factory=list)
+    timezone: str | None = None
+    detectors: dict[str, Any] = Field(default_factory=dict)
+    roster: Path | None = None
+    vip: Path | None = None
+    coworkers: Path | None = None
+    chain_key_env: str | None = None
+    anchors: list[Path] = Field(default_factory=list)
+    cloudtrail_keys: list[Path] = Field(default_factory=list)
 
 
 class PermissionsSection(_Scanner):
@@ -200,8 +210,12 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "sign_cert": rel(data.report.sign_cert) if data.report.sign_cert else None,
         }),
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
-        "logs": [s.model_copy(update={"paths": [str(rel(Path(p))) for p in s.paths]})
-                 for s in data.logs],
+        "logs": [s.model_copy(update={
+            "paths": [str(rel(Path(p))) for p in s.paths],
+            "sigma": [rel(p) for p in s.sigma], "anchors": [rel(p) for p in s.anchors],
+            "cloudtrail_keys": [rel(p) for p in s.cloudtrail_keys],
+            **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers")
+               if getattr(s, k) is not None}}) for s in data.logs],
         "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
                for b in data.s3],
         "network": [n.model_copy(update={

@@ -66,3 +66,27 @@ def domain_chart(domains: Sequence[Mapping[str, Any]]) -> str:
     svg = _svg(fig)
     plt.close(fig)
     return svg
+
+
+def anomaly_timeline(timeline: Sequence[Mapping[str, Any]]) -> str:
+    """Return a timeline of the audit-log anomalies: one row per kind, a mark per anomaly."""
+    import datetime as dt
+
+    from matplotlib import pyplot as plt
+
+    kinds = sorted({str(t["kind"]) for t in timeline})
+    fig, ax = _figure(6.5, 0.3 * max(len(kinds), 2) + 0.8)
+    for row, kind in enumerate(kinds):
+        for t in (x for x in timeline if x["kind"] == kind):
+            start = dt.datetime.fromisoformat(str(t["start"]).replace("Z", "+00:00"))
+            end = dt.datetime.fromisoformat(str(t["end"]).replace("Z", "+00:00"))
+            width = max((end - start).total_seconds() / 86400, 0.3)
+            ax.barh(row, width, left=start, height=0.5,
+                    color="#e06666" if t.get("high") else "#f6b26b", edgecolor="#555555",
+                    linewidth=0.3)
+    ax.set_yticks(range(len(kinds)), kinds)
+    ax.invert_yaxis()
+    fig.autofmt_xdate()
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg

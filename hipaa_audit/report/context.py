@@ -151,6 +151,7 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "storage": meta.get("run", {}).get("evidence", {}).get("storage", []),
         "endpoints": sorted(_endpoints(meta), key=lambda e: (e.get("group", ""), e["asset"])),
         "buckets": sorted(_buckets(meta), key=lambda b: (b.get("group", ""), b["asset"])),
+        "logs": list(meta.get("run", {}).get("evidence", {}).get("logs", [])),
         "endpoint_policies": sorted({f"{g['name']}: {g.get('options', {}).get('policy')}"
                                      for g in groups if g["scanner"] == "network"}),
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),

@@ -23,7 +23,12 @@ from typing import Any
 
 import jinja2
 
-from hipaa_audit.report.charts import LEVEL_COLOURS, domain_chart, trend_chart
+from hipaa_audit.report.charts import (
+    LEVEL_COLOURS,
+    anomaly_timeline,
+    domain_chart,
+    trend_chart,
+)
 
 #: Seconds a PDF may take to render before its child is stopped.
 RENDER_DEADLINE = 600.0
@@ -85,6 +90,8 @@ def render_html(template: str, context: Mapping[str, Any]) -> str:
     if ctx.get("kind") == "risk":
         ctx["trend_svg"] = trend_chart(ctx["trend"], ctx["levels"]) if ctx["trend"] else ""
         ctx["domain_svg"] = domain_chart(ctx["domains"]) if ctx["domains"] else ""
+        timeline = [t for log in ctx.get("logs", []) for t in log.get("timeline", [])]
+        ctx["timeline_svg"] = anomaly_timeline(timeline) if timeline else ""
     ctx["stylesheet"] = _template("report.css")
     return environment().get_template(template).render(ctx=ctx)
 

@@ -1,0 +1,1840 @@
+"""Read audit logs into the normalised event table (:mod:`hipaa_audit.logs.schema`).
+
+Five formats: DICOM audit messages (``atna``: PS3.15 A.5 / RFC 3881 XML, one per line,
+concatenated, pretty-printed or inside RFC 5424/3164 syslog lines), FHIR R4 ``AuditEvent``
+(``fhir``: one resource, a ``Bundle`` or NDJSON), AWS CloudTrail (``cloudtrail``:
+``{"Records": [...]}``, a bare list or NDJSON), and CSV / JSON Lines (``csv``, ``jsonl``) read
+through a :class:`ColumnMapping`. gzip files are read transparently (by their magic bytes).
+
+:func:`parse_file` streams: it keeps one chunk of events as Python lists (JSON documents are
+decoded one record at a time, XML one message at a time, CSV through ``read_csv(chunksize=)``)
+and yields :class:`~hipaa_audit.logs.schema.Chunk` objects. Records that cannot be parsed are
+counted as :class:`~hipaa_audit.logs.schema.Malformed` with their position and a short reason,
+never their content. ``line`` is the 1-based line where a record starts for line-oriented input
+(XML, NDJSON, CSV, JSONL) and the record's 1-based ordinal for elements of a JSON array
+(``Records``, ``entry``, a bare list).
+
+Patient ids, patient family names and study identifiers are replaced by keyed fingerprints
+(:meth:`hipaa_audit.redaction.Masker.fingerprint`) as they are read; accession numbers, object
+keys, queries and free text never reach the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import warnings
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from hipaa_audit.logs.schema import (
+    ACTIONS,
+    OUTCOMES,
+    STRING_DTYPE,
+    Chunk,
+    Malformed,
+    empty,
+    normalise,
+)
+from hipaa_audit.redaction import Masker
+
+__all__ = [
+    "FORMATS",
+    "ColumnMapping",
+    "LogFormatError",
+    "detect_format",
+    "parse_file",
+]
+
+#: The formats :func:`parse_file` reads.
+FORMATS = ("atna", "fhir", "cloudtrail", "csv", "jsonl")
+#: Bytes (decompressed) that :func:`detect_format` looks at.
+HEAD_BYTES = 64 * 1024
+#: A single record (XML message, JSON value, text line) larger than this is malformed.
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+#: Fingerprints remembered per parse (patients and studies repeat); cleared when full.
+FINGERPRINT_CACHE = 1_000_000
+
+_BLOCK = 1 << 20
+#: Text lines are read in pieces of at most this many characters (memory stays bounded).
+_LINE_PIECE = MAX_RECORD_CHARS
+_UNREADABLE = "unreadable data (truncated or corrupt)"
+_READ_ERRORS = (EOFError, OSError, zlib.error)
+
+
+class LogFormatError(Exception):
+    """A log file that cannot be read at all, or whose format cannot be told (names the file)."""
+
+
+class _Bad(Exception):
+    """A record that cannot be turned into an event; ``args[0]`` is the short reason."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# column mapping (CSV / JSONL)
+
+_MAPPED = ("time", "user", "role", "action", "outcome", "patient", "patient_name", "study",
+           "objects", "bytes", "source_ip", "device", "purpose", "event_id", "target", "code",
+           "system")
+_REQUIRED = ("time", "user", "action")
+_OPTIONAL = frozenset(_MAPPED).difference(_REQUIRED) | {"time_format"}
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Where each field of the event table is in a CSV file (column) or JSONL record (key).
+
+    ``None`` (or ``""``/``false`` in a config file) means the source has no such field. JSONL keys
+    may be dotted paths into nested objects (``actor.id``). ``actions`` translates source action
+    values (case-insensitive) to normalised actions; unmapped values already in
+    :data:`~hipaa_audit.logs.schema.ACTIONS` pass, others become ``other``. ``outcomes``
+    translates source outcome values to ``success``/``failure``; the defaults understand
+    success/failure/ok/fail/0/denied/true/false and HTTP status codes. ``time_format`` is a
+    ``strptime`` format; by default times are ISO 8601 or epoch seconds/milliseconds. Naive times
+    are in ``timezone``.
+    """
+
+    time: str = "time"
+    user: str = "user"
+    role: str | None = "role"
+    action: str = "action"
+    outcome: str | None = "outcome"
+    patient: str | None = "patient"
+    patient_name: str | None = "patient_name"
+    study: str | None = "study"
+    objects: str | None = "objects"
+    bytes: str | None = "bytes"
+    source_ip: str | None = "source_ip"
+    device: str | None = "device"
+    purpose: str | None = "purpose"
+    event_id: str | None = "event_id"
+    target: str | None = "target"
+    code: str | None = "code"
+    system: str | None = "system"
+    actions: dict[str, str] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    time_format: str | None = None
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        for name in _MAPPED:
+            value = getattr(self, name)
+            if name in _REQUIRED:
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"column mapping: {name} must name a column")
+            elif value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"column mapping: {name} must name a column or be empty")
+        for name, allowed in (("actions", ACTIONS), ("outcomes", OUTCOMES)):
+            table = getattr(self, name)
+            if not isinstance(table, dict):
+                raise ValueError(f"column mapping: {name} must be a table")
+            for key, value in table.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise ValueError(f"column mapping: {name}.{key}: must map text to text")
+                if value.strip().lower() not in allowed:
+                    raise ValueError(f"column mapping: {name}.{key}: {value!r} is not one of "
+                                     f"{', '.join(allowed)}")
+        if self.time_format is not None and (not isinstance(self.time_format, str)
+                                             or not self.time_format):
+            raise ValueError("column mapping: time_format must be a strptime format")
+        if not isinstance(self.timezone, str):
+            raise ValueError("column mapping: timezone must be a time zone name")
+        if self.timezone != "UTC":
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"column mapping: timezone: unknown time zone "
+                                 f"{self.timezone!r}") from exc
+
+    def __hash__(self) -> int:
+        return hash(tuple(
+            tuple(sorted(value.items())) if isinstance(value, dict) else value
+            for value in (getattr(self, f.name) for f in fields(self))))
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> ColumnMapping:
+        """Build a mapping from a config table; raises ``ValueError`` naming the bad key."""
+        if not isinstance(data, Mapping):
+            raise ValueError("column mapping must be a table of settings")
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ValueError(f"column mapping: unknown key {key!r}")
+            if key in ("actions", "outcomes"):
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"column mapping: {key} must be a table")
+                kwargs[key] = {str(k): v for k, v in value.items()}
+            elif key in _OPTIONAL and value in ("", False, None):
+                kwargs[key] = None
+            elif not isinstance(value, str):
+                raise ValueError(f"column mapping: {key} must be a string")
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def columns(self) -> dict[str, str]:
+        """The mapped fields and their source column/key (fields without a source left out)."""
+        out: dict[str, str] = {}
+        for name in _MAPPED:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+class _Fingerprints:
+    """Keyed fingerprints of identifiers, remembered for the parse (values repeat)."""
+
+    def __init__(self, masker: Masker) -> None:
+        self._fingerprint = masker.fingerprint
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        cache = self._cache
+        out = cache.get(value)
+        if out is None:
+            if len(cache) >= FINGERPRINT_CACHE:
+                cache.clear()
+            out = cache[value] = self._fingerprint(value)
+        return out
+
+    def patient(self, value: object) -> str | None:
+        """Fingerprint of a patient id (HL7 CX ``^^^`` suffix stripped)."""
+        pid = _patient_id(value)
+        return self(pid) if pid else None
+
+    def name(self, value: object) -> str | None:
+        """Fingerprint of the upper-cased family name of a person name."""
+        family = _family_name(value) if isinstance(value, str) else None
+        return self(family) if family else None
+
+    def study(self, value: object) -> str | None:
+        """Fingerprint of a study id (Study Instance UID, ``urn:oid:`` prefix stripped)."""
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        if text[:8].lower() == "urn:oid:":
+            text = text[8:]
+        return self(text) if text else None
+
+
+def _patient_id(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if "^" in text:
+        text = text.split("^", 1)[0].strip()
+    return text or None
+
+
+_NAME_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V", "MD", "PHD", "DDS", "RN", "ESQ"})
+
+
+def _family_name(name: str) -> str | None:
+    """The upper-cased family name of ``Family^Given``, ``Family, Given`` or ``Given Family``."""
+    text = name.strip()
+    if "=" in text:  # DICOM PN component groups: alphabetic first
+        text = text.split("=", 1)[0]
+    if "^" in text:
+        family = text.split("^", 1)[0]
+    elif "," in text:
+        family = text.split(",", 1)[0]
+    else:
+        words = text.replace(".", " ").split()
+        while len(words) > 1 and words[-1].upper() in _NAME_SUFFIXES:
+            words.pop()
+        family = words[-1] if words else ""
+    family = " ".join(family.split()).upper()
+    return family or None
+
+
+def _str(value: object) -> str | None:
+    """``value`` as a non-empty stripped string, else None (numbers are turned into text)."""
+    if isinstance(value, str):
+        text = value.strip()
+        return text or None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value) if isinstance(value, float | str) else None
+    except ValueError:
+        return None
+    if number is None or number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number)
+
+
+def _pick_purpose(codes: list[str]) -> str | None:
+    """The purpose of use to show: break-glass reasons first, else the first code."""
+    for code in codes:
+        if code.upper() in ("BTG", "ETREAT"):
+            return code.upper()
+    return codes[0] if codes else None
+
+
+class _Row(NamedTuple):
+    time: str
+    user: str | None
+    role: str | None
+    action: str
+    outcome: str | None
+    patient: str | None
+    patient_name: str | None
+    study: str | None
+    objects: int | None
+    bytes: int | None
+    source_ip: str | None
+    device: str | None
+    purpose: str | None
+    event_id: str
+    code: str | None
+    target: str | None
+    system: str | None
+    line: int
+
+
+_ROW_STRINGS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
+                "source_ip", "device", "purpose", "event_id", "code", "target", "system")
+
+
+class _Collector:
+    """Collects the events and malformed records of one stretch of a file into chunks."""
+
+    def __init__(self, fmt: str, path: Path, chunk_rows: int) -> None:
+        self.fmt = fmt
+        self.source = str(path)
+        self.chunk_rows = chunk_rows
+        self.rows: list[_Row] = []
+        self.malformed: list[Malformed] = []
+        self.emitted = False
+
+    def bad(self, line: int, reason: str) -> None:
+        self.malformed.append(Malformed(self.source, line, reason))
+
+    def add(self, row: _Row) -> Chunk | None:
+        self.rows.append(row)
+        return self.flush() if len(self.rows) >= self.chunk_rows else None
+
+    def flush(self) -> Chunk:
+        rows, self.rows = self.rows, []
+        frame = _rows_frame(rows, self.fmt, self.source, self.malformed)
+        return self.chunk(frame)
+
+    def chunk(self, frame: pd.DataFrame) -> Chunk:
+        malformed, self.malformed = self.malformed, []
+        malformed.sort(key=lambda m: m.line)
+        self.emitted = True
+        return Chunk(frame, malformed)
+
+    def finish(self) -> Iterator[Chunk]:
+        """The last chunk (always one chunk per file, even when it is empty)."""
+        if self.rows or self.malformed or not self.emitted:
+            yield self.flush()
+
+
+def _rows_frame(rows: list[_Row], fmt: str, source: str,
+                malformed: list[Malformed]) -> pd.DataFrame:
+    """The normalised frame of ``rows``; rows whose time does not parse become malformed."""
+    if not rows:
+        return empty()
+    columns = dict(zip(_Row._fields, zip(*rows, strict=True), strict=True))
+    times = _iso_times(pd.Series(columns["time"], dtype=object))
+    lines = np.asarray(columns["line"], dtype=np.int64)
+    data: dict[str, Any] = {"time": times}
+    for name in _ROW_STRINGS:
+        data[name] = pd.array(columns[name], dtype=STRING_DTYPE)
+    for name in ("objects", "bytes", "line"):
+        data[name] = pd.array(columns[name], dtype="Int64")
+    n = len(rows)
+    data["format"] = pd.array([fmt] * n, dtype=STRING_DTYPE)
+    data["source"] = pd.array([source] * n, dtype=STRING_DTYPE)
+    frame = pd.DataFrame(data)
+    bad = frame["time"].isna().to_numpy()
+    if bad.any():
+        for line in lines[bad].tolist():
+            malformed.append(Malformed(source, int(line), "bad timestamp"))
+        frame = frame[~bad]
+    return normalise(frame)
+
+
+def _iso_times(values: pd.Series) -> pd.Series:
+    """ISO 8601 texts as UTC times (naive ones taken as UTC); NaT where they do not parse."""
+    out = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+    return out.astype("datetime64[ms, UTC]")
+
+
+class _Lines:
+    """Numbered pieces of lines (at most ``limit`` characters each) of a text handle.
+
+    A piece that does not end with a newline continues on the next piece (same line number).
+    Reading stops at unreadable data (a truncated or corrupt gzip stream): ``error`` says so.
+    """
+
+    def __init__(self, handle: TextIO, limit: int | None = None) -> None:
+        self.handle = handle
+        self.limit = limit or _LINE_PIECE
+        self.error: str | None = None
+        self.line = 1
+
+    def __iter__(self) -> Iterator[tuple[int, str, bool]]:
+        read = self.handle.readline
+        limit = self.limit
+        while True:
+            try:
+                piece = read(limit)
+            except _READ_ERRORS:
+                self.error = _UNREADABLE
+                return
+            if not piece:
+                self.error = _read_error(self.handle)
+                return
+            # shorter than the limit without a newline: the last line of the file
+            complete = piece.endswith("\n") or len(piece) < limit
+            yield self.line, piece, complete
+            if complete:
+                self.line += 1
+
+
+def _open_binary(path: Path) -> Any:
+    raw = path.open("rb")
+    try:
+        magic = raw.read(2)
+        raw.seek(0)
+    except OSError:
+        raw.close()
+        raise
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw
+
+
+class _Guarded(io.RawIOBase):
+    """A byte stream that ends (remembering why) where its source becomes unreadable.
+
+    A truncated or corrupt gzip stream then yields everything before the damage, and the
+    parsers report the damage as a malformed record instead of losing the last buffer.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self._inner.read1(len(buffer))
+        except _READ_ERRORS:
+            self.error = _UNREADABLE
+            return 0
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
+
+
+def _open_text(path: Path) -> TextIO:
+    """``path`` as text (UTF-8, BOM dropped, bad bytes replaced), decompressing gzip."""
+    try:
+        binary = _open_binary(path)
+    except OSError as exc:
+        raise LogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    stream = io.BufferedReader(_Guarded(binary), buffer_size=256 * 1024)
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
+
+
+def _read_error(handle: TextIO) -> str | None:
+    """Why reading ``handle`` (from :func:`_open_text`) stopped early, if it did."""
+    raw = getattr(getattr(handle, "buffer", None), "raw", None)
+    error = getattr(raw, "error", None)
+    return error if isinstance(error, str) else None
+
+
+def _read_head(path: Path) -> tuple[str, bool]:
+    """The first :data:`HEAD_BYTES` of ``path`` (decompressed) as text, and whether that is all."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(HEAD_BYTES + 1)
+            if raw[:2] == b"\x1f\x8b":
+                raw += f.read(HEAD_BYTES)
+    except OSError as exc:
+        raise LogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            inflater = zlib.decompressobj(31)
+            data = inflater.decompress(raw, HEAD_BYTES + 1)
+        except zlib.error as exc:
+            raise LogFormatError(f"{path}: corrupt gzip data") from exc
+        whole = inflater.eof and len(data) <= HEAD_BYTES
+    else:
+        data = raw
+        whole = len(data) <= HEAD_BYTES
+    data = data[:HEAD_BYTES]
+    if b"\x00" in data:
+        raise LogFormatError(f"{path}: binary data, not a text log")
+    return data.decode("utf-8", errors="replace").lstrip("\ufeff"), whole
+
+
+# ---------------------------------------------------------------------------------------------
+# format detection
+
+_ATNA_START = re.compile(r"<AuditMessage(?=[\s>/])")
+_ATNA_END = "</AuditMessage>"
+_FHIR_RE = re.compile(r'"resourceType"\s*:\s*"(?:AuditEvent|Bundle)"')
+_CT_CONTAINER = re.compile(r'\{\s*"Records"\s*:')
+_NOT_HEADER_CELL = re.compile(r"^[\d\s.,:+\-/TZ]*$")
+
+
+def detect_format(path: Path) -> str:
+    """Tell the format of the log at ``path`` from its first bytes (gzip is looked inside).
+
+    ``<AuditMessage`` (alone or in syslog lines) → ``atna``; a FHIR ``AuditEvent`` or ``Bundle``
+    (JSON or NDJSON) → ``fhir``; CloudTrail ``Records`` (or bare records) → ``cloudtrail``; a
+    first line holding a JSON object → ``jsonl``; a delimited text with a header → ``csv``.
+    Raises :class:`LogFormatError` (naming the file) when it cannot be read or told.
+    """
+    path = Path(path)
+    text, whole = _read_head(path)
+    stripped = text.lstrip()
+    if not stripped:
+        raise LogFormatError(f"{path}: empty file")
+    if stripped[0] in "{[":
+        if _FHIR_RE.search(text):
+            return "fhir"
+        if _CT_CONTAINER.match(stripped) or ('"Records"' in text and (
+                '"eventSource"' in text or '"eventVersion"' in text)):
+            return "cloudtrail"
+        if '"eventVersion"' in text and '"eventSource"' in text and '"eventName"' in text:
+            return "cloudtrail"
+        if '"digestStartTime"' in text and '"logFiles"' in text:
+            raise LogFormatError(f"{path}: a CloudTrail digest file, not a log")
+        if stripped[0] == "{" and _first_line_is_object(stripped, whole):
+            return "jsonl"
+        raise LogFormatError(f"{path}: JSON, but not a recognised audit log "
+                             "(FHIR AuditEvent, CloudTrail or JSON Lines)")
+    if _ATNA_START.search(text):
+        return "atna"
+    if _sniff_csv(text, whole) is not None:
+        return "csv"
+    raise LogFormatError(f"{path}: not a recognised audit log format "
+                         f"({', '.join(FORMATS)})")
+
+
+def _first_line_is_object(text: str, whole: bool) -> bool:
+    line, newline, _ = text.partition("\n")
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError as exc:
+        # a first line longer than the head: fine if it is only cut off
+        cut = not newline and not whole
+        return cut and isinstance(exc, json.JSONDecodeError) and exc.pos >= len(line) - 64
+
+
+def _sniff_csv(text: str, whole: bool) -> tuple[int, str, list[str]] | None:
+    """(header line number, delimiter, header cells) when ``text`` starts like a CSV file."""
+    lines = text.splitlines()
+    if not whole and len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut off
+    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()][:6]
+    if not numbered:
+        return None
+    header_no, header = numbered[0]
+    if header.lstrip().startswith("<"):
+        return None
+    best: tuple[int, str, list[str]] | None = None
+    for delim in (",", "\t", ";", "|"):
+        cells = next(csv.reader([header], delimiter=delim))
+        if len(cells) >= 2 and (best is None or len(cells) > len(best[2])):
+            best = (header_no, delim, cells)
+    if best is None:
+        return None
+    cells = [c.strip() for c in best[2]]
+    if any(not c or len(c) > 128 or _NOT_HEADER_CELL.match(c) for c in cells):
+        return None
+    for _, line in numbered[1:]:
+        if len(next(csv.reader([line], delimiter=best[1]))) < 2:
+            return None
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# parse_file
+
+def parse_file(path: Path, fmt: str, masker: Masker, mapping: ColumnMapping | None = None,
+               chunk_rows: int = 200_000) -> Iterator[Chunk]:
+    """Stream the events of the log at ``path`` (format ``fmt``) as chunks of the event table.
+
+    Each :class:`~hipaa_audit.logs.schema.Chunk` holds at most ``chunk_rows`` normalised events
+    and the malformed records met in that stretch; a file always yields at least one chunk.
+    ``mapping`` tells where the fields are for ``csv`` and ``jsonl`` (defaults:
+    :class:`ColumnMapping`). Patient ids, names and study ids are fingerprinted with ``masker``.
+    Raises :class:`LogFormatError` at once when the file cannot be read (or, for CSV, lacks a
+    required column), ``ValueError`` for an unknown format.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (one of {', '.join(FORMATS)})")
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    path = Path(path)
+    text, whole = _read_head(path)  # fails early on an unreadable file
+    fp = _Fingerprints(masker)
+    collector = _Collector(fmt, path, chunk_rows)
+    if fmt == "atna":
+        return _parse_atna(path, fp, collector)
+    if fmt == "fhir":
+        return _parse_json_records(path, "entry", _fhir_records(path, fp), collector)
+    if fmt == "cloudtrail":
+        return _parse_json_records(path, "Records", _cloudtrail_records(path, fp), collector)
+    mapping = mapping or ColumnMapping()
+    if fmt == "jsonl":
+        return _parse_jsonl(path, mapping, fp, collector)
+    return _parse_csv(path, text, whole, mapping, fp, collector)
+
+
+# ---------------------------------------------------------------------------------------------
+# DICOM / ATNA
+
+_DTD = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_SYSLOG_PRI = re.compile(r"^\s*(?:\d+\s+)?<\d{1,3}>")
+_CRUDE = {"C": "create", "R": "view", "U": "update", "D": "delete", "E": "other"}
+_SECURITY_TYPES = {
+    "110127": "break-glass-start", "110138": "break-glass-stop",
+    "110135": "permission-change", "110136": "permission-change",
+    "110137": "permission-change",
+    "110128": "config-change", "110129": "config-change", "110130": "config-change",
+    "110131": "config-change",
+    "110133": "audit-stop", "110134": "audit-start",
+}
+
+
+def _dicom_action(event_id: str, types: list[str], action_code: str,
+                  media_export: bool) -> str:
+    """The normalised action of a DICOM audit event (CID 400 event id, CID 401 type codes)."""
+    if event_id == "110106":
+        return "export"
+    if event_id in ("110104", "110102"):
+        if media_export:
+            return "export"
+        # 110102 only announces a transfer that 110104 reports: not counted twice
+        return "download" if event_id == "110104" else "other"
+    if event_id in ("110103", "110110", "110109", "110111"):
+        return _CRUDE.get(action_code, "other")
+    if event_id == "110105":
+        return "delete"
+    if event_id == "110112":
+        return "query"
+    if event_id == "110114":
+        if "110122" in types:
+            return "login"
+        if "110123" in types:
+            return "logout"
+        return "other"
+    if event_id == "110113":
+        for code in types:
+            if code in _SECURITY_TYPES:
+                return _SECURITY_TYPES[code]
+        return "security-alert"
+    if event_id == "110100":
+        if "110133" in types:
+            return "audit-stop"
+        if "110134" in types:
+            return "audit-start"
+        return "other"
+    if event_id == "110101":
+        return "log-access"
+    if event_id == "110107":
+        return "import"
+    return "other"
+
+
+def _xml_code(element: ET.Element) -> str | None:
+    """The code of a coded value in either spelling (``csd-code`` or ``code``)."""
+    value = element.get("csd-code") or element.get("code")
+    return value.strip() if value else None
+
+
+def _xml_text(element: ET.Element) -> str | None:
+    """The text of a coded value in either spelling (``originalText`` or ``displayName``)."""
+    value = element.get("originalText") or element.get("displayName")
+    return value.strip() if value else None
+
+
+def _strip_namespaces(root: ET.Element) -> None:
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.startswith("{"):
+            element.tag = element.tag.split("}", 1)[1]
+
+
+def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) -> _Row:
+    if root.tag.startswith("{"):
+        _strip_namespaces(root)
+    ident: ET.Element | None = None
+    participants: list[ET.Element] = []
+    objects: list[ET.Element] = []
+    system: str | None = None
+    for child in root:
+        tag = child.tag
+        if tag == "EventIdentification":
+            ident = child
+        elif tag == "ActiveParticipant":
+            participants.append(child)
+        elif tag == "ParticipantObjectIdentification":
+            objects.append(child)
+        elif tag == "AuditSourceIdentification" and system is None:
+            system = _str(child.get("AuditSourceID"))
+    if ident is None:
+        raise _Bad("no EventIdentification")
+    time = _str(ident.get("EventDateTime"))
+    if time is None:
+        raise _Bad("no EventDateTime")
+    outcome_code = _str(ident.get("EventOutcomeIndicator"))
+    outcome = None if outcome_code is None else ("success" if outcome_code == "0" else "failure")
+    action_code = (ident.get("EventActionCode") or "").strip().upper()
+    event_id: str | None = None
+    types: list[str] = []
+    purposes: list[str] = []
+    for sub in ident:
+        code = _xml_code(sub)
+        if not code:
+            continue
+        if sub.tag == "EventID":
+            event_id = code
+        elif sub.tag == "EventTypeCode":
+            types.append(code)
+        elif sub.tag == "PurposeOfUse":
+            purposes.append(code)
+    if event_id is None:
+        raise _Bad("no EventID")
+
+    requestor: ET.Element | None = None
+    first_user: ET.Element | None = None
+    media_type: str | None = None
+    destination: str | None = None
+    for part in participants:
+        uid = _str(part.get("UserID"))
+        roles: list[str] = []
+        media: ET.Element | None = None
+        for sub in part:
+            if sub.tag == "RoleIDCode":
+                roles.append(_xml_code(sub) or "")
+            elif sub.tag == "MediaIdentifier":
+                media = sub
+        if media is not None:
+            if "110155" not in roles and media_type is None:  # not source media
+                kind = next((_xml_code(m) for m in media if m.tag == "MediaType"), None)
+                media_type = kind or "unknown"
+        elif "110152" in roles and destination is None and uid:
+            destination = uid
+        if uid is None:
+            continue
+        if requestor is None and (part.get("UserIsRequestor") or "").strip().lower() in (
+                "true", "1"):
+            requestor = part
+        is_destination = media is not None or "110152" in roles or "110154" in roles
+        if first_user is None and not is_destination:
+            first_user = part
+    actor = requestor if requestor is not None else first_user
+    user = role = source_ip = device = None
+    if actor is not None:
+        user = _str(actor.get("UserID"))
+        address = _str(actor.get("NetworkAccessPointID"))
+        kind = (actor.get("NetworkAccessPointTypeCode") or "").strip()
+        if kind == "2":
+            source_ip = address
+        elif kind == "1":
+            device = address
+        for sub in actor:
+            # a coded job role (e.g. from XUA), not one of the DICOM transfer roles
+            if sub.tag == "RoleIDCode" and (sub.get("codeSystemName") or "").upper() != "DCM":
+                code = _xml_code(sub) or ""
+                if not code.startswith("11015"):
+                    role = _xml_text(sub) or code or None
+                    break
+
+    patient = patient_name = study = accession = None
+    instances: int | None = None
+    for obj in objects:
+        id_type: str | None = None
+        name: str | None = _str(obj.get("ParticipantObjectName"))
+        for sub in obj:
+            tag = sub.tag
+            if tag == "ParticipantObjectIDTypeCode":
+                id_type = _xml_code(sub)
+            elif tag == "ParticipantObjectName":
+                name = _str(sub.text)
+            elif tag in ("ParticipantObjectDescription", "SOPClass"):
+                for desc in sub.iter():
+                    if desc.tag == "SOPClass":
+                        count = _int(desc.get("NumberOfInstances"))
+                        if count is not None:
+                            instances = (instances or 0) + count
+                    elif desc.tag == "Accession" and accession is None:
+                        accession = _str(desc.get("Number"))
+        oid = obj.get("ParticipantObjectID")
+        if (patient is None and obj.get("ParticipantObjectTypeCode") == "1"
+                and obj.get("ParticipantObjectTypeCodeRole") == "1"):
+            patient = fp.patient(oid)
+            if patient is not None and name:
+                patient_name = fp.name(name)
+        elif id_type == "110180" and study is None:
+            study = fp.study(oid)
+    if study is None and accession:
+        study = fp.study(accession)
+
+    action = _dicom_action(event_id, types, action_code, media_type is not None)
+    target = f"media:{media_type}" if media_type is not None else destination
+    code = f"{event_id}/{types[0]}" if types else event_id
+    return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
+                source_ip, device, _pick_purpose(purposes), event_key, code, target, system,
+                line)
+
+
+def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chunk]:
+    name = path.name
+    buffer: list[str] = []
+    size = 0
+    in_message = False
+    start_line = 0
+    dtd = False
+    pending_header: int | None = None
+    last_start = 0
+    on_line = 0
+    carry = ""
+    line_start = True
+    oversize = False  # inside a message too large to hold: skipped to its end
+
+    def emit(text: str) -> Chunk | None:
+        nonlocal dtd, last_start, on_line
+        had_dtd, dtd = dtd, False
+        if last_start == start_line:
+            on_line += 1
+        else:
+            last_start, on_line = start_line, 1
+        if had_dtd or ("<!" in text and _DTD.search(text)):
+            col.bad(start_line, "DTD not allowed")
+            return None
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError:
+            col.bad(start_line, "not XML")
+            return None
+        key = f"{name}:{start_line}" if on_line == 1 else f"{name}:{start_line}:{on_line}"
+        try:
+            row = _atna_row(root, fp, start_line, key)
+        except _Bad as exc:
+            col.bad(start_line, exc.reason)
+            return None
+        return col.add(row)
+
+    with _open_text(path) as handle:
+        lines = _Lines(handle)
+        for lineno, raw_piece, complete in lines:
+            piece = carry + raw_piece if carry else raw_piece
+            carry = ""
+            if not complete:  # keep a tag cut in two for the next piece
+                lt = piece.rfind("<")
+                if lt >= 0 and piece.find(">", lt) < 0 and len(piece) - lt < 256:
+                    carry, piece = piece[lt:], piece[:lt]
+            whole_line = line_start and complete
+            line_start = complete
+            touched = in_message
+            pos = 0
+            while True:
+                if in_message:
+                    end = piece.find(_ATNA_END, pos)
+                    restart = _ATNA_START.search(piece, pos)
+                    if restart is not None and (end < 0 or restart.start() < end):
+                        col.bad(start_line, "AuditMessage too large" if oversize
+                                else "truncated AuditMessage")
+                        in_message, oversize, buffer, size = False, False, [], 0
+                        pos = restart.start()
+                        continue
+                    if end < 0:
+                        if not oversize:
+                            buffer.append(piece[pos:])
+                            size += len(piece) - pos
+                            if size > MAX_RECORD_CHARS:
+                                oversize, buffer, size = True, [], 0
+                        break
+                    stop = end + len(_ATNA_END)
+                    if oversize:
+                        col.bad(start_line, "AuditMessage too large")
+                        in_message, oversize = False, False
+                        pos = stop
+                        continue
+                    buffer.append(piece[pos:stop])
+                    text = "".join(buffer)
+                    in_message, buffer, size = False, [], 0
+                    chunk = emit(text)
+                    if chunk is not None:
+                        yield chunk
+                    pos = stop
+                    continue
+                match = _ATNA_START.search(piece, pos)
+                outside = piece[pos:] if match is None else piece[pos:match.start()]
+                if "<!" in outside and _DTD.search(outside):
+                    dtd = True
+                if match is None:
+                    if not touched and whole_line:
+                        if _SYSLOG_PRI.match(outside):
+                            # a syslog header whose XML may follow on the next lines
+                            if pending_header is not None:
+                                col.bad(pending_header, "no AuditMessage")
+                            pending_header = lineno
+                        elif _TAG.sub("", outside).strip() and not dtd:
+                            col.bad(lineno, "no AuditMessage")
+                    break
+                if pending_header is not None and _SYSLOG_PRI.match(outside):
+                    # this message has its own syslog header: the pending one stood alone
+                    col.bad(pending_header, "no AuditMessage")
+                pending_header = None
+                touched = in_message = True
+                start_line = lineno
+                buffer, size = [match.group()], 0
+                pos = match.end()
+        if lines.error is not None:
+            col.bad(lines.line, lines.error)
+        if in_message:
+            col.bad(start_line, "AuditMessage too large" if oversize
+                    else "truncated AuditMessage")
+        if pending_header is not None:
+            col.bad(pending_header, "no AuditMessage")
+    yield from col.finish()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON documents (FHIR, CloudTrail): one record at a time
+
+_JSON_WS = re.compile(r"[ \t\r\n\ufeff]*")
+_NEXT_DOC = re.compile(r"\n(?=[\[{])")
+
+
+class _JsonStream:
+    """Decodes JSON values one at a time from a text handle, keeping only a window of it."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self._buf = ""
+        self._pos = 0
+        self._eof = False
+        self._decode = json.JSONDecoder().raw_decode
+        self.line = 1
+        self.error: str | None = None
+        self._mark: tuple[int, int] | None = None  # (position, line) to come back to
+
+    def mark(self) -> None:
+        """Remember this place (the start of a record) to resynchronise from after an error."""
+        self._mark = (self._pos, self.line)
+
+    def unmark(self) -> None:
+        """Forget the remembered place (the window may move past it again)."""
+        self._mark = None
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        try:
+            data = self._handle.read(_BLOCK)
+        except _READ_ERRORS:
+            self._eof = True
+            self.error = _UNREADABLE
+            return False
+        if not data:
+            self._eof = True
+            self.error = _read_error(self._handle)
+            return False
+        keep = self._pos
+        if self._mark is not None:
+            if len(self._buf) - self._mark[0] > MAX_RECORD_CHARS:
+                self._mark = None
+            else:
+                keep = self._mark[0]
+                self._mark = (0, self._mark[1])
+        self._buf = self._buf[keep:] + data
+        self._pos -= keep
+        return True
+
+    def _move(self, to: int) -> None:
+        self.line += self._buf.count("\n", self._pos, to)
+        self._pos = to
+
+    def peek(self) -> str | None:
+        """Skip white space; return the next character (None at the end)."""
+        while True:
+            match = _JSON_WS.match(self._buf, self._pos)
+            if match is not None and match.end() > self._pos:
+                self._move(match.end())
+            if self._pos < len(self._buf):
+                return self._buf[self._pos]
+            if not self._fill():
+                return None
+
+    def take(self) -> None:
+        """Step over one punctuation character."""
+        self._pos += 1
+
+    def try_value(self) -> tuple[bool, Any]:
+        """Decode the next value if it lies whole in the window: (True, value), else (False, _)."""
+        try:
+            obj, end = self._decode(self._buf, self._pos)
+        except json.JSONDecodeError:
+            return False, None
+        if end >= len(self._buf) and not self._eof and not isinstance(obj, dict | list | str):
+            return False, None
+        self._move(end)
+        return True, obj
+
+    def value(self) -> Any:
+        """Decode the next JSON value."""
+        if self.peek() is None:
+            raise _Bad("truncated JSON")
+        while True:
+            try:
+                obj, end = self._decode(self._buf, self._pos)
+            except json.JSONDecodeError as exc:
+                cut = exc.pos >= len(self._buf) - 8 or exc.msg.startswith("Unterminated")
+                if cut and len(self._buf) - self._pos <= MAX_RECORD_CHARS and self._fill():
+                    continue
+                if cut and len(self._buf) - self._pos > MAX_RECORD_CHARS:
+                    raise _Bad("record too large") from exc
+                raise _Bad("truncated JSON" if cut and self._eof else "bad JSON") from exc
+            if (end >= len(self._buf) and not self._eof
+                    and not isinstance(obj, dict | list | str) and self._fill()):
+                continue  # a number may go on in the next block
+            self._move(end)
+            return obj
+
+    def resync(self) -> None:
+        """Skip to the next line that starts a JSON value after the marked place."""
+        if self._mark is not None:
+            self._pos, self.line = self._mark
+            self._mark = None
+        while True:
+            match = _NEXT_DOC.search(self._buf, self._pos)
+            if match is not None:
+                self._move(match.end())
+                return
+            self._move(len(self._buf))
+            if not self._fill():
+                return
+
+
+class _JsonRecord(NamedTuple):
+    number: int
+    value: Any
+
+
+def _json_values(stream: _JsonStream, container: str,
+                 col: _Collector) -> Iterator[_JsonRecord]:
+    """The records of a JSON file, numbered.
+
+    Elements of ``container`` arrays or of bare lists are numbered by ordinal, other top-level
+    values (NDJSON, single documents) by the line where they start.
+    """
+    ordinal = 0
+    while True:
+        char = stream.peek()
+        if char is None:
+            return
+        start = stream.line
+        in_array = False
+        stream.mark()
+        try:
+            if char == "[":
+                stream.take()
+                stream.unmark()
+                in_array = True
+                for value in _json_array(stream):
+                    ordinal += 1
+                    yield _JsonRecord(ordinal, value)
+                continue
+            if char == "{":
+                done, obj = stream.try_value()  # the usual case: small enough to hold
+                if done:
+                    if isinstance(obj, dict) and isinstance(obj.get(container), list):
+                        for value in obj[container]:
+                            ordinal += 1
+                            yield _JsonRecord(ordinal, value)
+                    else:
+                        yield _JsonRecord(start, obj)
+                    continue
+                # larger than the window (or bad): key by key, streaming the container
+                stream.take()
+                collected: dict[str, Any] = {}
+                seen = False
+                first = True
+                while True:
+                    char = stream.peek()
+                    if char == "}":
+                        stream.take()
+                        break
+                    if not first:
+                        if char != ",":
+                            raise _Bad("bad JSON" if char is not None else "truncated JSON")
+                        stream.take()
+                    first = False
+                    key = stream.value()
+                    if not isinstance(key, str) or stream.peek() != ":":
+                        raise _Bad("bad JSON")
+                    stream.take()
+                    if key == container and stream.peek() == "[":
+                        stream.take()
+                        stream.unmark()  # may be huge: errors inside stop the file
+                        seen = in_array = True
+                        for value in _json_array(stream):
+                            ordinal += 1
+                            yield _JsonRecord(ordinal, value)
+                        in_array = False
+                    else:
+                        collected[key] = stream.value()
+                if not seen:
+                    yield _JsonRecord(start, collected)
+                continue
+            yield _JsonRecord(start, stream.value())
+        except _Bad as exc:
+            if in_array:  # cannot find the next element reliably: stop here
+                col.bad(ordinal + 1, exc.reason)
+                return
+            col.bad(start, exc.reason)
+            stream.resync()
+
+
+def _json_array(stream: _JsonStream) -> Iterator[Any]:
+    """The elements of an array whose ``[`` has been taken."""
+    if stream.peek() == "]":
+        stream.take()
+        return
+    while True:
+        yield stream.value()
+        char = stream.peek()
+        if char == ",":
+            stream.take()
+        elif char == "]":
+            stream.take()
+            return
+        else:
+            raise _Bad("truncated JSON" if char is None else "bad JSON")
+
+
+def _parse_json_records(path: Path, container: str,
+                        to_rows: Callable[[int, Any, _Collector], Iterator[_Row]],
+                        col: _Collector) -> Iterator[Chunk]:
+    with _open_text(path) as handle:
+        stream = _JsonStream(handle)
+        for record in _json_values(stream, container, col):
+            for row in to_rows(record.number, record.value, col):
+                chunk = col.add(row)
+                if chunk is not None:
+                    yield chunk
+        if stream.error is not None:
+            col.bad(stream.line, stream.error)
+    yield from col.finish()
+
+
+# ---------------------------------------------------------------------------------------------
+# FHIR AuditEvent
+
+_REST = {
+    "read": "view", "vread": "view",
+    "search": "query", "search-type": "query", "search-system": "query",
+    "search-compartment": "query", "history": "query", "history-instance": "query",
+    "history-type": "query", "history-system": "query",
+    "create": "create", "update": "update", "patch": "update", "delete": "delete",
+}
+_PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/?#]+)")
+
+
+def _codes(value: object) -> list[str]:
+    """The codes of a Coding, a CodeableConcept, or a list of either."""
+    out: list[str] = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        code = item.get("code")
+        if isinstance(code, str) and code.strip():
+            out.append(code.strip())
+        codings = item.get("coding")
+        if isinstance(codings, list):
+            for coding in codings:
+                if isinstance(coding, dict):
+                    sub = coding.get("code")
+                    if isinstance(sub, str) and sub.strip():
+                        out.append(sub.strip())
+    return out
+
+
+def _concept_text(value: object) -> str | None:
+    """A readable label of a CodeableConcept (or the first of a list): text, display or code."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, dict):
+        return None
+    text = _str(value.get("text"))
+    if text:
+        return text
+    codings = value.get("coding")
+    if isinstance(codings, list):
+        for coding in codings:
+            if isinstance(coding, dict):
+                label = _str(coding.get("display")) or _str(coding.get("code"))
+                if label:
+                    return label
+    return _str(value.get("display")) or _str(value.get("code"))
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _reference_label(value: object) -> str | None:
+    ref = _dict(value)
+    return (_str(ref.get("display")) or _str(ref.get("reference"))
+            or _str(_dict(ref.get("identifier")).get("value")))
+
+
+def _instances(extensions: object) -> int | None:
+    """Σ ``NumberOfInstances`` in the (nested) DICOM extensions of an entity."""
+    total: int | None = None
+    if not isinstance(extensions, list):
+        return None
+    for ext in extensions:
+        if not isinstance(ext, dict):
+            continue
+        url = ext.get("url")
+        if isinstance(url, str) and "numberofinstances" in url.lower():
+            for key in ("valueInteger", "valueUnsignedInt", "valuePositiveInt", "valueString",
+                        "valueDecimal"):
+                count = _int(ext.get(key))
+                if count is not None:
+                    total = (total or 0) + count
+                    break
+        nested = _instances(ext.get("extension"))
+        if nested is not None:
+            total = (total or 0) + nested
+    return total
+
+
+def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: str) -> _Row:
+    if res.get("resourceType") != "AuditEvent":
+        raise _Bad("not an AuditEvent")
+    time = _str(res.get("recorded"))
+    if time is None:
+        raise _Bad("no recorded")
+    raw_outcome = res.get("outcome")
+    if isinstance(raw_outcome, dict):  # R5: {code: Coding}
+        raw_outcome = _dict(raw_outcome.get("code")).get("code")
+    outcome_code = _str(raw_outcome)
+    outcome = None if outcome_code is None else ("success" if outcome_code == "0" else "failure")
+    type_codes = _codes(res.get("type")) or _codes(res.get("category"))
+    subtypes = _codes(res.get("subtype")) or _codes(res.get("code"))
+    action_code = (_str(res.get("action")) or "").upper()
+
+    agents = [a for a in res.get("agent") or [] if isinstance(a, dict)]
+    actor = next((a for a in agents if a.get("requestor") in (True, "true")), None)
+    if actor is None and agents:
+        actor = agents[0]
+    user = role = source_ip = device = None
+    purposes = _codes(res.get("purposeOfEvent")) + _codes(res.get("authorization"))
+    if actor is not None:
+        who = _dict(actor.get("who"))
+        reference = _str(who.get("reference"))
+        identifier = _str(_dict(who.get("identifier")).get("value"))
+        if (reference and _PATIENT_REF.search(reference)) or who.get("type") == "Patient":
+            # a patient acting (portal): never their raw id
+            found = _PATIENT_REF.search(reference or "")
+            pid = fp.patient(found.group(1) if found else identifier or reference)
+            user = f"patient:{pid}" if pid else None
+        else:
+            user = identifier or reference or _str(actor.get("name")) or _str(who.get("display"))
+        role = _concept_text(actor.get("role"))
+        network = _dict(actor.get("network"))
+        address = _str(network.get("address")) or _str(actor.get("networkString"))
+        kind = _str(network.get("type"))
+        if kind in ("1", "5"):  # machine name, URI
+            device = address
+        elif kind in (None, "2"):  # IP address (or unsaid); not phone numbers or e-mail
+            source_ip = address
+        purposes += _codes(actor.get("purposeOfUse"))
+    source = _dict(res.get("source"))
+    observer = _reference_label(source.get("observer"))
+    site = _str(source.get("site")) or _reference_label(source.get("site"))
+    device = device or observer
+    system = site or observer
+
+    patient = patient_name = study = None
+    instances: int | None = None
+    for entity in res.get("entity") or []:
+        if not isinstance(entity, dict):
+            continue
+        what = _dict(entity.get("what"))
+        reference = _str(what.get("reference"))
+        ident = _dict(what.get("identifier"))
+        value = _str(ident.get("value"))
+        found = _PATIENT_REF.search(reference) if reference else None
+        if patient is None and ("1" in _codes(entity.get("role")) or found is not None):
+            patient = fp.patient(found.group(1) if found else value or reference)
+            name = _str(entity.get("name")) or _str(what.get("display"))
+            if patient is not None and name:
+                patient_name = fp.name(name)
+        elif study is None and (
+                "110180" in _codes(ident.get("type")) or "110180" in _codes(entity.get("type"))
+                or ident.get("system") == "urn:dicom:uid"
+                or (reference is not None and reference.startswith("ImagingStudy/"))):
+            study = fp.study(value or (reference.split("/", 1)[1] if reference else None))
+        count = _instances(entity.get("extension"))
+        if count is not None:
+            instances = (instances or 0) + count
+    if patient is None:  # R5 AuditEvent.patient
+        found = _PATIENT_REF.search(_str(_dict(res.get("patient")).get("reference")) or "")
+        if found:
+            patient = fp.patient(found.group(1))
+
+    type_code = type_codes[0] if type_codes else None
+    if type_code is not None and type_code.startswith("1101"):
+        action = _dicom_action(type_code, subtypes, action_code, False)
+    else:
+        action = next((_REST[s] for s in subtypes if s in _REST), "") or _CRUDE.get(
+            action_code, "other")
+    code = f"{type_code}/{subtypes[0]}" if type_code and subtypes else (type_code or (
+        subtypes[0] if subtypes else None))
+    event_key = _str(res.get("id")) or fallback_id
+    return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
+                source_ip, device, _pick_purpose(purposes), event_key, code, None, system, line)
+
+
+def _fhir_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
+                                                             Iterator[_Row]]:
+    name = path.name
+
+    def to_rows(number: int, value: Any, col: _Collector) -> Iterator[_Row]:
+        if not isinstance(value, dict):
+            col.bad(number, "not a JSON object")
+            return
+        resource = value
+        if "resourceType" not in value and isinstance(value.get("resource"), dict):
+            resource = value["resource"]  # a Bundle entry
+        if resource.get("resourceType") == "Bundle":  # held whole: one nested or small
+            entries = resource.get("entry") or []
+            for k, entry in enumerate(entries if isinstance(entries, list) else [], 1):
+                inner = _dict(_dict(entry).get("resource"))
+                if inner.get("resourceType") == "Bundle":
+                    col.bad(number, "nested Bundle")
+                    continue
+                try:
+                    yield _fhir_row(inner, fp, number, f"{name}:{number}:{k}")
+                except _Bad as exc:
+                    col.bad(number, exc.reason)
+            return
+        try:
+            yield _fhir_row(resource, fp, number, f"{name}:{number}")
+        except _Bad as exc:
+            col.bad(number, exc.reason)
+
+    return to_rows
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS CloudTrail
+
+_CT_ACTIONS = {
+    "ConsoleLogin": "login",
+    "GetObject": "download", "SelectObjectContent": "download",
+    "PutObject": "create", "CompleteMultipartUpload": "create", "PostObject": "create",
+    "CopyObject": "export",
+    "DeleteObject": "delete", "DeleteObjects": "delete", "DeleteBucket": "delete",
+    "DeleteObjectVersion": "delete",
+    "PutBucketAcl": "permission-change", "PutObjectAcl": "permission-change",
+    "PutPublicAccessBlock": "permission-change", "DeletePublicAccessBlock": "permission-change",
+    "PutBucketPublicAccessBlock": "permission-change",
+    "DeleteBucketPublicAccessBlock": "permission-change",
+    "PutAccountPublicAccessBlock": "permission-change",
+    "DeleteAccountPublicAccessBlock": "permission-change",
+    "PutBucketOwnershipControls": "permission-change",
+    "CreateAccessKey": "permission-change", "UpdateAccessKey": "permission-change",
+    "AddUserToGroup": "permission-change", "RemoveUserFromGroup": "permission-change",
+    "CreateUser": "permission-change", "DeleteUser": "permission-change",
+    "CreateRole": "permission-change", "DeleteRole": "permission-change",
+    "UpdateAssumeRolePolicy": "permission-change", "CreatePolicy": "permission-change",
+    "CreatePolicyVersion": "permission-change", "SetDefaultPolicyVersion": "permission-change",
+    "CreateLoginProfile": "permission-change", "UpdateLoginProfile": "permission-change",
+    "PutBucketEncryption": "config-change", "DeleteBucketEncryption": "config-change",
+    "PutBucketVersioning": "config-change", "PutBucketLogging": "config-change",
+    "PutBucketReplication": "config-change", "DeleteBucketReplication": "config-change",
+    "PutObjectLockConfiguration": "config-change", "PutBucketWebsite": "config-change",
+    "UpdateTrail": "config-change", "PutEventSelectors": "config-change",
+    "PutInsightSelectors": "config-change", "CreateTrail": "config-change",
+    "StopLogging": "audit-stop", "DeleteTrail": "audit-stop",
+    "StartLogging": "audit-start",
+}
+_CT_TARGET_KEYS = ("bucketName", "policyName", "roleName", "groupName", "userName",
+                   "trailName", "policyArn")
+
+
+def _cloudtrail_action(event: str) -> str:
+    action = _CT_ACTIONS.get(event)
+    if action is not None:
+        return action
+    if event.startswith(("PutBucketLifecycle", "DeleteBucketLifecycle")):
+        return "config-change"
+    if event.startswith(("Attach", "Detach")) or (
+            event.startswith(("Put", "Delete")) and event.endswith("Policy")):
+        return "permission-change"
+    if event.startswith(("Describe", "Get", "List", "Head", "Lookup")):
+        return "query"
+    return "other"
+
+
+def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: str) -> _Row:
+    time = _str(rec.get("eventTime"))
+    if time is None:
+        if "digestStartTime" in rec:
+            raise _Bad("CloudTrail digest, not a log record")
+        raise _Bad("no eventTime")
+    event = _str(rec.get("eventName"))
+    if event is None:
+        raise _Bad("no eventName")
+    ident = _dict(rec.get("userIdentity"))
+    arn = _str(ident.get("arn"))
+    user = _str(ident.get("userName"))
+    role = None
+    if ident.get("type") == "AssumedRole":
+        issuer = _dict(_dict(ident.get("sessionContext")).get("sessionIssuer"))
+        role = _str(issuer.get("userName"))
+        if role is None and arn and ":assumed-role/" in arn:
+            parts = arn.split("/")
+            role = parts[1] if len(parts) > 2 else None
+    if user is None:
+        if arn and ":assumed-role/" in arn:
+            user = arn.rsplit("/", 1)[-1] or arn
+        else:
+            user = arn or _str(ident.get("principalId")) or _str(ident.get("invokedBy"))
+    response = _dict(rec.get("responseElements"))
+    failed = bool(rec.get("errorCode")) or response.get("ConsoleLogin") == "Failure"
+    params = _dict(rec.get("requestParameters"))
+    extra = _dict(rec.get("additionalEventData"))
+    action = _cloudtrail_action(event)
+
+    target = None
+    for key in _CT_TARGET_KEYS:
+        target = _str(params.get(key))
+        if target:
+            if key == "policyArn":
+                target = target.rsplit("/", 1)[-1]
+            break
+    if target is None and rec.get("eventSource") == "cloudtrail.amazonaws.com":
+        target = _str(params.get("name"))
+        if target and target.startswith("arn:"):
+            target = target.rsplit("/", 1)[-1]
+
+    bytes_out = _int(extra.get("bytesTransferredOut"))
+    bytes_in = _int(extra.get("bytesTransferredIn"))
+    if event.startswith("Get") or action == "download":
+        size = bytes_out
+    elif event.startswith(("Put", "Upload", "Post")):
+        size = bytes_in
+    else:
+        size = bytes_out or bytes_in or None
+
+    bucket = _str(params.get("bucketName"))
+    object_key = params.get("key")
+    objects: int | None = None
+    study = None
+    if event == "DeleteObjects":
+        listed = _dict(params.get("delete")).get("Object")
+        if isinstance(listed, list):
+            objects = len(listed)
+        elif isinstance(listed, dict):
+            objects = 1
+        else:
+            resources = rec.get("resources")
+            count = sum(1 for r in resources if isinstance(r, dict)
+                        and r.get("type") == "AWS::S3::Object") if isinstance(
+                resources, list) else 0
+            objects = count or None
+    elif isinstance(object_key, str) and object_key:
+        objects = 1
+    if bucket and isinstance(object_key, str) and object_key:
+        folders = [p for p in object_key.split("/") if p][:-1]
+        if folders:
+            study = fp("/".join(folders[:2]))
+    return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
+                objects, size, _str(rec.get("sourceIPAddress")), _str(rec.get("userAgent")),
+                None, _str(rec.get("eventID")) or fallback_id, event, target,
+                _str(rec.get("eventSource")), line)
+
+
+def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
+                                                                   Iterator[_Row]]:
+    name = path.name
+
+    def to_rows(number: int, value: Any, col: _Collector) -> Iterator[_Row]:
+        if not isinstance(value, dict):
+            col.bad(number, "not a JSON object")
+            return
+        records = value.get("Records")
+        if isinstance(records, list):  # a container held whole (rare: "Records" far ahead)
+            for k, rec in enumerate(records, 1):
+                if not isinstance(rec, dict):
+                    col.bad(number, "not a JSON object")
+                    continue
+                try:
+                    yield _cloudtrail_row(rec, fp, number, f"{name}:{number}:{k}")
+                except _Bad as exc:
+                    col.bad(number, exc.reason)
+            return
+        try:
+            yield _cloudtrail_row(value, fp, number, f"{name}:{number}")
+        except _Bad as exc:
+            col.bad(number, exc.reason)
+
+    return to_rows
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV and JSON Lines through a ColumnMapping
+
+_SUCCESS_WORDS = ("success", "succeeded", "successful", "ok", "pass", "passed", "allow",
+                  "allowed", "permit", "permitted", "granted", "true", "yes", "y", "0")
+_FAILURE_WORDS = ("failure", "failed", "fail", "error", "err", "denied", "deny", "rejected",
+                  "reject", "blocked", "forbidden", "unauthorized", "unauthorised", "false",
+                  "no", "n", "4", "8", "12")
+_DEFAULT_OUTCOMES = {**dict.fromkeys(_SUCCESS_WORDS, "success"),
+                     **dict.fromkeys(_FAILURE_WORDS, "failure")}
+_NUMERIC = r"[+-]?\d+(?:\.\d+)?"
+_AWARE = r"(?:[zZ]|[T ]\d{2}:\d{2}[^+-]*[+-]\d{2}(?::?\d{2})?)"
+
+
+def _outcome_function(mapping: ColumnMapping) -> Callable[[str], str | None]:
+    table = dict(_DEFAULT_OUTCOMES)
+    table.update({k.strip().lower(): v.strip().lower() for k, v in mapping.outcomes.items()})
+
+    def outcome(value: str) -> str | None:
+        low = value.strip().lower()
+        out = table.get(low)
+        if out is None and len(low) == 3 and low.isdigit():  # an HTTP status
+            out = "success" if low[0] in "123" else "failure" if low[0] in "45" else None
+        return out
+
+    return outcome
+
+
+def _action_function(mapping: ColumnMapping) -> Callable[[str], str]:
+    table = {k.strip().lower(): v.strip().lower() for k, v in mapping.actions.items()}
+    known = frozenset(ACTIONS)
+
+    def action(value: str) -> str:
+        low = value.strip().lower()
+        out = table.get(low)
+        if out is not None:
+            return out
+        return low if low in known else "other"
+
+    return action
+
+
+def _map_unique(values: pd.Series, function: Callable[[str], str | None]) -> pd.Series:
+    """``function`` applied once per distinct value (NA stays NA), as a string column."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([function(str(u)) for u in uniques] + [None], dtype=object)
+    return pd.Series(pd.array(mapped[codes], dtype=STRING_DTYPE), index=values.index)
+
+
+def _clean(values: pd.Series) -> pd.Series:
+    """Stripped strings, with empty ones as NA."""
+    text = values.astype(STRING_DTYPE).str.strip()
+    return text.mask(text == "")
+
+
+def _localise(times: pd.Series, timezone: str) -> pd.Series:
+    if times.dt.tz is None:
+        if timezone != "UTC":
+            times = times.dt.tz_localize(timezone, ambiguous=np.ones(len(times), dtype=bool),
+                                         nonexistent="shift_forward")
+        else:
+            times = times.dt.tz_localize("UTC")
+    out: pd.Series = times.dt.tz_convert("UTC").astype("datetime64[ms, UTC]")
+    return out
+
+
+def _mapped_times(raw: pd.Series, time_format: str | None, timezone: str) -> pd.Series:
+    """Parse a time column: ``time_format``, else ISO 8601 or epoch s/ms/µs/ns; NaT if bad."""
+    if time_format:
+        has_zone = "%z" in time_format or "%Z" in time_format
+        parsed = pd.to_datetime(raw, format=time_format, errors="coerce", utc=has_zone)
+        return _localise(parsed, timezone)
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ms, UTC]")
+    numeric = raw.str.fullmatch(_NUMERIC).fillna(False).astype(bool)
+    if numeric.any():
+        number = pd.to_numeric(raw[numeric], errors="coerce").astype("float64")
+        size = number.abs()
+        millis = number.where(size < 1e17, number / 1e6)
+        millis = millis.where((size < 1e14) | (size >= 1e17), number / 1e3)
+        millis = millis.where((size < 1e11) | (size >= 1e14), number)
+        millis = millis.where(size >= 1e11, number * 1e3)
+        out[numeric] = pd.to_datetime(millis.round(), unit="ms", utc=True,
+                                      errors="coerce").astype("datetime64[ms, UTC]")
+    rest = ~numeric & raw.notna()
+    if rest.any():
+        text = raw[rest]
+        if timezone == "UTC":
+            out[rest] = _iso_times(text)
+        else:
+            aware = text.str.contains(_AWARE + "$", regex=True).fillna(False).astype(bool)
+            if aware.any():
+                out[aware[aware].index] = _iso_times(text[aware])
+            naive = text[~aware]
+            if len(naive):
+                parsed = pd.to_datetime(naive, format="ISO8601", errors="coerce")
+                if parsed.dt.tz is not None:
+                    parsed = parsed.dt.tz_convert("UTC")
+                out[naive.index] = _localise(parsed, timezone)
+    return out
+
+
+def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
+                  mapping: ColumnMapping, fp: _Fingerprints, col: _Collector,
+                  name: str, action_fn: Callable[[str], str],
+                  outcome_fn: Callable[[str], str | None]) -> pd.DataFrame:
+    """The normalised events of one chunk of CSV/JSONL values (one column per mapped field)."""
+    n = len(lines)
+    index = pd.RangeIndex(n)
+    columns = {k: _clean(pd.Series(v.to_numpy(), index=index)) for k, v in raw.items()}
+    if not columns or n == 0:
+        return empty()
+    blank = np.logical_and.reduce([s.isna().to_numpy() for s in columns.values()])
+    time_raw = columns["time"]
+    times = _mapped_times(time_raw, mapping.time_format, mapping.timezone)
+    bad = times.isna().to_numpy() & ~blank
+    if bad.any():
+        missing = time_raw.isna().to_numpy()
+        for line, none in zip(lines[bad].tolist(), missing[bad].tolist(), strict=True):
+            col.bad(int(line), "no timestamp" if none else "bad timestamp")
+    keep = ~(blank | bad)
+
+    def text(key: str) -> pd.Series:
+        got = columns.get(key)
+        return got if got is not None else pd.Series(pd.NA, index=index, dtype=STRING_DTYPE)
+
+    def number(key: str) -> pd.Series:
+        got = columns.get(key)
+        if got is None:
+            return pd.Series(pd.NA, index=index, dtype="Int64")
+        values = pd.to_numeric(got, errors="coerce").astype("Float64")
+        values = values.mask(values.abs() > 2.0**62)
+        return values.round().astype("Int64")
+
+    action_raw = text("action")
+    line_text = pd.Series(lines, index=index).astype(str)
+    event_id = text("event_id")
+    event_id = event_id.fillna((name + ":" + line_text).astype(STRING_DTYPE))
+    frame = pd.DataFrame({
+        "time": times,
+        "user": text("user"),
+        "role": text("role"),
+        "action": _map_unique(action_raw, action_fn).fillna("other"),
+        "outcome": _map_unique(text("outcome"), outcome_fn),
+        "patient": _map_unique(text("patient"), fp.patient),
+        "patient_name": _map_unique(text("patient_name"), fp.name),
+        "study": _map_unique(text("study"), fp.study),
+        "objects": number("objects"),
+        "bytes": number("bytes"),
+        "source_ip": text("source_ip"),
+        "device": text("device"),
+        "purpose": text("purpose"),
+        "event_id": event_id,
+        "code": text("code").fillna(action_raw),
+        "target": text("target"),
+        "system": text("system"),
+        "format": pd.Series(col.fmt, index=index, dtype=STRING_DTYPE),
+        "source": pd.Series(col.source, index=index, dtype=STRING_DTYPE),
+        "line": pd.Series(lines, index=index, dtype="Int64"),
+    })
+    return normalise(frame[keep])
+
+
+def _lookup(record: dict[str, Any], key: str) -> Any:
+    if key in record:
+        return record[key]
+    if "." not in key:
+        return None
+    value: Any = record
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _parse_jsonl(path: Path, mapping: ColumnMapping, fp: _Fingerprints,
+                 col: _Collector) -> Iterator[Chunk]:
+    keys = mapping.columns()
+    action_fn = _action_function(mapping)
+    outcome_fn = _outcome_function(mapping)
+    values: dict[str, list[str | None]] = {k: [] for k in keys}
+    lines: list[int] = []
+
+    def flush() -> Chunk:
+        raw = {k: pd.Series(v, dtype=object) for k, v in values.items()}
+        frame = _mapped_frame(raw, np.asarray(lines, dtype=np.int64), mapping, fp, col,
+                              path.name, action_fn, outcome_fn)
+        for v in values.values():
+            v.clear()
+        lines.clear()
+        return col.chunk(frame)
+
+    getters = [(values[k].append, key) for k, key in keys.items()]
+    with _open_text(path) as handle:
+        reader = _Lines(handle)
+        long_line = 0
+        for lineno, piece, complete in reader:
+            if not complete:
+                if long_line != lineno:
+                    col.bad(lineno, "line too long")
+                    long_line = lineno
+                continue
+            if long_line == lineno:
+                continue
+            stripped = piece.strip()
+            if not stripped:
+                continue
+            try:
+                record = json.loads(stripped)
+            except ValueError:
+                col.bad(lineno, "bad JSON")
+                continue
+            if not isinstance(record, dict):
+                col.bad(lineno, "not a JSON object")
+                continue
+            for append, key in getters:
+                append(_scalar(_lookup(record, key)))
+            lines.append(lineno)
+            if len(lines) >= col.chunk_rows:
+                yield flush()
+        if reader.error is not None:
+            col.bad(reader.line, reader.error)
+    if lines or col.malformed or not col.emitted:
+        yield flush()
+
+
+_SKIPPED = re.compile(r"Skipping line (\d+)")
+
+
+def _parse_csv(path: Path, head: str, whole: bool, mapping: ColumnMapping, fp: _Fingerprints,
+               col: _Collector) -> Iterator[Chunk]:
+    sniffed = _sniff_csv(head, whole)
+    if sniffed is None:
+        raise LogFormatError(f"{path}: no CSV header line")
+    header_line, delim, header = sniffed
+    cells = [c.strip() for c in header]
+    lower = [c.lower() for c in cells]
+    chosen: dict[str, int] = {}
+    for key, column in mapping.columns().items():
+        if column in cells:
+            chosen[key] = cells.index(column)
+        elif column.lower() in lower:
+            chosen[key] = lower.index(column.lower())
+        elif key in _REQUIRED:
+            raise LogFormatError(f"{path}: no column {column!r} (mapping {key})")
+    return _read_csv_chunks(path, header_line, delim, chosen, mapping, fp, col)
+
+
+def _read_csv_chunks(path: Path, header_line: int, delim: str, chosen: dict[str, int],
+                     mapping: ColumnMapping, fp: _Fingerprints,
+                     col: _Collector) -> Iterator[Chunk]:
+    action_fn = _action_function(mapping)
+    outcome_fn = _outcome_function(mapping)
+    skipped: list[int] = []
+    rows_read = 0
+    with _open_text(path) as handle:
+        # every column is read (not usecols) so that rows with too many fields are reported
+        reader = pd.read_csv(
+            handle, sep=delim, header=0, skiprows=header_line - 1, dtype=str,
+            keep_default_na=False, na_values=[""], skip_blank_lines=False,
+            on_bad_lines="warn", chunksize=col.chunk_rows, engine="c", index_col=False,
+        )
+        with reader:
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        frame = next(reader)
+                    except StopIteration:
+                        frame = None
+                    except (pd.errors.ParserError, *_READ_ERRORS):
+                        col.bad(header_line + rows_read + len(skipped) + 1, _UNREADABLE)
+                        frame = None
+                for warning in caught:
+                    found = _SKIPPED.search(str(warning.message))
+                    if found:
+                        skipped.append(int(found.group(1)))
+                        col.bad(skipped[-1], "wrong number of fields")
+                if frame is None:
+                    error = _read_error(handle)
+                    if error is not None:
+                        col.bad(header_line + rows_read + len(skipped) + 1, error)
+                    break
+                n = len(frame)
+                # the file line of each row: after the header, shifted past skipped lines
+                # (a quoted field holding a newline shifts the rows after it by one)
+                plain = header_line + 1 + rows_read + np.arange(n, dtype=np.int64)
+                if skipped:
+                    marks = np.sort(np.asarray(skipped, dtype=np.int64))
+                    shifted = marks - np.arange(len(marks), dtype=np.int64)
+                    plain = plain + np.searchsorted(shifted, plain, side="right")
+                rows_read += n
+                raw = {key: frame.iloc[:, i] for key, i in chosen.items() if i < frame.shape[1]}
+                yield col.chunk(_mapped_frame(raw, plain, mapping, fp, col, path.name,
+                                              action_fn, outcome_fn))
+    if col.malformed or not col.emitted:
+        yield col.chunk(empty())

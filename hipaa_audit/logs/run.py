@@ -1,0 +1,338 @@
+"""``analyze logs``: parse every log into one table, verify integrity, detect, match Sigma rules.
+
+Each file is parsed in chunks into the normalised table (:mod:`hipaa_audit.logs.schema`); the
+parsed table of a file is cached as Parquet (keyed by the file's path, size, modification time,
+format, column mapping and the installation key), so a second analysis of the same logs skips
+parsing. Hash-chained logs are verified as they are read; a folder holding a CloudTrail trail
+(``AWSLogs/``) has its digests verified when public keys are given. Then every detector and every
+Sigma rule runs once over the whole table. Malformed records are counted per file with their line
+numbers, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hipaa_audit.catalog import Catalog
+from hipaa_audit.logs import schema
+from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
+from hipaa_audit.model import AssetResult, Location, Severity, Status
+from hipaa_audit.redaction import Masker, data_dir
+
+UNVERIFIABLE = "log-unverifiable"
+INTEGRITY = "log-integrity"
+SIGMA = "log-sigma"
+SHOWN_LINES = 20
+STAT_FILES = "log_files"
+STAT_EVENTS = "events"
+STAT_MALFORMED = "malformed_records"
+SIGMA_LEVELS = {"informational": Severity.INFO, "low": Severity.LOW, "medium": Severity.MEDIUM,
+                "high": Severity.HIGH, "critical": Severity.CRITICAL}
+
+
+class LogSetupError(Exception):
+    """The options cannot be used (no such file, a bad mapping, a bad Sigma rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """What ``analyze logs`` reads and how it judges it."""
+
+    paths: tuple[str, ...]
+    fmt: str = "auto"
+    mapping: Any = None
+    settings: Settings = field(default_factory=Settings)
+    sigma: tuple[Path, ...] = ()
+    chain_key: bytes | None = None
+    anchors: tuple[Path, ...] = ()
+    cloudtrail_keys: tuple[Path, ...] = ()
+    cache: bool = True
+
+    def describe(self) -> dict[str, object]:
+        """The options as recorded in the run (no keys)."""
+        return {"log_format": self.fmt, "sigma": [str(p) for p in self.sigma],
+                "timezone": self.settings.timezone, "chain_mac": self.chain_key is not None,
+                "cloudtrail_keys": len(self.cloudtrail_keys)}
+
+
+def expand(paths: Sequence[str]) -> tuple[list[Path], list[Path], list[str]]:
+    """Files to parse, CloudTrail trail folders, and the patterns or paths that matched nothing."""
+    files: list[Path] = []
+    trails: list[Path] = []
+    missing: list[str] = []
+    for pattern in paths:
+        matched = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else (
+            [pattern] if os.path.lexists(pattern) else [])
+        if not matched:
+            missing.append(pattern)
+        for item in matched:
+            path = Path(item)
+            if path.is_dir():
+                if (path / "AWSLogs").is_dir():
+                    trails.append(path)
+                    files.extend(sorted(p for p in (path / "AWSLogs").rglob("*.json*")
+                                        if "CloudTrail-Digest" not in p.parts
+                                        and not p.name.endswith(".sig")))
+                else:
+                    files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            else:
+                files.append(path)
+    return list(dict.fromkeys(files)), trails, missing
+
+
+@functools.cache
+def _parser_version() -> str:
+    """A digest of the parser and schema code: a cache written by other code is not reused."""
+    from hipaa_audit.logs import parsers
+
+    digest = hashlib.sha256()
+    for module in (parsers, schema):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_path(path: Path, fmt: str, mapping: Any, masker: Masker) -> Path:
+    st = path.stat()
+    key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, fmt, repr(mapping),
+                      masker.fingerprint("log-cache"), _parser_version()])
+    return data_dir() / "log-cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.parquet"
+
+
+@dataclass(slots=True)
+class _Parsed:
+    path: Path
+    fmt: str
+    events: pd.DataFrame
+    malformed: list[schema.Malformed]
+    problem: str | None = None
+    cached: bool = False
+
+
+def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
+    from hipaa_audit.logs.parsers import LogFormatError, detect_format, parse_file
+
+    try:
+        fmt = detect_format(path) if opts.fmt == "auto" else opts.fmt
+    except (LogFormatError, OSError) as exc:
+        return _Parsed(path, "unknown", schema.empty(), [], str(exc))
+    mapping = opts.mapping
+    if mapping is None and fmt == "jsonl" and _chained(path):
+        from hipaa_audit.logs.parsers import ColumnMapping
+
+        mapping = ColumnMapping(time="ts")  # the hash-chain format names its time ts
+    cache = _cache_path(path, fmt, mapping, masker) if opts.cache else None
+    meta = cache.with_suffix(".json") if cache else None
+    if cache is not None and meta is not None and cache.exists() and meta.exists():
+        try:
+            events = pd.read_parquet(cache)
+            bad = [schema.Malformed(**m) for m in json.loads(meta.read_text())]
+            return _Parsed(path, fmt, schema.normalise(events), bad, cached=True)
+        except (OSError, ValueError):
+            pass
+    frames: list[pd.DataFrame] = []
+    malformed: list[schema.Malformed] = []
+    try:
+        for chunk in parse_file(path, fmt, masker, mapping):
+            frames.append(chunk.events)
+            malformed.extend(chunk.malformed)
+    except (LogFormatError, OSError, ValueError, EOFError) as exc:
+        return _Parsed(path, fmt, _concat(frames), malformed,
+                       f"reading stopped: {exc}" if frames else str(exc))
+    events = _concat(frames)
+    if cache is not None and meta is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            events.to_parquet(cache, index=False)
+            meta.write_text(json.dumps([m.__dict__ for m in malformed]))
+        except (OSError, ValueError):
+            pass
+    return _Parsed(path, fmt, events, malformed)
+
+
+def _chained(path: Path) -> bool:
+    from hipaa_audit.logs.integrity import looks_chained
+
+    try:
+        return looks_chained(path)
+    except OSError:
+        return False
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return schema.empty()
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _file_result(parsed: _Parsed, catalog: Catalog) -> AssetResult:
+    asset = str(parsed.path)
+    result = AssetResult(asset, stats={STAT_FILES: 1, STAT_EVENTS: len(parsed.events)})
+    check = catalog[UNVERIFIABLE]
+    result.coverage.count(UNVERIFIABLE, evaluated=1,
+                          errors=int(bool(parsed.malformed) or parsed.problem is not None))
+    if parsed.problem is not None:
+        result.findings.append(check.finding(
+            asset, f"The log could not be read: {parsed.problem}.", status=Status.ERROR,
+            key="read"))
+    if parsed.malformed:
+        result.stats[STAT_MALFORMED] = len(parsed.malformed)
+        lines = [m.line for m in parsed.malformed[:SHOWN_LINES]]
+        reasons = sorted({m.reason for m in parsed.malformed})[:5]
+        result.findings.append(check.finding(
+            asset, f"{len(parsed.malformed)} record(s) could not be parsed "
+            f"({'; '.join(reasons)}); they were not reviewed.", status=Status.ERROR,
+            key="malformed", locations=(Location.of(lines=lines, reasons=reasons,
+                                                    records=len(parsed.malformed)),)))
+    return result
+
+
+def _integrity(path: Path, opts: LogOptions, catalog: Catalog, result: AssetResult) -> None:
+    from hipaa_audit.logs.integrity import verify_chain
+
+    if not _chained(path):
+        return
+    anchor = next((a for a in opts.anchors if a.name.startswith(path.name)), None)
+    report = verify_chain(path, mac_key=opts.chain_key, anchor=anchor)
+    _issues(result, catalog, report.issues, f"hash chain of {report.records} record(s)")
+    result.stats["chained_records"] = report.records
+
+
+def _issues(result: AssetResult, catalog: Catalog, issues: Sequence[Any], what: str) -> None:
+    check = catalog[INTEGRITY]
+    result.coverage.count(INTEGRITY, evaluated=1, failed=int(bool(issues)))
+    for i, issue in enumerate(issues):
+        window = "/".join(t for t in (issue.first_time, issue.last_time) if t) or None
+        result.findings.append(check.finding(
+            result.asset, f"{what}: {issue.kind}: {issue.detail}",
+            key=f"{issue.kind}:{issue.position}:{i}",
+            locations=(Location.of(kind=issue.kind, stream=issue.stream,
+                                   position=issue.position, window=window),)))
+
+
+def _trail(root: Path, opts: LogOptions, catalog: Catalog) -> AssetResult:
+    from hipaa_audit.logs.integrity import verify_cloudtrail
+
+    result = AssetResult(str(root), stats={"cloudtrail_trails": 1})
+    if not opts.cloudtrail_keys:
+        result.findings.append(catalog[UNVERIFIABLE].finding(
+            result.asset, "The CloudTrail digests were not verified: no public key was given "
+            "(--cloudtrail-key).", status=Status.ERROR, key="digests"))
+        result.coverage.count(INTEGRITY, evaluated=1, errors=1)
+        return result
+    report = verify_cloudtrail(root, list(opts.cloudtrail_keys))
+    result.stats["cloudtrail_digests"] = report.digests
+    _issues(result, catalog, report.issues,
+            f"CloudTrail digests ({report.digests} digest(s), {report.logs_checked} log file(s))")
+    return result
+
+
+def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
+    """The finding of one anomaly (check ``log-<kind>``)."""
+    check = catalog[f"log-{anomaly.kind}"]
+    severity = None
+    if anomaly.high and check.severity < Severity.HIGH:
+        severity = Severity.HIGH
+    return check.finding(
+        asset, anomaly.message, severity=severity,
+        key=f"{anomaly.subject}:{iso(anomaly.start)}",
+        locations=(Location.of(**{anomaly.subject_kind: anomaly.subject},
+                               window=f"{iso(anomaly.start)}/{iso(anomaly.end)}",
+                               counts=anomaly.counts, baseline=anomaly.baseline,
+                               event_ids=list(anomaly.event_ids)),))
+
+
+def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
+           asset: str) -> AssetResult:
+    from hipaa_audit.logs.sigma import evaluate, load_rules
+
+    result = AssetResult(asset)
+    rules = load_rules(list(opts.sigma))
+    check = catalog[SIGMA]
+    matches = evaluate(rules, events)
+    result.coverage.count(SIGMA, evaluated=1, failed=int(bool(matches)))
+    for m in matches:
+        group = ", ".join(f"{k}={v}" for k, v in m.group.items())
+        result.findings.append(check.finding(
+            asset, f"Sigma rule \"{m.title}\" matched {m.count} event(s)"
+            + (f" for {group}" if group else "") + f" between {m.first_time} and {m.last_time}.",
+            severity=SIGMA_LEVELS.get(m.level.lower(), check.severity),
+            key=f"{m.rule_id}:{group}:{m.first_time}",
+            locations=(Location.of(rule=m.rule_id, level=m.level, kind=m.kind, group=m.group,
+                                   window=f"{m.first_time}/{m.last_time}",
+                                   event_ids=list(m.event_ids)),)))
+    return result
+
+
+def summarize(events: pd.DataFrame, parsed: list[_Parsed],
+              anomalies: list[Anomaly]) -> dict[str, Any]:
+    """What the reports show: coverage per file, anomalies per kind and their timeline."""
+    files = []
+    for p in parsed:
+        ev = p.events
+        files.append({"source": str(p.path), "format": p.fmt, "events": len(ev),
+                      "malformed": len(p.malformed),
+                      "first": iso(ev["time"].min()) if len(ev) and ev["time"].notna().any()
+                      else None,
+                      "last": iso(ev["time"].max()) if len(ev) and ev["time"].notna().any()
+                      else None})
+    counts = {k: 0 for k in KINDS}
+    for a in anomalies:
+        counts[a.kind] = counts.get(a.kind, 0) + 1
+    return {"files": files, "events": len(events), "anomalies": counts,
+            "timeline": [{"kind": a.kind, "start": iso(a.start), "end": iso(a.end),
+                          "high": a.high} for a in sorted(anomalies, key=lambda a: a.start)]}
+
+
+def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
+                 on_summary: Callable[[dict[str, Any]], None] | None = None
+                 ) -> Iterator[AssetResult]:
+    """Analyse the logs of ``opts``: one result per file, then the anomalies and rule matches."""
+    files, trails, missing = expand(opts.paths)
+    for pattern in missing:
+        result = AssetResult(pattern)
+        result.findings.append(catalog[UNVERIFIABLE].finding(
+            pattern, "No log file matches this path.", status=Status.ERROR))
+        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+        yield result
+    for root in trails:
+        yield _trail(root, opts, catalog)
+    parsed: list[_Parsed] = []
+    for path in files:
+        item = _parse(path, opts, masker)
+        parsed.append(item)
+        result = _file_result(item, catalog)
+        _integrity(path, opts, catalog, result)
+        yield result
+    events = _concat([p.events for p in parsed])
+    anomalies = run_all(events, opts.settings) if len(events) else []
+    by_asset: dict[str, AssetResult] = {}
+    first = str(files[0]) if files else (opts.paths[0] if opts.paths else "logs")
+    for anomaly in anomalies:
+        asset = anomaly.sources[0] if anomaly.sources else first
+        result = by_asset.setdefault(asset, AssetResult(asset))
+        result.findings.append(anomaly_finding(anomaly, catalog, asset))
+    kinds_found: dict[str, set[str]] = {}
+    for a in anomalies:
+        kinds_found.setdefault(a.sources[0] if a.sources else first, set()).add(a.kind)
+    for p in parsed:
+        asset = str(p.path)
+        result = by_asset.setdefault(asset, AssetResult(asset))
+        for kind in KINDS:
+            result.coverage.count(f"log-{kind}", evaluated=int(len(p.events) > 0),
+                                  failed=int(kind in kinds_found.get(asset, set())))
+    yield from by_asset.values()
+    if opts.sigma and len(events):
+        yield _sigma(events, opts, catalog, first)
+    if on_summary is not None:
+        on_summary(summarize(events, parsed, anomalies))

@@ -1,0 +1,146 @@
+"""Build the options of a log analysis from the command line or a ``[[logs]]`` section.
+
+Everything is read and checked before any log is parsed: the column mapping, the Sigma rules (a
+bad rule stops the command with its file and reason), the roster, VIP and co-worker lists (turned
+into keyed fingerprints at once) and the detector settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hipaa_audit.logs.detect import Settings
+from hipaa_audit.logs.run import LogOptions, LogSetupError
+from hipaa_audit.redaction import Masker
+
+FORMATS = ("auto", "atna", "fhir", "cloudtrail", "csv", "jsonl")
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise LogSetupError(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def patient_key(value: str) -> str:
+    """A patient id as the parsers fingerprint it (an HL7 CX ``^^^`` suffix dropped)."""
+    return value.split("^", 1)[0].strip()
+
+
+def roster_families(path: Path, masker: Masker) -> tuple[dict[str, str], dict[str, str]]:
+    """``user -> fingerprint of the upper-cased family name`` and ``user -> role`` of a roster.
+
+    The roster is a CSV with a header naming at least ``user`` and ``family``.
+    """
+    rows = list(csv.DictReader(_read(path, "roster").splitlines()))
+    if not rows or not {"user", "family"} <= set(rows[0]):
+        raise LogSetupError(f"{path}: the roster needs a header with user and family columns")
+    families = {r["user"].strip(): masker.fingerprint(r["family"].strip().upper())
+                for r in rows if r.get("user") and r.get("family")}
+    roles = {r["user"].strip(): r["role"].strip() for r in rows if r.get("user") and r.get("role")}
+    return families, roles
+
+
+def patient_list(path: Path, masker: Masker) -> frozenset[str]:
+    """Fingerprints of a file of patient ids (one per line; ``#`` starts a comment)."""
+    ids = [line.split("#", 1)[0].strip() for line in _read(path, "patient list").splitlines()]
+    return frozenset(masker.fingerprint(patient_key(i)) for i in ids if i)
+
+
+def mapping_from(data: dict[str, Any] | None, source: str) -> Any:
+    """The column mapping of CSV/JSONL logs (``None`` for the default names)."""
+    if not data:
+        return None
+    from hipaa_audit.logs.parsers import ColumnMapping
+
+    try:
+        return ColumnMapping.from_config(data)
+    except (ValueError, TypeError) as exc:
+        raise LogSetupError(f"{source}: column mapping: {exc}") from None
+
+
+def builtin_rules() -> Path:
+    """The folder of the Sigma rules shipped with the tool (``--sigma builtin``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("hipaa_audit.checks") / "sigma"))
+
+
+def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
+                mapping: dict[str, Any] | None = None, mapping_source: str = "mapping",
+                sigma: Sequence[Path] = (), timezone: str | None = None,
+                detectors: dict[str, Any] | None = None, roster: Path | None = None,
+                vip: Path | None = None, coworkers: Path | None = None,
+                chain_key_env: str | None = None, anchors: Sequence[Path] = (),
+                cloudtrail_keys: Sequence[Path] = (), cache: bool = True) -> LogOptions:
+    """Check and assemble the options; raise :class:`LogSetupError` with a clear message."""
+    if fmt not in FORMATS:
+        raise LogSetupError(f"unknown log format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not paths:
+        raise LogSetupError("give at least one log file")
+    extra: dict[str, Any] = {}
+    if roster is not None:
+        extra["user_family"], _ = roster_families(roster, masker)
+    if vip is not None:
+        extra["vip_patients"] = patient_list(vip, masker)
+    if coworkers is not None:
+        extra["coworker_patients"] = patient_list(coworkers, masker)
+    values = dict(detectors or {})
+    if timezone:
+        values["timezone"] = timezone
+    try:
+        settings = Settings.from_config(values, **extra)
+    except (ValueError, TypeError) as exc:
+        raise LogSetupError(f"detector settings: {exc}") from None
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise LogSetupError(f"unknown time zone {settings.timezone!r}") from None
+    key = None
+    if chain_key_env:
+        raw = os.environ.get(chain_key_env)
+        if not raw:
+            raise LogSetupError(f"the environment variable {chain_key_env} (chain MAC key) is "
+                                "not set")
+        try:
+            key = bytes.fromhex(raw.strip())
+        except ValueError:
+            raise LogSetupError(f"{chain_key_env} must hold the MAC key in hex") from None
+    sigma = [builtin_rules() if str(p) == "builtin" else p for p in sigma]
+    for path in (*sigma, *anchors, *cloudtrail_keys):
+        if not path.exists():
+            raise LogSetupError(f"no such file or directory: {path}")
+    if sigma:
+        from hipaa_audit.logs.sigma import SigmaError, load_rules
+
+        try:
+            load_rules(list(sigma))
+        except SigmaError as exc:
+            raise LogSetupError(f"Sigma rule: {exc}") from None
+    return LogOptions(tuple(paths), fmt, mapping_from(mapping, mapping_source), settings,
+                      tuple(sigma), key, tuple(anchors), tuple(cloudtrail_keys), cache)
+
+
+def load_mapping_file(path: Path) -> dict[str, Any]:
+    """A column mapping from a TOML file (its top-level table)."""
+    try:
+        return tomllib.loads(_read(path, "column mapping"))
+    except tomllib.TOMLDecodeError as exc:
+        raise LogSetupError(f"{path}: not TOML: {exc}") from None
+
+
+def load_settings_file(path: Path) -> dict[str, Any]:
+    """Detector settings from a TOML file (``[detectors]`` or the top level)."""
+    try:
+        data = tomllib.loads(_read(path, "detector settings"))
+    except tomllib.TOMLDecodeError as exc:
+        raise LogSetupError(f"{path}: not TOML: {exc}") from None
+    inner = data.get("detectors", data)
+    return dict(inner) if isinstance(inner, dict) else {}

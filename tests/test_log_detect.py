@@ -1,0 +1,149 @@
+"""Each detector on a small hand-built table: it fires on its pattern and stays quiet otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hipaa_audit.logs import detect, schema
+
+T0 = pd.Timestamp("2026-09-01T08:00:00Z")
+
+
+def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a log would hold them: in time order, unless a row names its own line."""
+    ordered = sorted(range(len(rows)), key=lambda i: rows[i]["time"])
+    for n, i in enumerate(ordered):
+        row = rows[i]
+        row.setdefault("event_id", f"e{i}")
+        row.setdefault("source", "log.jsonl")
+        row.setdefault("line", n + 1)
+        row.setdefault("outcome", "success")
+    return schema.normalise(pd.DataFrame(rows))
+
+
+def routine(days: int = 30, users: tuple[str, ...] = ("ann", "bob", "cat")) -> list[dict[str, Any]]:
+    """Weekday office-hour views from each user's own address, one export a day."""
+    rows: list[dict[str, Any]] = []
+    for d in range(days):
+        day = T0 + pd.Timedelta(days=d)
+        if day.day_of_week >= 5:
+            continue
+        for k, user in enumerate(users):
+            for h in range(8):
+                rows.append({"time": day + pd.Timedelta(hours=h, minutes=k), "user": user,
+                             "action": "view", "patient": f"p{(d * 8 + h) % 50}",
+                             "source_ip": f"10.0.0.{k + 1}", "system": "PACS",
+                             "device": f"ws{k}"})
+            rows.append({"time": day + pd.Timedelta(hours=3, minutes=30 + k), "user": user,
+                         "action": "export", "objects": 1, "patient": f"p{d % 50}",
+                         "source_ip": f"10.0.0.{k + 1}", "system": "PACS", "device": f"ws{k}"})
+    return rows
+
+
+def kinds(rows: list[dict[str, Any]], **settings: Any) -> dict[str, list[detect.Anomaly]]:
+    found: dict[str, list[detect.Anomaly]] = {}
+    for a in detect.run_all(table(rows), detect.Settings(**settings)):
+        found.setdefault(a.kind, []).append(a)
+    return found
+
+
+def test_routine_is_quiet() -> None:
+    assert kinds(routine()) == {}
+
+
+def test_bulk_export() -> None:
+    rows = routine()
+    day = T0 + pd.Timedelta(days=22)
+    rows += [{"time": day + pd.Timedelta(minutes=m), "user": "bob", "action": "export",
+              "objects": 3, "patient": f"x{m}", "source_ip": "10.0.0.2", "system": "PACS",
+              "device": "ws1"} for m in range(40)]
+    [hit] = kinds(rows)["bulk-export"]
+    assert hit.subject == "bob" and hit.counts["patients"] >= 40 and hit.counts["studies"] >= 40
+    assert "median" in hit.baseline and hit.event_ids
+
+
+def test_off_hours_and_new_source() -> None:
+    rows = routine()
+    sunday = pd.Timestamp("2026-09-27T02:00:00Z")
+    rows += [{"time": sunday + pd.Timedelta(minutes=3 * m), "user": "cat", "action": "view",
+              "patient": f"q{m}", "source_ip": "172.16.9.9", "system": "PACS", "device": "ws2"}
+             for m in range(15)]
+    found = kinds(rows)
+    [off] = found["off-hours"]
+    assert off.subject == "cat" and off.counts["events"] == 15
+    [new] = found["new-source"]
+    assert new.subject == "cat" and "172.16.9.9" in new.message
+
+
+def test_failed_logins_and_spray() -> None:
+    rows = routine()
+    t = T0 + pd.Timedelta(days=10, hours=1)
+    rows += [{"time": t + pd.Timedelta(seconds=30 * i), "user": "ann", "action": "login",
+              "outcome": "failure", "source_ip": "10.0.0.1"} for i in range(7)]
+    rows += [{"time": t + pd.Timedelta(days=1, seconds=20 * i), "user": f"u{i}",
+              "action": "login", "outcome": "failure", "source_ip": "203.0.113.5"}
+             for i in range(8)]
+    found = kinds(rows)
+    [burst] = found["failed-logins"]
+    assert burst.subject == "ann" and burst.counts["failures"] == 7
+    [spray] = found["password-spray"]
+    assert spray.subject == "203.0.113.5" and spray.counts["users"] == 8
+
+
+def test_break_glass_snooping_deletion_permissions() -> None:
+    rows = routine()
+    t = T0 + pd.Timedelta(days=15, hours=2)
+    rows += [{"time": t, "user": "ann", "action": "break-glass-start", "purpose": "ETREAT"},
+             {"time": t + pd.Timedelta(minutes=30), "user": "ann", "action": "break-glass-stop"},
+             {"time": t + pd.Timedelta(days=1), "user": "bob", "action": "break-glass-start"}]
+    rows += [{"time": t + pd.Timedelta(hours=1), "user": "cat", "action": "view",
+              "patient": "p7", "patient_name": "FP-SMITH"}]
+    rows += [{"time": t + pd.Timedelta(minutes=m % 50), "user": "bob", "action": "delete",
+              "objects": 5} for m in range(30)]
+    rows += [{"time": t, "user": "bob", "action": "permission-change", "code": "110136"},
+             {"time": t, "user": "ann", "action": "config-change", "code": "PutBucketPolicy",
+              "target": "vna"}]
+    found = kinds(rows, user_family={"cat": "FP-SMITH"})
+    glass = {a.subject: a for a in found["break-glass"]}
+    assert not glass["ann"].high and glass["bob"].high
+    assert "not stopped" in glass["bob"].message and "no accepted purpose" in glass["bob"].message
+    [snoop] = found["snooping"]
+    assert snoop.subject == "cat"
+    [mass] = found["mass-deletion"]
+    assert mass.counts["objects"] == 150
+    assert [a.subject for a in found["permission-change"]] == ["bob"]
+    [storage] = found["storage-change"]
+    assert storage.high and "vna" in storage.message
+
+
+def test_dormant_gap_and_skew() -> None:
+    rows = routine(days=60, users=("ann", "bob"))
+    rows += [{"time": T0 + pd.Timedelta(days=1, hours=h), "user": "dan", "action": "view",
+              "patient": "p1", "system": "PACS"} for h in range(3)]
+    rows += [{"time": T0 + pd.Timedelta(days=50, hours=h), "user": "dan", "action": "view",
+              "patient": "p2", "system": "PACS"} for h in range(3)]
+    # a steady stream for six weeks (its rate per hour of the week is known), silent 10 hours
+    stream = [{"time": T0 + pd.Timedelta(minutes=10 * i), "system": "ROUTER", "action": "other",
+               "source": "router.log", "line": i + 1} for i in range(6048)
+              if not 3000 <= i < 3060]
+    rows += stream
+    rows.append({"time": T0 + pd.Timedelta(days=3), "user": "ann", "action": "audit-stop",
+                 "system": "PACS"})
+    skewed = [{"time": T0 + pd.Timedelta(minutes=5 * i + 120), "system": "MOD", "device": "ct1",
+               "action": "other", "source": "mod.log", "line": i + 1} for i in range(200)]
+    for row in skewed[:100] + skewed[130:]:
+        row["time"] -= pd.Timedelta(minutes=120)
+    rows += skewed
+    found = kinds(rows, now=pd.Timestamp("2026-12-01T00:00:00Z"))
+    [dormant] = found["dormant-account"]
+    assert dormant.subject == "dan" and dormant.counts["silent_days"] >= 30
+    gaps = {a.subject: a for a in found["logging-gap"]}
+    assert gaps["ROUTER"].counts["silent_hours"] == 10.2
+    assert gaps["ROUTER"].counts["expected_events"] > 10
+    assert "stopped" in gaps["PACS"].message and "never restarted" in gaps["PACS"].message
+    [skew] = found["clock-skew"]
+    # the first records of the stretch still fit the order of what follows: most are named
+    assert skew.subject == "ct1" and 20 <= skew.counts["records"] <= 30
+    assert skew.counts["offset_minutes"] > 30

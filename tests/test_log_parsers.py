@@ -1,0 +1,562 @@
+"""Audit-log parsers: ATNA, FHIR AuditEvent, CloudTrail, CSV and JSONL into the event table."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hipaa_audit.logs import parsers
+from hipaa_audit.logs.parsers import (
+    FORMATS,
+    ColumnMapping,
+    LogFormatError,
+    detect_format,
+    parse_file,
+)
+from hipaa_audit.logs.schema import ACTIONS, COLUMNS, Malformed, dtypes
+from hipaa_audit.redaction import Masker
+
+DATA = Path(__file__).parent / "data" / "logs"
+MASKER = Masker(b"k" * 32)
+
+CSV_MAPPING = ColumnMapping.from_config({
+    "time": "timestamp", "user": "username", "role": "job", "action": "event",
+    "outcome": "result", "patient": "mrn", "patient_name": "patient_name", "study": "study_uid",
+    "objects": "images", "bytes": "bytes_out", "source_ip": "client_ip", "device": "workstation",
+    "purpose": "reason", "event_id": "id",
+    "actions": {"open_study": "view", "BURN_CD": "export", "LOGIN": "login"},
+    "outcomes": {"denied_by_policy": "failure"},
+    "timezone": "America/New_York",
+})
+JSONL_MAPPING = ColumnMapping.from_config({
+    "time": "ts", "user": "actor.id", "action": "op", "outcome": "ok", "patient": "subject.mrn",
+    "patient_name": "subject.name", "study": "study", "source_ip": "actor.ip",
+    "event_id": "uuid", "bytes": "bytes", "role": "", "device": False,
+    "actions": {"READ": "view", "export": "export"},
+})
+MAPPINGS = {"csv": CSV_MAPPING, "jsonl": JSONL_MAPPING}
+
+# identifiers planted in the samples: none may reach the table
+PHI = ("MRN00012345", "MRN00077777", "MRN00099999", "Pemberton", "PEMBERTON", "Alice", "ALICE",
+       "JOHN", "A2024-0001234", "1.2.840.99.1.2.3", "1.2.840.99.7.7", "IM000412", "studies/")
+
+SAMPLES = {
+    "atna-dicom.xml": "atna", "atna-rfc3881.log": "atna", "atna-syslog.log": "atna",
+    "fhir-single.json": "fhir", "fhir-bundle.json": "fhir", "fhir.ndjson": "fhir",
+    "cloudtrail.json": "cloudtrail", "audit.csv": "csv", "audit.jsonl": "jsonl",
+}
+
+
+def fp(value: str) -> str:
+    return MASKER.fingerprint(value)
+
+
+def parse(path: Path, fmt: str | None = None, chunk_rows: int = 200_000,
+          mapping: ColumnMapping | None = None) -> tuple[pd.DataFrame, list[Malformed]]:
+    fmt = fmt or detect_format(path)
+    chunks = list(parse_file(path, fmt, MASKER, mapping or MAPPINGS.get(fmt),
+                             chunk_rows=chunk_rows))
+    assert chunks, "a file always yields a chunk"
+    for chunk in chunks:
+        assert len(chunk.events) <= chunk_rows
+        assert list(chunk.events.columns) == list(COLUMNS)
+        assert {c: str(t) for c, t in chunk.events.dtypes.items()} == {
+            c: str(t) for c, t in dtypes().items()}
+    events = pd.concat([c.events for c in chunks], ignore_index=True)
+    malformed = [m for c in chunks for m in c.malformed]
+    assert events["action"].isin(ACTIONS).all()
+    assert events["outcome"].dropna().isin(("success", "failure")).all()
+    assert events["time"].notna().all()
+    return events, malformed
+
+
+def reasons(malformed: list[Malformed]) -> list[tuple[int, str]]:
+    return sorted((m.line, m.reason) for m in malformed)
+
+
+def gzipped(src: Path, dest: Path) -> Path:
+    dest.write_bytes(gzip.compress(src.read_bytes()))
+    return dest
+
+
+def row(events: pd.DataFrame, **match: Any) -> pd.Series:
+    mask = pd.Series(True, index=events.index)
+    for key, value in match.items():
+        mask &= events[key] == value
+    found = events[mask.fillna(False)]
+    assert len(found) == 1, f"{match}: {len(found)} rows"
+    return found.iloc[0]
+
+
+# --- detection --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "fmt"), sorted(SAMPLES.items()))
+def test_detect_format(name: str, fmt: str, tmp_path: Path) -> None:
+    assert detect_format(DATA / name) == fmt
+    # gzip is looked inside, whatever the file is called
+    assert detect_format(gzipped(DATA / name, tmp_path / f"{name}.gz")) == fmt
+    assert detect_format(gzipped(DATA / name, tmp_path / "noext")) == fmt
+
+
+def test_detect_format_bare_and_ndjson_cloudtrail(tmp_path: Path) -> None:
+    records = json.loads((DATA / "cloudtrail.json").read_text())["Records"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(records))
+    nd = tmp_path / "records.ndjson"
+    nd.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert detect_format(bare) == "cloudtrail"
+    assert detect_format(nd) == "cloudtrail"
+    empty = tmp_path / "empty-trail.json"
+    empty.write_text('{"Records": []}')
+    assert detect_format(empty) == "cloudtrail"
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"", "empty"),
+    (b"   \n\n", "empty"),
+    (b"\x00\x01\x02binary", "binary"),
+    (b"just some words\nand more words\n", "not a recognised"),
+    (b'{"digestStartTime": "x", "logFiles": []}', "digest"),
+    (b'[{"a": 1}]', "JSON"),
+])
+def test_detect_format_errors(content: bytes, why: str, tmp_path: Path) -> None:
+    path = tmp_path / "weird.log"
+    path.write_bytes(content)
+    with pytest.raises(LogFormatError, match=why) as err:
+        detect_format(path)
+    assert str(path) in str(err.value)
+
+
+def test_detect_format_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(LogFormatError, match=r"missing\.log"):
+        detect_format(tmp_path / "missing.log")
+
+
+# --- ATNA -------------------------------------------------------------------------------------
+
+def test_atna_dicom_spelling() -> None:
+    events, malformed = parse(DATA / "atna-dicom.xml")
+    assert malformed == []
+    assert len(events) == 4
+    export = row(events, action="export")
+    assert export["time"] == pd.Timestamp("2024-05-01T06:13:07.412Z")
+    assert export["user"] == "jdoe" and export["source_ip"] == "10.20.30.41"
+    assert export["outcome"] == "success" and export["code"] == "110106"
+    assert export["objects"] == 412 and export["target"] == "media:110030"
+    assert export["system"] == "PACS-VIEWER-07"
+    assert export["patient"] == fp("MRN00012345")  # CX suffix stripped
+    assert export["patient_name"] == fp("PEMBERTON")
+    assert export["study"] == fp("1.2.840.99.1.2.3")
+    assert pd.isna(export["role"])  # Source Role ID is not a job role
+    assert export["event_id"] == "atna-dicom.xml:2" and export["line"] == 2
+
+    login = row(events, action="login")
+    assert login["outcome"] == "failure" and login["code"] == "110114/110122"
+    assert login["device"] == "ws-rad-12" and pd.isna(login["source_ip"])
+    assert login["role"] == "Radiologist"
+
+    glass = row(events, action="break-glass-start")
+    assert glass["purpose"] == "BTG" and glass["user"] == "drwho"
+    delete = row(events, action="delete")
+    assert delete["objects"] == 5 and delete["study"] == fp("1.2.840.99.1.2.3")
+    # two messages on one line: distinct event ids
+    assert {glass["event_id"], delete["event_id"]} == {"atna-dicom.xml:36",
+                                                       "atna-dicom.xml:36:2"}
+    assert events["event_id"].is_unique
+
+
+def test_atna_legacy_spelling_and_malformed() -> None:
+    events, malformed = parse(DATA / "atna-rfc3881.log")
+    assert reasons(malformed) == [(3, "no AuditMessage"), (5, "DTD not allowed"),
+                                  (6, "not XML"), (7, "bad timestamp")]
+    assert all(m.source == str(DATA / "atna-rfc3881.log") for m in malformed)
+    assert list(events["action"]) == ["query", "view", "audit-stop", "log-access"]
+    assert list(events["line"]) == [1, 2, 4, 8]
+    query = events.iloc[0]
+    assert query["time"] == pd.Timestamp("2024-05-02T07:00:00Z")
+    assert query["patient"] == fp("MRN00012345")
+    assert query["patient_name"] == fp("PEMBERTON")
+    assert query["source_ip"] == "192.0.2.7" and query["system"] == "RIS"
+    assert events.iloc[2]["code"] == "110100/110133"
+
+
+def test_atna_syslog_wrapped() -> None:
+    events, malformed = parse(DATA / "atna-syslog.log")
+    assert reasons(malformed) == [(3, "no AuditMessage"), (4, "DTD not allowed")]
+    assert list(events["action"]) == ["download", "logout", "permission-change"]
+    transfer = events.iloc[0]
+    assert transfer["user"] == "STORESCU" and transfer["target"] == "ARCHIVE2"
+    assert transfer["objects"] == 20 and transfer["study"] == fp("1.2.840.99.7.7")
+    assert transfer["system"] == "DCM4CHEE" and transfer["source_ip"] == "198.51.100.4"
+    assert list(events["line"]) == [1, 2, 5]
+
+
+def test_atna_entities_never_expanded(tmp_path: Path) -> None:
+    laughs = (
+        '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+        ' <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n]>\n'
+        '<AuditMessage><EventIdentification EventDateTime="2024-01-01T00:00:00Z">'
+        '<EventID code="110100" displayName="&lol2;"/></EventIdentification></AuditMessage>\n'
+        '<AuditMessage><EventIdentification EventDateTime="2024-01-01T00:00:00Z">'
+        '<EventID code="110100" displayName="&undefined;"/></EventIdentification>'
+        '</AuditMessage>\n'
+    )
+    path = tmp_path / "lol.xml"
+    path.write_text(laughs)
+    events, malformed = parse(path, "atna")
+    assert events.empty
+    assert reasons(malformed) == [(6, "DTD not allowed"), (7, "not XML")]
+
+
+def test_atna_messages_split_across_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    # one long line of concatenated messages read in small pieces: tags cut in two still match
+    text = (DATA / "atna-dicom.xml").read_text().replace("\n", " ")
+    path = tmp_path / "one-line.xml"
+    path.write_text(text * 3)
+    whole, _ = parse(path, "atna")
+    monkeypatch.setattr(parsers, "_LINE_PIECE", 37)
+    pieces, malformed = parse(path, "atna")
+    assert malformed == []
+    assert len(pieces) == len(whole) == 12
+    assert pieces["event_id"].is_unique
+    pd.testing.assert_frame_equal(pieces, whole)
+
+
+def test_atna_oversized_message_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    lines = (DATA / "atna-rfc3881.log").read_text().splitlines()
+    big = lines[1].replace("<AuditSourceIdentification", "\n".join(
+        ["<Padding/>"] * 40) + "<AuditSourceIdentification")
+    path = tmp_path / "big.log"
+    path.write_text(lines[0] + "\n" + big + "\n" + lines[1] + "\n")
+    monkeypatch.setattr(parsers, "MAX_RECORD_CHARS", 300)
+    events, malformed = parse(path, "atna")
+    assert reasons(malformed) == [(2, "AuditMessage too large")]
+    assert list(events["line"]) == [1, 42]
+
+
+def test_atna_truncated_message(tmp_path: Path) -> None:
+    text = (DATA / "atna-rfc3881.log").read_text().splitlines()
+    path = tmp_path / "cut.log"
+    path.write_text(text[0][:200] + "\n" + text[1] + "\n" + text[0][:150])
+    events, malformed = parse(path, "atna")
+    assert list(events["line"]) == [2]
+    assert reasons(malformed) == [(1, "truncated AuditMessage"), (3, "truncated AuditMessage")]
+
+
+# --- FHIR -------------------------------------------------------------------------------------
+
+def test_fhir_single_resource() -> None:
+    events, malformed = parse(DATA / "fhir-single.json")
+    assert malformed == []
+    (read,) = events.itertuples(index=False)
+    assert read.action == "view" and read.code == "rest/read"
+    assert read.user == "jdoe" and read.source_ip == "10.20.30.41"
+    assert read.purpose == "BTG" and read.role == "Radiologist"
+    assert read.device == "pacs.example.org" and read.system == "HOSP-A"
+    assert read.patient == fp("MRN00012345") and read.patient_name == fp("PEMBERTON")
+    assert read.event_id == "ae-read-1" and read.outcome == "success"
+    assert read.time == pd.Timestamp("2024-05-01T02:13:07.412Z")
+
+
+def test_fhir_bundle() -> None:
+    events, malformed = parse(DATA / "fhir-bundle.json")
+    assert reasons(malformed) == [(4, "not an AuditEvent")]
+    assert list(events["event_id"]) == ["ae-search-1", "ae-login-1", "ae-export-1"]
+    assert list(events["line"]) == [1, 2, 3]  # ordinal in the bundle
+    search = events.iloc[0]
+    assert search["action"] == "query" and search["user"] == "Practitioner/pr-77"
+    assert search["device"] == "ws-12" and search["system"] == "Device/fhir-server"
+    assert search["patient"] == fp("MRN00012345")
+    assert search["patient_name"] == fp("PEMBERTON")
+    assert search["time"] == pd.Timestamp("2024-05-01T01:00:00Z")
+    login = events.iloc[1]
+    assert (login["action"], login["outcome"], login["code"]) == (
+        "login", "failure", "110114/110122")
+    export = events.iloc[2]
+    assert export["action"] == "export" and export["objects"] == 12
+    assert export["study"] == fp("1.2.840.99.1.2.3")  # same as the ATNA study UID
+    assert export["patient"] == fp("MRN00012345")
+
+
+def test_fhir_ndjson() -> None:
+    events, malformed = parse(DATA / "fhir.ndjson")
+    assert reasons(malformed) == [(3, "bad JSON"), (4, "no recorded")]
+    assert list(events["action"]) == ["update", "delete", "audit-start"]
+    assert list(events["line"]) == [1, 2, 5]
+    assert list(events["outcome"]) == ["success", "failure", "success"]
+    assert events.iloc[0]["patient"] == fp("MRN00099999")
+    assert events.iloc[2]["user"] == "svc"  # no requestor: the first agent
+
+
+def test_fhir_patient_as_agent_is_fingerprinted(tmp_path: Path) -> None:
+    event = {"resourceType": "AuditEvent", "recorded": "2024-05-01T00:00:00Z", "action": "R",
+             "agent": [{"who": {"reference": "Patient/MRN00012345"}, "requestor": True}],
+             "source": {"observer": {"display": "portal"}}}
+    path = tmp_path / "portal.json"
+    path.write_text(json.dumps(event))
+    events, _ = parse(path)
+    assert events.iloc[0]["user"] == f"patient:{fp('MRN00012345')}"
+    assert events.iloc[0]["event_id"] == "portal.json:1"
+
+
+# --- CloudTrail -------------------------------------------------------------------------------
+
+def check_cloudtrail(events: pd.DataFrame) -> None:
+    assert list(events["code"]) == ["GetObject", "ConsoleLogin", "PutBucketPolicy",
+                                    "DeleteObjects", "StopLogging"]
+    get = events.iloc[0]
+    assert get["action"] == "download" and get["user"] == "jdoe"
+    assert get["role"] == "PacsReadRole" and get["bytes"] == 527342 and get["objects"] == 1
+    assert get["target"] == "hosp-a-vna" and get["system"] == "s3.amazonaws.com"
+    assert get["study"] == fp("studies/1.2.840.99.1.2.3")
+    assert get["event_id"] == "5b9ad0c1-3f3e-4d7b-9d2c-0d9f7f6b1e11"
+    assert get["device"] == "[aws-cli/2.15.40]" and get["source_ip"] == "198.51.100.23"
+    login = events.iloc[1]
+    assert (login["action"], login["outcome"], login["user"]) == ("login", "failure", "jdoe")
+    policy = events.iloc[2]
+    assert (policy["action"], policy["outcome"], policy["target"]) == (
+        "permission-change", "success", "hosp-a-vna")
+    delete = events.iloc[3]
+    assert (delete["action"], delete["outcome"], delete["objects"]) == ("delete", "failure", 3)
+    stop = events.iloc[4]
+    assert stop["action"] == "audit-stop" and stop["target"] == "main"
+    assert stop["user"] == "arn:aws:iam::111122223333:root"
+
+
+def test_cloudtrail_plain_and_gzip(tmp_path: Path) -> None:
+    plain, bad = parse(DATA / "cloudtrail.json")
+    check_cloudtrail(plain)
+    assert reasons(bad) == [(6, "no eventTime")]
+    name = "111122223333_CloudTrail_us-east-1_20240501T0215Z_abc.json.gz"
+    packed, bad_gz = parse(gzipped(DATA / "cloudtrail.json", tmp_path / name))
+    check_cloudtrail(packed)
+    assert reasons(bad_gz) == reasons(bad)
+    assert packed["source"].iloc[0] == str(tmp_path / name)
+    pd.testing.assert_frame_equal(packed.drop(columns="source"), plain.drop(columns="source"))
+
+
+def test_cloudtrail_bare_list_and_ndjson(tmp_path: Path) -> None:
+    records = json.loads((DATA / "cloudtrail.json").read_text())["Records"][:5]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(records, indent=2))
+    nd = tmp_path / "records.ndjson"
+    nd.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    for path in (bare, nd):
+        events, malformed = parse(path, "cloudtrail")
+        assert malformed == []
+        check_cloudtrail(events)
+    assert list(parse(nd, "cloudtrail")[0]["line"]) == [1, 2, 3, 4, 5]
+
+
+def test_cloudtrail_streams_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    record = json.loads((DATA / "cloudtrail.json").read_text())["Records"][0]
+    records = []
+    for i in range(500):
+        rec = dict(record, eventID=f"id-{i}", eventTime=f"2024-05-01T02:{i % 60:02d}:00Z")
+        records.append(rec)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"Records": records, "trailer": {"n": 500}}))
+    monkeypatch.setattr(parsers, "_BLOCK", 97)  # refill the decoder window often
+    events, malformed = parse(path, "cloudtrail", chunk_rows=64)
+    assert malformed == []
+    assert list(events["event_id"]) == [f"id-{i}" for i in range(500)]
+    assert list(events["line"]) == list(range(1, 501))
+
+
+def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
+    line = (DATA / "fhir.ndjson").read_text().splitlines()[0]
+    lines = [line.replace('"nd-1"', f'"nd-{i}"') for i in range(3000)]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(data[: len(data) // 2])
+    events, malformed = parse(path, "fhir")
+    assert 0 < len(events) < 3000
+    assert len(malformed) >= 1
+    assert malformed[-1].reason == "unreadable data (truncated or corrupt)"
+
+
+@pytest.mark.parametrize("name", ["fhir-single.json", "fhir-bundle.json", "fhir.ndjson",
+                                  "cloudtrail.json"])
+def test_json_documents_in_a_small_window(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole, whole_bad = parse(DATA / name)
+    monkeypatch.setattr(parsers, "_BLOCK", 50)  # records never fit: decoded key by key
+    small, small_bad = parse(DATA / name)
+    pd.testing.assert_frame_equal(small, whole)
+    assert reasons(small_bad) == reasons(whole_bad)
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("atna-rfc3881.log", "atna"), ("audit.csv", "csv"),
+                                           ("audit.jsonl", "jsonl")])
+def test_truncated_gzip_text_formats(name: str, fmt: str, tmp_path: Path) -> None:
+    lines = (DATA / name).read_text().splitlines(keepends=True)
+    text = lines[0] + "".join(lines[1:] * 400)
+    data = gzip.compress(text.encode())
+    path = tmp_path / f"{name}.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    events, malformed = parse(path, fmt)
+    assert len(events) > 10
+    assert malformed[-1].reason == "unreadable data (truncated or corrupt)"
+
+
+# --- CSV and JSONL ----------------------------------------------------------------------------
+
+def test_csv_with_mapping() -> None:
+    events, malformed = parse(DATA / "audit.csv")
+    assert reasons(malformed) == [(4, "bad timestamp"), (5, "wrong number of fields")]
+    assert list(events["line"]) == [2, 3, 7, 8, 9]  # line 6 is blank
+    assert list(events["action"]) == ["view", "export", "login", "delete", "other"]
+    assert list(events["code"]) == ["OPEN_STUDY", "BURN_CD", "login", "delete",
+                                    "SOMETHING_ELSE"]
+    assert list(events["outcome"]) == ["success", "success", "failure", "success", "failure"]
+    view, export, login, delete, other = (events.iloc[i] for i in range(5))
+    # naive times are in the mapping's time zone (EDT); offsets and epoch seconds are absolute
+    assert view["time"] == pd.Timestamp("2024-05-01T12:00:00Z")
+    assert delete["time"] == pd.Timestamp("2024-05-01T12:10:00Z")
+    assert other["time"] == pd.Timestamp("2024-05-01T12:10:00Z")
+    assert view["patient"] == export["patient"] == fp("MRN00012345")
+    assert view["patient_name"] == export["patient_name"] == fp("PEMBERTON")
+    assert delete["patient_name"] == fp("DOE")
+    assert view["study"] == fp("1.2.840.99.1.2.3")
+    assert (export["objects"], export["bytes"]) == (412, 1048576)
+    assert view["role"] == "radiologist" and view["device"] == "WS-1"
+    assert view["purpose"] == "TREAT" and view["event_id"] == "r1"
+    assert login["event_id"] == "audit.csv:7" and pd.isna(login["patient"])
+
+
+def test_jsonl_with_mapping() -> None:
+    events, malformed = parse(DATA / "audit.jsonl")
+    assert reasons(malformed) == [(3, "bad JSON"), (4, "not a JSON object"),
+                                  (5, "bad timestamp")]
+    assert list(events["line"]) == [1, 2, 7]
+    assert list(events["action"]) == ["view", "export", "query"]
+    first, second, third = (events.iloc[i] for i in range(3))
+    assert first["time"] == pd.Timestamp("2024-05-01T08:00:00Z")  # epoch milliseconds
+    assert third["time"] == pd.Timestamp("2024-05-01T08:02:00.500Z")  # epoch seconds
+    assert (first["outcome"], second["outcome"]) == ("success", "failure")
+    assert pd.isna(third["outcome"])
+    assert first["user"] == "jdoe" and first["source_ip"] == "10.0.0.9"
+    assert first["patient"] == second["patient"] == fp("MRN00012345")
+    assert first["patient_name"] == fp("PEMBERTON") and first["study"] == fp("1.2.840.99.1.2.3")
+    assert third["bytes"] == 2048 and third["event_id"] == "audit.jsonl:7"
+    assert pd.isna(first["role"])
+
+
+def test_csv_sniffs_delimiter_and_time_format(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("When;Who;What;Patient\n01/05/2024 10:00;jdoe;view;MRN00012345\n"
+                    "31/12/2024 23:59;jdoe;PRINT;\n13/13/2024 00:00;x;view;\n")
+    mapping = ColumnMapping(time="when", user="who", action="what", patient="patient",
+                            time_format="%d/%m/%Y %H:%M", timezone="Europe/Berlin")
+    events, malformed = parse(path, mapping=mapping)
+    assert reasons(malformed) == [(4, "bad timestamp")]
+    assert list(events["time"]) == [pd.Timestamp("2024-05-01T08:00:00Z"),
+                                    pd.Timestamp("2024-12-31T22:59:00Z")]
+    assert list(events["action"]) == ["view", "other"]
+    assert events.iloc[0]["patient"] == fp("MRN00012345")
+
+
+def test_csv_missing_required_column(tmp_path: Path) -> None:
+    path = tmp_path / "nousers.csv"
+    path.write_text("time,action\n2024-05-01T00:00:00Z,view\n")
+    with pytest.raises(LogFormatError, match=r"nousers\.csv.*'user'"):
+        parse_file(path, "csv", MASKER)
+
+
+# --- chunking ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_chunking_keeps_every_row(name: str) -> None:
+    path = DATA / name
+    whole, whole_bad = parse(path)
+    fmt = SAMPLES[name]
+    chunks = list(parse_file(path, fmt, MASKER, MAPPINGS.get(fmt), chunk_rows=2))
+    assert all(len(c.events) <= 2 for c in chunks)
+    if len(whole) > 2:
+        assert len(chunks) >= 2
+    events = pd.concat([c.events for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(events, whole)
+    assert reasons([m for c in chunks for m in c.malformed]) == reasons(whole_bad)
+
+
+def test_empty_log_yields_one_empty_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    for fmt in ("atna", "fhir", "cloudtrail", "jsonl"):
+        chunks = list(parse_file(path, fmt, MASKER))
+        assert len(chunks) == 1 and chunks[0].events.empty and chunks[0].malformed == []
+        assert list(chunks[0].events.columns) == list(COLUMNS)
+
+
+# --- PHI --------------------------------------------------------------------------------------
+
+def test_no_phi_in_the_table_and_fingerprints_agree(tmp_path: Path) -> None:
+    frames = []
+    for name, fmt in SAMPLES.items():
+        copy = shutil.copy(DATA / name, tmp_path / name)
+        events, _ = parse(Path(copy), fmt)
+        frames.append(events)
+    table = pd.concat(frames, ignore_index=True)
+    assert len(table) > 25
+    for column in table.columns:
+        for value in table[column].dropna().astype(str):
+            for planted in PHI:
+                assert planted not in value, f"{planted!r} leaked into {column}"
+    patients = set(table["patient"].dropna())
+    assert fp("MRN00012345") in patients
+    same = table[table["patient"] == fp("MRN00012345")]
+    assert set(same["format"]) == {"atna", "fhir", "csv", "jsonl"}
+    names = table[table["patient_name"] == fp("PEMBERTON")]
+    assert set(names["format"]) == {"atna", "fhir", "csv", "jsonl"}
+    studies = table[table["study"] == fp("1.2.840.99.1.2.3")]
+    assert set(studies["format"]) == {"atna", "fhir", "csv", "jsonl"}
+
+
+def test_malformed_reasons_hold_no_content() -> None:
+    for name, fmt in SAMPLES.items():
+        for chunk in parse_file(DATA / name, fmt, MASKER, MAPPINGS.get(fmt)):
+            for bad in chunk.malformed:
+                assert len(bad.reason) < 48
+                assert not any(p in bad.reason for p in PHI)
+                assert "<" not in bad.reason and "{" not in bad.reason
+
+
+# --- API --------------------------------------------------------------------------------------
+
+def test_formats_and_bad_arguments(tmp_path: Path) -> None:
+    assert FORMATS == ("atna", "fhir", "cloudtrail", "csv", "jsonl")
+    with pytest.raises(ValueError, match="unknown log format"):
+        parse_file(DATA / "audit.csv", "syslog", MASKER)
+    with pytest.raises(LogFormatError, match=r"nope\.json"):
+        parse_file(tmp_path / "nope.json", "fhir", MASKER)
+
+
+@pytest.mark.parametrize(("config", "key"), [
+    ({"tiem": "ts"}, "tiem"),
+    ({"time": 3}, "time"),
+    ({"user": ""}, "user"),
+    ({"actions": {"READ": "peek"}}, "actions.READ"),
+    ({"actions": ["READ"]}, "actions"),
+    ({"outcomes": {"ok": "maybe"}}, "outcomes.ok"),
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"patient": 7}, "patient"),
+])
+def test_column_mapping_rejects_bad_config(config: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        ColumnMapping.from_config(config)
+
+
+def test_column_mapping_defaults() -> None:
+    mapping = ColumnMapping.from_config({"patient_name": "name", "role": "", "device": None})
+    assert mapping.patient_name == "name" and mapping.role is None and mapping.device is None
+    assert mapping.time == "time" and mapping.actions == {} and mapping.timezone == "UTC"
+    assert ColumnMapping.from_config({}) == ColumnMapping()
+    assert hash(CSV_MAPPING) == hash(ColumnMapping.from_config({**CSV_MAPPING.__dict__}))
