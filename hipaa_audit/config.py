@@ -212,7 +212,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
         "logs": [s.model_copy(update={
             "paths": [str(rel(Path(p))) for p in s.paths],
-            "sigma": [rel(p) for p in s.sigma], "anchors": [rel(p) for p in s.anchors],
+            "sigma": [p if str(p) == "builtin" else rel(p) for p in s.sigma],
+            "anchors": [rel(p) for p in s.anchors],
             "cloudtrail_keys": [rel(p) for p in s.cloudtrail_keys],
             **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers")
                if getattr(s, k) is not None}}) for s in data.logs],

@@ -134,6 +134,22 @@ def test_findings_json_holds_every_stored_finding(assessed: Assessed) -> None:
     assert buckets["riverton-imaging-archive"]["group"] == "cloud-storage"
 
 
+def test_logs_are_reviewed_and_shown(assessed: Assessed) -> None:
+    doc = json.loads((assessed.reports / "findings.json").read_text())
+    by_check = {(f["check_id"], f["asset"].rsplit("/", 1)[-1]) for f in doc["findings"]}
+    assert ("log-integrity", "access-chain.jsonl") in by_check  # the deleted record
+    checks = {c for c, _ in by_check}
+    assert {"log-bulk-export", "log-password-spray", "log-snooping", "log-sigma"} <= checks
+    [summary] = doc["run"]["evidence"]["logs"]
+    assert summary["group"] == "audit-logs" and summary["events"] > 50_000
+    text = pdftext(assessed.reports / "risk-analysis.pdf", layout=False)
+    flat = re.sub(r"\s+", "", text)
+    assert "Audit logs reviewed" in text and "pacs-audit.jsonl" in flat
+    assert "bulk-export1" in flat and "password-spray1" in flat
+    baa = pdftext(assessed.reports / "baa-evidence.pdf", layout=False)
+    assert "Audit logging" in baa
+
+
 def test_reports_show_the_buckets(assessed: Assessed) -> None:
     text = pdftext(assessed.reports / "risk-analysis.pdf", layout=False)
     flat = re.sub(r"\s+", "", text)

@@ -260,7 +260,7 @@ def test_fhir_single_resource() -> None:
     assert read.action == "view" and read.code == "rest/read"
     assert read.user == "jdoe" and read.source_ip == "10.20.30.41"
     assert read.purpose == "BTG" and read.role == "Radiologist"
-    assert read.device == "pacs.example.org" and read.system == "HOSP-A"
+    assert read.device == "pacs.example.org" and read.system == "pacs.example.org"
     assert read.patient == fp("MRN00012345") and read.patient_name == fp("PEMBERTON")
     assert read.event_id == "ae-read-1" and read.outcome == "success"
     assert read.time == pd.Timestamp("2024-05-01T02:13:07.412Z")

@@ -1298,7 +1298,7 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     observer = _reference_label(source.get("observer"))
     site = _str(source.get("site")) or _reference_label(source.get("site"))
     device = device or observer
-    system = site or observer
+    system = observer or site  # the observer is the system that wrote it (AuditSourceID)
 
     patient = patient_name = study = None
     instances: int | None = None

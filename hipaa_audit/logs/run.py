@@ -11,6 +11,7 @@ numbers, never dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import hashlib
@@ -153,7 +154,7 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             events.to_parquet(cache, index=False)
-            meta.write_text(json.dumps([m.__dict__ for m in malformed]))
+            meta.write_text(json.dumps([dataclasses.asdict(m) for m in malformed]))
         except (OSError, ValueError):
             pass
     return _Parsed(path, fmt, events, malformed)
