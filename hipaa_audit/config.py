@@ -142,6 +142,8 @@ class Vendor(_Section):
     s3_buckets: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     archives: list[str] = Field(default_factory=list)
+    #: ``[[logs]]`` group names or log paths of the systems the vendor runs
+    logs: list[str] = Field(default_factory=list)
     subcontractors: list[str] = Field(default_factory=list)
 
 

@@ -187,14 +187,15 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
     """The vendor's systems, each with the asset prefix findings are matched on."""
     by_name = {g["name"]: g for g in groups}
     out = []
-    for entry in vendor.get("archives", []):
-        if entry in by_name:
-            out += [{"kind": "archive", "target": t, "group": entry}
-                    for t in by_name[entry]["targets"]]
-        else:
-            path = Path(entry)
-            out.append({"kind": "archive", "target": str(path if path.is_absolute()
-                                                          else config_dir / path)})
+    for kind, key in (("archive", "archives"), ("audit log", "logs")):
+        for entry in vendor.get(key, []):
+            if entry in by_name:
+                out += [{"kind": kind, "target": t, "group": entry}
+                        for t in by_name[entry]["targets"]]
+            else:
+                path = Path(entry)
+                out.append({"kind": kind, "target": str(path if path.is_absolute()
+                                                         else config_dir / path)})
     out += [{"kind": "bucket", "target": f"s3://{b}", "bucket": (buckets or {}).get(f"s3://{b}")}
             for b in vendor.get("s3_buckets", [])]
     out += [{"kind": "endpoint", "target": _endpoint_url(e),
