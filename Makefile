@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(PY) bench/report.py
 	$(PY) bench/network.py
 	$(PY) bench/s3.py
+	$(PY) bench/logs.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

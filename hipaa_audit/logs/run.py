@@ -238,6 +238,11 @@ def _trail(root: Path, opts: LogOptions, catalog: Catalog) -> AssetResult:
     return result
 
 
+def _plain(counts: dict[str, Any]) -> dict[str, int | float]:
+    """Counts as plain Python numbers (detectors may hand numpy scalars)."""
+    return {k: int(v) if float(v).is_integer() else round(float(v), 2) for k, v in counts.items()}
+
+
 def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
     """The finding of one anomaly (check ``log-<kind>``)."""
     check = catalog[f"log-{anomaly.kind}"]
@@ -249,7 +254,7 @@ def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
         key=f"{anomaly.subject}:{iso(anomaly.start)}",
         locations=(Location.of(**{anomaly.subject_kind: anomaly.subject},
                                window=f"{iso(anomaly.start)}/{iso(anomaly.end)}",
-                               counts=anomaly.counts, baseline=anomaly.baseline,
+                               counts=_plain(anomaly.counts), baseline=anomaly.baseline,
                                event_ids=list(anomaly.event_ids)),))
 
 
