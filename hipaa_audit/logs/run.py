@@ -147,8 +147,13 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
             frames.append(chunk.events)
             malformed.extend(chunk.malformed)
     except (LogFormatError, OSError, ValueError, EOFError) as exc:
+        # a library's message may quote the record it choked on: only our own messages (which
+        # name the file) and the OS error text are shown
+        why = (str(exc) if isinstance(exc, LogFormatError)
+               else exc.strerror or type(exc).__name__ if isinstance(exc, OSError)
+               else f"{type(exc).__name__} while parsing")
         return _Parsed(path, fmt, _concat(frames), malformed,
-                       f"reading stopped: {exc}" if frames else str(exc))
+                       f"reading stopped: {why}" if frames else why)
     events = _concat(frames)
     if cache is not None and meta is not None:
         try:

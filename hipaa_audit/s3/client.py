@@ -13,7 +13,6 @@ or a failure (throttled past the retries, timeouts, connection errors). Errors a
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from hipaa_audit import __version__
+from hipaa_audit.network.targets import is_ip
 
 Provider = Literal["auto", "aws", "compatible"]
 State = Literal["ok", "absent", "unsupported", "denied", "failed"]
@@ -161,11 +161,7 @@ def _account_prefix_stripper(request: Any, **_: Any) -> None:
 
 def _loopback_or_ip(endpoint_url: str) -> bool:
     host = urlsplit(endpoint_url).hostname or ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host == "localhost"
-    return True
+    return host == "localhost" or is_ip(host)
 
 
 class Connection:
