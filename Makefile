@@ -10,10 +10,11 @@ DEMO_DIR ?= demo
 
 # tools the tests run as real peers; installed with apt when missing and we are root
 # (pango, harfbuzz-subset and fonts for WeasyPrint; poppler for the tests that read the PDFs;
-# dcmtk and Orthanc as DICOM nodes for the network scanner's tests and the demo)
-SYSTEM_PACKAGES := openssl gnupg tesseract-ocr tesseract-ocr-eng poppler-utils dcmtk orthanc \
+# dcmtk and Orthanc as DICOM nodes for the network scanner's tests and the demo; acl for the
+# permission tests' real POSIX ACLs)
+SYSTEM_PACKAGES := openssl gnupg acl tesseract-ocr tesseract-ocr-eng poppler-utils dcmtk orthanc \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
-SYSTEM_COMMANDS := openssl gpg tesseract pdftotext pdfdetach pdfsig storescp echoscu Orthanc
+SYSTEM_COMMANDS := openssl gpg setfacl tesseract pdftotext pdfdetach pdfsig storescp echoscu Orthanc
 SYSTEM_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 $(STAMP): pyproject.toml

@@ -17,7 +17,7 @@ from typing import Any
 from hipaa_audit import __version__
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import LoadedConfig, LogsSection, S3Section
+from hipaa_audit.config import LoadedConfig, LogsSection, PermissionsSection, S3Section
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
 from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
@@ -27,7 +27,9 @@ from hipaa_audit.store import Store, StoredRun
 
 NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS = ("permissions",)
+PENDING_SCANNERS: tuple[str, ...] = ()
+#: Finding categories that show PHI is stored in an asset (marks it for the permission scan).
+PHI_CATEGORIES = ("residual-identifier", "burned-in-phi", "unencrypted-phi")
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ def _targets(scanner: str, section: Any) -> tuple[str, ...]:
         return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
     if scanner == "logs":
         return tuple(section.paths)
-    return (str(section.baseline),)
+    return tuple(section.sources)
 
 
 def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
@@ -185,6 +187,68 @@ def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, maske
                             on_summary=lambda s: summaries.append({**s, "group": info.name}))
 
 
+def _phi_found(store: Store, seq: int, cfg: LoadedConfig) -> tuple[str, ...]:
+    """Resources this run's scanners found PHI in: S3 buckets and archive roots."""
+    roots = sorted({str(p).rstrip("/") for a in cfg.data.archive for p in a.paths},
+                   key=len, reverse=True)
+    found: set[str] = set()
+    for asset in store.assets_in(seq, PHI_CATEGORIES):
+        if asset.startswith("s3://"):
+            found.add("s3://" + asset[5:].split("/", 1)[0])
+            continue
+        outer = asset.split("!/", 1)[0]
+        for root in roots:
+            if outer == root or outer.startswith(root + "/"):
+                found.add(f"fs:{os.path.abspath(root)}")
+                break
+    return tuple(sorted(found))
+
+
+def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: Catalog,
+                         masker: Masker, run: RunInfo, store: Store, seq: int,
+                         cfg: LoadedConfig) -> Iterator[AssetResult]:
+    from hipaa_audit.permissions.run import (
+        PermissionSetupError,
+        PermOptions,
+        load_baseline_or_fail,
+        scan_permissions,
+    )
+    from hipaa_audit.s3.client import Access
+
+    try:
+        baseline = load_baseline_or_fail(section.baseline)
+        from hipaa_audit.permissions.exports import PacsMapping, RosterMapping
+
+        pacs = PacsMapping.from_toml(section.pacs_mapping) if section.pacs_mapping else None
+        roster = RosterMapping.from_toml(section.roster_mapping) if section.roster_mapping \
+            else None
+    except (PermissionSetupError, ValueError) as exc:
+        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        return
+    previous, label = None, None
+    for old in reversed(store.complete_runs()):
+        evidence = old.meta.get("run", {}).get("evidence", {}).get("permissions")
+        if isinstance(evidence, dict) and isinstance(evidence.get("snapshot"), dict):
+            previous, label = evidence["snapshot"], f"run {old.id}"
+            break
+    watch = tuple(p for v in cfg.data.vendor for p in v.principals)
+    opts = PermOptions(
+        baseline, tuple(section.sources),
+        Access(profile=section.profile, region=section.region, endpoint_url=section.endpoint_url,
+               role_arn=section.role_arn),
+        buckets=tuple(section.buckets), previous=previous, previous_label=label,
+        phi=(*section.phi, *_phi_found(store, seq, cfg)), watch=watch, pacs_mapping=pacs,
+        roster_mapping=roster, fs_depth=section.fs_depth)
+
+    def keep(summary: dict[str, Any]) -> None:
+        run.evidence["permissions"] = {**summary, "group": info.name}
+
+    try:
+        yield from scan_permissions(opts, catalog, masker, on_summary=keep)
+    except PermissionSetupError as exc:
+        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+
+
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
@@ -213,6 +277,9 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         elif info.scanner == "logs":
             group.options = {"log_format": section.format, "sigma": len(section.sigma)}
             results = _logs_results(section, info, catalog, masker, run)
+        elif info.scanner == "permissions":
+            group.options = {"baseline": str(section.baseline), "sources": len(section.sources)}
+            results = _permissions_results(section, info, catalog, masker, run, store, seq, cfg)
         else:
             group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
             results = _not_checked(catalog, info.targets,

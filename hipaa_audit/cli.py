@@ -371,6 +371,105 @@ def scan_s3_command(
     raise typer.Exit(outcome.exit_code)
 
 
+@scan_app.command("permissions")
+def scan_permissions_command(
+    sources: Annotated[list[str], typer.Argument(
+        help="aws (IAM and S3 of the current identity), fs:PATH, pacs:FILE.csv "
+        "(pacs:NAME=FILE.csv), roster:FILE.csv", metavar="SOURCE")],
+    baseline: Annotated[str, typer.Option(
+        "--baseline", help="The access baseline (TOML: roles, principals, phi, trusted).")],
+    previous: Annotated[str | None, typer.Option(
+        "--previous", help="Compare with a previous run: a run of the history store (id or "
+        "latest) or a graph JSON written by --graph-json.")] = None,
+    store_path: Annotated[str | None, typer.Option(
+        "--store", help="History store holding --previous (default: the user data directory)."
+    )] = None,
+    endpoint_url: Annotated[str | None, typer.Option(
+        "--endpoint-url", help="IAM and S3 endpoint (a test or on-prem store); default: AWS.")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    role_arn: Annotated[str | None, typer.Option(
+        "--role-arn", help="Assume this read-only audit role first.")] = None,
+    bucket: Annotated[list[str] | None, typer.Option(
+        "--bucket", help="Read only these buckets' policies and ACLs (repeat; default: all).")
+    ] = None,
+    phi: Annotated[list[str] | None, typer.Option(
+        "--phi", help="A resource known to hold PHI (s3://b, fs:/path, pacs:NAME; patterns; "
+        "repeat), besides the baseline's [phi].")] = None,
+    pacs_mapping: Annotated[str | None, typer.Option(
+        "--pacs-mapping", help="Column mapping of the PACS exports (TOML).")] = None,
+    roster_mapping: Annotated[str | None, typer.Option(
+        "--roster-mapping", help="Column mapping of the roster (TOML).")] = None,
+    graphml: Annotated[str | None, typer.Option(
+        "--graphml", help="Also write the access graph as GraphML to this file.")] = None,
+    graph_json: Annotated[str | None, typer.Option(
+        "--graph-json", help="Also write the access graph as node-link JSON (with the snapshot "
+        "a later --previous compares with).")] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = FailOn.HIGH,
+    progress: ProgressOpt = False,
+) -> None:
+    """Compare who can reach PHI, and how, with the access baseline and the previous run.
+
+    Example: hipaa-audit scan permissions aws fs:/srv/pacs roster:staff.csv --baseline access.toml
+    """
+    from hipaa_audit.permissions.graph import AccessGraph
+    from hipaa_audit.permissions.run import (
+        PermissionSetupError,
+        PermOptions,
+        load_baseline_or_fail,
+        load_mapping,
+        parse_source,
+        previous_snapshot,
+        scan_permissions,
+    )
+    from hipaa_audit.s3.client import Access
+
+    try:
+        for source in sources:
+            parse_source(source)
+        base = load_baseline_or_fail(Path(baseline))
+        prev, label = (previous_snapshot(previous, Path(store_path) if store_path else None)
+                       if previous else (None, None))
+        opts = PermOptions(
+            base, tuple(sources),
+            Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn),
+            buckets=tuple(bucket or ()), previous=prev, previous_label=label,
+            phi=tuple(phi or ()),
+            pacs_mapping=load_mapping(Path(pacs_mapping), "pacs") if pacs_mapping else None,
+            roster_mapping=load_mapping(Path(roster_mapping), "roster") if roster_mapping
+            else None)
+    except PermissionSetupError as exc:
+        raise fail(str(exc)) from None
+    catalog = load_catalog()
+    masker = Masker(installation_key())
+    run = new_run("scan permissions", list(sources), reveal_phi=False, options=opts.describe())
+    graphs: list[AccessGraph] = []
+
+    def keep(summary: dict[str, object]) -> None:
+        run.evidence["permissions"] = summary
+
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    try:
+        with open_output(output) as stream, \
+                progress_display(show, "scan permissions", None, unit="resources") as advance:
+            renderer = make_renderer(fmt, stream, catalog, __version__)
+            results = scan_permissions(opts, catalog, masker, on_summary=keep,
+                                       on_graph=graphs.append)
+            outcome = consume(results, renderer, run, threshold, on_asset=advance)
+    except PermissionSetupError as exc:
+        raise fail(str(exc)) from None
+    for graph in graphs:
+        if graphml:
+            graph.write_graphml(Path(graphml))
+        if graph_json:
+            graph.write_json(Path(graph_json))
+    raise typer.Exit(outcome.exit_code)
+
+
 class LogFormat(enum.Enum):
     """The ``analyze logs --log-format`` choices."""
 

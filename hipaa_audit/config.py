@@ -129,7 +129,29 @@ class PermissionsSection(_Scanner):
     """``[permissions]``: the access baseline and the sources to compare with it."""
 
     baseline: Path
-    sources: list[str] = Field(default_factory=list)
+    #: ``aws``, ``fs:PATH``, ``pacs:FILE.csv`` (``pacs:NAME=FILE.csv``), ``roster:FILE.csv``
+    sources: list[str] = Field(min_length=1)
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
+    buckets: list[str] = Field(default_factory=list)
+    #: Resources (patterns) known to hold PHI, besides the baseline's ``[phi]``.
+    phi: list[str] = Field(default_factory=list)
+    pacs_mapping: dict[str, Any] = Field(default_factory=dict)
+    roster_mapping: dict[str, Any] = Field(default_factory=dict)
+    fs_depth: int = Field(default=4, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _sources(self) -> PermissionsSection:
+        from hipaa_audit.permissions.run import PermissionSetupError, parse_source
+
+        for source in self.sources:
+            try:
+                parse_source(source)
+            except PermissionSetupError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class Vendor(_Section):
@@ -144,6 +166,8 @@ class Vendor(_Section):
     archives: list[str] = Field(default_factory=list)
     #: ``[[logs]]`` group names or log paths of the systems the vendor runs
     logs: list[str] = Field(default_factory=list)
+    #: Principals (patterns of the permission scan's ids) the vendor's staff and systems use
+    principals: list[str] = Field(default_factory=list)
     subcontractors: list[str] = Field(default_factory=list)
 
 
@@ -198,6 +222,17 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _rel_source(source: str, rel: Any) -> str:
+    """A permission source with its file or folder made relative to the assessment file."""
+    kind, sep, rest = source.partition(":")
+    if not sep or kind not in ("fs", "pacs", "roster"):
+        return source
+    name, eq, path = rest.partition("=")
+    if kind == "pacs" and eq and name and "/" not in name:
+        return f"{kind}:{name}={rel(Path(path))}"
+    return f"{kind}:{rel(Path(rest))}"
+
+
 def _resolve(base: Path, data: Assessment) -> Assessment:
     """Return ``data`` with every relative path made relative to ``base``."""
     def rel(p: Path) -> Path:
@@ -228,7 +263,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
     }
     if data.permissions is not None:
         update["permissions"] = data.permissions.model_copy(
-            update={"baseline": rel(data.permissions.baseline)})
+            update={"baseline": rel(data.permissions.baseline),
+                    "sources": [_rel_source(s, rel) for s in data.permissions.sources]})
     return data.model_copy(update=update)
 
 

@@ -263,6 +263,15 @@ class Store:
             "FROM findings WHERE run_seq=? GROUP BY check_id, grp, status, severity, category",
             (seq,)))
 
+    def assets_in(self, seq: int, categories: Iterable[str]) -> Iterator[str]:
+        """Every distinct asset of run ``seq`` with a failed finding of one of ``categories``."""
+        cats = list(categories)
+        marks = ",".join("?" * len(cats))
+        for (asset,) in self.db.execute(
+                f"SELECT DISTINCT asset FROM findings WHERE run_seq=? AND status='fail' "
+                f"AND category IN ({marks})", (seq, *cats)):
+            yield str(asset)
+
     def sample_assets(self, seq: int, per_group: int = 3) -> dict[tuple[str, str], list[str]]:
         """Return up to ``per_group`` assets of each (check, group), most severe first."""
         out: dict[tuple[str, str], list[str]] = {}

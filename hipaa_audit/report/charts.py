@@ -90,3 +90,53 @@ def anomaly_timeline(timeline: Sequence[Mapping[str, Any]]) -> str:
     svg = _svg(fig)
     plt.close(fig)
     return svg
+
+
+SEVERITY_COLOURS = {"critical": "#cc0000", "high": "#e06666", "medium": "#f6b26b",
+                    "low": "#b6d7a8", "info": "#cccccc"}
+
+
+def path_steps(path: str) -> tuple[list[str], list[str]]:
+    """Split a finding's path text (``a -member-of-> b -s3:acl [read]-> r``) into its parts.
+
+    Returns the nodes and the edge labels between them.
+    """
+    import re
+
+    parts = re.split(r" -(.+?)-> ", path)
+    return parts[0::2], parts[1::2]
+
+
+def access_paths(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Return a picture of the riskiest access paths, one row per path.
+
+    The principal is on the left, the groups and roles it passes through in the middle, the
+    resource on the right; each line is coloured by the finding's severity.
+    """
+    from matplotlib import pyplot as plt
+
+    fig, ax = _figure(6.8, 0.42 * max(len(rows), 2) + 0.3)
+    ax.set_axis_off()
+    width = max((len(path_steps(str(r["path"]))[0]) if r.get("path") else 2) for r in rows)
+    for i, row in enumerate(rows):
+        nodes, edges = path_steps(str(row["path"])) if row.get("path") else (
+            [str(row["principal"]), str(row["resource"])], [""])
+        y = -i
+        colour = SEVERITY_COLOURS.get(str(row.get("severity")), "#cccccc")
+        xs = [j * (width - 1) / max(len(nodes) - 1, 1) for j in range(len(nodes))]
+        ax.plot(xs, [y] * len(xs), color=colour, linewidth=2.2, zorder=1)
+        for x, node in zip(xs, nodes, strict=True):
+            label = node if len(node) <= 30 else "…" + node[-29:]
+            ax.text(x, y, label, ha="center", va="center", fontsize=6.5, zorder=2,
+                    bbox={"boxstyle": "round,pad=0.25", "facecolor": "white",
+                          "edgecolor": colour, "linewidth": 0.8})
+        for j, edge in enumerate(edges):
+            if edge and j + 1 < len(xs):
+                short = edge.split(" [", 1)[0]
+                ax.text((xs[j] + xs[j + 1]) / 2, y + 0.26, short[-34:], ha="center",
+                        va="bottom", fontsize=5.5, color="#555555")
+    ax.set_xlim(-0.75, max(width - 1, 1) + 0.75)
+    ax.set_ylim(-len(rows) + 0.5, 0.7)
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg

@@ -7,6 +7,7 @@ so the reports hold only what the store holds: masked evidence.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import socket
 from collections import Counter
 from collections.abc import Iterable
@@ -152,6 +153,7 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "endpoints": sorted(_endpoints(meta), key=lambda e: (e.get("group", ""), e["asset"])),
         "buckets": sorted(_buckets(meta), key=lambda b: (b.get("group", ""), b["asset"])),
         "logs": list(meta.get("run", {}).get("evidence", {}).get("logs", [])),
+        "permissions": _permissions(meta),
         "endpoint_policies": sorted({f"{g['name']}: {g.get('options', {}).get('policy')}"
                                      for g in groups if g["scanner"] == "network"}),
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
@@ -159,6 +161,14 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "trend": _trend(store, run), "delta": delta,
         "pending_change": security_rule_data()["meta"].get("pending_change", ""),
     }
+
+
+def _permissions(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The permission scan's summary stored with the run (without its snapshot)."""
+    found = meta.get("run", {}).get("evidence", {}).get("permissions")
+    if not isinstance(found, dict):
+        return None
+    return {k: v for k, v in found.items() if k != "snapshot"}
 
 
 def _endpoints(meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -200,11 +210,29 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
             for b in vendor.get("s3_buckets", [])]
     out += [{"kind": "endpoint", "target": _endpoint_url(e),
              "endpoint": endpoints.get(_endpoint_url(e))} for e in vendor.get("endpoints", [])]
+    perm_group = next((g["name"] for g in groups if g["scanner"] == "permissions"), None)
+    out += [{"kind": "principal", "target": p, "group": perm_group}
+            for p in vendor.get("principals", []) if not any(c in p for c in "*?[")]
     targets = {t: g["name"] for g in groups for t in g["targets"]}
     for a in out:
         a.setdefault("group", targets.get(a["target"]))
         a["examined"] = a["group"] is not None
     return out
+
+
+def _vendor_reach(vendor: dict[str, Any], perm: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What the vendor's principals can reach, from the permission scan (``None``: not asked)."""
+    patterns = vendor.get("principals", [])
+    if not patterns:
+        return None
+    watched = perm.get("watched", {}) if isinstance(perm, dict) else {}
+    rows = []
+    for principal, reach in sorted(watched.items()):
+        if any(fnmatch.fnmatchcase(principal, p) for p in patterns):
+            rows += [{"principal": principal, **r} for r in reach]
+            if not reach:
+                rows.append({"principal": principal, "resource": "", "actions": "", "phi": False})
+    return rows
 
 
 def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any]:
@@ -221,6 +249,7 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     endpoint_by_target = {e["target"]: e for e in _endpoints(meta)}
     endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
     vendors = []
+    perm = meta.get("run", {}).get("evidence", {}).get("permissions") or {}
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
                                 {b["asset"]: b for b in _buckets(meta)})
@@ -271,7 +300,8 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
             cells.append({**p, "status": status,
                           "omnibus_gap": pre_omnibus and p["id"] in OMNIBUS_PROVISIONS})
         vendors.append({**v, "assets": assets, "evidence": evidence, "provisions": cells,
-                        "pre_omnibus": pre_omnibus, "technical_gaps": gaps})
+                        "pre_omnibus": pre_omnibus, "technical_gaps": gaps,
+                        "reach": _vendor_reach(v, perm)})
     return {
         "kind": "baa",
         "assessment": meta.get("assessment", {}),

@@ -25,6 +25,7 @@ import jinja2
 
 from hipaa_audit.report.charts import (
     LEVEL_COLOURS,
+    access_paths,
     anomaly_timeline,
     domain_chart,
     trend_chart,
@@ -92,6 +93,8 @@ def render_html(template: str, context: Mapping[str, Any]) -> str:
         ctx["domain_svg"] = domain_chart(ctx["domains"]) if ctx["domains"] else ""
         timeline = [t for log in ctx.get("logs", []) for t in log.get("timeline", [])]
         ctx["timeline_svg"] = anomaly_timeline(timeline) if timeline else ""
+        riskiest = (ctx.get("permissions") or {}).get("riskiest", [])
+        ctx["paths_svg"] = access_paths(riskiest) if riskiest else ""
     ctx["stylesheet"] = _template("report.css")
     return environment().get_template(template).render(ctx=ctx)
 

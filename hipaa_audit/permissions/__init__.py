@@ -1,0 +1,1 @@
+"""Permission drift: who can reach PHI, by which path, and what changed."""

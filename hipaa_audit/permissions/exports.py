@@ -1,0 +1,621 @@
+"""Read accounts and roles from a PACS/VNA export, and the workforce roster, from CSV files.
+
+Both readers use the :mod:`csv` module on files decoded as UTF-8 (a byte-order mark is
+tolerated). Column names are matched case-insensitively, with spaces and hyphens read as
+underscores (``Last Login`` matches ``last_login``); each column left at its default name also
+answers to a few aliases (``username``, ``login``, ``account`` for ``user``, and so on). A
+:class:`PacsMapping` or :class:`RosterMapping` names other columns and extends the value tables;
+both can be built from a TOML table with ``from_toml``.
+
+A file that cannot be used at all (missing, empty, not UTF-8, without its id column, or without
+a column the mapping names explicitly) raises :class:`PermissionSourceError`. A row that cannot
+be used becomes a :class:`~hipaa_audit.permissions.model.Problem` whose asset is ``FILE:LINE``
+and whose message starts ``line N:``. Neither ever carries a cell value (cells may hold PHI, and
+the roster holds people's names): messages name lines, columns and positions only. The one
+exception is the list of column names in the error for a missing column, shown only when the
+first line looks like a header (at least one of its fields is a known column name).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hipaa_audit.permissions.model import (
+    ACTIONS,
+    Facts,
+    Grant,
+    Membership,
+    Person,
+    Principal,
+    Problem,
+    Resource,
+)
+from hipaa_audit.redaction import Masker
+
+__all__ = [
+    "DEFAULT_PACS_STATUSES",
+    "DEFAULT_PACS_TYPES",
+    "DEFAULT_PACS_VALUES",
+    "DEFAULT_ROSTER_STATUSES",
+    "FIELD_LIMIT",
+    "MAX_ROW_PROBLEMS",
+    "PacsMapping",
+    "PermissionSourceError",
+    "RosterMapping",
+    "collect_pacs",
+    "collect_roster",
+]
+
+#: Largest CSV field read (characters); a larger one makes its row a Problem.
+FIELD_LIMIT = 1 << 20
+#: Row problems kept per file; the rest are counted in one last Problem.
+MAX_ROW_PROBLEMS = 200
+
+#: Permission words (normalised: case-folded, spaces and underscores as ``-``) to actions.
+#: ``ignore`` drops a word without a Problem.
+DEFAULT_PACS_VALUES: Mapping[str, str] = {
+    **{action: action for action in ACTIONS},
+    "view": "read", "query": "read", "retrieve": "read",
+    "search": "list",
+    "export": "read", "download": "read", "burn": "read",
+    "edit": "write", "store": "write", "import": "write", "upload": "write", "modify": "write",
+    "purge": "delete",
+    "manage": "admin", "configure": "admin", "assign-roles": "admin",
+}
+#: Account status values to ``active`` or ``disabled``; an empty status is active.
+DEFAULT_PACS_STATUSES: Mapping[str, str] = {
+    **dict.fromkeys(("active", "enabled", "ok", "normal", "valid", "yes", "true", "1"), "active"),
+    **dict.fromkeys(("disabled", "locked", "inactive", "suspended", "expired", "deleted",
+                     "terminated", "closed", "revoked", "blocked", "no", "false", "0"),
+                    "disabled"),
+}
+#: Account type values to ``user`` or ``service``; any other value (or none) is a user.
+DEFAULT_PACS_TYPES: Mapping[str, str] = {
+    **dict.fromkeys(("user", "human", "person", "staff", "regular", "named"), "user"),
+    **dict.fromkeys(("service", "service-account", "system", "application", "app", "svc",
+                     "machine", "api", "integration", "device", "technical"), "service"),
+}
+#: Roster status values to ``active`` or ``inactive``; an empty status is active.
+DEFAULT_ROSTER_STATUSES: Mapping[str, str] = {
+    **dict.fromkeys(("active", "leave", "on-leave", "loa", "current", "employed", "yes"),
+                    "active"),
+    **dict.fromkeys(("terminated", "inactive", "ended", "separated", "left", "retired",
+                     "resigned", "deceased", "former", "disabled", "no"), "inactive"),
+}
+
+_PACS_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "user": ("user", "username", "user_name", "login", "login_name", "account", "account_name",
+             "userid", "user_id"),
+    "role": ("role", "roles", "group", "groups"),
+    "permissions": ("permissions", "permission", "rights", "privileges"),
+    "status": ("status", "state", "account_status"),
+    "last_login": ("last_login", "lastlogin", "last_logon", "last_used", "last_access"),
+    "type": ("type", "account_type", "user_type"),
+}
+_ROSTER_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "id": ("id", "username", "user_name", "login", "employee_id", "employee", "user_id"),
+    "name": ("name", "full_name", "fullname", "display_name"),
+    "role": ("role", "roles", "job_role"),
+    "status": ("status", "employment_status", "state"),
+    "end_date": ("end_date", "termination_date", "separation_date", "ended", "end"),
+    "accounts": ("accounts", "other_accounts", "aliases"),
+}
+_NO_DATE = frozenset({"", "-", "never", "none", "null", "n/a", "na", "0"})
+
+
+class PermissionSourceError(Exception):
+    """A whole permission source is unusable (missing, empty, not UTF-8, no id column...).
+
+    The message names the file and what is wrong, never a cell value; the CLI prints it and
+    exits 2.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# mappings
+
+
+def _norm_column(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().casefold())
+
+
+def _norm_word(word: str) -> str:
+    return re.sub(r"[\s_]+", "-", word.strip().casefold())
+
+
+def _check_columns(what: str, mapping: Any, required: str, optional: tuple[str, ...]) -> None:
+    value = getattr(mapping, required)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} mapping: {required} must name a column")
+    for name in optional:
+        value = getattr(mapping, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{what} mapping: {name} must name a column or be empty")
+    delimiter = mapping.delimiter
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise ValueError(f"{what} mapping: delimiter must be one character (not a quote)")
+    date_format = mapping.date_format
+    if date_format is not None and (not isinstance(date_format, str) or not date_format):
+        raise ValueError(f"{what} mapping: date_format must be a strptime format")
+
+
+def _check_table(what: str, name: str, table: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(table, dict):
+        raise ValueError(f"{what} mapping: {name} must be a table")
+    for key, value in table.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
+            raise ValueError(f"{what} mapping: {name}.{key}: must map text to text")
+        if value.strip().casefold() not in allowed:
+            raise ValueError(f"{what} mapping: {name}.{key}: {value!r} is not one of "
+                             f"{', '.join(allowed)}")
+
+
+def _from_toml(cls: Any, what: str, data: Mapping[str, Any], optional: tuple[str, ...],
+               tables: tuple[str, ...]) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} mapping must be a table of settings")
+    known = [f.name for f in fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"{what} mapping: unknown key {key!r} (known keys: "
+                             f"{', '.join(known)})")
+        if key in tables:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{what} mapping: {key} must be a table")
+            kwargs[key] = {str(k): v for k, v in value.items()}
+        elif key in (*optional, "date_format") and value in ("", False, None):
+            kwargs[key] = None
+        elif not isinstance(value, str):
+            raise ValueError(f"{what} mapping: {key} must be a string")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _table(defaults: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    out = dict(defaults)
+    out.update({_norm_word(k): v.strip().casefold() for k, v in extra.items()})
+    return out
+
+
+def _hash_of(obj: Any) -> int:
+    return hash(tuple(
+        tuple(sorted(value.items())) if isinstance(value, dict) else value
+        for value in (getattr(obj, f.name) for f in fields(obj))))
+
+
+_PACS_OPTIONAL = ("role", "permissions", "status", "last_login", "type")
+_PACS_TABLES = ("values", "statuses", "types")
+
+
+@dataclass(frozen=True)
+class PacsMapping:
+    """Where the fields of a PACS/VNA account export are, and how to read their values.
+
+    Columns (``None``, or ``""``/``false`` in TOML, means the export has no such column):
+    ``user`` (required; default ``user``, also ``username``, ``login``, ``account``...),
+    ``role`` (default ``role``/``roles``/``group(s)``; several separated by ``;`` or ``|``),
+    ``permissions`` (default ``permissions``/``rights``/``privileges``; separated by ``;``,
+    ``|`` or ``,``), ``status``, ``last_login`` and ``type``. A column given a non-default name
+    must exist in the file; default columns other than ``user`` may be absent.
+
+    Value tables, keys case-insensitive, merged over the defaults: ``values`` maps permission
+    words to an action of :data:`~hipaa_audit.permissions.model.ACTIONS` or ``ignore``
+    (:data:`DEFAULT_PACS_VALUES`); ``statuses`` maps status values to ``active``/``disabled``
+    (:data:`DEFAULT_PACS_STATUSES`); ``types`` maps account types to ``user``/``service``
+    (:data:`DEFAULT_PACS_TYPES`). ``delimiter`` is the CSV field separator; ``date_format``
+    is a ``strptime`` format for ``last_login`` (default: ISO 8601 or ``YYYY/MM/DD``).
+    """
+
+    user: str = "user"
+    role: str | None = "role"
+    permissions: str | None = "permissions"
+    status: str | None = "status"
+    last_login: str | None = "last_login"
+    type: str | None = "type"
+    values: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    delimiter: str = ","
+    date_format: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_columns("PACS", self, "user", _PACS_OPTIONAL)
+        _check_table("PACS", "values", self.values, (*ACTIONS, "ignore"))
+        _check_table("PACS", "statuses", self.statuses, ("active", "disabled"))
+        _check_table("PACS", "types", self.types, ("user", "service"))
+
+    def __hash__(self) -> int:
+        return _hash_of(self)
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> PacsMapping:
+        """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
+        mapping: PacsMapping = _from_toml(cls, "PACS", data, _PACS_OPTIONAL, _PACS_TABLES)
+        return mapping
+
+
+_ROSTER_OPTIONAL = ("name", "role", "status", "end_date", "accounts")
+
+
+@dataclass(frozen=True)
+class RosterMapping:
+    """Where the fields of the workforce roster are, and how to read their values.
+
+    Columns (``None``, or ``""``/``false`` in TOML, means the roster has no such column):
+    ``id`` (required; default ``id``, also ``username``, ``login``, ``employee_id``...),
+    ``name`` (full name, only ever kept as a fingerprint), ``role`` (several separated by ``;``
+    or ``|``), ``status``, ``end_date`` and ``accounts`` (other account names, separated by
+    ``;``, ``|`` or ``,``). A column given a non-default name must exist in the file.
+
+    ``statuses`` maps status values (case-insensitive) to ``active``/``inactive``, merged over
+    :data:`DEFAULT_ROSTER_STATUSES`. ``delimiter`` is the CSV field separator; ``date_format``
+    is a ``strptime`` format for ``end_date`` (default: ISO 8601 or ``YYYY/MM/DD``).
+    """
+
+    id: str = "id"
+    name: str | None = "name"
+    role: str | None = "role"
+    status: str | None = "status"
+    end_date: str | None = "end_date"
+    accounts: str | None = "accounts"
+    statuses: dict[str, str] = field(default_factory=dict)
+    delimiter: str = ","
+    date_format: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_columns("roster", self, "id", _ROSTER_OPTIONAL)
+        _check_table("roster", "statuses", self.statuses, ("active", "inactive"))
+
+    def __hash__(self) -> int:
+        return _hash_of(self)
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> RosterMapping:
+        """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
+        mapping: RosterMapping = _from_toml(cls, "roster", data, _ROSTER_OPTIONAL, ("statuses",))
+        return mapping
+
+
+# ---------------------------------------------------------------------------------------------
+# reading CSV
+
+
+class _Rows:
+    """One CSV file read row by row: the located columns, and row problems (capped)."""
+
+    def __init__(self, path: Path, source: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.source = source
+        self.problems = problems
+        self.columns: dict[str, int] = {}
+        self.header: list[str] = []
+        self._kept = 0
+        self._skipped = 0
+
+    def problem(self, line: int, message: str) -> None:
+        if self._kept >= MAX_ROW_PROBLEMS:
+            self._skipped += 1
+            return
+        self._kept += 1
+        self.problems.append(Problem(self.source, f"{self.path}:{line}", f"line {line}: {message}"))
+
+    def finish(self) -> None:
+        if self._skipped:
+            self.problems.append(Problem(self.source, str(self.path),
+                                         f"{self._skipped} more row problems not listed"))
+
+    def column_name(self, name: str) -> str:
+        """The header text of a located column (a column name, never a cell value)."""
+        return self.header[self.columns[name]]
+
+    def read(self, mapping: PacsMapping | RosterMapping, required: str,
+             aliases: Mapping[str, tuple[str, ...]]) -> Iterator[tuple[int, dict[str, str]]]:
+        """Yield ``(line, {field: cell})`` for each usable data row (fields found only)."""
+        path = self.path
+        try:
+            handle = path.open(encoding="utf-8-sig", newline="")
+        except FileNotFoundError:
+            raise PermissionSourceError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise PermissionSourceError(f"{path} is a directory, not a CSV file") from None
+        except OSError as exc:
+            raise PermissionSourceError(f"{path}: cannot read: {exc.strerror}") from None
+        old_limit = csv.field_size_limit(FIELD_LIMIT)
+        try:
+            with handle:
+                reader = csv.reader(handle, delimiter=mapping.delimiter)
+                rows = self._records(reader)
+                for _line, row in rows:
+                    if any(cell.strip() for cell in row):
+                        self.header = row
+                        break
+                else:
+                    raise PermissionSourceError(
+                        f"{path} is empty: expected a header line naming the columns")
+                self._locate(mapping, required, aliases)
+                width = len(self.header)
+                for line, row in rows:
+                    if not any(cell.strip() for cell in row):
+                        continue
+                    if len(row) > width and not any(c.strip() for c in row[width:]):
+                        row = row[:width]
+                    if len(row) != width:
+                        self.problem(line, f"has {len(row)} fields, the header has {width}; "
+                                           "row skipped")
+                        continue
+                    yield line, {name: row[index] for name, index in self.columns.items()}
+        finally:
+            csv.field_size_limit(old_limit)
+        self.finish()
+
+    def _records(self, reader: Any) -> Iterator[tuple[int, list[str]]]:
+        while True:
+            try:
+                row: list[str] = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise PermissionSourceError(
+                    f"{self.path} is not UTF-8 text; export or convert it as UTF-8") from None
+            except csv.Error as exc:
+                text = str(exc)
+                if "field larger than field limit" in text:
+                    reason = f"a field is longer than {FIELD_LIMIT} characters"
+                elif "NUL" in text:
+                    reason = "contains a NUL character"
+                else:
+                    reason = "is not valid CSV"
+                line = reader.line_num
+                if not self.header:
+                    raise PermissionSourceError(
+                        f"{self.path}: the header line {reason}") from None
+                self.problem(line, f"{reason}; row skipped")
+                continue
+            yield reader.line_num, row
+
+    def _locate(self, mapping: PacsMapping | RosterMapping, required: str,
+                aliases: Mapping[str, tuple[str, ...]]) -> None:
+        normalised = [_norm_column(h) for h in self.header]
+        known: set[str] = {a for names in aliases.values() for a in names}
+        missing: list[tuple[str, str]] = []
+        for name, defaults in aliases.items():
+            wanted: str | None = getattr(mapping, name)
+            if wanted is None:
+                continue
+            is_default = wanted == defaults[0]
+            candidates = [_norm_column(wanted), *(defaults if is_default else ())]
+            known.add(candidates[0])
+            index = next((normalised.index(c) for c in candidates if c in normalised), None)
+            if index is not None:
+                self.columns[name] = index
+            elif name == required or not is_default:
+                missing.append((name, wanted))
+        if missing:
+            what = "; ".join(f"no {col!r} column (for {name})" for name, col in missing)
+            if any(n in known for n in normalised):
+                shown = ", ".join(repr(h.strip()[:40]) for h in self.header[:40])
+                more = f" and {len(self.header) - 40} more" if len(self.header) > 40 else ""
+                found = f"found columns: {shown}{more}"
+            else:
+                found = (f"found {len(self.header)} columns, none of them a known column name "
+                         "(is the first line a header?)")
+            raise PermissionSourceError(f"{self.path}: {what}; {found}")
+
+
+def _split(text: str | None, separators: str) -> list[str]:
+    if not text:
+        return []
+    return [part.strip() for part in re.split(f"[{re.escape(separators)}]", text) if part.strip()]
+
+
+def _parse_date(text: str, date_format: str | None) -> dt.date | None:
+    """Return the date in ``text`` (``None`` when empty or ``never``); ``ValueError`` if bad."""
+    value = text.strip()
+    if value.casefold() in _NO_DATE:
+        return None
+    if date_format:
+        return dt.datetime.strptime(value, date_format).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(value).date()
+    except ValueError:
+        pass
+    return dt.datetime.strptime(value, "%Y/%m/%d").date()
+
+
+# ---------------------------------------------------------------------------------------------
+# PACS / VNA export
+
+
+@dataclass
+class _Account:
+    service: bool = False
+    enabled_rows: int = 0
+    last_used: dt.date | None = None
+
+
+def _check_system(system: str) -> None:
+    if not isinstance(system, str) or not system.strip() or re.search(r"[:/\s]", system):
+        raise PermissionSourceError(f"PACS system name {system!r}: give a name without ':', "
+                                    "'/' or spaces")
+
+
+def collect_pacs(path: Path, *, system: str = "pacs", mapping: PacsMapping | None = None) -> Facts:
+    """Read a PACS/VNA account export (one row per account, or per account-role assignment).
+
+    Produces the resource ``pacs:SYSTEM`` (kind ``pacs``), user principals
+    ``pacs:SYSTEM:user/NAME`` (human unless the type column says service; disabled when every
+    row of the account has a disabled status; ``last_used`` the latest ``last_login`` date),
+    role principals ``pacs:SYSTEM:role/NAME``, ``member-of`` memberships user → role and grants
+    to ``pacs:SYSTEM`` (source ``pacs:export``): a row's permissions go to each of its roles, or
+    to the user when the row has no role; one grant per principal, the union of its rows.
+    Names are kept as the export spells them. An unknown permission word, an unknown status or
+    an unreadable date is a Problem with the line (the rest of the row still counts); a row with
+    the wrong number of fields or no user is a Problem and skipped.
+
+    Raises :class:`PermissionSourceError` when the file is missing, empty, not UTF-8 or lacks
+    the user column, or when ``system`` is empty or holds ``:``, ``/`` or white space.
+    """
+    _check_system(system)
+    mapping = mapping or PacsMapping()
+    source = f"pacs:{system}"
+    resource = f"pacs:{system}"
+    facts = Facts(sources=[source])
+    facts.add_resource(Resource(resource, "pacs", None, f"pacs:{system}"))
+    values = _table(DEFAULT_PACS_VALUES, mapping.values)
+    statuses = _table(DEFAULT_PACS_STATUSES, mapping.statuses)
+    types = _table(DEFAULT_PACS_TYPES, mapping.types)
+
+    accounts: dict[str, _Account] = {}
+    roles: dict[str, None] = {}
+    members: dict[tuple[str, str], None] = {}
+    role_actions: dict[str, set[str]] = {}
+    user_actions: dict[str, set[str]] = {}
+    rows = _Rows(path, source, facts.problems)
+    for line, cells in rows.read(mapping, "user", _PACS_ALIASES):
+        user = cells["user"].strip()
+        if not user:
+            rows.problem(line, f"no user name in column {rows.column_name('user')!r}; "
+                               "row skipped")
+            continue
+        account = accounts.setdefault(user, _Account())
+
+        actions: set[str] = set()
+        words = _split(cells.get("permissions"), ";|,")
+        for position, word in enumerate(words, 1):
+            action = values.get(_norm_word(word))
+            if action is None:
+                rows.problem(line, f"permission {position} of {len(words)} in column "
+                                   f"{rows.column_name('permissions')!r} is not in the value "
+                                   "table (add it to the mapping's values); ignored")
+            elif action != "ignore":
+                actions.add(action)
+
+        status = _norm_word(cells.get("status", ""))
+        state = statuses.get(status) if status else "active"
+        if state is None:
+            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
+                               "known status (add it to the mapping's statuses); treated as "
+                               "active")
+        if state != "disabled":
+            account.enabled_rows += 1
+
+        if cells.get("last_login"):
+            try:
+                used = _parse_date(cells["last_login"], mapping.date_format)
+            except ValueError:
+                rows.problem(line, f"the value in column {rows.column_name('last_login')!r} is "
+                                   "not a date (set the mapping's date_format); ignored")
+            else:
+                if used and (account.last_used is None or used > account.last_used):
+                    account.last_used = used
+
+        if types.get(_norm_word(cells.get("type", ""))) == "service":
+            account.service = True
+
+        row_roles = _split(cells.get("role"), ";|")
+        for role in row_roles:
+            roles.setdefault(role)
+            members.setdefault((user, role))
+            role_actions.setdefault(role, set()).update(actions)
+        if not row_roles and actions:
+            user_actions.setdefault(user, set()).update(actions)
+
+    def user_id(name: str) -> str:
+        return f"pacs:{system}:user/{name}"
+
+    def role_id(name: str) -> str:
+        return f"pacs:{system}:role/{name}"
+
+    for name, account in accounts.items():
+        facts.add_principal(Principal(
+            user_id(name), "service" if account.service else "user", name, source,
+            human=not account.service, disabled=account.enabled_rows == 0,
+            last_used=account.last_used.isoformat() if account.last_used else None))
+    for name in roles:
+        facts.add_principal(Principal(role_id(name), "role", name, source))
+    facts.memberships.extend(Membership(user_id(user), role_id(role), "member-of", "pacs:export")
+                             for user, role in members)
+    facts.grants.extend(Grant(role_id(role), resource, frozenset(actions), "pacs:export")
+                        for role, actions in role_actions.items() if actions)
+    facts.grants.extend(Grant(user_id(user), resource, frozenset(actions), "pacs:export")
+                        for user, actions in user_actions.items())
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------
+# workforce roster
+
+
+def collect_roster(path: Path, masker: Masker, *, mapping: RosterMapping | None = None,
+                   today: dt.date | None = None) -> Facts:
+    """Read the workforce roster into :class:`~hipaa_audit.permissions.model.Person` entries.
+
+    ``id`` is the roster's own account name; ``accounts`` is that id and the ``accounts``
+    column, lower-cased, without repeats. The full name is kept only as
+    ``masker.fingerprint(name.casefold().strip())`` (``""`` without a name); no raw name is kept
+    anywhere, Problems included. A person is active unless the status says inactive
+    (``terminated``, ``inactive``, ``ended``, ``separated``...) or ``end_date`` is before
+    ``today`` (default: the local date), whatever the status says; ``ended`` is the end date in
+    ISO form when given. An unknown status is a Problem and counts as active; a row without an
+    id, with the wrong number of fields or repeating an earlier id is a Problem and skipped.
+
+    Raises :class:`PermissionSourceError` when the file is missing, empty, not UTF-8 or lacks
+    the id column.
+    """
+    mapping = mapping or RosterMapping()
+    today = today or dt.date.today()
+    facts = Facts(sources=["roster"])
+    statuses = _table(DEFAULT_ROSTER_STATUSES, mapping.statuses)
+    seen: dict[str, int] = {}
+    rows = _Rows(path, "roster", facts.problems)
+    for line, cells in rows.read(mapping, "id", _ROSTER_ALIASES):
+        person_id = cells["id"].strip()
+        if not person_id:
+            rows.problem(line, f"no id in column {rows.column_name('id')!r}; row skipped")
+            continue
+        key = person_id.casefold()
+        if key in seen:
+            rows.problem(line, f"repeats the id on line {seen[key]}; row skipped")
+            continue
+        seen[key] = line
+
+        name = cells.get("name", "").casefold().strip()
+        status = _norm_word(cells.get("status", ""))
+        state = statuses.get(status) if status else "active"
+        if state is None:
+            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
+                               "known status (add it to the mapping's statuses); treated as "
+                               "active")
+        active = state != "inactive"
+        ended: dt.date | None = None
+        if cells.get("end_date"):
+            try:
+                ended = _parse_date(cells["end_date"], mapping.date_format)
+            except ValueError:
+                rows.problem(line, f"the value in column {rows.column_name('end_date')!r} is "
+                                   "not a date (set the mapping's date_format); ignored")
+        if ended is not None and ended < today:
+            active = False
+        accounts = dict.fromkeys([person_id.lower(),
+                                  *(a.lower() for a in _split(cells.get("accounts"), ";|,"))])
+        facts.people.append(Person(
+            id=person_id,
+            name_fp=masker.fingerprint(name) if name else "",
+            accounts=tuple(accounts),
+            roles=tuple(_split(cells.get("role"), ";|")),
+            active=active,
+            ended=ended.isoformat() if ended else None,
+        ))
+    return facts

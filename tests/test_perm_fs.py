@@ -1,0 +1,504 @@
+"""The file-system permission collector: real modes, real POSIX ACLs, read-only walking."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import grp
+import io
+import os
+import pwd
+import shutil
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hipaa_audit.permissions import fs as fs_mod
+from hipaa_audit.permissions.exports import PermissionSourceError
+from hipaa_audit.permissions.fs import (
+    ACL_GROUP,
+    ACL_GROUP_OBJ,
+    ACL_MASK,
+    ACL_OTHER,
+    ACL_USER,
+    ACL_USER_OBJ,
+    collect_fs,
+    parse_acl,
+)
+from hipaa_audit.permissions.model import ANYONE, Facts, Grant
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setfacl") is None,
+                                reason="needs root (chown) and setfacl")
+
+HOST = f"fs:{socket.gethostname()}"
+ANY = ("any local account",)
+DEFAULT = ("default ACL: inherited by new files",)
+FULL_DIR = frozenset({"list", "read", "write", "delete", "admin"})
+NOBODY_GROUP = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+
+
+def setfacl(*args: str | Path) -> None:
+    subprocess.run(["setfacl", *map(str, args)], check=True)
+
+
+def rid(path: Path) -> str:
+    return f"fs:{path}"
+
+
+def grants_on(facts: Facts, path: Path) -> set[tuple[str, frozenset[str], str, tuple[str, ...]]]:
+    return {(g.principal, g.actions, g.source, g.conditions)
+            for g in facts.grants if g.resource == rid(path)}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    root.mkdir()
+    os.chown(root, 0, 0)
+    root.chmod(0o750)
+    return root
+
+
+def test_modes_become_grants(tree: Path) -> None:
+    shared = tree / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    private = tree / "private"
+    private.mkdir()
+    os.chown(private, pwd.getpwnam("daemon").pw_uid, grp.getgrnam("users").gr_gid)
+    private.chmod(0o730)  # group: write+x but no read bit
+    listing = tree / "listing"
+    listing.mkdir()
+    listing.chmod(0o744)  # others may list names but not reach files
+    inner = tree / "report.dcm"
+    inner.write_bytes(b"DICM" * 10)
+    inner.chmod(0o640)
+
+    facts = collect_fs(tree)
+
+    assert facts.sources == [f"fs:{tree}"]
+    assert set(facts.resources) == {rid(p) for p in (tree, shared, private, listing)}
+    for resource in facts.resources.values():
+        assert (resource.kind, resource.phi, resource.system) == ("folder", None, HOST)
+    assert grants_on(facts, tree) == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:group/root", frozenset({"list", "read"}), "fs:mode", ()),
+    }
+    assert grants_on(facts, shared) == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:group/root", frozenset({"list", "read", "write", "delete"}), "fs:mode", ()),
+        (ANYONE, frozenset({"list", "read", "write", "delete"}), "fs:mode", ANY),
+    }
+    assert grants_on(facts, private) == {
+        ("fs:user/daemon", FULL_DIR, "fs:mode", ()),
+        ("fs:group/users", frozenset({"write", "delete"}), "fs:mode", ()),
+    }
+    assert grants_on(facts, listing) == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:group/root", frozenset({"list"}), "fs:mode", ()),
+        (ANYONE, frozenset({"list"}), "fs:mode", ANY),
+    }
+    # a 0640 file inside a 0750 folder is no broader than the folder: not a resource
+    assert rid(inner) not in facts.resources
+    assert not facts.problems
+    daemon = facts.principals["fs:user/daemon"]
+    assert (daemon.kind, daemon.human, daemon.source) == ("service", False, "fs")
+    assert facts.principals["fs:group/users"].kind == "group"
+    assert facts.principals[ANYONE].kind == "anyone"
+
+
+def test_world_readable_file_in_closed_folder_is_its_own_resource(tree: Path) -> None:
+    leak = tree / "export.csv"
+    leak.write_text("not read by the collector\n")
+    leak.chmod(0o644)
+    closed = tree / "closed.csv"
+    closed.write_text("x\n")
+    closed.chmod(0o600)
+
+    facts = collect_fs(tree)
+
+    assert facts.resources[rid(leak)].kind == "folder"
+    assert grants_on(facts, leak) == {
+        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
+        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),
+        (ANYONE, frozenset({"read"}), "fs:mode", ANY),
+    }
+    assert rid(closed) not in facts.resources
+    assert not grants_on(facts, closed)
+
+
+def test_world_readable_file_in_open_folder_is_not_a_resource(tree: Path) -> None:
+    tree.chmod(0o755)
+    (tree / "a.txt").write_text("x")
+    (tree / "a.txt").chmod(0o644)
+    facts = collect_fs(tree)
+    assert set(facts.resources) == {rid(tree)}
+
+
+def test_named_acl_entries_and_mask(tree: Path) -> None:
+    shared = tree / "team"
+    shared.mkdir()
+    shared.chmod(0o750)
+    setfacl("-m", "u:nobody:rx,g:users:rwx,m::rx", shared)
+    masked = tree / "notes.txt"
+    masked.write_text("x")
+    masked.chmod(0o640)
+    # group:: rw limited by the mask to r; the named user rw limited to r as well
+    setfacl("-m", "u:nobody:rw,g::rw,m::r", masked)
+
+    facts = collect_fs(tree)
+
+    assert grants_on(facts, shared) == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:group/root", frozenset({"list", "read"}), "fs:mode", ()),
+        ("fs:user/nobody", frozenset({"list", "read"}), "fs:acl", ()),
+        # rwx limited by the mask r-x
+        ("fs:group/users", frozenset({"list", "read"}), "fs:acl", ()),
+    }
+    # the named entry gives nobody read the closed root folder lacks: the file is a resource
+    assert grants_on(facts, masked) == {
+        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
+        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),
+        ("fs:user/nobody", frozenset({"read"}), "fs:acl", ()),
+    }
+
+
+def test_acl_group_entry_narrower_than_mask(tree: Path) -> None:
+    box = tree / "box"
+    box.mkdir()
+    box.chmod(0o750)
+    # the mask (shown as the mode's group bits) is r-x, but group:: itself has nothing
+    setfacl("-m", "g::---,u:nobody:rx", box)
+    assert (box.stat().st_mode >> 3) & 7 == 5
+    facts = collect_fs(tree)
+    assert grants_on(facts, box) == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:user/nobody", frozenset({"list", "read"}), "fs:acl", ()),
+    }
+
+
+def test_file_owned_by_another_account_is_not_broader(tree: Path) -> None:
+    daemon = pwd.getpwnam("daemon")
+    owned = tree / "owned.dcm"
+    owned.write_text("x")
+    os.chown(owned, daemon.pw_uid, 0)
+    owned.chmod(0o640)  # the owner may write, the folder's grants do not say so
+    facts = collect_fs(tree)
+    assert rid(owned) not in facts.resources
+    owned.chmod(0o660)  # but the group root may now write as well: broader than the folder
+    facts = collect_fs(tree)
+    assert grants_on(facts, owned) == {
+        ("fs:user/daemon", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
+        ("fs:group/root", frozenset({"read", "write", "delete"}), "fs:mode", ()),
+    }
+
+
+def test_file_acl_covered_by_folder_is_not_a_resource(tree: Path) -> None:
+    team = tree / "team"
+    team.mkdir()
+    team.chmod(0o750)
+    setfacl("-m", "u:nobody:rx", team)
+    report = team / "report.txt"
+    report.write_text("x")
+    report.chmod(0o640)
+    setfacl("-m", "u:nobody:r", report)
+    facts = collect_fs(tree)
+    assert rid(report) not in facts.resources
+
+
+def test_access_through_a_group_covers_a_named_file_entry(tree: Path) -> None:
+    team = tree / "team"
+    team.mkdir()
+    os.chown(team, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)  # nobody's primary group
+    team.chmod(0o750)
+    report = team / "report.txt"
+    report.write_text("x")
+    report.chmod(0o600)
+    setfacl("-m", "u:nobody:r", report)
+    facts = collect_fs(tree)
+    assert rid(report) not in facts.resources
+    setfacl("-m", "u:nobody:rw", report)  # write is more than the group gives on the folder
+    assert rid(report) in collect_fs(tree).resources
+
+
+def test_default_acl_is_recorded_as_conditioned_grants(tree: Path) -> None:
+    inbox = tree / "inbox"
+    inbox.mkdir()
+    inbox.chmod(0o750)
+    setfacl("-d", "-m", "g:users:rx,o::r", inbox)
+
+    facts = collect_fs(tree)
+
+    grants = grants_on(facts, inbox)
+    assert ("fs:group/users", frozenset({"read"}), "fs:acl", DEFAULT) in grants
+    assert (ANYONE, frozenset({"read"}), "fs:acl", (*ANY, *DEFAULT)) in grants
+    # the default ACL does not widen today's access
+    assert {g for g in grants if not g[3] or g[3] == ANY} == {
+        ("fs:user/root", FULL_DIR, "fs:mode", ()),
+        ("fs:group/root", frozenset({"list", "read"}), "fs:mode", ()),
+    }
+
+
+def test_unknown_uid_and_gid(tree: Path) -> None:
+    orphan = tree / "orphan"
+    orphan.mkdir()
+    os.chown(orphan, 54321, 54322)
+    orphan.chmod(0o770)
+    with pytest.raises(KeyError):
+        pwd.getpwuid(54321)
+
+    facts = collect_fs(tree)
+
+    assert grants_on(facts, orphan) == {
+        ("fs:user/uid:54321", FULL_DIR, "fs:mode", ()),
+        ("fs:group/gid:54322", frozenset({"list", "read", "write", "delete"}), "fs:mode", ()),
+    }
+    user = facts.principals["fs:user/uid:54321"]
+    assert (user.kind, user.name, user.human) == ("user", "uid:54321", False)
+    assert facts.principals["fs:group/gid:54322"].kind == "group"
+    assert not any(m.target == "fs:group/gid:54322" for m in facts.memberships)
+
+
+def test_memberships_from_primary_group_and_member_list(tree: Path) -> None:
+    inbox = tree / "inbox"
+    inbox.mkdir()
+    os.chown(inbox, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)
+    inbox.chmod(0o750)
+    listed = next((g for g in grp.getgrall() if g.gr_mem and g.gr_gid != 0), None)
+    if listed is not None:
+        other = tree / "other"
+        other.mkdir()
+        os.chown(other, 0, listed.gr_gid)
+
+    facts = collect_fs(tree)
+
+    edges = {(m.member, m.target, m.kind, m.source) for m in facts.memberships}
+    # nobody's primary group
+    assert ("fs:user/nobody", f"fs:group/{NOBODY_GROUP}", "member-of",
+            "fs:group-file") in edges
+    assert facts.principals["fs:user/nobody"].human is False  # nologin shell, system uid
+    if listed is not None:
+        for name in listed.gr_mem:
+            assert (f"fs:user/{name}", f"fs:group/{listed.gr_name}", "member-of",
+                    "fs:group-file") in edges
+    # only groups that appear in a grant get memberships
+    granted = {g.principal for g in facts.grants}
+    assert {m.target for m in facts.memberships} <= granted
+
+
+def test_human_user_principal(tree: Path) -> None:
+    human = next((p for p in pwd.getpwall() if p.pw_uid >= 1000 and p.pw_uid != 65534
+                  and os.path.basename(p.pw_shell) not in ("nologin", "false")), None)
+    if human is None:
+        pytest.skip("no login account with uid >= 1000 on this machine")
+    home = tree / "home"
+    home.mkdir()
+    os.chown(home, human.pw_uid, human.pw_gid)
+    facts = collect_fs(tree)
+    principal = facts.principals[f"fs:user/{human.pw_name}"]
+    assert (principal.kind, principal.human) == ("user", True)
+    assert facts.principals["fs:user/root"].human is False  # uid 0
+
+
+def test_unlistable_folder_is_a_problem(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = tree / "locked"
+    locked.mkdir()
+    (locked / "deeper").mkdir()
+    fine = tree / "fine"
+    fine.mkdir()
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if str(path) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    facts = collect_fs(tree)
+
+    assert [(p.source, p.asset, p.message) for p in facts.problems] == [
+        ("fs", str(locked), "cannot list: PermissionError (EACCES)")]
+    assert rid(locked) in facts.resources  # its own mode was still read
+    assert rid(locked / "deeper") not in facts.resources
+    assert rid(fine) in facts.resources
+
+
+def test_entry_vanishing_before_stat_is_a_problem(tree: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tree / "gone"
+    gone.mkdir()
+    kept = tree / "kept"
+    kept.mkdir()
+    real = os.stat
+
+    def stat(path: str | Path, *, follow_symlinks: bool = True) -> os.stat_result:
+        assert follow_symlinks is False
+        if str(path) == str(gone):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        return real(path, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(os, "stat", stat)
+    facts = collect_fs(tree)
+    assert [(p.asset, p.message) for p in facts.problems] == [
+        (str(gone), "cannot stat: FileNotFoundError (ENOENT)")]
+    assert rid(kept) in facts.resources and rid(gone) not in facts.resources
+
+
+def test_max_entries_stops_with_a_problem(tree: Path) -> None:
+    for i in range(10):
+        (tree / f"f{i:02d}").write_text("x")
+    (tree / "sub").mkdir()  # sorts after the files: never reached
+
+    facts = collect_fs(tree, max_entries=5)
+    assert len(facts.problems) == 1
+    problem = facts.problems[0]
+    assert problem.asset == str(tree)
+    assert "stopped after 5 entries" in problem.message
+    assert rid(tree / "sub") not in facts.resources
+
+    # exactly at the limit: nothing was left out, no Problem
+    exact = collect_fs(tree, max_entries=11)
+    assert not exact.problems
+    assert rid(tree / "sub") in exact.resources
+
+
+def test_max_entries_counts_across_folders(tree: Path) -> None:
+    for name in ("a", "b"):
+        (tree / name).mkdir()
+        for i in range(3):
+            (tree / name / f"{i}").write_text("x")
+    facts = collect_fs(tree, max_entries=6)  # 2 folders + 3 files of a + 1 of b
+    assert [(p.asset, "stopped after 6 entries" in p.message) for p in facts.problems] == [
+        (str(tree / "b"), True)]
+
+
+def test_max_depth(tree: Path) -> None:
+    deep = tree / "l1" / "l2" / "l3"
+    deep.mkdir(parents=True)
+    facts = collect_fs(tree, max_depth=2)
+    assert set(facts.resources) == {rid(tree), rid(tree / "l1"), rid(tree / "l1" / "l2")}
+    assert set(collect_fs(tree, max_depth=0).resources) == {rid(tree)}
+
+
+def test_symlinks_are_not_followed(tree: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    outside.chmod(0o777)
+    exposed = outside / "world.txt"
+    exposed.write_text("x")
+    exposed.chmod(0o666)
+    inside = tree / "inside"
+    inside.mkdir()
+    (tree / "to-outside").symlink_to(outside)
+    (tree / "to-file").symlink_to(exposed)
+    (tree / "to-inside").symlink_to("inside")
+    (tree / "dangling").symlink_to(tree / "missing")
+
+    facts = collect_fs(tree)
+
+    assert {(p.asset, p.message) for p in facts.problems} == {
+        (str(tree / "to-outside"), "symbolic link to a path outside the scanned root; "
+                                   "not followed"),
+        (str(tree / "to-file"), "symbolic link to a path outside the scanned root; "
+                                "not followed"),
+    }
+    assert set(facts.resources) == {rid(tree), rid(inside)}
+    assert not any(str(outside) in g.resource for g in facts.grants)
+    assert not any(str(outside) in p.message for p in facts.problems)
+
+
+def test_root_must_be_a_real_directory(tmp_path: Path) -> None:
+    with pytest.raises(PermissionSourceError, match="no such directory"):
+        collect_fs(tmp_path / "missing")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    with pytest.raises(PermissionSourceError, match="is not a directory"):
+        collect_fs(plain)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(PermissionSourceError, match="symbolic link"):
+        collect_fs(link)
+
+
+def test_relative_root_is_made_absolute(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree.parent)
+    facts = collect_fs(Path(tree.name))
+    assert facts.sources == [f"fs:{tree}"]
+    assert rid(tree) in facts.resources
+
+
+def test_no_file_is_opened(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tree / "study"
+    data.mkdir()
+    data.chmod(0o750)
+    for i in range(3):
+        (data / f"img{i}.dcm").write_bytes(b"\0" * 128 + b"DICM")
+    (data / "img0.dcm").chmod(0o644)
+    # opening a FIFO for reading blocks: a collector that opened files would hang here
+    os.mkfifo(data / "pipe")
+    before = {p: os.stat(p).st_atime_ns for p in data.iterdir() if p.is_file()}
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"collect_fs opened {args[0]!r}")
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(io, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
+    facts = collect_fs(tree)
+    monkeypatch.undo()
+
+    assert rid(data / "img0.dcm") in facts.resources  # the metadata was read
+    assert rid(data / "pipe") not in facts.resources
+    assert {p: os.stat(p).st_atime_ns for p in before} == before
+
+
+def test_unreadable_acl_is_a_problem(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.getxattr
+
+    def getxattr(path: str, name: str, *, follow_symlinks: bool = True) -> bytes:
+        assert follow_symlinks is False
+        if str(path) == str(tree) and name == "system.posix_acl_access":
+            return b"\x02\x00\x00\x00\x01\x00"  # truncated entry
+        return real(path, name, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(os, "getxattr", getxattr)
+    facts = collect_fs(tree)
+    assert len(facts.problems) == 1
+    assert facts.problems[0].asset == str(tree)
+    assert facts.problems[0].message.startswith("unreadable ACL system.posix_acl_access")
+    # the mode bits still count
+    assert ("fs:user/root", FULL_DIR, "fs:mode", ()) in grants_on(facts, tree)
+
+
+def test_parse_acl_binary_format() -> None:
+    entries = [(ACL_USER_OBJ, 6, 0xFFFFFFFF), (ACL_USER, 4, 65534), (ACL_GROUP_OBJ, 4, 0xFFFFFFFF),
+               (ACL_GROUP, 7, 100), (ACL_MASK, 5, 0xFFFFFFFF), (ACL_OTHER, 0, 0xFFFFFFFF)]
+    blob = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    parsed = parse_acl(blob)
+    assert [(e.tag, e.perm, e.id) for e in parsed] == entries
+    with pytest.raises(ValueError, match="version"):
+        parse_acl(struct.pack("<I", 1))
+    with pytest.raises(ValueError, match="8-byte"):
+        parse_acl(blob[:-1])
+    with pytest.raises(ValueError, match="tag"):
+        parse_acl(struct.pack("<IHHI", 2, 0x40, 7, 0))
+
+
+def test_parse_acl_matches_the_kernel(tree: Path) -> None:
+    target = tree / "f"
+    target.write_text("x")
+    setfacl("-m", "u:nobody:r,g:users:rw", target)
+    parsed = parse_acl(os.getxattr(target, "system.posix_acl_access"))
+    named = {(e.tag, e.perm, e.id) for e in parsed if e.tag in (ACL_USER, ACL_GROUP)}
+    assert named == {(ACL_USER, 4, pwd.getpwnam("nobody").pw_uid),
+                     (ACL_GROUP, 6, grp.getgrnam("users").gr_gid)}
+    assert any(e.tag == ACL_MASK and e.perm == 6 for e in parsed)
+
+
+def test_grants_are_plain_model_objects(tree: Path) -> None:
+    facts = collect_fs(tree)
+    assert all(isinstance(g, Grant) and g.actions for g in facts.grants)
+    assert fs_mod.collect_fs is collect_fs

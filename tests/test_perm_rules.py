@@ -1,0 +1,265 @@
+"""The permission rules on hand-made facts: each planted difference found, matching access quiet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hipaa_audit.catalog import load_catalog
+from hipaa_audit.model import Severity, Status
+from hipaa_audit.permissions.baseline import BaselineError, parse_baseline
+from hipaa_audit.permissions.graph import AccessGraph
+from hipaa_audit.permissions.model import (
+    ACTIONS,
+    ANYONE,
+    Facts,
+    Grant,
+    Membership,
+    Person,
+    Principal,
+    Problem,
+    Resource,
+)
+from hipaa_audit.permissions.rules import Context, judge
+from hipaa_audit.permissions.run import PermOptions, analyse
+
+ARCHIVE = "s3://imaging-archive"
+BASELINE: dict[str, Any] = {
+    "roles": {
+        "radiologist": {"allow": [{"resource": ARCHIVE, "actions": ["read"]},
+                                  {"resource": "fs:/srv/pacs/*", "actions": ["read"]}]},
+        "archive-admin": {"allow": [{"resource": "*", "actions": ["admin"]}]},
+        "public": {"allow": [{"resource": "s3://research-deid", "actions": ["read"]}]},
+        "partner": {"allow": [{"resource": ARCHIVE, "actions": ["read"]}]},
+    },
+    "principals": {
+        "aws:group/radiologists": ["radiologist"],
+        "aws:group/admins": {"roles": ["archive-admin"], "members": ["aws:user/dave"]},
+        "aws:user/dave": ["archive-admin"],
+        "anyone": ["public"],
+        "aws:role/partner-reader": ["partner"],
+        "aws:role/archive-reader": ["partner"],
+        "aws:account/111122223333": ["partner"],
+    },
+    "phi": {"resources": [ARCHIVE, "fs:/srv/pacs"]},
+    "trusted": {"accounts": ["111122223333"]},
+}
+ALL = frozenset(ACTIONS)
+READ = frozenset({"list", "read"})
+
+
+def user(name: str, human: bool = True, disabled: bool = False) -> Principal:
+    return Principal(f"aws:user/{name}", "user", name, "aws", human=human, disabled=disabled)
+
+
+def estate() -> Facts:
+    f = Facts(sources=["aws", "roster"])
+    for name in ("alice", "dave", "mallory", "erin", "frank", "carol"):
+        f.add_principal(user(name))
+    f.add_principal(user("svc-ingest", human=False))
+    f.add_principal(Principal("aws:group/radiologists", "group", "radiologists", "aws"))
+    f.add_principal(Principal("aws:group/admins", "group", "admins", "aws"))
+    f.add_principal(Principal("aws:role/archive-reader", "role", "archive-reader", "aws"))
+    f.add_principal(Principal("aws:role/partner-reader", "role", "partner-reader", "aws"))
+    for r in (ARCHIVE, "s3://public-share", "s3://research-deid"):
+        f.add_resource(Resource(r, "bucket", system="aws:123456789012"))
+    f.memberships += [
+        Membership("aws:user/alice", "aws:group/radiologists", "member-of", "iam"),
+        Membership("aws:user/carol", "aws:group/radiologists", "member-of", "iam"),
+        Membership("aws:user/dave", "aws:group/admins", "member-of", "iam"),
+        Membership("aws:user/mallory", "aws:group/admins", "member-of", "iam"),
+        Membership("aws:account/999999999999", "aws:role/archive-reader", "can-assume",
+                   "iam:trust-policy:archive-reader"),
+        Membership("aws:account/111122223333", "aws:role/partner-reader", "can-assume",
+                   "iam:trust-policy:partner-reader"),
+    ]
+    f.grants += [
+        Grant("aws:group/radiologists", ARCHIVE, READ, "iam:policy/ReadArchive"),
+        Grant("aws:group/admins", ARCHIVE, ALL, "iam:inline/admins/all"),
+        Grant("aws:user/erin", ARCHIVE, ALL, "iam:inline/erin/s3all"),
+        Grant("aws:user/frank", ARCHIVE, READ, "s3:bucket-policy"),
+        Grant(ANYONE, "s3://public-share", READ, "s3:acl"),
+        Grant(ANYONE, "s3://research-deid", frozenset({"read"}), "s3:bucket-policy"),
+        Grant("aws:role/archive-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
+        Grant("aws:role/partner-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
+    ]
+    f.people += [
+        Person("alice", "fp1", ("alice",), ("radiologist",), True),
+        Person("erin", "fp2", ("erin",), ("Radiologist",), True),
+        Person("dave", "fp3", ("dave",), (), True),
+        Person("mallory", "fp4", ("mallory",), ("radiologist",), True),
+        Person("carol", "fp5", ("carol",), ("radiologist",), False, ended="2026-06-30"),
+    ]
+    return f
+
+
+def by_check(results: list[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for r in results:
+        for f in r.findings:
+            out.setdefault(f.check_id, []).append(f)
+    return out
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Any:
+    return load_catalog()
+
+
+def run(catalog: Any, facts: Facts, previous: dict[str, list[str]] | None = None) -> Any:
+    opts = PermOptions(parse_baseline(BASELINE), ("aws",), previous=previous)
+    return analyse(facts, opts, catalog)
+
+
+def test_each_planted_difference_and_nothing_else(catalog: Any) -> None:
+    _g, _ctx, results = run(catalog, estate())
+    found = by_check(results)
+    assert sorted(found) == ["perm-account-not-in-roster", "perm-anyone-access",
+                             "perm-beyond-role",
+                             "perm-cross-account", "perm-grant-outside-baseline",
+                             "perm-unexplained-path"]
+    # mallory is in admins, which declares only dave: the path is the evidence; carol has
+    # left, so her roster role no longer explains her membership of radiologists
+    paths = {f.message.split(" ", 1)[0]: f for f in found["perm-unexplained-path"]}
+    assert sorted(paths) == ["aws:user/carol", "aws:user/mallory"]
+    path = paths["aws:user/mallory"]
+    assert path.asset == "aws:user/mallory" and path.locations[0].get("resource") == ARCHIVE
+    assert path.locations[0].get("path") == (
+        "aws:user/mallory -member-of-> aws:group/admins "
+        "-iam:inline/admins/all [list+read+write+delete+admin]-> s3://imaging-archive")
+    # erin (roster: Radiologist) holds s3:* where the role reads
+    (beyond,) = found["perm-beyond-role"]
+    assert "aws:user/erin" in beyond.message and "write+delete+admin" in beyond.message
+    # frank has no role at all; the bucket policy grants him PHI
+    (outside,) = found["perm-grant-outside-baseline"]
+    assert "aws:user/frank" in outside.message and outside.severity is Severity.HIGH
+    # the untrusted account assumes archive-reader; the trusted one is quiet
+    (cross,) = found["perm-cross-account"]
+    assert "999999999999" in cross.message and cross.severity is Severity.HIGH
+    assert "aws:role/archive-reader" in cross.locations[0].get("path")
+    # carol has left; frank and svc-ingest: frank matches no one, the service is not a person
+    roster = {f.asset: f for f in found["perm-account-not-in-roster"]}
+    assert set(roster) == {"aws:user/carol", "aws:user/frank"}
+    assert roster["aws:user/carol"].severity is Severity.HIGH
+    assert "2026-06-30" in roster["aws:user/carol"].message
+    assert roster["aws:user/frank"].severity is Severity.MEDIUM
+    # public-share is public but holds no PHI: still reported, one level lower; research-deid
+    # is public as the baseline says
+    (public,) = found["perm-anyone-access"]
+    assert public.asset == "s3://public-share" and public.severity is Severity.HIGH
+
+
+def test_public_access_is_exposure_and_baseline_allows_it(catalog: Any) -> None:
+    facts = estate()
+    facts.grants.append(Grant(ANYONE, ARCHIVE, frozenset({"read"}), "s3:bucket-policy"))
+    facts.grants.append(Grant(ANYONE, "s3://public-share", frozenset({"read"}), "s3:acl"))
+    _g, _ctx, results = run(catalog, facts)
+    exposed = {f.asset: f for f in by_check(results)["perm-anyone-access"]}
+    assert exposed[ARCHIVE].severity is Severity.CRITICAL
+    assert "s3://research-deid" not in exposed  # the baseline makes it public on purpose
+
+
+def test_conditional_public_grant_is_one_level_lower(catalog: Any) -> None:
+    facts = estate()
+    facts.grants.append(Grant(ANYONE, ARCHIVE, frozenset({"read"}), "s3:bucket-policy",
+                              ("StringEquals aws:SourceVpce=vpce-1",)))
+    _g, _ctx, results = run(catalog, facts)
+    exposed = {f.asset: f for f in by_check(results)["perm-anyone-access"]}
+    f = exposed[ARCHIVE]
+    assert f.severity is Severity.HIGH and "condition" in f.message
+
+
+def test_matching_estate_is_quiet(catalog: Any) -> None:
+    facts = estate()
+    facts.memberships = [m for m in facts.memberships
+                         if "mallory" not in m.member and "999999999999" not in m.member]
+    facts.grants = [g for g in facts.grants if g.principal not in
+                    ("aws:user/erin", "aws:user/frank")
+                    and g.resource != "s3://public-share"]
+    facts.people = [p for p in facts.people if p.id != "carol"]
+    facts.principals = {k: v for k, v in facts.principals.items()
+                        if k not in ("aws:user/carol", "aws:user/frank")}
+    facts.memberships = [m for m in facts.memberships if "carol" not in m.member]
+    _g, _ctx, results = run(catalog, facts)
+    assert by_check(results) == {}
+    checked = {c for r in results for c in r.coverage.counts}
+    assert {"perm-grant-outside-baseline", "perm-anyone-access", "perm-unexplained-path",
+            "perm-account-not-in-roster"} <= checked
+
+
+def test_changes_since_previous_run(catalog: Any) -> None:
+    g0, _ctx, _r = run(catalog, estate())
+    before = g0.snapshot()
+    facts = estate()
+    facts.grants = [g for g in facts.grants if g.principal != "aws:user/frank"]
+    facts.grants.append(Grant("aws:user/alice", "s3://public-share", READ, "iam:inline/alice/x"))
+    facts.memberships.append(Membership("aws:user/erin", "aws:group/admins", "member-of", "iam"))
+    _g, _ctx, results = run(catalog, facts, previous=before)
+    found = by_check(results)
+    added = sorted(f.message for f in found["perm-grant-added"])
+    removed = [f.message for f in found["perm-grant-removed"]]
+    assert len(added) == 2 and any("aws:user/alice -> s3://public-share" in m for m in added)
+    assert any("aws:user/erin member-of aws:group/admins" in m for m in added)
+    assert len(removed) == 1 and "aws:user/frank -> s3://imaging-archive" in removed[0]
+    assert all(f.severity is Severity.INFO for f in found["perm-grant-removed"])
+    # without a previous run there is no change check at all
+    _g, _ctx, results = run(catalog, facts)
+    assert "perm-grant-added" not in by_check(results)
+
+
+def test_problems_are_unverifiable(catalog: Any) -> None:
+    facts = estate()
+    facts.problems.append(Problem("aws", "iam", "access denied (iam:ListUsers)"))
+    _g, _ctx, results = run(catalog, facts)
+    (f,) = by_check(results)["perm-unverifiable"]
+    assert f.status is Status.ERROR and f.asset == "iam"
+
+
+def test_graph_exports(tmp_path: Any, catalog: Any) -> None:
+    import json
+
+    import networkx as nx
+
+    g, _ctx, _r = run(catalog, estate())
+    g.write_graphml(tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert back.has_edge("aws:user/mallory", "aws:group/admins")
+    assert back.nodes[ARCHIVE]["phi"] is True
+    g.write_json(tmp_path / "g.json")
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["snapshot"] == g.snapshot() and len(data["edges"]) == len(g.graph.edges)
+
+
+def test_path_goes_through_role_assumption_and_prefix_inherits_phi(catalog: Any) -> None:
+    facts = estate()
+    facts.grants.append(Grant("aws:role/archive-reader", "s3://imaging-archive/incoming",
+                              frozenset({"write"}), "iam:policy/Ingest"))
+    facts.memberships.append(Membership("aws:user/alice", "aws:role/archive-reader",
+                                        "can-assume", "iam:trust-policy:archive-reader"))
+    g, _ctx, results = run(catalog, facts)
+    assert "s3://imaging-archive/incoming" in g.phi
+    paths = [f for f in by_check(results)["perm-unexplained-path"]
+             if "aws:user/alice" in f.message]
+    assert paths and paths[0].locations[0].get("resource") == "s3://imaging-archive/incoming"
+    assert "-can-assume-> aws:role/archive-reader" in paths[0].locations[0].get("path")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"roles": {"r": {"allow": [{"resource": "x", "actions": ["fly"]}]}}}, "unknown action"),
+    ({"principals": {"aws:user/a": ["nope"]}}, "no role 'nope'"),
+    ({"trusted": {"accounts": ["12"]}}, "12-digit"),
+    ({"extra": {}}, "unknown section"),
+])
+def test_bad_baseline_is_a_clear_error(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(BaselineError, match=message):
+        parse_baseline(bad, "b.toml")
+
+
+def test_context_reuse_is_consistent(catalog: Any) -> None:
+    facts = estate()
+    g = AccessGraph(facts)
+    ctx = Context(parse_baseline(BASELINE), people=list(facts.people))
+    first = judge(g, ctx, catalog)
+    second = judge(g, ctx, catalog)
+    assert [f.id for r in first for f in r.findings] == [f.id for r in second for f in r.findings]

@@ -1,0 +1,306 @@
+"""``scan permissions`` end to end: moto (IAM + S3) on 127.0.0.1, real folders with modes and
+POSIX ACLs, a PACS export and a roster, against a baseline that matches and one that drifted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+
+import permestate
+import s3peers
+
+pytestmark = pytest.mark.timeout(600)
+
+PACS = """\
+user,role,permissions,status,last_login,type
+alice,Radiologist,view,active,2026-11-20,user
+bob,Radiologist,view;export,active,2026-11-21,user
+carol,Radiologist,view,active,2026-05-01,user
+kiosk,Viewer,view,active,2026-11-21,service
+"""
+ROSTER = """\
+id,name,role,status,end_date,accounts
+alice,Zenobia Quartermaine,reader,active,,
+bob,Barnaby Wolstenholme,reader,active,,
+carol,Carolina Fitzwilliam,reader,terminated,2026-06-30,
+dave,Dagobert Featherstonehaugh,admin,active,,
+erin,Erinna Marchbanks,reader,active,,
+"""
+NAMES = ("Zenobia", "Quartermaine", "Wolstenholme", "Fitzwilliam", "Featherstonehaugh",
+         "Marchbanks")
+
+# Everything in the estate explained: the roles, who holds them, the public buckets on purpose.
+MATCHING = """\
+[roles.reader]
+allow = [{ resource = "s3://imaging-archive", actions = ["read"] },
+         { resource = "pacs:main", actions = ["read"] }]
+[roles.full]
+allow = [{ resource = "s3://imaging-archive", actions = ["*"] }]
+[roles.admin]
+allow = [{ resource = "*", actions = ["admin"] }]
+[roles.ingest]
+allow = [{ resource = "s3://imaging-archive/incoming", actions = ["write"] }]
+[roles.public]
+allow = [{ resource = "s3://public-share", actions = ["read"] },
+         { resource = "s3://research-deid", actions = ["read"] }]
+[roles.kiosk]
+allow = [{ resource = "pacs:main", actions = ["read"] }]
+
+[principals]
+"aws:group/radiologists" = ["reader"]
+"aws:group/admins" = ["admin"]
+"aws:user/dave" = ["admin"]
+"aws:user/erin" = ["full"]
+"aws:user/frank" = ["reader"]
+"aws:user/svc-archiver" = ["ingest"]
+"aws:role/archive-reader" = ["reader"]
+"aws:account/999999999999" = ["reader"]
+"aws:role/ec2-ingest" = ["ingest"]
+"aws:service/ec2.amazonaws.com" = ["ingest"]
+"anyone" = ["public"]
+"fs:user/root" = ["admin"]
+"fs:group/root" = ["admin"]
+"pacs:main:role/Radiologist" = ["reader"]
+"pacs:main:role/Viewer" = ["kiosk"]
+"pacs:main:user/kiosk" = ["kiosk"]
+"*:user/carol" = ["reader"]
+"*:user/alice" = ["reader"]
+"*:user/bob" = ["reader"]
+
+[phi]
+resources = ["s3://imaging-archive", "pacs:main", "fs:*/share"]
+
+[trusted]
+accounts = ["999999999999"]
+"""
+
+# The same organisation's baseline as it was approved: no public buckets, erin reads only,
+# frank has no access, no one outside, the kiosk role does not exist.
+DRIFTED = """\
+[roles.reader]
+allow = [{ resource = "s3://imaging-archive", actions = ["read"] },
+         { resource = "pacs:main", actions = ["read"] }]
+[roles.admin]
+allow = [{ resource = "*", actions = ["admin"] }]
+[roles.ingest]
+allow = [{ resource = "s3://imaging-archive/incoming", actions = ["write"] }]
+
+[principals]
+"aws:group/radiologists" = ["reader"]
+"aws:group/admins" = { roles = ["admin"], members = ["aws:user/dave"] }
+"aws:user/dave" = ["admin"]
+"aws:user/svc-archiver" = ["ingest"]
+"aws:role/archive-reader" = ["reader"]
+"aws:role/ec2-ingest" = ["ingest"]
+"aws:service/ec2.amazonaws.com" = ["ingest"]
+"fs:user/root" = ["admin"]
+"fs:group/root" = ["admin"]
+"pacs:main:role/Radiologist" = ["reader"]
+
+[phi]
+resources = ["s3://imaging-archive", "pacs:main", "fs:*/share"]
+"""
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("perm")
+    server, planted = permestate.start_aws_estate(folder / "moto")
+    share = folder / "share"
+    (share / "studies").mkdir(parents=True)
+    (share / "studies" / "a.dcm").write_bytes(b"\0" * 132 + b"DICM")
+    share.chmod(0o750)
+    (share / "studies").chmod(0o750)
+    (share / "studies" / "a.dcm").chmod(0o640)
+    (folder / "pacs.csv").write_text(PACS, encoding="utf-8")
+    (folder / "roster.csv").write_text(ROSTER, encoding="utf-8")
+    (folder / "matching.toml").write_text(MATCHING, encoding="utf-8")
+    (folder / "drifted.toml").write_text(DRIFTED, encoding="utf-8")
+    try:
+        yield {"folder": folder, "server": server, "planted": planted, "share": share}
+    finally:
+        server.stop()
+
+
+def scan(estate: dict[str, Any], baseline: str, *extra: str, fmt: str = "json",
+         sources: tuple[str, ...] | None = None) -> Any:
+    folder: Path = estate["folder"]
+    server: s3peers.S3Server = estate["server"]
+    srcs = sources or ("aws", f"fs:{estate['share']}", f"pacs:main={folder / 'pacs.csv'}",
+                       f"roster:{folder / 'roster.csv'}")
+    result = run_cli("scan", "permissions", *srcs, "--baseline", str(folder / baseline),
+                     "--endpoint-url", server.endpoint_url, "--format", fmt, *extra,
+                     env=server.env())
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def failed(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(f["check_id"], f["asset"]) for f in doc["findings"] if f["status"] == "fail"}
+
+
+def test_matching_baseline_is_quiet(estate: dict[str, Any]) -> None:
+    # the roster is left out: carol has left, which no baseline can make right
+    srcs = ("aws", f"fs:{estate['share']}", f"pacs:main={estate['folder'] / 'pacs.csv'}")
+    result = scan(estate, "matching.toml", sources=srcs)
+    doc = json.loads(result.stdout)
+    assert failed(doc) == set(), [f["message"] for f in doc["findings"]]
+    assert result.code == 0
+    counts = {c["check_id"]: c["evaluated"] for c in doc["coverage"]}
+    assert counts["perm-grant-outside-baseline"] >= 15 and counts["perm-anyone-access"] >= 6
+
+
+def test_drifted_baseline_reports_each_difference_with_its_path(estate: dict[str, Any]) -> None:
+    result = scan(estate, "drifted.toml")
+    doc = json.loads(result.stdout)
+    found = failed(doc)
+    expected = {
+        ("perm-beyond-role", "s3://imaging-archive"),             # erin: s3:*, reader
+        ("perm-grant-outside-baseline", "s3://imaging-archive"),   # frank via the bucket policy
+        ("perm-anyone-access", "s3://public-share"),              # public-read ACL
+        ("perm-anyone-access", "s3://research-deid"),             # Principal * policy
+        ("perm-cross-account", "s3://imaging-archive"),           # 999999999999 assumes a role
+        ("perm-unexplained-path", "aws:user/carol"),              # departed, still in the group
+        ("perm-unexplained-path", "pacs:main:user/carol"),
+        ("perm-unexplained-path", "pacs:main:user/kiosk"),        # a role nobody approved
+        ("perm-grant-outside-baseline", "pacs:main"),             # the Viewer role's grant
+        ("perm-account-not-in-roster", "aws:user/carol"),
+        ("perm-account-not-in-roster", "pacs:main:user/carol"),
+        ("perm-account-not-in-roster", "aws:user/frank"),         # no roster entry at all
+    }
+    assert expected <= found, sorted(expected - found)
+    by_key = {(f["check_id"], f["asset"]): f for f in doc["findings"]}
+    erin = by_key[("perm-beyond-role", "s3://imaging-archive")]
+    assert "aws:user/erin" in erin["message"] and "beyond: write+delete+admin" in erin["message"]
+    assert "164.308(a)(4)(ii)(B)" in erin["hipaa"]
+    cross = by_key[("perm-cross-account", "s3://imaging-archive")]
+    assert cross["severity"] == "high"
+    assert "-can-assume-> aws:role/archive-reader" in cross["locations"][0]["path"]
+    carol = by_key[("perm-unexplained-path", "aws:user/carol")]
+    assert carol["locations"][0]["path"].startswith(
+        "aws:user/carol -member-of-> aws:group/radiologists -iam:policy/imaging-read")
+    roster = by_key[("perm-account-not-in-roster", "aws:user/carol")]
+    assert "2026-06-30" in roster["message"] and roster["severity"] == "high"
+    # things the baseline explains stay quiet: alice and bob (roster readers in radiologists),
+    # dave (the approved admin), the service account's prefix grant
+    quiet = {"aws:user/alice", "aws:user/bob", "aws:user/dave", "aws:user/svc-archiver",
+             "pacs:main:user/alice", "pacs:main:user/bob"}
+    assert not {a for _c, a in found} & quiet
+    assert not any("aws:user/dave" in f["message"] or "svc-archiver" in f["message"]
+                   for f in doc["findings"])
+    assert result.code == 3
+
+
+def test_world_readable_share_and_stray_acl(estate: dict[str, Any], tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    (share / "studies").mkdir(parents=True)
+    share.chmod(0o755)
+    (share / "studies").chmod(0o750)
+    subprocess.run(["setfacl", "-m", "u:nobody:rwx", str(share / "studies")], check=True)
+    result = scan(estate, "drifted.toml", sources=(f"fs:{share}",))
+    doc = json.loads(result.stdout)
+    by_key = {(f["check_id"], f["asset"]): f for f in doc["findings"]}
+    public = by_key[("perm-anyone-access", f"fs:{share}")]
+    assert public["severity"] == "high" and "any local account" in public["message"]
+    stray = by_key[("perm-grant-outside-baseline", f"fs:{share}/studies")]
+    assert "fs:user/nobody" in stray["message"] and "fs:acl" in stray["message"]
+    assert ("perm-anyone-access", f"fs:{share}/studies") not in by_key
+
+
+def test_changes_since_previous_graph(estate: dict[str, Any], tmp_path: Path) -> None:
+    folder: Path = estate["folder"]
+    pacs = tmp_path / "pacs.csv"
+    pacs.write_text(PACS, encoding="utf-8")
+    srcs = ("aws", f"pacs:main={pacs}")
+    first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"),
+                 "--graphml", str(tmp_path / "g.graphml"), sources=srcs)
+    assert first.code == 0, first.stdout
+    graph = json.loads((tmp_path / "g.json").read_text())
+    assert graph["snapshot"]["grants"] and graph["edges"]
+    import networkx as nx
+
+    g = nx.read_graphml(tmp_path / "g.graphml")
+    assert g.has_edge("aws:user/alice", "aws:group/radiologists")
+    assert g.nodes["s3://imaging-archive"]["phi"] is True
+    # quiet again when nothing changed
+    same = scan(estate, "matching.toml", "--previous", str(tmp_path / "g.json"), sources=srcs)
+    assert failed(json.loads(same.stdout)) == set()
+    # a new PACS admin, and carol's account removed
+    pacs.write_text(PACS.replace("carol,Radiologist,view,active,2026-05-01,user\n", "")
+                    + "gpatel,PACS Admin,admin,active,2026-12-01,user\n", encoding="utf-8")
+    after = scan(estate, "matching.toml", "--previous", str(tmp_path / "g.json"),
+                 "--fail-on", "none", sources=srcs)
+    doc = json.loads(after.stdout)
+    messages = {f["check_id"]: [] for f in doc["findings"]}
+    for f in doc["findings"]:
+        messages[f["check_id"]].append(f["message"])
+    added = " ".join(messages["perm-grant-added"])
+    removed = " ".join(messages["perm-grant-removed"])
+    assert "pacs:main:role/PACS Admin -> pacs:main" in added
+    assert "pacs:main:user/gpatel member-of pacs:main:role/PACS Admin" in added
+    assert "pacs:main:user/carol member-of pacs:main:role/Radiologist" in removed
+    assert after.code == 0
+    assert folder.exists()
+
+
+def test_no_roster_name_leaves_in_any_format(estate: dict[str, Any], tmp_path: Path) -> None:
+    for fmt in ("json", "jsonl", "sarif", "csv", "table"):
+        result = scan(estate, "drifted.toml", "--graph-json", str(tmp_path / f"{fmt}.json"),
+                      "--graphml", str(tmp_path / f"{fmt}.graphml"), fmt=fmt)
+        text = result.stdout + result.stderr + (tmp_path / f"{fmt}.json").read_text() \
+            + (tmp_path / f"{fmt}.graphml").read_text()
+        assert result.stdout.strip()
+        for name in NAMES:
+            assert name.lower() not in text.lower(), (fmt, name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("aws", "--baseline", "missing.toml"), "no such baseline file"),
+    (("nfs:/x", "--baseline", "drifted.toml"), "unknown source"),
+    (("roster:nowhere.csv", "--baseline", "drifted.toml"), "nowhere.csv"),
+    (("aws", "--baseline", "drifted.toml", "--previous", "nothing.json"), "--previous"),
+])
+def test_bad_input_is_a_clear_message(estate: dict[str, Any], args: tuple[str, ...],
+                                      message: str) -> None:
+    result = run_cli("scan", "permissions", *args, cwd=estate["folder"],
+                     env=estate["server"].env())
+    assert result.code == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_endpoint_fails_fast(estate: dict[str, Any]) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = run_cli("scan", "permissions", "aws", "--baseline", "drifted.toml",
+                     "--endpoint-url", f"http://127.0.0.1:{port}", cwd=estate["folder"],
+                     env={**estate["server"].env(), "AWS_MAX_ATTEMPTS": "1"})
+    assert result.code == 2 and "cannot reach" in result.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_malformed_export_row_is_unverifiable(estate: dict[str, Any], tmp_path: Path) -> None:
+    pacs = tmp_path / "pacs.csv"
+    pacs.write_text(PACS + "mallory,Radiologist,teleport,active,2026-11-21,user\n"
+                    + "onlyone\n", encoding="utf-8")
+    result = scan(estate, "matching.toml", "--fail-on", "none", sources=(f"pacs:main={pacs}",))
+    doc = json.loads(result.stdout)
+    errors = [f for f in doc["findings"] if f["check_id"] == "perm-unverifiable"]
+    assert len(errors) == 2 and all(f["status"] == "error" for f in errors)
+    assert {f["asset"] for f in errors} == {f"{pacs}:6", f"{pacs}:7"}
+    assert "teleport" not in result.stdout
+    assert os.path.exists(pacs)
