@@ -10,16 +10,20 @@ own (``VmHWM``, the high-water mark of its resident set; ``ru_maxrss`` where /pr
 
   generate  ``fixtures/loggen.py`` ``bulk_events(n)`` (2,000 users, 90 days, 500,000 patients,
             with an injected bulk export, failed-login burst, password spray and mass deletion),
-            written to a Parquet file in a temporary folder: the "Parquet cache of parsed logs".
-            Timed and printed, not counted in the bar.
-  hipaa     hipaa-audit: the Parquet read into the schema's table (``load_events`` below:
-            column by column and row group by row group into one Arrow chunk per column, the
-            strings kept in Arrow, Arrow's system memory pool so that decoding buffers go back
-            to the C heap; ``schema.normalise`` only if a dtype differs), then each function of
-            ``detect.DETECTORS`` in turn (what ``run_all(events, Settings(timezone=...))`` does,
-            timed one by one) and the shipped Sigma rules (``setup.builtin_rules()`` ->
-            ``sigma.load_rules`` -> ``sigma.evaluate``). Total = load + detectors + Sigma.
-  baseline  plain pandas, written the obvious way: ``pd.read_parquet``, then bulk export
+            written to a Parquet file in a temporary folder exactly as ``analyze logs`` writes
+            its cache of a parsed log (``schema.write_parquet``: the compact table, text columns
+            as categoricals). Timed and printed, not counted in the bar.
+  hipaa     hipaa-audit: the Parquet read into the compact table by the product's own reader
+            (``schema.read_parquet``, what ``analyze logs`` does with a cached file: column by
+            column and row group by row group, categoricals kept, ``event_id`` kept in Arrow;
+            Arrow's system memory pool so that decoding buffers go back to the C heap), then
+            each function of ``detect.DETECTORS`` in turn (what ``run_all(events,
+            Settings(timezone=...))`` does, timed one by one) and the shipped Sigma rules
+            (``setup.builtin_rules()`` -> ``sigma.load_rules`` -> ``sigma.evaluate``).
+            Total = load + detectors + Sigma.
+  baseline  plain pandas, written the obvious way: ``pd.read_parquet`` of the same events kept
+            with every text column a string (a second Parquet file, written by the generate
+            stage), then bulk export
             (``nunique`` per user-day, robust z by ``groupby().apply`` per user), off-hours
             (``pd.crosstab`` hour-of-week profile and merges), failed logins and spraying
             (``groupby().rolling("10min")``, a Python function for distinct users), new sources
@@ -112,14 +116,23 @@ def timed(report: Reporter, step: str, fn: Callable[[], Any],
 # generate
 
 
+def plain_path(parquet: Path) -> Path:
+    """Where the same events are kept for the baseline, every text column a string."""
+    return parquet.with_name(parquet.name.replace(".cache.parquet", ".plain.parquet"))
+
+
 def child_generate(events: int, parquet: Path, report: Reporter) -> None:
     sys.path.insert(0, str(ROOT / "fixtures"))
     import loggen
 
+    from hipaa_audit.logs import schema
+
     frame = timed(report, "generate", lambda: loggen.bulk_events(events))
     labels = frame.attrs.get("labels", [])
     frame.attrs = {}
-    timed(report, "write", lambda: frame.to_parquet(parquet, index=False))
+    timed(report, "write", lambda: schema.write_parquet(frame, parquet))
+    # the baseline reads the same events as plain pandas would have them: all text as strings
+    frame.to_parquet(plain_path(parquet), index=False)
     parquet.with_suffix(".labels.json").write_text(json.dumps(labels))
     report("written", 0.0, bytes=parquet.stat().st_size, events=len(frame))
 
@@ -129,45 +142,10 @@ def child_generate(events: int, parquet: Path, report: Reporter) -> None:
 
 
 def load_events(path: Path) -> Any:
-    """The Parquet cache read into the schema's event table, one column at a time.
-
-    Each column is decoded row group by row group and its chunks joined into one (a take of a few
-    rows from a chunked Arrow column concatenates the whole column first: 25 ms and a copy of it
-    at 5 million rows, against microseconds); string columns keep that Arrow buffer as it is
-    (``ArrowStringArray``, no copy into pandas) and the decoding buffers are handed back to the
-    system after each column, so the peak stays near the size of the table itself.
-    ``schema.normalise`` runs only if a dtype differs from the schema's.
-    """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """The Parquet cache read into the compact event table, as ``analyze logs`` reads it."""
     from hipaa_audit.logs import schema
 
-    pool = pa.default_memory_pool()
-    parquet = pq.ParquetFile(path)
-    columns: dict[str, pd.Series] = {}
-    for name in parquet.schema_arrow.names:
-        chunks = []
-        for group in range(parquet.metadata.num_row_groups):
-            chunks.extend(parquet.read_row_group(group, columns=[name]).column(0).chunks)
-        # one chunk per column: Arrow's take on a chunked column concatenates it first
-        values = pa.chunked_array([pa.chunked_array(
-            chunks, type=parquet.schema_arrow.field(name).type).combine_chunks()])
-        del chunks
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            columns[name] = pd.Series(pd.arrays.ArrowStringArray(values), copy=False)
-        else:
-            columns[name] = pd.Series(values.to_pandas(
-                types_mapper={pa.int64(): pd.Int64Dtype()}.get))
-        del values
-        pool.release_unused()
-    events = pd.DataFrame(columns, copy=False)
-    del columns
-    if {c: str(t) for c, t in events.dtypes.items()} != {
-            c: str(t) for c, t in schema.dtypes().items()}:
-        events = schema.normalise(events)
-    return events
+    return schema.read_parquet(path)
 
 
 def child_hipaa(parquet: Path, report: Reporter) -> None:
@@ -204,7 +182,8 @@ def child_baseline(parquet: Path, report: Reporter) -> None:
     import pandas as pd
 
     tz = TIMEZONE
-    df = timed(report, "load", lambda: pd.read_parquet(parquet), lambda e: {"events": len(e)})
+    df = timed(report, "load", lambda: pd.read_parquet(plain_path(parquet)),
+               lambda e: {"events": len(e)})
 
     def bulk_export() -> list[tuple[str, str]]:
         ev = df[df["user"].notna()].copy()
@@ -371,8 +350,9 @@ def run(n: int, folder: Path, tmp: Path, cap: float) -> int:
     print(f"hipaa-audit log benchmark: {n:,} events, {cores} core(s), Python "
           f"{platform.python_version()}, pandas {pandas.__version__}, pyarrow "
           f"{pyarrow.__version__}, numpy {numpy.__version__}", flush=True)
-    parquet = folder / f"events-{n}.parquet"
-    if parquet.exists() and parquet.with_suffix(".labels.json").exists():
+    parquet = folder / f"events-{n}.cache.parquet"  # the compact table, as the cache holds it
+    if parquet.exists() and plain_path(parquet).exists() and parquet.with_suffix(
+            ".labels.json").exists():
         print(f"reusing {parquet} ({parquet.stat().st_size / 1e6:,.1f} MB)", flush=True)
     else:
         lines, _, problem = run_child("generate", parquet, tmp / "generate.jsonl", events=n)

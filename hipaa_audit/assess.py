@@ -169,6 +169,7 @@ def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: M
 
 def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, masker: Masker,
                   run: RunInfo) -> Iterator[AssetResult]:
+    from hipaa_audit.cluster import ClusterError
     from hipaa_audit.logs.run import LogSetupError, analyze_logs
     from hipaa_audit.logs.setup import log_options
 
@@ -178,13 +179,17 @@ def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, maske
                            timezone=section.timezone, detectors=section.detectors,
                            roster=section.roster, vip=section.vip, coworkers=section.coworkers,
                            chain_key_env=section.chain_key_env, anchors=section.anchors,
-                           cloudtrail_keys=section.cloudtrail_keys)
+                           cloudtrail_keys=section.cloudtrail_keys,
+                           scheduler=section.scheduler)
     except LogSetupError as exc:
         yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
         return
     summaries = run.evidence.setdefault("logs", [])
-    yield from analyze_logs(opts, catalog, masker,
-                            on_summary=lambda s: summaries.append({**s, "group": info.name}))
+    try:
+        yield from analyze_logs(opts, catalog, masker,
+                                on_summary=lambda s: summaries.append({**s, "group": info.name}))
+    except ClusterError as exc:
+        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
 
 
 def _phi_found(store: Store, seq: int, cfg: LoadedConfig) -> tuple[str, ...]:

@@ -515,6 +515,9 @@ def analyze_logs_command(
         "--cloudtrail-key", help="CloudTrail digest public key, PEM or DER (repeat).")] = None,
     no_cache: Annotated[bool, typer.Option(
         "--no-cache", help="Parse every file again instead of using the Parquet cache.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Parse the log files on the Dask cluster at this address "
+        "(tcp://host:8786); the workers must see the files at the same paths.")] = None,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: OutputOpt = None,
     fail_on: FailOnOpt = FailOn.HIGH,
@@ -524,6 +527,7 @@ def analyze_logs_command(
 
     Example: hipaa-audit analyze logs /var/log/pacs/audit/*.xml --timezone America/New_York
     """
+    from hipaa_audit.cluster import ClusterError
     from hipaa_audit.logs.run import LogSetupError, analyze_logs
     from hipaa_audit.logs.setup import load_mapping_file, load_settings_file, log_options
 
@@ -538,7 +542,8 @@ def analyze_logs_command(
             roster=Path(roster) if roster else None, vip=Path(vip) if vip else None,
             coworkers=Path(coworkers) if coworkers else None, chain_key_env=chain_key_env,
             anchors=[Path(p) for p in anchor or []],
-            cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache)
+            cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache,
+            scheduler=scheduler)
     except LogSetupError as exc:
         raise fail(str(exc)) from None
     catalog = load_catalog()
@@ -550,7 +555,10 @@ def analyze_logs_command(
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = analyze_logs(opts, catalog, masker,
                                on_summary=run.evidence.setdefault("logs", []).append)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
+        try:
+            outcome = consume(results, renderer, run, threshold, on_asset=advance)
+        except ClusterError as exc:
+            raise fail(str(exc)) from None
     raise typer.Exit(outcome.exit_code)
 
 

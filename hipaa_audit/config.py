@@ -123,6 +123,8 @@ class LogsSection(_Scanner):
     chain_key_env: str | None = None
     anchors: list[Path] = Field(default_factory=list)
     cloudtrail_keys: list[Path] = Field(default_factory=list)
+    #: a Dask ``distributed`` scheduler that parses the files (``tcp://host:8786``)
+    scheduler: str | None = None
 
 
 class PermissionsSection(_Scanner):

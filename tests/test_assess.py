@@ -151,6 +151,33 @@ def test_logs_are_reviewed_and_shown(assessed: Assessed) -> None:
     assert "Audit logging gaps found" in baa and "audit log" in baa
 
 
+def test_permissions_are_judged_and_shown(assessed: Assessed) -> None:
+    doc = json.loads((assessed.reports / "findings.json").read_text())
+    by_check = {(f["check_id"], f["asset"]) for f in doc["findings"]}
+    for expected in [
+        ("perm-unexplained-path", "aws:user/fwilson"),         # in storage-admins, not approved
+        ("perm-beyond-role", "s3://riverton-imaging-archive"),  # emiller's s3:*
+        ("perm-cross-account", "s3://riverton-imaging-archive"),  # 999988887777's role
+        ("perm-account-not-in-roster", "aws:user/cdavis"),     # left in June
+        ("perm-anyone-access", "s3://riverton-research-exports"),  # public-read ACL
+        ("perm-grant-outside-baseline", "pacs:main"),          # the Viewer role
+    ]:
+        assert expected in by_check, expected
+    # the S3 scan found PHI in the research exports: the public grant on it is critical
+    public = [f for f in doc["findings"] if (f["check_id"], f["asset"]) ==
+              ("perm-anyone-access", "s3://riverton-research-exports")]
+    assert public[0]["severity"] == "critical"
+    # the trusted vendor's access is explained by the baseline: no finding names it
+    assert not any("444455556666" in f["message"] for f in doc["findings"])
+    perm = doc["run"]["evidence"]["permissions"]
+    assert perm["group"] == "access" and perm["previous"] and perm["riskiest"]
+    text = re.sub(r"\s+", " ", pdftext(assessed.reports / "risk-analysis.pdf", layout=False))
+    assert "Access to PHI and permission drift" in text and "riskiest paths" in text
+    baa = re.sub(r"\s+", " ", pdftext(assessed.reports / "baa-evidence.pdf", layout=False))
+    assert "What its principals can reach" in baa
+    assert "aws:account/444455556666" in baa and "pacs:main:user/cloudpacs-support" in baa
+
+
 def test_reports_show_the_buckets(assessed: Assessed) -> None:
     text = pdftext(assessed.reports / "risk-analysis.pdf", layout=False)
     flat = re.sub(r"\s+", "", text)
@@ -247,9 +274,18 @@ def test_runs_list_show_diff_verify(assessed: Assessed, tmp_path: Path) -> None:
     diff = run_cli("runs", "diff", "previous", "latest", "--store", store, "--format", "json")
     assert diff.code == 0
     d = diff.json()
-    assert {Path(f["asset"]).name for f in d["new"]} == {"fail_new_upload_every_identifier.dcm"}
-    assert {Path(f["asset"]).name for f in d["resolved"]} == {
+    files = [f for f in d["new"] if not f["check_id"].startswith("perm-")]
+    assert {Path(f["asset"]).name for f in files} == {"fail_new_upload_every_identifier.dcm"}
+    assert {Path(f["asset"]).name for f in d["resolved"]
+            if not f["check_id"].startswith("perm-")} == {
         "fail_overlay_curve_icon.dcm", "fail_private_blocks.dcm"}
+    # access: the new PACS admin, and the stray ACL entry that was removed
+    access = {(f["check_id"], f["asset"]) for f in d["new"] if f["check_id"].startswith("perm-")}
+    assert {("perm-grant-added", "pacs:main:role/PACS Admin"),
+            ("perm-unexplained-path", "pacs:main:user/gpatel")} <= access
+    assert any(c == "perm-grant-removed" and a.endswith("/estate/exports") for c, a in access)
+    assert {(f["check_id"], Path(f["asset"]).name) for f in d["resolved"]
+            if f["check_id"].startswith("perm-")} == {("perm-grant-outside-baseline", "exports")}
     assert d["persisting"] > 50
     table = run_cli("runs", "diff", listed[0]["id"][:20], "latest", "--store", store)
     assert "new" in table.stdout and "resolved" in table.stdout

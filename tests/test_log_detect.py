@@ -147,3 +147,99 @@ def test_dormant_gap_and_skew() -> None:
     # the first records of the stretch still fit the order of what follows: most are named
     assert skew.subject == "ct1" and 20 <= skew.counts["records"] <= 30
     assert skew.counts["offset_minutes"] > 30
+
+
+def test_new_device() -> None:
+    rows = routine()
+    day = T0 + pd.Timedelta(days=22, hours=2)
+    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "cat", "action": "view",
+              "patient": f"q{m}", "source_ip": "10.0.0.3", "system": "PACS", "device": "ws9"}
+             for m in range(6)]
+    [new] = kinds(rows)["new-source"]
+    assert new.subject == "cat" and "device" in new.message and "ws9" in new.message
+    assert new.counts["events"] == 6 and dict(new.detail) == {"device": "ws9"}
+    assert new.variant == "device" and "device(s) seen" in new.baseline
+
+
+def test_old_device_from_a_new_address_is_a_new_address() -> None:
+    rows = routine()
+    day = T0 + pd.Timedelta(days=22, hours=2)
+    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "bob", "action": "view",
+              "patient": f"q{m}", "source_ip": "172.16.0.5", "system": "PACS", "device": "ws1"}
+             for m in range(6)]
+    [new] = kinds(rows)["new-source"]
+    assert new.subject == "bob" and "source address" in new.message
+    assert dict(new.detail) == {"source_ip": "172.16.0.5"} and not new.variant
+
+
+def test_new_address_and_new_device_are_two_findings() -> None:
+    rows = routine()
+    day = T0 + pd.Timedelta(days=22, hours=2)
+    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "bob", "action": "view",
+              "patient": f"q{m}", "source_ip": "172.16.0.5", "system": "PACS",
+              "device": "laptop"} for m in range(3)]
+    found = kinds(rows)["new-source"]
+    assert [dict(a.detail) for a in found] == [{"source_ip": "172.16.0.5"}, {"device": "laptop"}]
+
+
+def test_failed_login_from_a_new_device_is_not_a_new_source() -> None:
+    rows = routine()
+    t = T0 + pd.Timedelta(days=22, hours=2)
+    rows += [{"time": t + pd.Timedelta(minutes=20 * i), "user": "ann", "action": "login",
+              "outcome": "failure", "source_ip": "10.0.0.1", "device": "kiosk"}
+             for i in range(3)]
+    assert "new-source" not in kinds(rows)
+
+
+def peers(big_day_studies: int) -> list[dict[str, Any]]:
+    """Three archivists: ann and cat export 60 studies every weekday, bob one, then a big day."""
+    rows: list[dict[str, Any]] = []
+    for d in range(30):
+        day = T0 + pd.Timedelta(days=d)
+        if day.day_of_week >= 5:
+            continue
+        for k, user in enumerate(("ann", "bob", "cat")):
+            count = 1 if user == "bob" else 60
+            if user == "bob" and d == 22:
+                count = big_day_studies
+            rows += [{"time": day + pd.Timedelta(hours=1, minutes=m, seconds=k), "user": user,
+                      "role": "archivist", "action": "export", "objects": 1,
+                      "patient": f"{user}{d}-{m}", "study": f"s{user}{d}-{m}",
+                      "source_ip": f"10.0.0.{k + 1}", "system": "PACS"} for m in range(count)]
+    return rows
+
+
+def test_bulk_export_peer_group_decides() -> None:
+    # 45 studies: far above bob's own days and over the floors, but below his peers' p99
+    rows = peers(45)
+    assert detect.bulk_export(table(rows), detect.Settings()) == []
+    # without the peer group in the decision, the same day is flagged
+    [hit] = detect.bulk_export(table(rows), detect.Settings(bulk_peer_quantile=0))
+    assert hit.subject == "bob" and hit.counts["studies"] == 45
+    assert "peer group archivist p99 60" in hit.baseline
+    # above the peers' p99 it is flagged with the default
+    [hit] = detect.bulk_export(table(peers(70)), detect.Settings())
+    assert hit.subject == "bob" and hit.counts["studies"] == 70
+
+
+def test_bulk_export_peer_group_of_a_small_role() -> None:
+    # the role's p99 is that of the user's own days when nobody else holds it: still flagged
+    rows = routine()
+    for row in rows:
+        row["role"] = "radiologist" if row["user"] == "bob" else "clerk"
+    day = T0 + pd.Timedelta(days=22)
+    rows += [{"time": day + pd.Timedelta(minutes=m), "user": "bob", "role": "radiologist",
+              "action": "export", "objects": 3, "patient": f"x{m}", "source_ip": "10.0.0.2",
+              "system": "PACS", "device": "ws1"} for m in range(40)]
+    [hit] = kinds(rows)["bulk-export"]
+    assert hit.subject == "bob" and "peer group radiologist p99" in hit.baseline
+
+
+def test_a_device_that_is_only_the_system_is_not_a_new_device() -> None:
+    # a FHIR AuditEvent naming no client machine gives its observer (the system) as the device
+    rows = routine()
+    day = T0 + pd.Timedelta(days=22, hours=2)
+    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "ann", "action": "view",
+              "patient": f"q{m}", "source_ip": "10.0.0.1", "system": "PACS-B",
+              "device": "PACS-B"} for m in range(4)]
+    assert "new-source" not in kinds(rows)

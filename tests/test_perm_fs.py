@@ -110,10 +110,21 @@ def test_modes_become_grants(tree: Path) -> None:
     assert facts.principals[ANYONE].kind == "anyone"
 
 
-def test_world_readable_file_in_closed_folder_is_its_own_resource(tree: Path) -> None:
+def test_world_readable_file_in_closed_folder_gives_others_nothing(tree: Path) -> None:
+    # other accounts cannot enter the 0o750 folder: the file's own bits open nothing
     leak = tree / "export.csv"
     leak.write_text("not read by the collector\n")
     leak.chmod(0o644)
+    facts = collect_fs(tree)
+    assert rid(leak) not in facts.resources
+    assert not grants_on(facts, leak)
+
+
+def test_world_writable_file_in_readable_folder_is_its_own_resource(tree: Path) -> None:
+    tree.chmod(0o755)
+    leak = tree / "export.csv"
+    leak.write_text("not read by the collector\n")
+    leak.chmod(0o646)
     closed = tree / "closed.csv"
     closed.write_text("x\n")
     closed.chmod(0o600)
@@ -124,7 +135,7 @@ def test_world_readable_file_in_closed_folder_is_its_own_resource(tree: Path) ->
     assert grants_on(facts, leak) == {
         ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
         ("fs:group/root", frozenset({"read"}), "fs:mode", ()),
-        (ANYONE, frozenset({"read"}), "fs:mode", ANY),
+        (ANYONE, frozenset({"read", "write", "delete"}), "fs:mode", ANY),
     }
     assert rid(closed) not in facts.resources
     assert not grants_on(facts, closed)
@@ -158,12 +169,15 @@ def test_named_acl_entries_and_mask(tree: Path) -> None:
         # rwx limited by the mask r-x
         ("fs:group/users", frozenset({"list", "read"}), "fs:acl", ()),
     }
-    # the named entry gives nobody read the closed root folder lacks: the file is a resource
-    assert grants_on(facts, masked) == {
-        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
-        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),
-        ("fs:user/nobody", frozenset({"read"}), "fs:acl", ()),
-    }
+    # the named entry gives nobody read on the file, but nobody cannot enter the closed root
+    # folder: the file is not a resource of its own
+    assert rid(masked) not in facts.resources
+    # once nobody may enter the folder, a file entry that adds write makes it one
+    setfacl("-m", "u:nobody:rx", tree)
+    setfacl("-m", "u:nobody:rw,m::rw", masked)
+    facts = collect_fs(tree)
+    assert ("fs:user/nobody", frozenset({"read", "write", "delete"}), "fs:acl", ()) in \
+        grants_on(facts, masked)
 
 
 def test_acl_group_entry_narrower_than_mask(tree: Path) -> None:
@@ -433,10 +447,11 @@ def test_relative_root_is_made_absolute(tree: Path, monkeypatch: pytest.MonkeyPa
 def test_no_file_is_opened(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tree / "study"
     data.mkdir()
-    data.chmod(0o750)
+    data.chmod(0o755)
+    tree.chmod(0o755)
     for i in range(3):
         (data / f"img{i}.dcm").write_bytes(b"\0" * 128 + b"DICM")
-    (data / "img0.dcm").chmod(0o644)
+    (data / "img0.dcm").chmod(0o646)
     # opening a FIFO for reading blocks: a collector that opened files would hang here
     os.mkfifo(data / "pipe")
     before = {p: os.stat(p).st_atime_ns for p in data.iterdir() if p.is_file()}

@@ -263,3 +263,24 @@ def test_context_reuse_is_consistent(catalog: Any) -> None:
     first = judge(g, ctx, catalog)
     second = judge(g, ctx, catalog)
     assert [f.id for r in first for f in r.findings] == [f.id for r in second for f in r.findings]
+
+
+def test_riskiest_paths_for_the_picture(catalog: Any) -> None:
+    from hipaa_audit.permissions.rules import riskiest
+    from hipaa_audit.report.charts import access_paths, path_steps
+
+    _g, _ctx, results = run(catalog, estate())
+    rows = riskiest(results)
+    keys = [(r["principal"], r["resource"]) for r in rows]
+    assert len(keys) == len(set(keys))  # one row per principal and resource
+    assert not any(r["check"] == "perm-account-not-in-roster" for r in rows)
+    ranks = [Severity(r["severity"]).rank for r in rows]
+    assert ranks == sorted(ranks, reverse=True)
+    # within a severity the multi-step paths come first
+    highs = [r for r in rows if r["severity"] == "high"]
+    assert highs[0]["path"].count("->") >= 2
+    nodes, edges = path_steps(highs[0]["path"])
+    assert nodes[0] == highs[0]["principal"] and nodes[-1] == highs[0]["resource"]
+    assert len(edges) == len(nodes) - 1
+    svg = access_paths(rows)
+    assert svg.startswith("<svg") and "</svg>" in svg

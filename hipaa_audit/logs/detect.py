@@ -9,8 +9,10 @@ Methods (reference: auditlog.md section 6):
 
 - ``bulk-export``: per user and local day, distinct studies exported or downloaded, distinct
   patients and bytes; robust z (0.6745 (x - median) / MAD, MAD floored at 1) against the same
-  user's active days; flagged when z > ``bulk_z`` and an absolute floor is passed. The peer
-  group (role) p99 is reported beside it.
+  user's active days; flagged when z > ``bulk_z``, an absolute floor is passed and the day's
+  studies reach the peer group's ``bulk_peer_quantile`` (the p99 of studies a day over every
+  active day of the users of the same role; reference: "peer >= p99"). A user whose role is
+  unknown has no peer group and is judged on the first two tests.
 - ``off-hours``: events outside the organisation's schedule that fall in hour-of-week bins the
   user almost never uses (under ``offhours_rare`` of their other days' events), at least
   ``offhours_min_events`` in one local day.
@@ -23,7 +25,8 @@ Methods (reference: auditlog.md section 6):
 - ``mass-deletion``: objects deleted per user and hour above ``delete_min``.
 - ``permission-change`` and ``storage-change``: every successful permission or role change, and
   every bucket policy, ACL, encryption, versioning, lifecycle or logging change.
-- ``new-source``: a source address first seen for a user after the baseline period.
+- ``new-source``: a source address, or a device, first seen for a user after the baseline
+  period (each followed on its own; successful events only).
 - ``dormant-account``: the first activity after a silence of ``dormant_days``.
 - ``logging-gap``: silence of a system far beyond its usual inter-arrival, and audit stop events.
 - ``clock-skew``: records whose time departs from their neighbours in file order by more than
@@ -33,6 +36,7 @@ Methods (reference: auditlog.md section 6):
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -41,6 +45,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from hipaa_audit.logs.schema import STRING_DTYPE
 
 MAX_EVENT_IDS = 20
 HOURS_PER_WEEK = 168
@@ -61,6 +67,9 @@ class Settings:
     bulk_min_studies: int = 50
     bulk_min_patients: int = 20
     bulk_min_bytes: int = 5_000_000_000
+    #: the quantile of the peer group (same role) a user-day's studies must also reach; the
+    #: reference's "peer >= p99". 0 leaves the peer group out of the decision (shown only).
+    bulk_peer_quantile: float = 0.99
     offhours_rare: float = 0.001
     offhours_min_events: int = 10
     failed_window: str = "10min"
@@ -116,10 +125,14 @@ class Anomaly:
     event_ids: tuple[str, ...]
     sources: tuple[str, ...]
     high: bool = False
+    #: further evidence fields (e.g. the new ``source_ip`` or ``device`` of a new source)
+    detail: tuple[tuple[str, str], ...] = ()
+    #: tells apart two anomalies of one kind, subject and start (``device`` for a new device)
+    variant: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready evidence."""
-        return {"kind": self.kind, self.subject_kind: self.subject,
+        return {"kind": self.kind, self.subject_kind: self.subject, **dict(self.detail),
                 "window": f"{iso(self.start)}/{iso(self.end)}", "counts": dict(self.counts),
                 "baseline": self.baseline, "event_ids": list(self.event_ids)}
 
@@ -141,6 +154,23 @@ def _pair(key: Any) -> tuple[Any, Any]:
     """The two parts of a two-level group key."""
     first, second = key
     return first, second
+
+
+def _text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A few rows with their categorical columns as pyarrow strings (the parsers' dtypes).
+
+    The detectors that work row by row in pandas take their rows through this, so that the
+    compact table (:func:`hipaa_audit.logs.schema.compact`) and the string table give the same
+    values, missing values (``<NA>``) and results.
+    """
+    cats = {c: STRING_DTYPE for c in frame.columns
+            if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    return frame.astype(cats) if cats else frame
+
+
+def _differs(values: pd.Series, value: str) -> Mask:
+    """Rows holding a value other than ``value`` (missing values never differ)."""
+    return _mask(values.notna()) & ~_mask(values == value)
 
 
 def robust_z(values: pd.Series, median: pd.Series, mad: pd.Series) -> pd.Series:
@@ -325,7 +355,9 @@ def bulk_export(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     pos = np.flatnonzero(_mask(events["action"].isin(["export", "download"])) & valid)
     gout = np.asarray(np.searchsorted(keys, key[pos]), dtype=np.int64)
     del key
-    study = events["study"].iloc[pos].fillna(events["event_id"].iloc[pos])
+    out_rows = _text(events[["study", "event_id"]].iloc[pos])
+    study = out_rows["study"].fillna(out_rows["event_id"])
+    del out_rows
     daily = pd.DataFrame({
         "user": keys // span, "day": keys % span + first,
         "studies": _distinct(gout, study, n),
@@ -342,6 +374,7 @@ def bulk_export(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     hits = np.flatnonzero(((daily["z"] > s.bulk_z) & floor).to_numpy())
     if not len(hits):
         return []
+    quantile = s.bulk_peer_quantile if 0 < s.bulk_peer_quantile <= 1 else 0.99
     # the first role each user is seen with, and the peer group (role) p99 of studies a day
     role_codes, role_names = _codes(events["role"])
     has = np.flatnonzero((role_codes >= 0) & valid)
@@ -355,9 +388,13 @@ def bulk_export(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     known = peer_role >= 0
     peer_p99: dict[str | None, float] = {
         str(role_names[int(r)]): float(v)
-        for r, v in daily["studies"][known].groupby(peer_role[known]).quantile(0.99).items()}
+        for r, v in daily["studies"][known].groupby(peer_role[known]).quantile(quantile).items()}
     col = {c: daily[c].to_numpy() for c in ("user", "day", "studies", "patients", "bytes",
                                                "objects", "z")}
+    if s.bulk_peer_quantile > 0:
+        # the peer group decides too: at least its quantile (a user of no known role: no peers)
+        hits = np.asarray([k for k in hits.tolist() if peer_role[k] < 0 or col["studies"][k]
+                           >= peer_p99[str(role_names[int(peer_role[k])])]], dtype=np.int64)
     evidence = events[EVIDENCE]
     out = []
     for k in hits.tolist():
@@ -375,7 +412,7 @@ def bulk_export(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
             {"studies": studies, "patients": patients, "objects": objects,
              "bytes": int(col["bytes"][k]), "z": round(z, 1)},
             f"user's own active days: median {med:g} studies a day; peer group "
-            f"{role if role is not None else 'unknown role'} p99 "
+            f"{role if role is not None else 'unknown role'} p{quantile * 100:g} "
             f"{peer_p99.get(role, float('nan')):g}", high=True))
     return out
 
@@ -505,8 +542,8 @@ def _busy(frame: pd.DataFrame, key: str, window: np.timedelta64,
 
 def failed_logins(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     """Bursts of failed logins per user, and one source failing for many users (spraying)."""
-    fails = events[["time", "user", "source_ip", "event_id", "source"]].iloc[np.flatnonzero(
-        _mask(events["action"] == "login") & _mask(events["outcome"] == "failure"))]
+    fails = _text(events[["time", "user", "source_ip", "event_id", "source"]].iloc[
+        np.flatnonzero(_mask(events["action"] == "login") & _mask(events["outcome"] == "failure"))])
     window = np.timedelta64(pd.Timedelta(s.failed_window).value, "ns")
     out = []
     for user, rows in _busy(fails[fails["user"].notna()].sort_values("time"), "user",
@@ -565,9 +602,9 @@ def break_glass(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     start_pos = np.flatnonzero(_mask(action == "break-glass-start"))
     if not len(start_pos):
         return []
-    starts = events[cols].iloc[start_pos].assign(pos=start_pos).sort_values("time")
+    starts = _text(events[cols].iloc[start_pos]).assign(pos=start_pos).sort_values("time")
     stop_pos = np.flatnonzero(_mask(action == "break-glass-stop"))
-    stops = events[["time", "user"]].iloc[stop_pos]
+    stops = _text(events[["time", "user"]].iloc[stop_pos])
     limit = pd.Timedelta(s.break_glass_max)
     windows = [(pd.Timestamp(a, tz="UTC") if pd.Timestamp(a).tzinfo is None else pd.Timestamp(a),
                 pd.Timestamp(b, tz="UTC") if pd.Timestamp(b).tzinfo is None else pd.Timestamp(b))
@@ -643,7 +680,7 @@ def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
         family = np.array([name_code.get(s.user_family[str(u)], -2)
                            if str(u) in s.user_family else -2 for u in user_names] + [-2],
                           dtype=np.int64)
-        same = events[cols].iloc[np.flatnonzero(reads & (family[users] == names))]
+        same = _text(events[cols].iloc[np.flatnonzero(reads & (family[users] == names))])
         del users, names
         for key, rows in same.groupby(["user", "patient"], observed=True):
             user = _pair(key)[0]
@@ -656,7 +693,8 @@ def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     for label, listed in (("a VIP", s.vip_patients), ("a co-worker", s.coworker_patients)):
         if not listed:
             continue
-        hit = events[cols].iloc[np.flatnonzero(reads & _mask(events["patient"].isin(listed)))]
+        hit = _text(events[cols].iloc[np.flatnonzero(
+            reads & _mask(events["patient"].isin(listed)))])
         for key, rows in hit.groupby(["user", "patient"], observed=True):
             user = _pair(key)[0]
             days = int(rows["time"].dt.date.nunique())
@@ -709,8 +747,9 @@ def _is_storage(code: pd.Series) -> pd.Series:
 
 def permission_changes(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     """Successful permission and role changes (per user and day), and storage setting changes."""
-    changes = events[events["action"].isin(["permission-change", "config-change"])
-                     & (events["outcome"] != "failure")]
+    changes = _text(events.iloc[np.flatnonzero(
+        _mask(events["action"].isin(["permission-change", "config-change"]))
+        & _differs(events["outcome"], "failure"))])
     storage = _is_storage(changes["code"])
     out = []
     perm = changes[~storage]
@@ -743,25 +782,64 @@ def permission_changes(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
 # -- new source, dormant accounts ----------------------------------------------------------------
 
+#: What the new-source detector follows: the column and what its values are called.
+NEW_SOURCE_COLUMNS = (("source_ip", "source address", "address"), ("device", "device", "device"))
+
+
 def new_sources(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """A source address first seen for a user after the baseline period."""
-    pair, users = _codes(events["user"])
-    ip, ips = _codes(events["source_ip"])
-    # a failed login is not working from there
-    valid = (pair >= 0) & (ip >= 0) & _mask(events["outcome"] != "failure")
+    """A source address, or a device, first seen for a user after the baseline period.
+
+    Each column of :data:`NEW_SOURCE_COLUMNS` is followed on its own, by the same method: the
+    (user, value) pairs of successful events (a failed login is not working from there) seen in
+    the first ``new_source_baseline_days`` of that column's events are the usual ones; a pair
+    first seen later is new for a user with at least ``new_source_min_history`` such events in
+    the baseline. The finding says which (address or device). An old device used from a new
+    address is a new address only; a new device and a new address in the same events are two
+    findings. A device that is only the system that wrote the record (a parser's fallback when
+    the record names no client machine, e.g. a FHIR AuditEvent's observer) says nothing of
+    where the user worked and is left out.
+    """
+    user, users = _codes(events["user"])
+    working = (user >= 0) & _differs(events["outcome"], "failure")
+    if not working.any():
+        return []
+    found: list[tuple[int, int, int, Anomaly]] = []
+    for order, (column, noun, variant) in enumerate(NEW_SOURCE_COLUMNS):
+        for first_time, first_pos, anomaly in _first_seen(events, s, user, users, working,
+                                                           column, noun):
+            if variant != "address":
+                anomaly = dataclasses.replace(anomaly, variant=variant)
+            found.append((first_time, first_pos, order, anomaly))
+    # in order of first appearance in time (then in the table; addresses before devices)
+    found.sort(key=lambda x: x[:3])
+    return [a for *_, a in found]
+
+
+def _first_seen(events: pd.DataFrame, s: Settings, user: Ints, users: pd.Index,
+                working: Mask, column: str, noun: str) -> list[tuple[int, int, Anomaly]]:
+    """New (user, ``column`` value) pairs: their first time, first row and anomaly."""
+    value, values = _codes(events[column])
+    valid = working & (value >= 0)
+    if column == "device":
+        # the device of each row as a code of the system column (-1: no such system)
+        system, systems = _codes(events["system"])
+        known = pd.Index([str(v) for v in systems])
+        as_system = np.append(known.get_indexer(pd.Index([str(v) for v in values])), -1)[value]
+        valid &= ~((as_system >= 0) & (as_system == system))
+        del system, as_system
     if not valid.any():
         return []
-    width = max(len(ips), 1)
-    pair *= width
-    pair += ip
+    width = max(len(values), 1)
+    pair = user * width
+    pair += value
     pair[~valid] = -1
-    del ip
+    del value
     times = _ns(events["time"])
     cutoff = int(np.min(times, where=valid, initial=np.iinfo(np.int64).max)) + pd.Timedelta(
         days=s.new_source_baseline_days).value
     before = valid & (times < cutoff)
     del times
-    # (user, address) pairs seen in the baseline, and the users with enough history there
+    # (user, value) pairs seen in the baseline, and the users with enough history there
     usual_pairs = np.unique(pair[before])
     history = np.bincount(pair[before] // width, minlength=len(users))
     del before
@@ -785,19 +863,21 @@ def new_sources(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     evidence = _Evidence(events, pos)
     patients = _codes(events["patient"].iloc[pos])[0]
     out = []
-    # in order of first appearance in time (then in the table)
-    for k in np.lexsort((pos[starts], first_time)).tolist():
+    plural = "address(es)" if column == "source_ip" else f"{noun}(s)"
+    for k in range(len(starts)):
         key = int(group[starts[k]])
-        user_name, address = str(users[key // width]), str(ips[key % width])
+        user_name, seen = str(users[key // width]), str(values[key % width])
         at = np.arange(starts[k], ends[k])
         touched = _nunique(patients[at])
-        out.append(evidence.anomaly(
+        anomaly = evidence.anomaly(
             "new-source", user_name, "user", at,
-            f"{user_name} worked from a source address never seen for them before "
-            f"({address}): {len(at)} event(s), {touched} patient(s).",
+            f"{user_name} worked from a {noun} never seen for them before "
+            f"({seen}): {len(at)} event(s), {touched} patient(s).",
             {"events": len(at), "patients": touched},
-            f"{int(usual[key // width])} address(es) seen for the user in the first "
-            f"{s.new_source_baseline_days} days"))
+            f"{int(usual[key // width])} {plural} seen for the user in the first "
+            f"{s.new_source_baseline_days} days")
+        out.append((int(first_time[k]), int(pos[starts[k]]),
+                    dataclasses.replace(anomaly, detail=((column, seen),))))
     return out
 
 
@@ -885,8 +965,9 @@ def logging_gaps(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
                 f"the system's own rate per hour of the week over {weeks:.1f} week(s)",
                 high=True))
     del times, rows, wall
-    stops = events[events["action"] == "audit-stop"].sort_values("time")
-    starts = events[events["action"] == "audit-start"]
+    stops = _text(events.iloc[np.flatnonzero(_mask(events["action"] == "audit-stop"))]
+                  ).sort_values("time")
+    starts = _text(events.iloc[np.flatnonzero(_mask(events["action"] == "audit-start"))])
     for idx, row in stops.iterrows():
         system = row["system"] if isinstance(row["system"], str) else "(unknown system)"
         back = starts[(starts["system"] == row["system"]) & (starts["time"] >= row["time"])]
@@ -965,8 +1046,8 @@ def clock_skew(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
         if not flagged.any():
             continue
         marked = np.flatnonzero(flagged)
-        part_all = events[[*EVIDENCE, "device", "system"]].iloc[
-            marked + lo if rows is None else rows[lo:hi][marked]]
+        part_all = _text(events[[*EVIDENCE, "device", "system"]].iloc[
+            marked + lo if rows is None else rows[lo:hi][marked]])
         subject_col = "device" if part_all["device"].notna().any() else "system"
         subjects = part_all[subject_col].fillna("(unknown)")
         around = np.delete(t, marked)

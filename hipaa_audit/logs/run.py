@@ -1,12 +1,25 @@
 """``analyze logs``: parse every log into one table, verify integrity, detect, match Sigma rules.
 
-Each file is parsed in chunks into the normalised table (:mod:`hipaa_audit.logs.schema`); the
-parsed table of a file is cached as Parquet (keyed by the file's path, size, modification time,
-format, column mapping and the installation key), so a second analysis of the same logs skips
-parsing. Hash-chained logs are verified as they are read; a folder holding a CloudTrail trail
-(``AWSLogs/``) has its digests verified when public keys are given. Then every detector and every
-Sigma rule runs once over the whole table. Malformed records are counted per file with their line
-numbers, never dropped silently.
+Each file is parsed in chunks into the normalised table (:mod:`hipaa_audit.logs.schema`), held
+in its compact form (text columns as categoricals, :func:`~hipaa_audit.logs.schema.compact`);
+the parsed table of a file is cached as Parquet (keyed by the file's path, size, modification
+time, format, column mapping and the installation key), so a second analysis of the same logs
+skips parsing; a cache is read back column by column
+(:func:`~hipaa_audit.logs.schema.read_parquet`). Hash-chained logs are verified as they are
+read; a folder holding a CloudTrail trail (``AWSLogs/``) has its digests verified when public keys
+are given. Then every detector and every Sigma rule runs once over the whole table. Malformed
+records are counted per file with their line numbers, never dropped silently.
+
+**On a Dask cluster** (``LogOptions.scheduler``, the address of a ``distributed`` scheduler):
+the parsing of the files, the costly part that grows with the logs, runs on the cluster, one
+task per file (format detection, parsing, fingerprinting of patient and study identifiers with
+the installation key, and the Parquet cache, which is then the worker's). Each task returns its
+file's compact table and malformed records; the tables are joined here in file order, so the
+detectors, the Sigma rules, the hash-chain and CloudTrail digest checks and the report run in this
+process on exactly the table a local run builds, and give the same anomalies. The workers must
+see the log files at the same absolute paths (a shared mount, or a ``LocalCluster``) and receive
+the installation key with each task, as the archive scanner's do. A scheduler that cannot be
+reached, or a task that fails, raises :class:`~hipaa_audit.cluster.ClusterError`.
 """
 
 from __future__ import annotations
@@ -58,12 +71,14 @@ class LogOptions:
     anchors: tuple[Path, ...] = ()
     cloudtrail_keys: tuple[Path, ...] = ()
     cache: bool = True
+    #: the address of a Dask ``distributed`` scheduler that parses the files (None: here)
+    scheduler: str | None = None
 
     def describe(self) -> dict[str, object]:
         """The options as recorded in the run (no keys)."""
         return {"log_format": self.fmt, "sigma": [str(p) for p in self.sigma],
                 "timezone": self.settings.timezone, "chain_mac": self.chain_key is not None,
-                "cloudtrail_keys": len(self.cloudtrail_keys)}
+                "cloudtrail_keys": len(self.cloudtrail_keys), "scheduler": self.scheduler}
 
 
 def expand(paths: Sequence[str]) -> tuple[list[Path], list[Path], list[str]]:
@@ -117,6 +132,24 @@ class _Parsed:
     malformed: list[schema.Malformed]
     problem: str | None = None
     cached: bool = False
+    #: the number of events and their first and last times, kept when ``events`` is released
+    count: int = -1
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+
+    def release(self) -> None:
+        """Keep the counts and times of the events, drop the table (it is in the joined one)."""
+        ev = self.events
+        self.count = len(ev)
+        known = ev["time"].notna().any() if len(ev) else False
+        self.first = ev["time"].min() if known else None
+        self.last = ev["time"].max() if known else None
+        self.events = schema.compact(schema.empty())
+
+    @property
+    def size(self) -> int:
+        """How many events the file gave."""
+        return self.count if self.count >= 0 else len(self.events)
 
 
 def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
@@ -135,16 +168,16 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
     meta = cache.with_suffix(".json") if cache else None
     if cache is not None and meta is not None and cache.exists() and meta.exists():
         try:
-            events = pd.read_parquet(cache)
+            events = schema.read_parquet(cache)
             bad = [schema.Malformed(**m) for m in json.loads(meta.read_text())]
-            return _Parsed(path, fmt, schema.normalise(events), bad, cached=True)
+            return _Parsed(path, fmt, events, bad, cached=True)
         except (OSError, ValueError):
             pass
     frames: list[pd.DataFrame] = []
     malformed: list[schema.Malformed] = []
     try:
         for chunk in parse_file(path, fmt, masker, mapping):
-            frames.append(chunk.events)
+            frames.append(schema.compact(chunk.events))
             malformed.extend(chunk.malformed)
     except (LogFormatError, OSError, ValueError, EOFError) as exc:
         # a library's message may quote the record it choked on: only our own messages (which
@@ -158,7 +191,7 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
     if cache is not None and meta is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            events.to_parquet(cache, index=False)
+            schema.write_parquet(events, cache)
             meta.write_text(json.dumps([dataclasses.asdict(m) for m in malformed]))
         except (OSError, ValueError):
             pass
@@ -175,15 +208,50 @@ def _chained(path: Path) -> bool:
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return schema.empty()
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return schema.concat(frames)
+
+
+def _parse_task(path: str, opts: LogOptions, key: bytes, reveal: bool) -> _Parsed:
+    """One file parsed on a cluster worker (the masker is rebuilt from its key there)."""
+    return _parse(Path(path), opts, Masker(key, reveal))
+
+
+def _parse_on_cluster(files: list[Path], opts: LogOptions, masker: Masker,
+                      timeout: float = 10) -> Iterator[_Parsed]:
+    """Parse ``files`` on the Dask cluster at ``opts.scheduler``, one task each, in file order.
+
+    Raises :class:`~hipaa_audit.cluster.ClusterError` when the scheduler cannot be reached
+    within ``timeout`` seconds or a task fails.
+    """
+    from distributed import Client
+
+    from hipaa_audit.cluster import ClusterError
+
+    address = str(opts.scheduler)
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} "
+                           f"({type(exc).__name__})") from None
+    try:
+        remote = dataclasses.replace(opts, scheduler=None)
+        futures = [client.submit(_parse_task, os.path.abspath(path), remote, masker.key,
+                                 masker.reveal, pure=False) for path in files]
+        for path, future in zip(files, futures, strict=True):
+            try:
+                parsed: _Parsed = future.result()
+            except Exception as exc:  # the type only: a message could carry a value
+                raise ClusterError(f"a task failed on the cluster ({type(exc).__name__})"
+                                   ) from None
+            parsed.path = path  # as given, as a local run names it
+            yield parsed
+    finally:
+        client.close()
 
 
 def _file_result(parsed: _Parsed, catalog: Catalog) -> AssetResult:
     asset = str(parsed.path)
-    result = AssetResult(asset, stats={STAT_FILES: 1, STAT_EVENTS: len(parsed.events)})
+    result = AssetResult(asset, stats={STAT_FILES: 1, STAT_EVENTS: parsed.size})
     check = catalog[UNVERIFIABLE]
     result.coverage.count(UNVERIFIABLE, evaluated=1,
                           errors=int(bool(parsed.malformed) or parsed.problem is not None))
@@ -256,8 +324,9 @@ def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
         severity = Severity.HIGH
     return check.finding(
         asset, anomaly.message, severity=severity,
-        key=f"{anomaly.subject}:{iso(anomaly.start)}",
-        locations=(Location.of(**{anomaly.subject_kind: anomaly.subject},
+        key=f"{anomaly.subject}:{iso(anomaly.start)}"
+        + (f":{anomaly.variant}" if anomaly.variant else ""),
+        locations=(Location.of(**{anomaly.subject_kind: anomaly.subject}, **dict(anomaly.detail),
                                window=f"{iso(anomaly.start)}/{iso(anomaly.end)}",
                                counts=_plain(anomaly.counts), baseline=anomaly.baseline,
                                event_ids=list(anomaly.event_ids)),))
@@ -290,13 +359,12 @@ def summarize(events: pd.DataFrame, parsed: list[_Parsed],
     """What the reports show: coverage per file, anomalies per kind and their timeline."""
     files = []
     for p in parsed:
-        ev = p.events
-        files.append({"source": str(p.path), "format": p.fmt, "events": len(ev),
+        if p.count < 0:
+            p.release()
+        files.append({"source": str(p.path), "format": p.fmt, "events": p.size,
                       "malformed": len(p.malformed),
-                      "first": iso(ev["time"].min()) if len(ev) and ev["time"].notna().any()
-                      else None,
-                      "last": iso(ev["time"].max()) if len(ev) and ev["time"].notna().any()
-                      else None})
+                      "first": iso(p.first) if p.first is not None else None,
+                      "last": iso(p.last) if p.last is not None else None})
     counts = {k: 0 for k in KINDS}
     for a in anomalies:
         counts[a.kind] = counts.get(a.kind, 0) + 1
@@ -319,13 +387,16 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
     for root in trails:
         yield _trail(root, opts, catalog)
     parsed: list[_Parsed] = []
-    for path in files:
-        item = _parse(path, opts, masker)
+    items = (_parse_on_cluster(files, opts, masker) if opts.scheduler is not None and files
+             else (_parse(path, opts, masker) for path in files))
+    for path, item in zip(files, items, strict=True):
         parsed.append(item)
         result = _file_result(item, catalog)
         _integrity(path, opts, catalog, result)
         yield result
     events = _concat([p.events for p in parsed])
+    for p in parsed:
+        p.release()  # the joined table holds the events now
     anomalies = run_all(events, opts.settings) if len(events) else []
     by_asset: dict[str, AssetResult] = {}
     first = str(files[0]) if files else (opts.paths[0] if opts.paths else "logs")
@@ -340,7 +411,7 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
         asset = str(p.path)
         result = by_asset.setdefault(asset, AssetResult(asset))
         for kind in KINDS:
-            result.coverage.count(f"log-{kind}", evaluated=int(len(p.events) > 0),
+            result.coverage.count(f"log-{kind}", evaluated=int(p.size > 0),
                                   failed=int(kind in kinds_found.get(asset, set())))
     yield from by_asset.values()
     if opts.sigma and len(events):

@@ -79,8 +79,13 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
                 detectors: dict[str, Any] | None = None, roster: Path | None = None,
                 vip: Path | None = None, coworkers: Path | None = None,
                 chain_key_env: str | None = None, anchors: Sequence[Path] = (),
-                cloudtrail_keys: Sequence[Path] = (), cache: bool = True) -> LogOptions:
-    """Check and assemble the options; raise :class:`LogSetupError` with a clear message."""
+                cloudtrail_keys: Sequence[Path] = (), cache: bool = True,
+                scheduler: str | None = None) -> LogOptions:
+    """Check and assemble the options; raise :class:`LogSetupError` with a clear message.
+
+    ``scheduler``: the address of a Dask scheduler that parses the files (see
+    :mod:`hipaa_audit.logs.run`); whether it can be reached is found when the analysis starts.
+    """
     if fmt not in FORMATS:
         raise LogSetupError(f"unknown log format {fmt!r}; choose from {', '.join(FORMATS)}")
     if not paths:
@@ -125,7 +130,8 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
         except SigmaError as exc:
             raise LogSetupError(f"Sigma rule: {exc}") from None
     return LogOptions(tuple(paths), fmt, mapping_from(mapping, mapping_source), settings,
-                      tuple(sigma), key, tuple(anchors), tuple(cloudtrail_keys), cache)
+                      tuple(sigma), key, tuple(anchors), tuple(cloudtrail_keys), cache,
+                      scheduler or None)
 
 
 def load_mapping_file(path: Path) -> dict[str, Any]:

@@ -522,13 +522,30 @@ def _silenced(rules: RuleSet) -> set[int]:
 # Evaluation
 
 
+def _narrow(codes: npt.NDArray[Any], n: int) -> npt.NDArray[np.signedinteger[Any]]:
+    """Codes (-1 for missing) of ``n`` distinct values in the narrowest signed integer type."""
+    for kind in (np.int8, np.int16, np.int32):
+        if n < np.iinfo(kind).max:
+            return np.asarray(codes, dtype=kind)
+    return np.asarray(codes, dtype=np.int64)
+
+
 class _Column:
-    """A column factorised: row codes (-1 for missing) into its distinct values."""
+    """A column factorised: row codes (-1 for missing) into its distinct values.
+
+    A categorical column (the compact table) is taken as it is: its codes and categories, no
+    copy. Codes are held in the narrowest integer type (a 5-million-row column of a few
+    thousand values: 10 MB, not 40).
+    """
 
     def __init__(self, series: pd.Series[Any]) -> None:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        self.codes = np.asarray(codes, dtype=np.int64)
-        self.uniques = uniques
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            self.codes = _narrow(series.cat.codes.to_numpy(), len(series.cat.categories))
+            self.uniques: Any = pd.Index(series.cat.categories)
+        else:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+            self.codes = _narrow(codes, len(uniques))
+            self.uniques = uniques
         self._strings: Any = None
         self._lower: Any = None
         self._numbers: npt.NDArray[np.float64] | None = None
@@ -536,7 +553,8 @@ class _Column:
 
     def gather(self, umask: Mask, missing: bool = False) -> Mask:
         """Broadcast a mask over the distinct values to the rows."""
-        return np.append(umask, missing)[self.codes]
+        out: Mask = np.append(umask, missing)[self.codes]
+        return out
 
     @property
     def strings(self) -> Any:

@@ -295,7 +295,11 @@ class _Collector:
         return out
 
     def broader(self, file_grants: list[Grant], owner: str, folder: dict[str, set[str]]) -> bool:
-        """Whether anyone but the file's owner may do more to the file than to its folder."""
+        """Whether anyone but the file's owner may do more to the file than to its folder.
+
+        Only principals that reach the folder count: a world-readable file in a folder closed
+        to other accounts gives them nothing.
+        """
         for principal, actions in self.reach(file_grants).items():
             if principal == owner:
                 continue
@@ -303,6 +307,8 @@ class _Collector:
             if principal.startswith("fs:user/"):
                 for group in self.groups_of(principal):
                     known |= folder.get(group, set())
+            if not known:
+                continue  # it cannot enter the folder, so the file's bits give it nothing
             if not (actions & _FS_ACTIONS) <= widen(known):
                 return True
         return False

@@ -325,8 +325,11 @@ def _resource_of(key: str) -> tuple[str, str]:
     if " -> " in key:
         principal, rest = key.split(" -> ", 1)
         return rest.split(" [", 1)[0], principal
-    parts = key.split(" ")
-    return (parts[2] if len(parts) >= 3 else key), parts[0]
+    for kind in (" member-of ", " can-assume "):
+        if kind in key:
+            member, target = key.split(kind, 1)
+            return target, member
+    return key, ""
 
 
 def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> None:
@@ -367,20 +370,37 @@ def judge(g: AccessGraph, ctx: Context, catalog: Catalog) -> list[AssetResult]:
 
 
 def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[dict[str, str]]:
-    """The most severe findings with a path, for the report's picture of the riskiest paths."""
-    rows: list[tuple[int, str, Finding, str]] = []
+    """The most severe access paths found, for the report's picture.
+
+    One per principal and resource, the longest paths first within a severity; roster and
+    change findings have no path and are left out.
+    """
+    rows: list[tuple[int, int, str, str, dict[str, str]]] = []
     for result in results:
         for f in result.findings:
-            if f.status is not Status.FAIL:
+            if f.status is not Status.FAIL or f.check_id in (ROSTER, ADDED, REMOVED):
                 continue
             for loc in f.locations[:1]:
-                path = loc.get("path")
-                principal = loc.get("principal")
-                if principal:
-                    rows.append((-f.severity.rank, f.check_id, f, str(path or "")))
-    rows.sort(key=lambda r: (r[0], r[1], r[2].asset))
-    return [{"severity": f.severity.value, "check": cid, "principal": str(f.locations[0].get(
-        "principal")), "resource": f.asset, "path": path} for _o, cid, f, path in rows[:limit]]
+                principal, resource = loc.get("principal"), loc.get("resource") or f.asset
+                if not principal:
+                    continue
+                path = loc.get("path") or (f"{principal} -{loc.get('grant') or 'grant'} "
+                                           f"[{loc.get('actions') or ''}]-> {resource}")
+                rows.append((-f.severity.rank, -str(path).count("->"), f.check_id, str(path),
+                             {"severity": f.severity.value, "check": f.check_id,
+                              "principal": str(principal), "resource": str(resource),
+                              "path": str(path)}))
+    rows.sort(key=lambda r: r[:4])
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row[4]["principal"], row[4]["resource"])
+        if key not in seen:
+            seen.add(key)
+            out.append(row[4])
+        if len(out) >= limit:
+            break
+    return out
 
 
 __all__ = ["Context", "approved", "effective_roles", "is_external", "judge", "own_roles",

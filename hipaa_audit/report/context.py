@@ -263,7 +263,9 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                 cov = group_cov.get(a["group"] or "", {})
                 checked += sum(c["evaluated"] for cid, c in cov.items()
                                if domain_of.get(cid) == dom)
-            vendor_groups = {a["group"] for a in assets}
+            # the permission scan judges access to every system, the vendor's included
+            vendor_groups = {a["group"] for a in assets} | {
+                g["name"] for g in groups if g["scanner"] == "permissions"}
             risks = sorted({r.id for r in register
                             if r.check_id in checks and r.group in vendor_groups})
             if failed:

@@ -1,0 +1,109 @@
+"""``analyze logs`` with a Dask scheduler: the files are parsed on a real local cluster.
+
+The same anomalies (kinds, users, event ids), Sigma matches and per-file results as a local run
+on a generated log; a scheduler that cannot be reached is a clear :class:`ClusterError`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from hipaa_audit.catalog import load_catalog
+from hipaa_audit.cluster import ClusterError
+from hipaa_audit.logs.run import analyze_logs
+from hipaa_audit.logs.setup import log_options
+from hipaa_audit.model import AssetResult
+from hipaa_audit.redaction import Masker
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+import loggen
+
+pytestmark = pytest.mark.timeout(600)
+MASKER = Masker(b"k" * 32)
+FILES = ("events.jsonl", "audit-atna.log", "events.csv")
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    try:
+        yield str(cluster.scheduler_address)
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("logs")
+    activity = loggen.generate(seed=3, days=40, users=40, patients=400)
+    loggen.write_all(folder, activity, formats=["jsonl", "atna", "csv"])
+    return folder
+
+
+def run(folder: Path, scheduler: str | None) -> tuple[list[AssetResult], dict[str, Any]]:
+    opts = log_options([str(folder / name) for name in FILES], MASKER,
+                       timezone="America/New_York", sigma=[Path("builtin")], cache=False,
+                       scheduler=scheduler)
+    summaries: list[dict[str, Any]] = []
+    results = list(analyze_logs(opts, load_catalog(), MASKER, on_summary=summaries.append))
+    return results, summaries[0]
+
+
+def anomalies(results: list[AssetResult]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    out = []
+    for result in results:
+        for f in result.findings:
+            loc = f.locations[0] if f.locations else None
+            out.append((f.check_id, result.asset, f.message,
+                        tuple(loc.get("event_ids") or ()) if loc is not None else ()))
+    return sorted(out)
+
+
+def test_cluster_analysis_matches_local(logs: Path, scheduler: str) -> None:
+    local, local_summary = run(logs, None)
+    remote, remote_summary = run(logs, scheduler)
+    found = anomalies(local)
+    kinds = {check for check, *_ in found}
+    # the generated log's anomalies are there, with their event ids
+    assert {"log-bulk-export", "log-new-source", "log-failed-logins", "log-dormant-account",
+            "log-sigma"} <= kinds
+    assert all(ids for check, _, _, ids in found if check.startswith("log-bulk"))
+    assert anomalies(remote) == found
+    assert [r.stats for r in remote] == [r.stats for r in local]
+    assert remote_summary == local_summary
+    assert local_summary["events"] > 10_000
+
+
+def test_unreachable_scheduler_is_a_clear_error(logs: Path) -> None:
+    address = "tcp://127.0.0.1:9"
+    expected = re.escape(f"cannot reach the Dask scheduler at {address}")
+    with pytest.raises(ClusterError, match=expected):
+        run(logs, address)
+
+
+def test_cli_scheduler_option(logs: Path, scheduler: str) -> None:
+    from conftest import run_cli
+
+    files = [str(logs / name) for name in FILES]
+    on_cluster = run_cli("analyze", "logs", *files, "--scheduler", scheduler, "--no-cache",
+                         "--timezone", "America/New_York", "--format", "json", "--fail-on",
+                         "none")
+    here = run_cli("analyze", "logs", *files, "--no-cache", "--timezone", "America/New_York",
+                   "--format", "json", "--fail-on", "none")
+    assert on_cluster.code == here.code == 0, on_cluster.stderr
+    strip = [{k: v for k, v in f.items() if k != "id"} for f in on_cluster.json()["findings"]]
+    assert strip == [{k: v for k, v in f.items() if k != "id"} for f in here.json()["findings"]]
+    assert on_cluster.json()["run"]["options"]["scheduler"] == scheduler
+    down = run_cli("analyze", "logs", *files, "--scheduler", "tcp://127.0.0.1:9")
+    assert down.code == 2 and "cannot reach the Dask scheduler" in down.stderr
+    assert "Traceback" not in down.stderr
