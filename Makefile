@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) bench/network.py
 	$(PY) bench/s3.py
 	$(PY) bench/logs.py
+	$(PY) bench/permissions.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info

@@ -36,6 +36,20 @@ def _run_batch(fn: Callable[[Any], Any], initializer: Callable[..., None],
     return [fn(item) for item in batch]
 
 
+def connect(address: str, timeout: float = 10) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``.
+
+    Raises :class:`ClusterError` when it cannot be reached within ``timeout`` seconds.
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} "
+                           f"({type(exc).__name__})") from None
+
+
 def map_on_cluster(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -50,13 +64,9 @@ def map_on_cluster(
     Results arrive in order of completion, batch by batch. Raises :class:`ClusterError` when
     the scheduler cannot be reached within ``timeout`` seconds or a task fails.
     """
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
-    try:
-        client = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} "
-                           f"({type(exc).__name__})") from None
+    client = connect(address, timeout)
     try:
         threads = max(1, sum(client.nthreads().values()))
         ahead = threads * AHEAD_PER_THREAD

@@ -223,16 +223,9 @@ def _parse_on_cluster(files: list[Path], opts: LogOptions, masker: Masker,
     Raises :class:`~hipaa_audit.cluster.ClusterError` when the scheduler cannot be reached
     within ``timeout`` seconds or a task fails.
     """
-    from distributed import Client
+    from hipaa_audit.cluster import ClusterError, connect
 
-    from hipaa_audit.cluster import ClusterError
-
-    address = str(opts.scheduler)
-    try:
-        client = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} "
-                           f"({type(exc).__name__})") from None
+    client = connect(str(opts.scheduler), timeout)
     try:
         remote = dataclasses.replace(opts, scheduler=None)
         futures = [client.submit(_parse_task, os.path.abspath(path), remote, masker.key,
