@@ -304,3 +304,34 @@ def test_malformed_export_row_is_unverifiable(estate: dict[str, Any], tmp_path: 
     assert {f["asset"] for f in errors} == {f"{pacs}:6", f"{pacs}:7"}
     assert "teleport" not in result.stdout
     assert os.path.exists(pacs)
+
+
+def test_previous_from_the_history_store(estate: dict[str, Any], tmp_path: Path) -> None:
+    from hipaa_audit.store import Store
+
+    srcs = ("aws",)
+    first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"),
+                 sources=srcs)
+    assert first.code == 0
+    snapshot = json.loads((tmp_path / "g.json").read_text())["snapshot"]
+    # an assessment run of last quarter, stored with its permission scan, minus one grant
+    dropped = next(g for g in snapshot["grants"] if g.startswith("aws:user/erin "))
+    old = {**snapshot, "grants": [g for g in snapshot["grants"] if g != dropped]}
+    with Store(tmp_path / "history.db") as store:
+        seq = store.open_run("20260901T000000Z-aaaaaaaa", "assess", "2026-09-01T00:00:00Z",
+                             "0.1.0", None)
+        store.close_run(seq, "2026-09-01T00:01:00Z",
+                        {"run": {"evidence": {"permissions": {"snapshot": old}}}})
+        seq = store.open_run("20261001T000000Z-bbbbbbbb", "assess", "2026-10-01T00:00:00Z",
+                             "0.1.0", None)
+        store.close_run(seq, "2026-10-01T00:01:00Z", {"run": {"evidence": {}}})
+    after = scan(estate, "matching.toml", "--previous", "20260901T000000Z-aaaaaaaa",
+                 "--store", str(tmp_path / "history.db"), "--fail-on", "none", sources=srcs)
+    doc = json.loads(after.stdout)
+    added = [f["message"] for f in doc["findings"] if f["check_id"] == "perm-grant-added"]
+    assert added == [f"Added since the previous run: {dropped}."]
+    assert doc["run"]["options"]["previous"] == "run 20260901T000000Z-aaaaaaaa"
+    # the latest run has no permission scan: a clear message, not a silent empty diff
+    latest = scan(estate, "matching.toml", "--previous", "latest", "--store",
+                  str(tmp_path / "history.db"), sources=srcs)
+    assert latest.code == 2 and "has no permissions scan" in latest.stderr
