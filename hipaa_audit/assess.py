@@ -231,9 +231,12 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
         yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
         return
     previous, label = None, None
+    sources = [str(s) for s in section.sources]
     for old in reversed(store.complete_runs()):
         evidence = old.meta.get("run", {}).get("evidence", {}).get("permissions")
-        if isinstance(evidence, dict) and isinstance(evidence.get("snapshot"), dict):
+        # the last run that read the same sources: another set would show as a change
+        if isinstance(evidence, dict) and isinstance(evidence.get("snapshot"), dict) \
+                and evidence.get("config_sources", sources) == sources:
             previous, label = evidence["snapshot"], f"run {old.id}"
             break
     watch = tuple(p for v in cfg.data.vendor for p in v.principals)
@@ -246,7 +249,7 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
         roster_mapping=roster, fs_depth=section.fs_depth)
 
     def keep(summary: dict[str, Any]) -> None:
-        run.evidence["permissions"] = {**summary, "group": info.name}
+        run.evidence["permissions"] = {**summary, "group": info.name, "config_sources": sources}
 
     try:
         yield from scan_permissions(opts, catalog, masker, on_summary=keep)

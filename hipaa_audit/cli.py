@@ -462,11 +462,15 @@ def scan_permissions_command(
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
     except PermissionSetupError as exc:
         raise fail(str(exc)) from None
-    for graph in graphs:
-        if graphml:
-            graph.write_graphml(Path(graphml))
-        if graph_json:
-            graph.write_json(Path(graph_json))
+    try:
+        for graph in graphs:
+            if graphml:
+                graph.write_graphml(Path(graphml))
+            if graph_json:
+                graph.write_json(Path(graph_json))
+    except OSError as exc:
+        raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
+                   f"({exc.filename})") from None
     raise typer.Exit(outcome.exit_code)
 
 

@@ -249,7 +249,16 @@ def test_path_goes_through_role_assumption_and_prefix_inherits_phi(catalog: Any)
     ({"roles": {"r": {"allow": [{"resource": "x", "actions": ["fly"]}]}}}, "unknown action"),
     ({"principals": {"aws:user/a": ["nope"]}}, "no role 'nope'"),
     ({"trusted": {"accounts": ["12"]}}, "12-digit"),
-    ({"extra": {}}, "unknown section"),
+    ({"extra": {}}, "unknown key 'extra'"),
+    ({"roles": "x"}, r"\[roles\]: expected a table"),
+    ({"principals": ["a"]}, r"\[principals\]: expected a table"),
+    ({"roles": {"r": {"allow": []}}, "principals": {"aws:user/x": 0}}, "a list of strings"),
+    ({"roles": {"r": {"allow": []}}, "principals": {"aws:user/x": {"roles": False}}},
+     "a list of strings"),
+    ({"roles": {"r": {"allow": [{"resource": "x", "actions": []}]}}}, "no actions"),
+    ({"roles": {"r": {"allow": "x"}}}, "expected a list"),
+    ({"roles": {"r": {"description": 5}}}, "expected a string"),
+    ({"phi": {"resources": "s3://b", "extra": 1}}, "unknown key 'extra'"),
 ])
 def test_bad_baseline_is_a_clear_error(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(BaselineError, match=message):
@@ -257,12 +266,26 @@ def test_bad_baseline_is_a_clear_error(bad: dict[str, Any], message: str) -> Non
 
 
 def test_context_reuse_is_consistent(catalog: Any) -> None:
+    # the lookups cached in the context and the baseline give the same findings a second time
     facts = estate()
-    g = AccessGraph(facts)
-    ctx = Context(parse_baseline(BASELINE), people=list(facts.people))
+    base = parse_baseline(BASELINE)
+    g = AccessGraph(facts, phi=base.holds_phi)
+    ctx = Context(base, people=list(facts.people))
     first = judge(g, ctx, catalog)
     second = judge(g, ctx, catalog)
-    assert [f.id for r in first for f in r.findings] == [f.id for r in second for f in r.findings]
+    ids = [f.id for r in first for f in r.findings]
+    assert ids == [f.id for r in second for f in r.findings]
+    _g, _ctx, fresh = run(catalog, estate())
+    assert sorted(ids) == sorted(f.id for r in fresh for f in r.findings) and len(ids) == 8
+
+
+def test_folder_pattern_covers_the_folder_itself() -> None:
+    from hipaa_audit.permissions.baseline import covers
+
+    assert covers("fs:/srv/pacs/*", "fs:/srv/pacs")
+    assert covers("fs:/srv/pacs/*", "fs:/srv/pacs/2024/a.dcm")
+    assert not covers("fs:/srv/pacs/*", "fs:/srv/pacs-old")
+    assert covers("s3://b", "s3://b/prefix/deeper") and not covers("s3://b", "s3://bb")
 
 
 def test_riskiest_paths_for_the_picture(catalog: Any) -> None:
@@ -284,3 +307,39 @@ def test_riskiest_paths_for_the_picture(catalog: Any) -> None:
     assert len(edges) == len(nodes) - 1
     svg = access_paths(rows)
     assert svg.startswith("<svg") and "</svg>" in svg
+
+
+def test_change_lines_with_odd_names_and_a_partly_read_source(catalog: Any) -> None:
+    facts = estate()
+    odd = "fs:/srv/share [old] -> x"
+    facts.grants.append(Grant("fs:user/bob", odd, READ, "fs:mode"))
+    g0, _ctx, _r = run(catalog, facts)
+    before = g0.snapshot()
+    # the fs grant is gone and the IAM read failed in part: only the fs removal is reported
+    later = estate()
+    later.grants = [g for g in later.grants if g.principal != "aws:group/radiologists"]
+    later.problems.append(Problem("aws", "iam", "an IAM answer had an unexpected shape"))
+    _g, _ctx, results = run(catalog, later, previous=before)
+    removed = [f for f in by_check(results).get("perm-grant-removed", [])]
+    assert [f.asset for f in removed] == [odd]
+    assert removed[0].locations[0].get("principal") == "fs:user/bob"
+
+
+def test_a_source_that_breaks_is_unverifiable_and_the_rest_goes_on(
+        catalog: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hipaa_audit.permissions.fs as fs
+    from hipaa_audit.permissions.run import collect
+    from hipaa_audit.redaction import Masker
+
+    def broken(*_a: Any, **_k: Any) -> Facts:
+        raise RuntimeError("a value that must not be shown")
+
+    monkeypatch.setattr(fs, "collect_fs", broken)
+    (tmp_path / "pacs.csv").write_text("user,role,permissions\nalice,Radiologist,view\n")
+    opts = PermOptions(parse_baseline(BASELINE), (f"fs:{tmp_path}",
+                                                  f"pacs:main={tmp_path / 'pacs.csv'}"))
+    facts, _timings = collect(opts, Masker(b"k" * 32))
+    assert [p.message for p in facts.problems] == ["the source could not be read (RuntimeError)"]
+    assert "pacs:main:user/alice" in facts.principals
+    _g, _ctx, results = analyse(facts, opts, catalog)
+    assert by_check(results)["perm-unverifiable"][0].asset == f"fs:{tmp_path}"

@@ -335,3 +335,10 @@ def test_previous_from_the_history_store(estate: dict[str, Any], tmp_path: Path)
     latest = scan(estate, "matching.toml", "--previous", "latest", "--store",
                   str(tmp_path / "history.db"), sources=srcs)
     assert latest.code == 2 and "has no permissions scan" in latest.stderr
+
+
+def test_unwritable_graph_path_is_a_clear_message(estate: dict[str, Any], tmp_path: Path) -> None:
+    result = scan(estate, "matching.toml", "--graphml", str(tmp_path / "no" / "such" / "g.xml"),
+                  sources=("aws",))
+    assert result.code == 2 and "cannot write the graph" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -39,9 +39,8 @@ identity roster) include every role of the group.
 from __future__ import annotations
 
 import fnmatch
-import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +83,6 @@ def _is_pattern(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    parts = [fnmatch.translate(p) for p in patterns]
-    return re.compile("|".join(parts)) if parts else None
-
-
 def ancestors(resource: str) -> list[str]:
     """The resources above ``resource``, nearest first (``s3://b/p/q`` → ``s3://b/p``, ``s3://b``)."""
     if resource.startswith("s3://"):
@@ -101,7 +95,12 @@ def ancestors(resource: str) -> list[str]:
 
 
 def covers(pattern: str, resource: str) -> bool:
-    """True when the resource pattern matches ``resource`` or one of the resources above it."""
+    """True when the resource pattern matches ``resource`` or one of the resources above it.
+
+    ``P/*`` also covers ``P`` itself: "the folder and everything in it".
+    """
+    if pattern.endswith("/*") and resource == pattern[:-2]:
+        return True
     return any(fnmatch.fnmatchcase(r, pattern) for r in (resource, *ancestors(resource)))
 
 
@@ -114,7 +113,6 @@ class Baseline:
     phi_patterns: tuple[str, ...] = ()
     trusted_accounts: frozenset[str] = frozenset()
     source: str = ""
-    _phi: re.Pattern[str] | None = None
     _exact: dict[str, list[Declared]] = field(default_factory=dict)
     _patterns: list[Declared] = field(default_factory=list)
     _role_exact: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -124,7 +122,6 @@ class Baseline:
         default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._phi = _compile(self.phi_patterns)
         self._exact, self._patterns = {}, []
         for d in self.declared:
             if _is_pattern(d.pattern):
@@ -187,8 +184,6 @@ class Baseline:
 
     def holds_phi(self, resource: str) -> bool:
         """True when the baseline's ``[phi]`` patterns cover ``resource``."""
-        if self._phi is None:
-            return False
         return any(covers(p, resource) for p in self.phi_patterns)
 
     def describe(self) -> dict[str, object]:
@@ -198,71 +193,89 @@ class Baseline:
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return (value,)
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise BaselineError(f"{where}: expected a list of strings")
     return tuple(value)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BaselineError(f"{where}: expected a table")
+    return value
+
+
+def _keys(body: dict[str, Any], known: set[str], where: str) -> None:
+    extra = sorted(set(body) - known)
+    if extra:
+        raise BaselineError(f"{where}: unknown key {extra[0]!r} "
+                            f"(known: {', '.join(sorted(known))})")
+
+
 def _actions(value: Any, where: str) -> frozenset[str]:
     acts = _strings(value, where)
+    if not acts:
+        raise BaselineError(f"{where}: no actions (use {', '.join(ACTIONS)} or *)")
     bad = [a for a in acts if a not in ACTIONS and a != "*"]
     if bad:
         raise BaselineError(f"{where}: unknown action {bad[0]!r} (use {', '.join(ACTIONS)} or *)")
     return frozenset(ACTIONS) if "*" in acts else frozenset(acts)
 
 
+def _role(name: str, body: Any, where: str) -> Role:
+    body = _table(body, where)
+    _keys(body, {"allow", "description"}, where)
+    items = body.get("allow", [])
+    if not isinstance(items, list):
+        raise BaselineError(f"{where}.allow: expected a list of "
+                            "{resource = ..., actions = [...]}")
+    allows: list[Allow] = []
+    for i, item in enumerate(items, 1):
+        at = f"{where}.allow[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("resource"), str) \
+                or not item["resource"]:
+            raise BaselineError(f"{at}: expected {{resource = ..., actions = [...]}}")
+        _keys(item, {"resource", "actions"}, at)
+        allows.append(Allow(item["resource"], _actions(item.get("actions", ["read"]), at)))
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise BaselineError(f"{where}.description: expected a string")
+    return Role(name, tuple(allows), description)
+
+
+def _declared(pattern: str, body: Any, roles: dict[str, Role], where: str) -> Declared:
+    members: tuple[str, ...] | None = None
+    if isinstance(body, dict):
+        _keys(body, {"roles", "members"}, where)
+        names = _strings(body.get("roles", []), f"{where}.roles")
+        if "members" in body:
+            members = _strings(body["members"], f"{where}.members")
+    else:
+        names = _strings(body, where)
+    missing = [n for n in names if n not in roles]
+    if missing:
+        raise BaselineError(f"{where}: no role {missing[0]!r} in [roles]")
+    return Declared(pattern, names, members)
+
+
 def parse_baseline(data: Mapping[str, Any], source: str = "baseline") -> Baseline:
     """Build a :class:`Baseline` from parsed TOML; raise :class:`BaselineError` on a bad key."""
-    unknown = sorted(set(data) - {"roles", "principals", "phi", "trusted"})
-    if unknown:
-        raise BaselineError(f"{source}: unknown section [{unknown[0]}] (known: roles, principals, "
-                            "phi, trusted)")
-    roles: dict[str, Role] = {}
-    for name, body in dict(data.get("roles", {})).items():
-        where = f"{source}: roles.{name}"
-        if not isinstance(body, dict):
-            raise BaselineError(f"{where}: expected a table")
-        extra = sorted(set(body) - {"allow", "description"})
-        if extra:
-            raise BaselineError(f"{where}: unknown key {extra[0]!r}")
-        allows: list[Allow] = []
-        for i, item in enumerate(body.get("allow", []), 1):
-            if not isinstance(item, dict) or not isinstance(item.get("resource"), str):
-                raise BaselineError(f"{where}.allow[{i}]: expected {{resource = ..., actions = "
-                                    "[...]}}")
-            allows.append(Allow(item["resource"],
-                                _actions(item.get("actions", ["read"]), f"{where}.allow[{i}]")))
-        roles[name] = Role(name, tuple(allows), str(body.get("description", "")))
-    declared: list[Declared] = []
-    for pattern, body in dict(data.get("principals", {})).items():
-        where = f"{source}: principals.{pattern!r}"
-        members: tuple[str, ...] | None = None
-        if isinstance(body, dict):
-            extra = sorted(set(body) - {"roles", "members"})
-            if extra:
-                raise BaselineError(f"{where}: unknown key {extra[0]!r}")
-            names = _strings(body.get("roles", []), f"{where}.roles") if body.get("roles") else ()
-            if "members" in body:
-                members = _strings(body["members"], f"{where}.members") if body["members"] else ()
-        else:
-            names = _strings(body, where) if body else ()
-        missing = [n for n in names if n not in roles]
-        if missing:
-            raise BaselineError(f"{where}: no role {missing[0]!r} in [roles]")
-        declared.append(Declared(pattern, names, members))
-    phi = data.get("phi", {})
-    trusted = data.get("trusted", {})
-    if not isinstance(phi, dict) or not isinstance(trusted, dict):
-        raise BaselineError(f"{source}: [phi] and [trusted] must be tables")
-    accounts = _strings(trusted.get("accounts", []), f"{source}: trusted.accounts") \
-        if trusted.get("accounts") else ()
+    _keys(dict(data), {"roles", "principals", "phi", "trusted"}, source)
+    roles = {name: _role(name, body, f"{source}: roles.{name}")
+             for name, body in _table(data.get("roles", {}), f"{source}: [roles]").items()}
+    declared = [_declared(pattern, body, roles, f"{source}: principals.{pattern!r}")
+                for pattern, body in
+                _table(data.get("principals", {}), f"{source}: [principals]").items()]
+    phi = _table(data.get("phi", {}), f"{source}: [phi]")
+    trusted = _table(data.get("trusted", {}), f"{source}: [trusted]")
+    _keys(phi, {"resources"}, f"{source}: [phi]")
+    _keys(trusted, {"accounts"}, f"{source}: [trusted]")
+    accounts = _strings(trusted.get("accounts", []), f"{source}: trusted.accounts")
     bad = [a for a in accounts if not (a.isdigit() and len(a) == 12)]
     if bad:
         raise BaselineError(f"{source}: trusted.accounts: not a 12-digit AWS account id: {bad[0]}")
-    phi_patterns = _strings(phi.get("resources", []), f"{source}: phi.resources") \
-        if phi.get("resources") else ()
+    phi_patterns = _strings(phi.get("resources", []), f"{source}: phi.resources")
     return Baseline(roles, declared, phi_patterns, frozenset(accounts), source)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -320,11 +321,14 @@ def _roster_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
             out.passed(pid, ROSTER)
 
 
+_GRANT_KEY = re.compile(r"^(?P<principal>.+?) -> (?P<resource>.+) \[(?:none|[a-z+]+)\] via ")
+
+
 def _resource_of(key: str) -> tuple[str, str]:
     """(asset, principal) of a snapshot line: a grant's resource, a membership's target."""
-    if " -> " in key:
-        principal, rest = key.split(" -> ", 1)
-        return rest.split(" [", 1)[0], principal
+    match = _GRANT_KEY.match(key)
+    if match:
+        return match["resource"], match["principal"]
     for kind in (" member-of ", " can-assume "):
         if kind in key:
             member, target = key.split(kind, 1)
@@ -332,10 +336,30 @@ def _resource_of(key: str) -> tuple[str, str]:
     return key, ""
 
 
+#: Which grant and membership sources each collector's problems make unreliable.
+_SOURCE_PREFIXES = {"aws": ("iam:", "s3:", "aws:"), "fs": ("fs:",), "pacs": ("pacs:",)}
+
+
+def _unreliable(g: AccessGraph) -> tuple[str, ...]:
+    """Source prefixes of grants a partly failed collector may have missed this run."""
+    out: list[str] = []
+    for problem in g.facts.problems:
+        out.extend(_SOURCE_PREFIXES.get(problem.source.split(":", 1)[0], ()))
+    return tuple(out)
+
+
+def _via(key: str) -> str:
+    """The source of a snapshot line (``iam:policy/X``), or the membership's member kind."""
+    if " via " in key:
+        return key.rsplit(" via ", 1)[1]
+    return key.split(":", 1)[0] + ":"
+
+
 def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> None:
     if ctx.previous is None:
         return
     now = g.snapshot()
+    unreliable = _unreliable(g)
     for kind in ("grants", "memberships"):
         before, after = set(ctx.previous.get(kind, [])), set(now[kind])
         for key in sorted(after - before):
@@ -347,6 +371,8 @@ def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
                                   key=f"+{key}"))
         for key in sorted(before - after):
             asset, principal = _resource_of(key)
+            if unreliable and _via(key).startswith(unreliable):
+                continue  # not read in full this run: absent is not removed
             out.add(catalog[REMOVED].finding(
                 asset, f"Removed since the previous run: {key}.",
                 locations=(Location.of(principal=principal, change=key),), key=f"-{key}"))

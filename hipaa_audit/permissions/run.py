@@ -29,7 +29,7 @@ from hipaa_audit.catalog import Catalog
 from hipaa_audit.model import AssetResult
 from hipaa_audit.permissions.baseline import Baseline, BaselineError, covers
 from hipaa_audit.permissions.graph import AccessGraph, action_text
-from hipaa_audit.permissions.model import Facts
+from hipaa_audit.permissions.model import Facts, Problem
 from hipaa_audit.permissions.rules import Context, is_external, judge, riskiest
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.client import Access
@@ -113,6 +113,11 @@ def collect(opts: PermOptions, masker: Masker) -> tuple[Facts, list[str]]:
                 part = collect_roster(Path(path), masker, mapping=opts.roster_mapping)
         except (PermissionSourceError, S3SetupError) as exc:
             raise PermissionSetupError(f"{source}: {exc}") from None
+        except Exception as exc:  # one source failing never stops the others; type only
+            facts.problems.append(Problem(kind, source, f"the source could not be read "
+                                          f"({type(exc).__name__})"))
+            facts.sources.append(source)
+            continue
         facts.merge(part)
         timings.append(f"{source}: {time.monotonic() - started:.2f} s")
     return facts, timings
