@@ -7,6 +7,7 @@ read into Problems. The pure translation functions are tested directly as well.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import urllib.parse
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -23,14 +25,21 @@ import permestate
 import s3peers
 
 from hipaa_audit.permissions.aws import (
+    IAM_ESCALATION,
+    Scope,
+    _IamReader,
     acl_grants,
+    action_level,
     bucket_policy_grants,
     collect_aws,
     condition_texts,
     details_by_listing,
+    iam_facts,
     identity_grants,
     parse_document,
+    policy_principals,
     resource_ids,
+    resource_scopes,
     s3_actions,
     trust_memberships,
 )
@@ -95,6 +104,7 @@ def test_estate_is_planted(estate: tuple[s3peers.S3Server, dict[str, str]]) -> N
 def test_principals_and_resources(facts: Facts) -> None:
     assert facts.sources == ["aws"]
     assert facts.problems == []
+    assert facts.own_accounts == [ACCOUNT]
     p = facts.principals
     for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
         assert p[f"aws:user/{user}"].kind == "user"
@@ -285,6 +295,9 @@ def test_denied_iam_is_a_problem(estate: tuple[s3peers.S3Server, dict[str, str]]
     (["s3:PutBucketPolicy"], {"admin"}),
     (["s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration"], {"admin"}),
     (["s3:GetBucketPolicy", "s3:GetBucketAcl"], {"read"}),
+    (["s3:PutAccountPublicAccessBlock"], {"admin"}),
+    (["s3:PutBucketLogging", "s3:DeleteBucketOwnershipControls",
+      "s3:PutBucketOwnershipControls"], {"admin"}),
     (["s3:*"], set(ACTIONS)),
     (["*"], set(ACTIONS)),
     (["ec2:*", "iam:PassRole", "s3:ListAllMyBuckets"], set()),
@@ -315,9 +328,10 @@ def test_iam_star_is_admin_of_every_bucket() -> None:
     got = identity_grants("aws:role/r", [("iam:policy/iam-full", doc)], ["a", "b"])
     assert {(g.resource, g.actions) for g in got} == {("s3://a", frozenset({"admin"})),
                                                       ("s3://b", frozenset({"admin"}))}
-    # iam:* on an S3 resource does not reach IAM; other IAM actions do not count
+    # iam:* on an S3 resource does not reach IAM; IAM actions that escalate nothing do not count
     doc = {"Statement": [{"Effect": "Allow", "Action": ["iam:*"], "Resource": "arn:aws:s3:::a"},
-                         {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}
+                         {"Effect": "Allow", "Action": ["iam:Get*", "iam:List*",
+                                                        "iam:ChangePassword"], "Resource": "*"}]}
     assert identity_grants("aws:role/r", [("iam:policy/x", doc)], ["a", "b"]) == []
 
 
@@ -337,21 +351,40 @@ def test_resources() -> None:
         "s3://research"]
 
 
+def test_a_wildcard_inside_a_key_segment_cuts_to_the_parent_prefix() -> None:
+    assert resource_ids(["arn:aws:s3:::b/pub*"], ["b"]) == ["s3://b"]
+    assert resource_ids(["arn:aws:s3:::b/in/x*.dcm"], ["b"]) == ["s3://b/in"]
+    assert resource_ids(["arn:aws:s3:::b/in/*/raw/*"], ["b"]) == ["s3://b/in"]
+    assert resource_ids(["arn:aws:s3:::b/in/sub/*"], ["b"]) == ["s3://b/in/sub"]
+    assert resource_ids(["arn:aws:s3:::b/in/a?c"], ["b"]) == ["s3://b/in"]
+    # a Deny on pub* covers the keys under pub/ only: it leaves the (wider) grant alone
+    allow = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/pub*"}
+    deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/pub*"}
+    assert _grants_of(allow, deny, buckets=("b",)) == {"s3://b": {"read"}}
+    assert resource_scopes(["arn:aws:s3:::b/pub*"], ["b"], strict=True) == [
+        Scope("s3://b/pub", frozenset({"object"}))]
+
+
 def test_unconditional_denies_are_subtracted() -> None:
     allow = {"Effect": "Allow", "Action": "s3:*",
              "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]}
     deny = {"Effect": "Deny", "Action": ["s3:DeleteObject*", "s3:DeleteBucket"],
             "Resource": "arn:aws:s3:::b/*"}
-    [g] = identity_grants("aws:user/u", [("iam:inline/u/a", {"Statement": [allow]}),
+    # b/* covers the objects only: DeleteObject* goes, DeleteBucket (a bucket action) stays
+    got = identity_grants("aws:user/u", [("iam:inline/u/a", {"Statement": [allow]}),
                                          ("iam:inline/u/d", {"Statement": [deny]})], ["b"])
+    assert [g.actions for g in got] == [ALL]
+    both = {**deny, "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]}
+    [g] = identity_grants("aws:user/u", [("iam:inline/u/a", {"Statement": [allow]}),
+                                         ("iam:inline/u/d", {"Statement": [both]})], ["b"])
     assert g.actions == {"list", "read", "write", "admin"}
     # a conditional deny is shown-not-evaluated: nothing is subtracted
-    conditional = {**deny, "Condition": {"Bool": {"aws:MultiFactorAuthPresent": False}}}
+    conditional = {**both, "Condition": {"Bool": {"aws:MultiFactorAuthPresent": False}}}
     [g] = identity_grants("aws:user/u", [("iam:inline/u/a", {"Statement": [allow,
                                                                            conditional]})], ["b"])
     assert g.actions == ALL
     # a deny on a prefix leaves the whole-bucket grant alone; a bucket deny covers a prefix
-    prefix_deny = {**deny, "Resource": "arn:aws:s3:::b/secret/*"}
+    prefix_deny = {**both, "Resource": "arn:aws:s3:::b/secret/*"}
     [g] = identity_grants("aws:user/u", [("p", {"Statement": [allow, prefix_deny]})], ["b"])
     assert g.actions == ALL
     prefix_allow = {"Effect": "Allow", "Action": "s3:GetObject",
@@ -359,6 +392,137 @@ def test_unconditional_denies_are_subtracted() -> None:
     everything = {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}
     assert identity_grants("aws:user/u", [("p", {"Statement": [prefix_allow, everything]})],
                            ["b"]) == []
+    objects = {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}
+    assert identity_grants("aws:user/u", [("p", {"Statement": [prefix_allow, objects]})],
+                           ["b"]) == []
+
+
+def _grants_of(*statements: dict[str, Any], buckets: tuple[str, ...] = ("phi",),
+               own: str | None = None) -> dict[str, frozenset[str]]:
+    got = identity_grants("aws:user/u", [("p", {"Statement": list(statements)})], list(buckets),
+                          own_account=own)
+    return {g.resource: g.actions for g in got}
+
+
+def test_action_levels() -> None:
+    assert {a: action_level(f"s3:{a}".lower()) for a in (
+        "ListBucket", "ListBucketVersions", "GetBucketPolicy", "PutBucketPolicy",
+        "DeleteBucket", "PutEncryptionConfiguration", "GetLifecycleConfiguration",
+        "PutBucketPublicAccessBlock", "GetBucketObjectLockConfiguration")} == dict.fromkeys((
+            "ListBucket", "ListBucketVersions", "GetBucketPolicy", "PutBucketPolicy",
+            "DeleteBucket", "PutEncryptionConfiguration", "GetLifecycleConfiguration",
+            "PutBucketPublicAccessBlock", "GetBucketObjectLockConfiguration"), "bucket")
+    assert {a: action_level(f"s3:{a}".lower()) for a in (
+        "GetObject", "PutObject", "DeleteObjectVersion", "PutObjectAcl", "RestoreObject",
+        "AbortMultipartUpload", "ListMultipartUploadParts")} == dict.fromkeys((
+            "GetObject", "PutObject", "DeleteObjectVersion", "PutObjectAcl", "RestoreObject",
+            "AbortMultipartUpload", "ListMultipartUploadParts"), "object")
+    assert action_level("s3:putaccountpublicaccessblock") == "account"
+    assert action_level("iam:*") == action_level("iam:passrole") == "iam"
+
+
+def test_a_deny_subtracts_only_at_the_level_its_arn_covers() -> None:
+    """A Deny on the bucket ARN leaves object access; a Deny on B/* leaves bucket actions."""
+    read = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/*"}
+    deny_bucket = {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::phi"}
+    assert _grants_of(read, deny_bucket) == {"s3://phi": {"read"}}
+    full = {"Effect": "Allow", "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::phi", "arn:aws:s3:::phi/*"]}
+    deny_objects = {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::phi/*"}
+    # ListBucket, GetBucket*, DeleteBucket, PutBucketPolicy... stay
+    assert _grants_of(full, deny_objects) == {"s3://phi": {"list", "read", "delete", "admin"}}
+    assert _grants_of(full, deny_bucket) == {"s3://phi": {"list", "read", "write", "delete",
+                                                          "admin"}}  # the object-level ones
+    list_deny = {"Effect": "Deny", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::phi"}
+    reader = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+              "Resource": ["arn:aws:s3:::phi", "arn:aws:s3:::phi/*"]}
+    assert _grants_of(reader, list_deny) == {"s3://phi": {"read"}}
+    # a Deny on a prefix covers the prefixes below it, not a sibling or the bucket
+    deep = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/in/sub/*"}
+    in_deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/in/*"}
+    assert _grants_of(deep, in_deny) == {}
+    assert _grants_of(deep, {**in_deny, "Resource": "arn:aws:s3:::phi/inbox/*"}) == {
+        "s3://phi/in/sub": {"read"}}
+    # a Deny on one object key reaches a grant on that key only
+    key = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/a.dcm"}
+    key_deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/a.dcm"}
+    assert _grants_of(key, key_deny) == {}
+    assert _grants_of(read, key_deny) == {"s3://phi": {"read"}}
+    # the same in a bucket policy
+    doc = {"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/u"},
+         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::phi"}]}
+    [g] = bucket_policy_grants("phi", doc, ACCOUNT).grants
+    assert (g.principal, g.actions) == ("aws:user/u", {"read"})
+
+
+def test_an_allow_grants_only_the_actions_of_its_arn_level() -> None:
+    on_bucket = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi"}
+    assert _grants_of(on_bucket) == {}
+    everything = {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::phi"}
+    assert _grants_of(everything) == {"s3://phi": {"list", "read", "delete", "admin"}}
+    listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::phi/*"}
+    assert _grants_of(listing) == {}
+    # a wildcard in the bucket part also matches "/": the objects are reached as well
+    assert _grants_of({**on_bucket, "Resource": "arn:aws:s3:::ph*"}) == {"s3://phi": {"read"}}
+    # the account-level action needs Resource "*"
+    account = {"Effect": "Allow", "Action": "s3:PutAccountPublicAccessBlock",
+               "Resource": "arn:aws:s3:::phi"}
+    assert _grants_of(account) == {}
+    assert _grants_of({**account, "Resource": "*"}, buckets=("phi", "b")) == {
+        "s3://phi": {"admin"}, "s3://b": {"admin"}}
+
+
+def test_not_resource_excludes_per_level() -> None:
+    allow = {"Effect": "Allow", "Action": "s3:*", "NotResource": "arn:aws:s3:::phi"}
+    got = _grants_of(allow, buckets=("phi", "other"))
+    assert got["s3://other"] == ALL
+    assert {"read", "write", "delete"} <= got["s3://phi"]  # every object of phi stays granted
+    listing = {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"],
+               "NotResource": "arn:aws:s3:::phi/*"}
+    assert _grants_of(listing, buckets=("phi", "other")) == {
+        "s3://phi": {"list"}, "s3://other": {"list", "read"}}
+    both = {**listing, "NotResource": ["arn:aws:s3:::phi", "arn:aws:s3:::phi/*"]}
+    assert _grants_of(both, buckets=("phi", "other")) == {"s3://other": {"list", "read"}}
+    # excluding one prefix still leaves the rest of the bucket's objects
+    prefix = {**listing, "NotResource": "arn:aws:s3:::phi/secret/*"}
+    assert _grants_of(prefix, buckets=("phi",)) == {"s3://phi": {"list", "read"}}
+    assert resource_scopes(["arn:aws:s3:::phi"], ["phi"], not_resource=True) == [
+        Scope("s3://phi", frozenset({"object", "account"}))]
+
+
+def test_an_iam_deny_must_cover_the_whole_account() -> None:
+    admin = {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}
+    one_user = {"Effect": "Deny", "Action": "iam:*",
+                "Resource": f"arn:aws:iam::{ACCOUNT}:user/bob"}
+    assert _grants_of(admin, one_user) == {"s3://phi": {"admin"}}
+    for wide in ("*", "arn:aws:iam::*:*", f"arn:aws:iam::{ACCOUNT}:*"):
+        assert _grants_of(admin, {**one_user, "Resource": wide}, own=ACCOUNT) == {}, wide
+    other = {**one_user, "Resource": "arn:aws:iam::999999999999:*"}
+    assert _grants_of(admin, other, own=ACCOUNT) == {"s3://phi": {"admin"}}
+    # denying one escalation path leaves the others
+    attach = {"Effect": "Deny", "Action": "iam:AttachUserPolicy", "Resource": "*"}
+    assert _grants_of(admin, attach) == {"s3://phi": {"admin"}}
+    only_attach = {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": "*"}
+    assert _grants_of(only_attach, attach) == {}
+
+
+@pytest.mark.parametrize("action", IAM_ESCALATION)
+def test_privilege_escalation_counts_as_iam_admin(action: str) -> None:
+    allow = {"Effect": "Allow", "Action": action, "Resource": "*"}
+    assert _grants_of(allow, buckets=("a", "b")) == {"s3://a": {"admin"}, "s3://b": {"admin"}}
+    on_iam = {**allow, "Resource": f"arn:aws:iam::{ACCOUNT}:role/*"}
+    assert _grants_of(on_iam) == {"s3://phi": {"admin"}}
+    assert _grants_of({**allow, "Resource": "arn:aws:s3:::phi/*"}) == {}
+
+
+def test_own_access_key_rotation_is_not_escalation() -> None:
+    rotate = {"Effect": "Allow", "Action": ["iam:CreateAccessKey", "iam:DeleteAccessKey"],
+              "Resource": "arn:aws:iam::*:user/${aws:username}"}
+    assert _grants_of(rotate) == {}
+    attach_self = {**rotate, "Action": "iam:AttachUserPolicy"}
+    assert _grants_of(attach_self) == {"s3://phi": {"admin"}}
 
 
 def test_conditions_as_text() -> None:
@@ -397,8 +561,9 @@ def test_bucket_policy_principals() -> None:
         (f"aws:account/{ACCOUNT}", "s3://b", "s3:bucket-policy", ()): {"list"},
         ("aws:account/111111111111", "s3://b", "s3:bucket-policy", ()): {"list"},
         ("aws:role/reader", "s3://b", "s3:bucket-policy", ()): {"list"},
-        ("aws:account/222222222222", "s3://b", "s3:bucket-policy",
-         ("principal arn:aws:iam::222222222222:user/outsider",)): {"list"},
+        # a foreign user is its account, the ARN is evidence in the source, not a condition
+        ("aws:account/222222222222", "s3://b",
+         "s3:bucket-policy (arn:aws:iam::222222222222:user/outsider)", ()): {"list"},
         ("aws:service/logging.s3.amazonaws.com", "s3://b", "s3:bucket-policy", ()): {"list"},
     }
     assert got.unmapped == ["Federated: cognito-identity.amazonaws.com"]
@@ -407,6 +572,147 @@ def test_bucket_policy_principals() -> None:
             "Resource": "arn:aws:s3:::b"}
     got = bucket_policy_grants("b", {"Statement": [*doc["Statement"], deny]}, ACCOUNT)
     assert {g.principal for g in got.grants} == {ANYONE}
+
+
+def test_a_deny_of_one_foreign_user_leaves_its_account() -> None:
+    doc = {"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+         "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b"},
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:user/intern"},
+         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+        {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::222222222222:user/intern"},
+         "Action": "s3:*", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]}]}
+    got = bucket_policy_grants("b", doc, ACCOUNT).grants
+    assert [(g.principal, g.actions, g.source) for g in got] == [
+        ("aws:account/222222222222", {"list"}, "s3:bucket-policy")]
+
+
+def test_foreign_principals_when_the_own_account_is_unknown() -> None:
+    st = {"Principal": {"AWS": ["arn:aws:iam::999988887777:user/vendor",
+                                "arn:aws:iam::999988887777:role/ops",
+                                "arn:aws:sts::999988887777:assumed-role/ops/session"]}}
+    who, unmapped = policy_principals(st, None)
+    assert unmapped == []
+    assert [(w.principal.id, w.extra, w.via) for w in who] == [
+        ("aws:account/999988887777", (), "arn:aws:iam::999988887777:user/vendor"),
+        ("aws:account/999988887777", (), "arn:aws:iam::999988887777:role/ops"),
+        ("aws:account/999988887777", (), "arn:aws:sts::999988887777:assumed-role/ops/session")]
+    # a user or role IAM itself listed is ours even without the account id
+    who, _ = policy_principals(st, None, known={"aws:user/vendor", "aws:role/ops"})
+    assert [w.principal.id for w in who] == ["aws:user/vendor", "aws:role/ops"]
+    # a known own account: its users are users, every other account's are the account
+    who, _ = policy_principals(st, "999988887777")
+    assert [w.principal.id for w in who] == ["aws:user/vendor", "aws:role/ops"]
+    who, _ = policy_principals(st, ACCOUNT, known={"aws:user/vendor"})
+    assert {w.principal.id for w in who} == {"aws:account/999988887777"}
+
+
+def test_the_own_account_comes_from_the_iam_answer() -> None:
+    trust = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+        "AWS": [f"arn:aws:iam::{ACCOUNT}:user/alice", "arn:aws:iam::999988887777:user/vendor"]}}]}
+    details = {"UserDetailList": [{"UserName": "alice",
+                                   "Arn": f"arn:aws:iam::{ACCOUNT}:user/alice"}],
+               "RoleDetailList": [{"RoleName": "ops", "Arn": f"arn:aws:iam::{ACCOUNT}:role/ops",
+                                   "AssumeRolePolicyDocument": trust}],
+               "Policies": [{"Arn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                             "PolicyName": "ReadOnlyAccess", "PolicyVersionList": []}]}
+    facts = iam_facts(details, ["b"])
+    assert facts.own_accounts == [ACCOUNT] and facts.problems == []
+    assert {(m.member, m.source, m.conditions) for m in facts.memberships} == {
+        ("aws:user/alice", "iam:trust-policy:ops", ()),
+        ("aws:account/999988887777",
+         "iam:trust-policy:ops (arn:aws:iam::999988887777:user/vendor)", ())}
+    # no account anywhere: only the users IAM listed are ours
+    bare = {"UserDetailList": [{"UserName": "alice"}],
+            "RoleDetailList": [{"RoleName": "ops", "AssumeRolePolicyDocument": trust}]}
+    facts = iam_facts(bare, ["b"])
+    assert facts.own_accounts == []
+    assert {m.member for m in facts.memberships} == {"aws:user/alice",
+                                                     "aws:account/999988887777"}
+    # merge unions the own accounts
+    merged = Facts(own_accounts=[ACCOUNT])
+    merged.merge(Facts(own_accounts=[ACCOUNT, "999988887777", ACCOUNT]))
+    assert merged.own_accounts == [ACCOUNT, "999988887777"]
+
+
+def test_a_misshapen_iam_answer_is_one_problem() -> None:
+    good = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                           "Resource": "arn:aws:s3:::b/*"}]}
+    details: dict[str, Any] = {
+        "UserDetailList": [
+            "not-a-user",
+            {"Path": "/"},
+            {"UserName": "ok", "Arn": f"arn:aws:iam::{ACCOUNT}:user/ok",
+             "GroupList": ["g", 7, None], "Tags": "tag-text",
+             "AttachedManagedPolicies": [{"PolicyName": "no-arn"}, 3],
+             "UserPolicyList": [{"PolicyName": "no-doc"}, {"PolicyDocument": good},
+                                {"PolicyName": "good", "PolicyDocument": good}]}],
+        "GroupDetailList": {"oops": 1},
+        "RoleDetailList": [{"RoleName": 5}],
+        "Policies": [{"PolicyVersionList": []}, None,
+                     {"Arn": "arn:aws:iam::aws:policy/x", "PolicyVersionList": "v1"}],
+    }
+    facts = iam_facts(details, ["b"])
+    assert set(facts.principals) == {"aws:user/ok"}
+    assert [m.target for m in facts.memberships] == ["aws:group/g"]
+    assert [(g.principal, g.resource, g.actions, g.source) for g in facts.grants] == [
+        ("aws:user/ok", "s3://b", {"read"}, "iam:inline/ok/good")]
+    [problem] = facts.problems
+    assert (problem.source, problem.asset) == ("aws", "iam")
+    assert problem.message == (
+        "an IAM answer had an unexpected shape (14 entries skipped: AttachedManagedPolicies 2, "
+        "GroupDetailList 1, GroupList 2, Policies 2, PolicyVersionList 1, RoleDetailList 1, "
+        "Tags 1, UserDetailList 2, UserPolicyList 2)")
+    for value in ("not-a-user", "no-arn", "no-doc", "oops", "tag-text", "v1"):
+        assert value not in problem.message
+    # not even a dict
+    assert [p.message for p in iam_facts(["x"], ["b"]).problems] == [
+        "an IAM answer had an unexpected shape (1 entry skipped: "
+        "GetAccountAuthorizationDetails 1)"]
+
+
+class _FallbackIam:
+    """An IAM store without GetAccountAuthorizationDetails (and without paginators)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.when = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.UTC)
+
+    def can_paginate(self, operation: str) -> bool:
+        return False
+
+    def __getattr__(self, operation: str) -> Any:
+        answers: dict[str, dict[str, Any]] = {
+            "list_users": {"Users": [{"UserName": "u", "Path": "/", "PasswordLastUsed": self.when,
+                                      "Arn": f"arn:aws:iam::{ACCOUNT}:user/u"}, {"Path": "/"}]},
+            "list_groups_for_user": {"Groups": [{"GroupName": "g"}]},
+            "list_user_tags": {"Tags": []}, "list_attached_user_policies": {"AttachedPolicies": []},
+            "list_user_policies": {"PolicyNames": []}, "list_groups": {"Groups": []},
+            "list_roles": {"Roles": []}}
+
+        def answer(**_: Any) -> dict[str, Any]:
+            self.calls.append(operation)
+            if operation == "get_account_authorization_details":
+                raise ClientError({"Error": {"Code": "NotImplemented"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 501}}, "Get")
+            return dict(answers[operation])
+        if operation.startswith("_"):
+            raise AttributeError(operation)
+        return answer
+
+
+def test_the_fallback_lists_users_once() -> None:
+    iam = _FallbackIam()
+    facts = Facts()
+    reader = _IamReader(iam, facts, None, ["b"])
+    reader.read()
+    assert iam.calls.count("list_users") == 1
+    assert facts.principals["aws:user/u"].last_used == "2026-03-01"
+    assert reader.own == ACCOUNT
+    assert [m.target for m in facts.memberships] == ["aws:group/g"]
+    # the user without a name is passed on by the listing and reported by the reader
+    assert [p.message for p in facts.problems] == [
+        "an IAM answer had an unexpected shape (1 entry skipped: UserDetailList 1)"]
 
 
 def test_acl_grants() -> None:
@@ -450,6 +756,12 @@ def test_trust_policy_own_account_and_encoded_documents() -> None:
                            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
     edges, _, _ = trust_memberships("ops", root, ACCOUNT)
     assert [e.member for e in edges] == [f"aws:account/{ACCOUNT}"]
+    # a foreign role: its account, the ARN in the source, no condition
+    foreign = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                              "Principal": {"AWS": "arn:aws:iam::222222222222:role/ci"}}]}
+    edges, _, _ = trust_memberships("ops", foreign, ACCOUNT)
+    assert edges == [Membership("aws:account/222222222222", "aws:role/ops", "can-assume",
+                                "iam:trust-policy:ops (arn:aws:iam::222222222222:role/ci)")]
 
 
 def test_estate_is_built_once_per_server(

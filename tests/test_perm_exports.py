@@ -223,8 +223,9 @@ def test_pacs_file_errors_name_the_file_and_not_the_values(tmp_path: Path) -> No
     text = str(info.value)
     assert str(no_user) in text
     assert "no 'user' column (for user)" in text
-    assert "found columns: 'Name', 'Role', 'Status'" in text
-    assert "SecretPatient" not in text and "active" not in text
+    # only cells that are known column names are shown; "Name" is not one for PACS
+    assert "found columns: 'Role', 'Status' and 1 other column" in text
+    assert "SecretPatient" not in text and "active" not in text and "Name" not in text
 
     # a first line that is data, not a header: its values are not echoed
     headless = write(tmp_path, "jdoe,Jane Q Patient,Rad\n", "headless.csv")
@@ -233,6 +234,15 @@ def test_pacs_file_errors_name_the_file_and_not_the_values(tmp_path: Path) -> No
     text = str(info.value)
     assert "none of them a known column name" in text
     assert "jdoe" not in text and "Jane" not in text
+
+    # ... even when one of its cells happens to be a known column name
+    headless = write(tmp_path, "jdoe,Jane Doe,Roles,2024-01-01\n", "headless2.csv")
+    with pytest.raises(PermissionSourceError) as info:
+        collect_pacs(headless)
+    text = str(info.value)
+    assert text.endswith("found columns: 'Roles' and 3 other columns")
+    for value in ("jdoe", "Jane", "Doe", "2024"):
+        assert value not in text
 
     # a column the mapping names explicitly must exist
     no_groups = write(tmp_path, "login,role\nalice,Rad\n", "nogroups.csv")
@@ -251,6 +261,18 @@ def test_header_only_export_is_empty_but_valid(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # roster
+
+
+def test_roster_without_header_never_shows_its_first_row(tmp_path: Path) -> None:
+    # "ended" is an alias of end_date: the line looks like a header, but it is a person
+    path = write(tmp_path, "e123,Jane Doe,Nurse,ended,2024-01-01\n", "roster.csv")
+    with pytest.raises(PermissionSourceError) as info:
+        collect_roster(path, MASKER)
+    text = str(info.value)
+    assert "no 'id' column (for id)" in text
+    assert "found 5 columns, 1 of them a known column name" in text
+    for value in ("Jane", "Doe", "e123", "Nurse", "ended", "2024"):
+        assert value not in text
 
 
 def test_roster_states_and_accounts() -> None:
@@ -324,12 +346,33 @@ def test_roster_mapping_from_toml(tmp_path: Path) -> None:
     assert people["S1"].accounts == ("s1",)  # the accounts column is unmapped
 
 
+def test_mappings_hash_by_value_and_read_empty_settings_as_none() -> None:
+    one = PacsMapping.from_toml({"values": {"a": "read", "b": "write"}, "date_format": ""})
+    two = PacsMapping(values={"b": "write", "a": "read"})
+    assert one == two and hash(one) == hash(two) and len({one, two}) == 1
+    assert one.date_format is None
+    assert RosterMapping.from_toml({"name": False, "date_format": ""}).name is None
+    with pytest.raises(ValueError, match="roster mapping: delimiter must be one character"):
+        RosterMapping.from_toml({"delimiter": ";;"})
+    with pytest.raises(ValueError, match="roster mapping: date_format must be a strptime"):
+        RosterMapping(date_format="")
+    with pytest.raises(ValueError, match=r"known keys: user, role, permissions"):
+        PacsMapping.from_toml({"usr": "x"})
+    with pytest.raises(ValueError, match="PACS mapping must be a table of settings"):
+        PacsMapping.from_toml(["user"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"PACS mapping: types\. : must map text to text"):
+        PacsMapping(types={" ": "user"})
+
+
 def test_roster_file_errors(tmp_path: Path) -> None:
     names = write(tmp_path, "name,status\nHeloise Abelard,active\n", "roster.csv")
     with pytest.raises(PermissionSourceError) as info:
         collect_roster(names, MASKER)
     text = str(info.value)
-    assert "no 'id' column (for id)" in text and "'name', 'status'" in text
+    assert "no 'id' column (for id)" in text
+    assert "found 2 columns, 2 of them known column names" in text
+    # the roster's first line is never shown, not even cells that are known column names
+    assert "'name'" not in text and "'status'" not in text
     assert "Heloise" not in text
     bom = tmp_path / "bom.csv"
     bom.write_bytes("\ufeffid,name\nh1,Heloise\n".encode())

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setfacl") is 
 HOST = f"fs:{socket.gethostname()}"
 ANY = ("any local account",)
 DEFAULT = ("default ACL: inherited by new files",)
+BY_NAME = ("by name only: the folder cannot be listed",)
 FULL_DIR = frozenset({"list", "read", "write", "delete", "admin"})
 NOBODY_GROUP = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
 
@@ -118,6 +119,93 @@ def test_world_readable_file_in_closed_folder_gives_others_nothing(tree: Path) -
     facts = collect_fs(tree)
     assert rid(leak) not in facts.resources
     assert not grants_on(facts, leak)
+
+
+def test_world_readable_file_in_traverse_only_folder_is_its_own_resource(tree: Path) -> None:
+    # 0o711: other accounts cannot list the folder but reach a file whose name they know
+    tree.chmod(0o711)
+    phi = tree / "phi.csv"
+    phi.write_text("not read by the collector\n")
+    phi.chmod(0o644)
+    closed = tree / "closed.csv"
+    closed.write_text("x\n")
+    closed.chmod(0o600)
+
+    facts = collect_fs(tree)
+
+    assert facts.resources[rid(phi)].kind == "folder"
+    assert grants_on(facts, phi) == {
+        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
+        # the group root may traverse but not list the folder either
+        ("fs:group/root", frozenset({"read"}), "fs:mode", BY_NAME),
+        (ANYONE, frozenset({"read"}), "fs:mode", (*ANY, *BY_NAME)),
+    }
+    assert rid(closed) not in facts.resources
+    # the folder itself still grants them nothing: x alone is no action
+    assert grants_on(facts, tree) == {("fs:user/root", FULL_DIR, "fs:mode", ())}
+
+
+def test_traverse_only_for_others_listable_by_the_group(tree: Path) -> None:
+    tree.chmod(0o751)
+    phi = tree / "phi.csv"
+    phi.write_text("x\n")
+    phi.chmod(0o644)
+    team = tree / "team.csv"
+    team.write_text("x\n")
+    team.chmod(0o640)  # the group may already list and read the folder: no broader
+
+    facts = collect_fs(tree)
+
+    assert grants_on(facts, phi) == {
+        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
+        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),  # the group lists the folder
+        (ANYONE, frozenset({"read"}), "fs:mode", (*ANY, *BY_NAME)),
+    }
+    assert rid(team) not in facts.resources
+
+
+def test_list_without_traverse_gives_nothing(tree: Path) -> None:
+    # r without x on the folder: names can be listed, but no file inside can be reached
+    tree.chmod(0o744)
+    listed = tree / "listed.csv"
+    listed.write_text("x\n")
+    listed.chmod(0o644)
+    facts = collect_fs(tree)
+    assert rid(listed) not in facts.resources
+    assert not grants_on(facts, listed)
+
+
+def test_traverse_through_a_named_acl_entry_within_the_mask(tree: Path) -> None:
+    tree.chmod(0o700)
+    setfacl("-m", "u:nobody:x", tree)
+    report = tree / "report.txt"
+    report.write_text("x")
+    report.chmod(0o600)
+    setfacl("-m", "u:nobody:r", report)
+
+    facts = collect_fs(tree)
+
+    assert ("fs:user/nobody", frozenset({"read"}), "fs:acl", BY_NAME) in \
+        grants_on(facts, report)
+    assert not any(g.principal == "fs:user/nobody" for g in facts.grants
+                   if g.resource == rid(tree))
+    # the same entry outside the mask gives no traversal: the file is no longer broader
+    setfacl("-m", "u:nobody:x,m::r", tree)
+    assert rid(report) not in collect_fs(tree).resources
+
+
+def test_traverse_through_a_group(tree: Path) -> None:
+    os.chown(tree, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)  # nobody's primary group
+    tree.chmod(0o710)
+    report = tree / "report.txt"
+    report.write_text("x")
+    report.chmod(0o600)
+    setfacl("-m", "u:nobody:r", report)
+
+    facts = collect_fs(tree)
+
+    assert ("fs:user/nobody", frozenset({"read"}), "fs:acl", BY_NAME) in \
+        grants_on(facts, report)
 
 
 def test_world_writable_file_in_readable_folder_is_its_own_resource(tree: Path) -> None:
@@ -276,16 +364,25 @@ def test_unknown_uid_and_gid(tree: Path) -> None:
     assert not any(m.target == "fs:group/gid:54322" for m in facts.memberships)
 
 
-def test_memberships_from_primary_group_and_member_list(tree: Path) -> None:
+def test_memberships_from_primary_group_and_member_list(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the group database is read through grp: give "users" a member list without touching
+    # /etc/group, so the test does not depend on this machine's groups
+    users = grp.getgrnam("users")
+    listed = grp.struct_group((users.gr_name, users.gr_passwd, users.gr_gid, ["daemon", "nobody"]))
+    real_getgrgid, real_getgrall = grp.getgrgid, grp.getgrall
+    monkeypatch.setattr(grp, "getgrgid",
+                        lambda gid: listed if gid == users.gr_gid else real_getgrgid(gid))
+    monkeypatch.setattr(grp, "getgrall", lambda: [listed if g.gr_gid == users.gr_gid else g
+                                                  for g in real_getgrall()])
     inbox = tree / "inbox"
     inbox.mkdir()
     os.chown(inbox, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)
     inbox.chmod(0o750)
-    listed = next((g for g in grp.getgrall() if g.gr_mem and g.gr_gid != 0), None)
-    if listed is not None:
-        other = tree / "other"
-        other.mkdir()
-        os.chown(other, 0, listed.gr_gid)
+    team = tree / "team"
+    team.mkdir()
+    os.chown(team, 0, users.gr_gid)
+    team.chmod(0o750)
 
     facts = collect_fs(tree)
 
@@ -294,13 +391,29 @@ def test_memberships_from_primary_group_and_member_list(tree: Path) -> None:
     assert ("fs:user/nobody", f"fs:group/{NOBODY_GROUP}", "member-of",
             "fs:group-file") in edges
     assert facts.principals["fs:user/nobody"].human is False  # nologin shell, system uid
-    if listed is not None:
-        for name in listed.gr_mem:
-            assert (f"fs:user/{name}", f"fs:group/{listed.gr_name}", "member-of",
-                    "fs:group-file") in edges
+    # the member list, plus the accounts whose primary group it is
+    primary = {f"fs:user/{p.pw_name}" for p in pwd.getpwall() if p.pw_gid == users.gr_gid}
+    assert {m.member for m in facts.memberships if m.target == "fs:group/users"} == \
+        {"fs:user/daemon", "fs:user/nobody"} | primary
+    assert all(m.kind == "member-of" and m.source == "fs:group-file"
+               for m in facts.memberships)
+    assert facts.principals["fs:user/daemon"].kind == "service"
     # only groups that appear in a grant get memberships
     granted = {g.principal for g in facts.grants}
     assert {m.target for m in facts.memberships} <= granted
+
+
+def test_memberships_from_a_real_member_list(tree: Path) -> None:
+    listed = next((g for g in grp.getgrall() if g.gr_mem and g.gr_gid != 0), None)
+    if listed is None:
+        pytest.skip("no group other than root lists members in this machine's group database")
+    other = tree / "other"
+    other.mkdir()
+    os.chown(other, 0, listed.gr_gid)
+    other.chmod(0o750)
+    edges = {(m.member, m.target) for m in collect_fs(tree).memberships}
+    for name in listed.gr_mem:
+        assert (f"fs:user/{name}", f"fs:group/{listed.gr_name}") in edges
 
 
 def test_human_user_principal(tree: Path) -> None:

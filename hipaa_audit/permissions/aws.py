@@ -3,16 +3,21 @@
 :func:`collect_aws` reads, through the read-only :class:`~hipaa_audit.s3.client.Connection`
 (List, Get and Head calls only, plus STS GetCallerIdentity), who may reach which bucket:
 
-- **IAM**: ``iam:GetAccountAuthorizationDetails`` (paginated by ``Marker``) gives the users (path,
+- **IAM**: ``iam:GetAccountAuthorizationDetails`` (boto3's paginator) gives the users (path,
   tags, groups, attached and inline policies), groups, roles (trust policy, attached and inline
   policies) and the managed policies (default version). ``iam:ListUsers`` adds each user's
   ``PasswordLastUsed`` (which the details call does not carry; silently skipped when denied). A
   managed policy attached but absent from the details is read with ``GetPolicy`` +
   ``GetPolicyVersion``. When a store answers the details call "not supported", the same facts are
   read with ``ListUsers``/``ListGroupsForUser``/``ListAttachedUserPolicies``/``ListUserPolicies``
-  + ``GetUserPolicy``/``ListUserTags``, ``ListGroups``/..., ``ListRoles``/... instead (moto 5.2.5
-  supports the details call, so this fallback is only exercised directly by the tests). A
-  denied or failed details call becomes a :class:`Problem` and S3 is still read.
+  + ``GetUserPolicy``/``ListUserTags``, ``ListGroups``/..., ``ListRoles``/... instead (the users
+  listed there carry ``PasswordLastUsed``: they are not listed twice; moto 5.2.5 supports the
+  details call, so this fallback is only exercised directly by the tests). A denied or failed
+  details call becomes a :class:`Problem` and S3 is still read. Entries of an IAM answer without
+  the expected keys are skipped and reported as one Problem ("an IAM answer had an unexpected
+  shape"), never an exception.
+- **Own account**: STS GetCallerIdentity, or else the account of the ARNs in the IAM answer; it
+  goes to :attr:`Facts.own_accounts` (empty when neither is known).
 - **S3**: ``ListBuckets`` (restricted to ``buckets`` when given; a name given but not listed is a
   Problem), then per bucket the bucket policy, the ACL, the ownership controls and the bucket
   Public Access Block; the account Public Access Block via s3control only on AWS semantics
@@ -24,31 +29,55 @@ them):
 
 - Actions are matched case-insensitively (``fnmatch``) against :data:`S3_ACTIONS`, a table of
   concrete S3 actions, each mapped to one normalised action (``list``, ``read``, ``write``,
-  ``delete``, ``admin``); S3 actions outside the table (``PutBucketTagging``, ``PutBucketCORS``,
-  ``ListAllMyBuckets`` ...) grant nothing here. ``*`` and ``iam:*`` (the only IAM patterns that
-  count) also make the principal ``admin`` of every listed bucket when the statement's resources
-  cover IAM (``*`` or an ``arn:aws:iam:`` resource, or a ``NotResource``). An Allow with
-  ``NotAction`` grants every table action not listed (the IAM pseudo-action too) and carries
-  the condition text ``NotAction``.
-- Resources: ``arn:aws:s3:::B`` and ``arn:aws:s3:::B/*`` → ``s3://B``; ``arn:aws:s3:::B/P/*`` →
-  ``s3://B/P`` (a prefix; a key with a wildcard inside is cut before it); ``*`` and bucket
-  wildcards expand to the matching listed buckets; a bucket named explicitly is kept even if not
-  listed (unless ``buckets`` restricts the scan). ``NotResource`` → every listed bucket whose
-  ARN (or ``ARN/*``) no listed pattern matches.
+  ``delete``, ``admin``) and to the ARN level it applies to (:func:`action_level`): the
+  *bucket* (``ListBucket*``, ``GetBucket*``/``PutBucket*``/``DeleteBucket*``, the bucket
+  configurations such as ``Put/GetEncryptionConfiguration`` and
+  ``Put/GetLifecycleConfiguration``), its *objects* (``*Object*``, ``AbortMultipartUpload``,
+  ``ListMultipartUploadParts``, ``BypassGovernanceRetention``) or the *account*
+  (``PutAccountPublicAccessBlock``). S3 actions outside the table (``PutBucketTagging``,
+  ``PutBucketCORS``, ``ListAllMyBuckets`` ...) grant nothing here.
+- IAM: ``iam:*`` and the privilege-escalation actions of :data:`IAM_ESCALATION`
+  (``AttachUser/Group/RolePolicy``, ``PutUser/Group/RolePolicy``, ``CreatePolicyVersion``,
+  ``SetDefaultPolicyVersion``, ``AddUserToGroup``, ``UpdateAssumeRolePolicy``,
+  ``CreateAccessKey``, ``PassRole``) make the principal ``admin`` of every listed bucket when the
+  statement's resources cover IAM (``*``, an ``arn:aws:iam:`` or ``arn:*`` resource, or a
+  ``NotResource``): whoever can grant themselves anything can reach everything. Other IAM
+  actions count for nothing. ``CreateAccessKey`` on resources that all name the caller
+  (``${aws:username}``) is key rotation, not escalation, and does not count. An Allow with
+  ``NotAction`` grants every table action not listed (the IAM ones too) and carries the
+  condition text ``NotAction``.
+- Resources (:func:`resource_scopes`): ``arn:aws:s3:::B`` → ``s3://B`` at the bucket level only;
+  ``arn:aws:s3:::B/*`` → ``s3://B`` at the object level only; ``arn:aws:s3:::B/P/*`` →
+  ``s3://B/P`` (a prefix, object level); a key with a wildcard inside a segment is cut at the
+  last ``/`` before the wildcard (``B/pub*`` → ``s3://B``, ``B/in/x*`` → ``s3://B/in``); a key
+  without wildcard names that object; ``*`` → every listed bucket at every level; a wildcard in
+  the bucket part also matches ``/`` (as IAM does), so it reaches the objects of every bucket
+  its literal head matches. An Allow grants only the actions of the levels its ARN reaches. A
+  bucket named explicitly is kept even if not listed (unless ``buckets`` restricts the scan).
+  ``NotResource`` → every listed bucket, per level: the bucket level unless a pattern matches
+  the bucket ARN, the object level unless a pattern covers all of its objects.
 - Denies: only *unconditional* Deny statements (no ``Condition``, ``NotAction``,
   ``NotResource`` or ``NotPrincipal``) are applied, and only to the grants of the same principal
   from its own policies (a group's Deny is not pushed onto its members' own grants; a bucket
-  policy's Deny applies to the same principal or, for ``*``, to every principal of that policy).
-  They subtract concrete actions on the same resource, on its bucket when the grant is on a
-  prefix, or everywhere for ``*``; a Deny on a prefix leaves a whole-bucket grant alone. The
-  result can only overstate access, never hide it.
+  policy's Deny applies to the same principal or, for ``*``, to every principal of that policy;
+  a Deny naming one user or role of another account applies only to the grants naming that same
+  ARN). A Deny subtracts an action only at the level its ARN *certainly* covers: a bucket ARN
+  removes bucket-level actions of that bucket; ``B/*`` or ``B/P/*`` (or ``B/P*``) removes
+  object-level actions on those objects (a grant on ``B/P/Q`` too, a whole-bucket grant not);
+  a single object key only a grant on that same key; ``*`` everything. IAM escalation is removed
+  only by a Deny on ``*`` or an account-wide IAM ARN (``arn:aws:iam::*:*``,
+  ``arn:aws:iam::ACCOUNT:*`` of the own account). The result can only overstate access, never
+  hide it.
 - Principals in bucket and trust policies: ``*`` → :data:`ANYONE`; an account id or
   ``arn:aws:iam::ID:root`` → ``aws:account/ID`` (own account too); a user or role ARN of the own
   account (or an STS assumed-role ARN) → ``aws:user/NAME``/``aws:role/NAME``; a user or role ARN
-  of *another* account → ``aws:account/ID`` with the condition text ``principal ARN`` (the
-  convention has no id for foreign users); ``Service`` → ``aws:service/NAME``; ``CanonicalUser``
-  → ``aws:account/canonical:ID``; ``NotPrincipal`` in an Allow → ANYONE with the condition text
-  ``NotPrincipal``. ``Federated`` and unrecognised principals become Problems.
+  of any other account → ``aws:account/ID``, the ARN kept as evidence in the grant's source
+  (``s3:bucket-policy (ARN)``, ``iam:trust-policy:ROLE (ARN)``), not as a condition. When the
+  own account is unknown (no STS answer, no account in the IAM answer), such an ARN maps to
+  ``aws:account/ID`` unless IAM listed that very user or role. ``Service`` →
+  ``aws:service/NAME``; ``CanonicalUser`` → ``aws:account/canonical:ID``; ``NotPrincipal`` in an
+  Allow → ANYONE with the condition text ``NotPrincipal``. ``Federated`` and unrecognised
+  principals become Problems.
 - ACLs: AllUsers → ANYONE, AuthenticatedUsers → ``aws:account/*``, LogDelivery and the owner
   are skipped, another canonical user → ``aws:account/canonical:ID``; READ → list, WRITE →
   write + delete, READ_ACP → read, WRITE_ACP → admin, FULL_CONTROL → all five.
@@ -65,10 +94,14 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from hipaa_audit.permissions.model import (
     ACTIONS,
@@ -80,8 +113,8 @@ from hipaa_audit.permissions.model import (
     Problem,
     Resource,
 )
-from hipaa_audit.s3.client import Access, Answer, Connection, Observer, call
-from hipaa_audit.s3.collect import bucket_region
+from hipaa_audit.s3.client import Access, Answer, Connection, Observer, call, classify
+from hipaa_audit.s3.collect import all_buckets, bucket_region
 from hipaa_audit.s3.policy import (
     ALL_USERS,
     AUTHENTICATED_USERS,
@@ -95,6 +128,12 @@ from hipaa_audit.s3.policy import (
 SOURCE = "aws"
 #: The pseudo-action standing for full IAM control (``iam:*`` or ``*``): admin of every bucket.
 IAM_ADMIN = "iam:*"
+#: IAM actions that let a principal grant itself more: they count like ``iam:*``.
+IAM_ESCALATION: tuple[str, ...] = tuple(f"iam:{name}".lower() for name in (
+    "AttachUserPolicy", "AttachGroupPolicy", "AttachRolePolicy", "PutUserPolicy",
+    "PutGroupPolicy", "PutRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion",
+    "AddUserToGroup", "UpdateAssumeRolePolicy", "CreateAccessKey", "PassRole"))
+_IAM: frozenset[str] = frozenset({IAM_ADMIN, *IAM_ESCALATION})
 #: Everywhere (a Deny on ``*``).
 _EVERYWHERE = "*"
 
@@ -118,9 +157,10 @@ _DELETE = ("DeleteObject", "DeleteObjectVersion", "DeleteObjectTagging",
            "DeleteObjectVersionTagging", "DeleteBucket")
 _ADMIN = ("PutBucketPolicy", "DeleteBucketPolicy", "PutBucketAcl", "PutObjectAcl",
           "PutObjectVersionAcl", "PutEncryptionConfiguration", "PutBucketPublicAccessBlock",
-          "PutBucketOwnershipControls", "PutBucketVersioning", "PutLifecycleConfiguration",
-          "PutBucketObjectLockConfiguration", "PutReplicationConfiguration",
-          "BypassGovernanceRetention")
+          "PutBucketOwnershipControls", "DeleteBucketOwnershipControls", "PutBucketVersioning",
+          "PutLifecycleConfiguration", "PutBucketObjectLockConfiguration",
+          "PutReplicationConfiguration", "BypassGovernanceRetention", "PutBucketLogging",
+          "PutAccountPublicAccessBlock")
 #: Concrete S3 actions (lower case, ``s3:`` prefix) → normalised action.
 S3_ACTIONS: dict[str, str] = {
     f"s3:{name}".lower(): action
@@ -128,12 +168,33 @@ S3_ACTIONS: dict[str, str] = {
                           ("delete", _DELETE), ("admin", _ADMIN))
     for name in names
 }
-#: What every pattern is matched against: the S3 table and the IAM pseudo-action.
-_ALL_CONCRETE: tuple[str, ...] = (*S3_ACTIONS, IAM_ADMIN)
+#: ARN levels: an S3 action applies to the bucket, its objects or the account; IAM to IAM.
+BUCKET, OBJECT, ACCOUNT, IAM = "bucket", "object", "account", "iam"
+_S3_LEVELS = frozenset({BUCKET, OBJECT, ACCOUNT})
+_BUCKET_HEADS = ("ListBucket", "GetBucket", "PutBucket", "DeleteBucket")
+_OBJECT_OTHERS = ("AbortMultipartUpload", "ListMultipartUploadParts", "BypassGovernanceRetention")
+
+
+def _level_of(name: str) -> str:
+    if name == "PutAccountPublicAccessBlock":
+        return ACCOUNT
+    if name.startswith(_BUCKET_HEADS):
+        return BUCKET
+    return OBJECT if "Object" in name or name in _OBJECT_OTHERS else BUCKET
+
+
+_S3_LEVEL: dict[str, str] = {f"s3:{name}".lower(): _level_of(name)
+                             for names in (_LIST, _READ, _WRITE, _DELETE, _ADMIN)
+                             for name in names}
+#: What every pattern is matched against: the S3 table and the IAM actions that count.
+_ALL_CONCRETE: tuple[str, ...] = (*S3_ACTIONS, IAM_ADMIN, *IAM_ESCALATION)
 _ASSUME = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity")
 _S3_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::([^/]+)(?:/(.*))?$")
 _IAM_ARN = re.compile(
     r"^arn:aws[a-z-]*:(iam|sts)::(\d{12}|\*)?:(root|user|role|assumed-role)(?:/(.*))?$")
+#: A resource covering every IAM entity of one account (or of every account).
+_IAM_ACCOUNT_WIDE = re.compile(r"^arn:(?:aws[a-z-]*|\*):(?:iam|\*)::(\d{12}|\*):\*$")
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ACL_ACTIONS = {"READ": ("list",), "WRITE": ("write", "delete"), "READ_ACP": ("read",),
                 "WRITE_ACP": ("admin",), "FULL_CONTROL": ACTIONS}
@@ -150,8 +211,9 @@ def _matches(patterns: Iterable[str], names: Iterable[str]) -> set[str]:
 
 
 def concrete_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozenset[str]:
-    """The concrete actions (lower case) of :data:`S3_ACTIONS` plus ``iam:*`` a statement allows.
+    """The concrete actions (lower case) of :data:`S3_ACTIONS` and the IAM ones a statement allows.
 
+    The IAM ones are ``iam:*`` (standing for full IAM control) and :data:`IAM_ESCALATION`.
     ``patterns`` are the statement's ``Action`` (or, with ``not_action``, its ``NotAction``:
     then every concrete action none of them matches).
     """
@@ -159,10 +221,15 @@ def concrete_actions(patterns: Iterable[str], *, not_action: bool = False) -> fr
     return frozenset(set(_ALL_CONCRETE) - hit if not_action else hit)
 
 
+def action_level(concrete: str) -> str:
+    """The ARN level a concrete action applies to: ``bucket``, ``object``, ``account``, ``iam``."""
+    return IAM if concrete in _IAM else _S3_LEVEL.get(concrete, BUCKET)
+
+
 def normalise(concrete: Iterable[str]) -> frozenset[str]:
     """Map concrete actions (from :func:`concrete_actions`) to the normalised :data:`ACTIONS`."""
-    return frozenset("admin" if c == IAM_ADMIN else S3_ACTIONS[c]
-                     for c in concrete if c == IAM_ADMIN or c in S3_ACTIONS)
+    return frozenset("admin" if c in _IAM else S3_ACTIONS[c]
+                     for c in concrete if c in _IAM or c in S3_ACTIONS)
 
 
 def s3_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozenset[str]:
@@ -173,7 +240,7 @@ def s3_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozense
     >>> sorted(s3_actions(["s3:*Object"]))
     ['delete', 'read', 'write']
     """
-    return normalise(concrete_actions(patterns, not_action=not_action) - {IAM_ADMIN})
+    return normalise(concrete_actions(patterns, not_action=not_action) - _IAM)
 
 
 def _text(value: Any) -> str:
@@ -196,43 +263,141 @@ def condition_texts(condition: Any) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _prefix(key: str | None) -> str:
-    if not key:
-        return ""
-    cut = min((i for i in (key.find("*"), key.find("?")) if i >= 0), default=len(key))
-    return key[:cut].strip("/")
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where one ``Resource`` pattern reaches: a resource id at some ARN levels.
+
+    ``resource`` is ``s3://B`` or ``s3://B/PREFIX`` (``*``: everywhere, only in a Deny's scope);
+    ``levels`` are among ``bucket``, ``object``, ``account``, ``iam``; ``exact`` marks one
+    object key (no wildcard) rather than everything under the prefix.
+    """
+
+    resource: str
+    levels: frozenset[str]
+    exact: bool = False
 
 
-def resource_ids(patterns: Iterable[str], buckets: Sequence[str], *,
-                 not_resource: bool = False) -> list[str]:
-    """The resource ids (``s3://B`` or ``s3://B/PREFIX``) that ``Resource`` patterns name.
+_BOTH = frozenset({BUCKET, OBJECT})
+_BUCKET_ONLY = frozenset({BUCKET})
+_OBJECT_ONLY = frozenset({OBJECT})
+
+
+def _wild(text: str) -> int | None:
+    """The index of the first ``*`` or ``?`` in ``text``, or None."""
+    found = [i for i in (text.find("*"), text.find("?")) if i >= 0]
+    return min(found) if found else None
+
+
+def _rid(bucket: str, prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def _key_scope(bucket: str, key: str, *, strict: bool) -> Scope | None:
+    """The object scope of ``arn:aws:s3:::BUCKET/KEY`` (at least / at most what it reaches)."""
+    w = _wild(key)
+    if w is None:
+        if not key.strip("/"):
+            return None if strict else Scope(f"s3://{bucket}", _OBJECT_ONLY)
+        return Scope(_rid(bucket, key), _OBJECT_ONLY, exact=True)
+    if strict:
+        # only a single trailing ``*`` certainly covers everything under a prefix
+        if w != len(key) - 1 or key[w] != "*":
+            return None
+        return Scope(_rid(bucket, key[:w]), _OBJECT_ONLY)
+    head = key[:w]
+    return Scope(_rid(bucket, head[:head.rfind("/")] if "/" in head else ""), _OBJECT_ONLY)
+
+
+def _pattern_scopes(pattern: str, buckets: Sequence[str], *, strict: bool) -> list[Scope]:
+    if pattern == "*":
+        every = frozenset(_S3_LEVELS)
+        return [Scope(_EVERYWHERE, every)] if strict else [
+            Scope(f"s3://{b}", every) for b in buckets]
+    m = _S3_ARN.match(pattern)
+    if not m:
+        return []
+    bucket_pattern, key = m.groups()
+    w = _wild(bucket_pattern)
+    if w is None:
+        if key is None:
+            return [Scope(f"s3://{bucket_pattern}", _BUCKET_ONLY)]
+        scope = _key_scope(bucket_pattern, key, strict=strict)
+        return [scope] if scope is not None else []
+    out: list[Scope] = []
+    if strict:
+        if bucket_pattern == "*" and key is None:
+            return [Scope(_EVERYWHERE, _BOTH)]
+        if bucket_pattern == "*" and key == "*":
+            return [Scope(_EVERYWHERE, _OBJECT_ONLY)]
+        for b in buckets:
+            if not fnmatchcase(b, bucket_pattern):
+                continue
+            if key is None:
+                # a trailing * also matches "/KEY": every object of the bucket
+                out.append(Scope(f"s3://{b}",
+                                 _BOTH if bucket_pattern.endswith("*") else _BUCKET_ONLY))
+            elif (scope := _key_scope(b, key, strict=True)) is not None:
+                out.append(scope)
+        return out
+    # a wildcard in the bucket part can match "/" and anything after it: every object of a
+    # bucket its literal head matches (overstated rather than missed)
+    head = bucket_pattern[:w] + "*"
+    for b in buckets:
+        levels = set()
+        if key is None and fnmatchcase(b, bucket_pattern):
+            levels.add(BUCKET)
+        if fnmatchcase(b, head):
+            levels.add(OBJECT)
+        if levels:
+            out.append(Scope(f"s3://{b}", frozenset(levels)))
+    return out
+
+
+def resource_scopes(patterns: Iterable[Any], buckets: Sequence[str], *,
+                    not_resource: bool = False, strict: bool = False) -> list[Scope]:
+    """Where ``Resource`` patterns reach, per ARN level (see :class:`Scope`).
 
     Wildcards expand against ``buckets`` (the listed buckets); an explicit bucket name is kept
-    even when not listed. With ``not_resource`` the patterns are a ``NotResource``: every listed
-    bucket none of them matches (by its ARN or ``ARN/*``). Non-S3 resources name nothing.
+    even when not listed. By default the scopes are *at most* what the patterns reach, as an
+    Allow needs (a wildcard inside a key is cut to its parent prefix); with ``strict`` they are
+    *at least* what they reach, as a Deny needs (``*`` stays ``*``; a key pattern counts only as
+    ``P*``/``P/*`` or one exact key). With ``not_resource`` the patterns are a ``NotResource``:
+    every listed bucket at the levels no pattern covers entirely. Non-S3 resources name nothing.
     """
-    patterns = [str(p) for p in patterns]
+    texts = [str(p) for p in patterns]
     if not_resource:
-        return [f"s3://{b}" for b in buckets
-                if not any(fnmatchcase(f"arn:aws:s3:::{b}", p)
-                           or fnmatchcase(f"arn:aws:s3:::{b}/*", p) for p in patterns)]
+        excluded = [s for p in texts for s in _pattern_scopes(p, buckets, strict=True)]
+        out: list[Scope] = []
+        for b in buckets:
+            rid = f"s3://{b}"
+            levels = set(_S3_LEVELS)
+            if any(fnmatchcase(f"arn:aws:s3:::{b}", p) for p in texts):
+                levels.discard(BUCKET)
+            for s in excluded:
+                if s.resource in (_EVERYWHERE, rid) and not s.exact:
+                    levels -= s.levels
+            if levels:
+                out.append(Scope(rid, frozenset(levels)))
+        return out
+    found: list[Scope] = []
+    for p in texts:
+        for scope in _pattern_scopes(p, buckets, strict=strict):
+            if scope not in found:
+                found.append(scope)
+    return found
+
+
+def resource_ids(patterns: Iterable[Any], buckets: Sequence[str], *,
+                 not_resource: bool = False) -> list[str]:
+    """The resource ids (``s3://B`` or ``s3://B/PREFIX``) that ``Resource`` patterns reach.
+
+    The ids of :func:`resource_scopes` at the bucket or object level, each once.
+    """
     out: list[str] = []
-    for pattern in patterns:
-        if pattern == "*":
-            names: list[str] = list(buckets)
-            prefix = ""
-        else:
-            m = _S3_ARN.match(pattern)
-            if not m:
-                continue
-            bucket, key = m.groups()
-            names = ([b for b in buckets if fnmatchcase(b, bucket)]
-                     if any(c in bucket for c in "*?") else [bucket])
-            prefix = _prefix(key)
-        for name in names:
-            rid = f"s3://{name}/{prefix}" if prefix else f"s3://{name}"
-            if rid not in out:
-                out.append(rid)
+    for scope in resource_scopes(patterns, buckets, not_resource=not_resource):
+        if scope.levels & _BOTH and scope.resource not in out:
+            out.append(scope.resource)
     return out
 
 
@@ -241,6 +406,27 @@ def _covers_iam(statement: dict[str, Any]) -> bool:
         return True
     return any(r == "*" or r.startswith(("arn:aws:iam:", "arn:*"))
                for r in (str(x) for x in _list(statement.get("Resource"))))
+
+
+def _allowed_iam(statement: dict[str, Any], concrete: frozenset[str]) -> frozenset[str]:
+    """The IAM actions of an Allow that count (CreateAccessKey on oneself is key rotation)."""
+    iam = concrete & _IAM
+    resources = [str(r) for r in _list(statement.get("Resource"))]
+    if "NotResource" not in statement and resources and all(
+            "${aws:username}" in r.lower() for r in resources):
+        iam -= {"iam:createaccesskey"}
+    return iam if iam and _covers_iam(statement) else frozenset()
+
+
+def _denies_all_iam(statement: dict[str, Any], own_account: str | None) -> bool:
+    """True when a Deny's resources cover every IAM entity of the own account."""
+    for r in (str(x) for x in _list(statement.get("Resource"))):
+        if r in ("*", "arn:*"):
+            return True
+        m = _IAM_ACCOUNT_WIDE.match(r)
+        if m and (m.group(1) == "*" or own_account is None or m.group(1) == own_account):
+            return True
+    return False
 
 
 def bucket_of(resource: str) -> str:
@@ -268,16 +454,23 @@ def _user_from_arn(path_name: str) -> Principal:
 
 @dataclass(frozen=True, slots=True)
 class Who:
-    """One principal named by a policy statement, with condition texts the mapping adds."""
+    """One principal named by a policy statement.
+
+    ``extra`` are condition texts the mapping adds (``NotPrincipal``); ``via`` is the ARN of a
+    user or role of another account, mapped to its account and kept as evidence.
+    """
 
     principal: Principal
     extra: tuple[str, ...] = ()
+    via: str | None = None
 
 
-def policy_principals(statement: dict[str, Any],
-                      own_account: str | None) -> tuple[list[Who], list[str]]:
+def policy_principals(statement: dict[str, Any], own_account: str | None, *,
+                      known: Collection[str] = ()) -> tuple[list[Who], list[str]]:
     """Map the ``Principal`` of a bucket or trust policy statement to principals.
 
+    ``known`` are the ids (``aws:user/NAME``, ``aws:role/NAME``) IAM listed in the own account:
+    when ``own_account`` is unknown, only an ARN naming one of them maps to a user or role.
     Returns the principals and the values that could not be mapped (``Federated``, unknown
     forms) as ``"Key: value"`` texts for a Problem.
     """
@@ -292,7 +485,7 @@ def policy_principals(statement: dict[str, Any],
     unmapped: list[str] = []
     for kind, items in value.items():
         for item in (str(x) for x in _list(items)):
-            who = _map_principal(str(kind), item, own_account)
+            who = _map_principal(str(kind), item, own_account, known)
             if who is None:
                 unmapped.append(f"{kind}: {item}")
             elif who not in found:
@@ -300,7 +493,8 @@ def policy_principals(statement: dict[str, Any],
     return found, unmapped
 
 
-def _map_principal(kind: str, value: str, own_account: str | None) -> Who | None:
+def _map_principal(kind: str, value: str, own_account: str | None,
+                   known: Collection[str] = ()) -> Who | None:
     if kind == "Service":
         return Who(_principal(f"aws:service/{value}", "service", value))
     if kind == "CanonicalUser":
@@ -318,41 +512,82 @@ def _map_principal(kind: str, value: str, own_account: str | None) -> Who | None
     if what == "root":
         return Who(_account(account))
     if own_account is not None and account != own_account:
-        return Who(_account(account), (f"principal {value}",))
+        return Who(_account(account), via=value)
     if not rest:
         return None
     if what == "user":
-        return Who(_user_from_arn(rest))
-    name = rest.split("/")[0] if what == "assumed-role" else rest.rsplit("/", 1)[-1]
-    return Who(_principal(f"aws:role/{name}", "role", name))
+        local = _user_from_arn(rest)
+    else:
+        name = rest.split("/")[0] if what == "assumed-role" else rest.rsplit("/", 1)[-1]
+        local = _principal(f"aws:role/{name}", "role", name)
+    if own_account is None and local.id not in known:
+        return Who(_account(account), via=value)
+    return Who(local)
 
 
 # =============================================================================================
 # Allow minus unconditional Deny
 
 
+@dataclass(frozen=True, slots=True)
+class _Deny:
+    """An unconditional Deny: whom (``*``: everyone), what it certainly covers, which actions."""
+
+    who: str
+    scopes: tuple[Scope, ...]
+    actions: frozenset[str]
+    #: The ARN of another account's user or role: the Deny reaches only grants naming it.
+    via: str | None = None
+
+    def reaches(self, principal: str, via: str | None) -> bool:
+        return self.who in (principal, _EVERYWHERE) and self.via in (None, via)
+
+
+def _covered(scope: Scope, level: str, resource: str, exact: bool) -> bool:
+    """True when ``scope`` (of a Deny) covers an action at ``level`` granted on ``resource``."""
+    if level not in scope.levels:
+        return False
+    if scope.resource == _EVERYWHERE:
+        return True
+    if level != OBJECT:
+        return resource == scope.resource
+    if scope.exact:
+        return exact and resource == scope.resource
+    return (resource == scope.resource and not exact) or resource.startswith(
+        scope.resource + "/")
+
+
+_AllowKey = tuple[str, str, bool, str, tuple[str, ...], str | None]
+
+
 @dataclass(slots=True)
 class _Grants:
-    """Allowed concrete actions per (principal, resource, source, conditions), minus denies."""
+    """Allowed concrete actions per (principal, resource, exact, source, conditions, via)."""
 
-    allow: dict[tuple[str, str, str, tuple[str, ...]], set[str]] = field(default_factory=dict)
-    #: (principal or "*", resource ids or {"*"}, denied concrete actions)
-    deny: list[tuple[str, frozenset[str], frozenset[str]]] = field(default_factory=list)
+    allow: dict[_AllowKey, set[str]] = field(default_factory=dict)
+    deny: list[_Deny] = field(default_factory=list)
 
-    def add(self, principal: str, resource: str, source: str, conditions: tuple[str, ...],
-            concrete: Iterable[str]) -> None:
-        self.allow.setdefault((principal, resource, source, conditions), set()).update(concrete)
+    def add(self, principal: str, scope: Scope, source: str, conditions: tuple[str, ...],
+            concrete: Iterable[str], via: str | None = None) -> None:
+        """Allow the ``concrete`` actions of the levels ``scope`` reaches."""
+        wanted = {c for c in concrete if action_level(c) in scope.levels}
+        if wanted:
+            key = (principal, scope.resource, scope.exact, source, conditions, via)
+            self.allow.setdefault(key, set()).update(wanted)
 
     def result(self) -> list[Grant]:
+        merged: dict[tuple[str, str, str, tuple[str, ...]], set[str]] = {}
+        for (principal, resource, exact, source, conditions, via), concrete in \
+                self.allow.items():
+            denies = [d for d in self.deny if d.reaches(principal, via)]
+            left = {c for c in concrete
+                    if not any(c in d.actions and any(
+                        _covered(s, action_level(c), resource, exact) for s in d.scopes)
+                        for d in denies)}
+            merged.setdefault((principal, resource, source, conditions), set()).update(left)
         out = []
-        for (principal, resource, source, conditions), concrete in self.allow.items():
-            left = set(concrete)
-            for who, where, denied in self.deny:
-                if who in (principal, _EVERYWHERE) and (
-                        _EVERYWHERE in where or resource in where
-                        or bucket_of(resource) in where):
-                    left -= denied
-            actions = normalise(left)
+        for (principal, resource, source, conditions), concrete in merged.items():
+            actions = normalise(concrete)
             if actions:
                 out.append(Grant(principal, resource, actions, source, conditions))
         return out
@@ -364,10 +599,10 @@ def _statement_actions(st: dict[str, Any]) -> tuple[frozenset[str], tuple[str, .
     return concrete_actions(str(a) for a in _list(st.get("Action"))), ()
 
 
-def _statement_resources(st: dict[str, Any], buckets: Sequence[str]) -> list[str]:
+def _statement_scopes(st: dict[str, Any], buckets: Sequence[str]) -> list[Scope]:
     if "NotResource" in st:
-        return resource_ids(_list(st.get("NotResource")), buckets, not_resource=True)
-    return resource_ids(_list(st.get("Resource")), buckets)
+        return resource_scopes(_list(st.get("NotResource")), buckets, not_resource=True)
+    return resource_scopes(_list(st.get("Resource")), buckets)
 
 
 def _unconditional_deny(st: dict[str, Any]) -> bool:
@@ -375,20 +610,14 @@ def _unconditional_deny(st: dict[str, Any]) -> bool:
             and not any(k in st for k in ("NotAction", "NotResource", "NotPrincipal")))
 
 
-def _deny_where(st: dict[str, Any], buckets: Sequence[str]) -> frozenset[str]:
-    resources = [str(r) for r in _list(st.get("Resource"))]
-    if any(r in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in resources):
-        return frozenset({_EVERYWHERE})
-    return frozenset(resource_ids(resources, buckets))
-
-
 def identity_grants(principal: str, policies: Sequence[tuple[str, dict[str, Any]]],
-                    buckets: Sequence[str]) -> list[Grant]:
+                    buckets: Sequence[str], *, own_account: str | None = None) -> list[Grant]:
     """Grants from the identity policies of one principal (user, group or role).
 
     ``policies`` are ``(source, document)`` pairs (``iam:policy/NAME``,
     ``iam:inline/PRINCIPAL/NAME``); ``buckets`` are the listed buckets wildcards expand to.
-    Unconditional Deny statements of these same policies are subtracted.
+    Unconditional Deny statements of these same policies are subtracted, level by level; an
+    IAM Deny counts only on ``*`` or an account-wide IAM ARN (of ``own_account`` when known).
     """
     acc = _Grants()
     for source, doc in policies:
@@ -396,19 +625,20 @@ def identity_grants(principal: str, policies: Sequence[tuple[str, dict[str, Any]
             concrete, extra = _statement_actions(st)
             if st.get("Effect") == "Allow":
                 conditions = tuple(sorted({*condition_texts(st.get("Condition")), *extra}))
-                s3 = concrete - {IAM_ADMIN}
+                s3 = concrete - _IAM
                 if s3:
-                    for rid in _statement_resources(st, buckets):
-                        acc.add(principal, rid, source, conditions, s3)
-                if IAM_ADMIN in concrete and _covers_iam(st):
+                    for scope in _statement_scopes(st, buckets):
+                        acc.add(principal, scope, source, conditions, s3)
+                iam = _allowed_iam(st, concrete)
+                if iam:
                     for bucket in buckets:
-                        acc.add(principal, f"s3://{bucket}", source, conditions, {IAM_ADMIN})
+                        acc.add(principal, Scope(f"s3://{bucket}", frozenset({IAM})), source,
+                                conditions, iam)
             elif _unconditional_deny(st):
-                where = _deny_where(st, buckets)
-                if IAM_ADMIN in concrete and _covers_iam(st):
-                    acc.deny.append((principal, frozenset({_EVERYWHERE}),
-                                     frozenset({IAM_ADMIN})))
-                acc.deny.append((principal, where, concrete - {IAM_ADMIN}))
+                scopes = resource_scopes(_list(st.get("Resource")), buckets, strict=True)
+                if concrete & _IAM and _denies_all_iam(st, own_account):
+                    scopes.append(Scope(_EVERYWHERE, frozenset({IAM})))
+                acc.deny.append(_Deny(principal, tuple(scopes), concrete))
     return acc.result()
 
 
@@ -421,47 +651,55 @@ class PolicyFacts:
     unmapped: list[str] = field(default_factory=list)
 
 
-def bucket_policy_grants(bucket: str, doc: dict[str, Any],
-                         own_account: str | None) -> PolicyFacts:
+def bucket_policy_grants(bucket: str, doc: dict[str, Any], own_account: str | None, *,
+                         known: Collection[str] = ()) -> PolicyFacts:
     """Grants of the bucket policy ``doc`` of ``bucket`` (source ``s3:bucket-policy``).
 
     Only resources of this bucket count; unconditional Deny statements subtract from the same
-    principal (or, for ``Principal: *``, from every principal of the policy).
+    principal (or, for ``Principal: *``, from every principal of the policy), level by level.
+    A user or role of another account is granted as its account, with the source
+    ``s3:bucket-policy (ARN)``. ``known``: see :func:`policy_principals`.
     """
     out = PolicyFacts()
     acc = _Grants()
+    own_bucket = f"s3://{bucket}"
     for st in statements(doc):
-        who, unmapped = policy_principals(st, own_account)
+        who, unmapped = policy_principals(st, own_account, known=known)
         out.unmapped.extend(u for u in unmapped if u not in out.unmapped)
         concrete, extra = _statement_actions(st)
-        concrete -= {IAM_ADMIN}
-        rids = [r for r in _statement_resources(st, [bucket]) if bucket_of(r) == f"s3://{bucket}"]
+        concrete -= _IAM
         if st.get("Effect") == "Allow":
+            scopes = [s for s in _statement_scopes(st, [bucket])
+                      if bucket_of(s.resource) == own_bucket]
             base = {*condition_texts(st.get("Condition")), *extra}
             for w in who:
                 if w.principal not in out.principals:
                     out.principals.append(w.principal)
-                for rid in rids:
-                    acc.add(w.principal.id, rid, "s3:bucket-policy",
-                            tuple(sorted(base | set(w.extra))), concrete)
+                source = f"s3:bucket-policy ({w.via})" if w.via else "s3:bucket-policy"
+                for scope in scopes:
+                    acc.add(w.principal.id, scope, source, tuple(sorted(base | set(w.extra))),
+                            concrete, via=w.via)
         elif _unconditional_deny(st):
-            where = _deny_where(st, [bucket])
+            scopes = resource_scopes(_list(st.get("Resource")), [bucket], strict=True)
             for w in who:
                 pid = _EVERYWHERE if w.principal.id == ANYONE else w.principal.id
-                acc.deny.append((pid, where, concrete))
+                acc.deny.append(_Deny(pid, tuple(scopes), concrete, via=w.via))
     out.grants = acc.result()
     return out
 
 
 def acl_grants(bucket: str, acl: dict[str, Any]) -> tuple[list[Grant], list[Principal]]:
     """Grants of a bucket ACL (``GetBucketAcl`` answer; source ``s3:acl``) and their grantees."""
-    owner = str((acl.get("Owner") or {}).get("ID", ""))
+    owner_block = acl.get("Owner")
+    owner = str(owner_block.get("ID", "")) if isinstance(owner_block, dict) else ""
     by_grantee: dict[str, set[str]] = {}
     principals: dict[str, Principal] = {}
     for grant in _list(acl.get("Grants")):
         if not isinstance(grant, dict):
             continue
-        grantee = grant.get("Grantee") or {}
+        grantee = grant.get("Grantee")
+        if not isinstance(grantee, dict):
+            continue
         uri = str(grantee.get("URI", ""))
         cid = str(grantee.get("ID", ""))
         if uri == ALL_USERS:
@@ -482,10 +720,14 @@ def acl_grants(bucket: str, acl: dict[str, Any]) -> tuple[list[Grant], list[Prin
     return grants, list(principals.values())
 
 
-def trust_memberships(role: str, doc: dict[str, Any],
-                      own_account: str | None) -> tuple[list[Membership], list[Principal],
-                                                         list[str]]:
-    """``can-assume`` edges from the trust policy of ``role``; principals; unmapped values."""
+def trust_memberships(role: str, doc: dict[str, Any], own_account: str | None, *,
+                      known: Collection[str] = ()) -> tuple[list[Membership], list[Principal],
+                                                             list[str]]:
+    """``can-assume`` edges from the trust policy of ``role``; principals; unmapped values.
+
+    A user or role of another account becomes its account, with the source
+    ``iam:trust-policy:ROLE (ARN)``. ``known``: see :func:`policy_principals`.
+    """
     edges: list[Membership] = []
     principals: list[Principal] = []
     unmapped: list[str] = []
@@ -498,13 +740,13 @@ def trust_memberships(role: str, doc: dict[str, Any],
             allowed = _matches((str(a) for a in _list(st.get("Action"))), _ASSUME)
         if not allowed:
             continue
-        who, bad = policy_principals(st, own_account)
+        who, bad = policy_principals(st, own_account, known=known)
         unmapped.extend(bad)
         conditions = condition_texts(st.get("Condition"))
         for w in who:
             principals.append(w.principal)
-            edge = Membership(w.principal.id, f"aws:role/{role}", "can-assume",
-                              f"iam:trust-policy:{role}",
+            source = f"iam:trust-policy:{role}" + (f" ({w.via})" if w.via else "")
+            edge = Membership(w.principal.id, f"aws:role/{role}", "can-assume", source,
                               tuple(sorted({*conditions, *w.extra})))
             if edge not in edges:
                 edges.append(edge)
@@ -526,35 +768,91 @@ def parse_document(value: Any) -> dict[str, Any]:
         return load(urllib.parse.unquote(text))
 
 
+class _Shape:
+    """Counts the entries of IAM answers skipped for an unexpected shape (keys only, no values)."""
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+
+    def skip(self, where: str, count: int = 1) -> None:
+        """Count ``count`` skipped entries of ``where``."""
+        if count:
+            self.skipped[where] += count
+
+    def entries(self, value: Any, where: str) -> list[dict[str, Any]]:
+        """The dict items of the list ``value`` (None: none); anything else is skipped."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.skip(where)
+            return []
+        out = [item for item in value if isinstance(item, dict)]
+        self.skip(where, len(value) - len(out))
+        return out
+
+    def name(self, entry: dict[str, Any], key: str, where: str) -> str | None:
+        """``entry[key]`` when it is a non-empty string; else the entry is skipped."""
+        value = entry.get(key)
+        if isinstance(value, str) and value:
+            return value
+        self.skip(where)
+        return None
+
+    def names(self, value: Any, where: str) -> list[str]:
+        """The non-empty strings of the list ``value``; anything else is skipped."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.skip(where)
+            return []
+        out = [item for item in value if isinstance(item, str) and item]
+        self.skip(where, len(value) - len(out))
+        return out
+
+    def problem(self) -> Problem | None:
+        """One Problem for everything skipped, or None."""
+        if not self.skipped:
+            return None
+        total = sum(self.skipped.values())
+        where = ", ".join(f"{key} {n}" for key, n in sorted(self.skipped.items()))
+        return Problem(SOURCE, "iam", f"an IAM answer had an unexpected shape ({total} "
+                                      f"{'entry' if total == 1 else 'entries'} skipped: {where})")
+
+
+def _paginate(client: Any, operation: str, **params: Any
+              ) -> tuple[list[dict[str, Any]], Answer | None]:
+    """Every page of ``operation`` (boto3's paginator; one call when there is none)."""
+    pages: list[dict[str, Any]] = []
+    try:
+        if client.can_paginate(operation):
+            for page in client.get_paginator(operation).paginate(**params):
+                page.pop("ResponseMetadata", None)
+                pages.append(page)
+        else:
+            answer = call(client, operation, **params)
+            if not answer.ok:
+                return pages, answer
+            pages.append(answer.data)
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        return pages, classify(exc)
+    return pages, None
+
+
 def _pages(client: Any, operation: str, key: str, **params: Any) -> tuple[list[Any], Answer | None]:
-    """Every item under ``key`` across ``Marker`` pages; the failing answer, if one failed."""
-    items: list[Any] = []
-    marker: str | None = None
-    while True:
-        answer = call(client, operation, **params, **({"Marker": marker} if marker else {}))
-        if not answer.ok:
-            return items, answer
-        items.extend(answer.data.get(key, []))
-        marker = answer.data.get("Marker")
-        if not answer.data.get("IsTruncated") or not marker:
-            return items, None
+    """Every item under ``key`` across the pages; the failing answer, if one failed."""
+    pages, bad = _paginate(client, operation, **params)
+    return [item for page in pages for item in _list(page.get(key))], bad
+
+
+_DETAIL_KEYS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
 
 
 def _details(iam: Any) -> tuple[dict[str, list[Any]], Answer | None]:
-    out: dict[str, list[Any]] = {k: [] for k in ("UserDetailList", "GroupDetailList",
-                                                 "RoleDetailList", "Policies")}
-    marker: str | None = None
-    while True:
-        answer = call(iam, "get_account_authorization_details",
-                      Filter=["User", "Group", "Role", "LocalManagedPolicy", "AWSManagedPolicy"],
-                      **({"Marker": marker} if marker else {}))
-        if not answer.ok:
-            return out, answer
-        for key, items in out.items():
-            items.extend(answer.data.get(key, []))
-        marker = answer.data.get("Marker")
-        if not answer.data.get("IsTruncated") or not marker:
-            return out, None
+    pages, bad = _paginate(iam, "get_account_authorization_details",
+                           Filter=["User", "Group", "Role", "LocalManagedPolicy",
+                                   "AWSManagedPolicy"])
+    return {k: [item for page in pages for item in _list(page.get(k))]
+            for k in _DETAIL_KEYS}, bad
 
 
 def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[str, Any]]:
@@ -564,8 +862,11 @@ def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[st
     if bad is not None:
         problems.append(bad.reason(f"inline policies of {kind} {name} "
                                    f"(iam:List{kind.capitalize()}Policies)"))
-    out = []
+    out: list[dict[str, Any]] = []
     for policy in names:
+        if not isinstance(policy, str) or not policy:
+            out.append({})  # the details reader reports the shape
+            continue
         got = call(iam, f"get_{kind}_policy", **{f"{kind.capitalize()}Name": name,
                                                  "PolicyName": policy})
         if got.ok:
@@ -576,7 +877,7 @@ def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[st
     return out
 
 
-def _attached(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[str, Any]]:
+def _attached(iam: Any, kind: str, name: str, problems: list[str]) -> list[Any]:
     items, bad = _pages(iam, f"list_attached_{kind}_policies", "AttachedPolicies",
                         **{f"{kind.capitalize()}Name": name})
     if bad is not None:
@@ -585,11 +886,17 @@ def _attached(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[
     return items
 
 
+def _entity_name(entity: Any, key: str) -> str | None:
+    value = entity.get(key) if isinstance(entity, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
     """The ``GetAccountAuthorizationDetails`` shape, read with List*/Get* calls (the fallback).
 
     Returns the details (without ``Policies``: managed documents are fetched on demand) and the
-    reasons of every call that failed.
+    reasons of every call that failed. An entry of an unexpected shape is passed on unchanged,
+    for the details reader to skip and report.
     """
     problems: list[str] = []
     out: dict[str, list[Any]] = {"UserDetailList": [], "GroupDetailList": [],
@@ -598,20 +905,27 @@ def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
     if bad is not None:
         problems.append(bad.reason("IAM users (iam:ListUsers)"))
     for user in users:
-        name = user["UserName"]
+        name = _entity_name(user, "UserName")
+        if name is None:
+            out["UserDetailList"].append(user)
+            continue
         groups, bad = _pages(iam, "list_groups_for_user", "Groups", UserName=name)
         if bad is not None:
             problems.append(bad.reason(f"groups of user {name} (iam:ListGroupsForUser)"))
         tags, bad = _pages(iam, "list_user_tags", "Tags", UserName=name)
         out["UserDetailList"].append({
-            **user, "GroupList": [g["GroupName"] for g in groups], "Tags": tags,
+            **user, "GroupList": [g.get("GroupName") if isinstance(g, dict) else g
+                                  for g in groups], "Tags": tags,
             "AttachedManagedPolicies": _attached(iam, "user", name, problems),
             "UserPolicyList": _inline(iam, "user", name, problems)})
     groups, bad = _pages(iam, "list_groups", "Groups")
     if bad is not None:
         problems.append(bad.reason("IAM groups (iam:ListGroups)"))
     for group in groups:
-        name = group["GroupName"]
+        name = _entity_name(group, "GroupName")
+        if name is None:
+            out["GroupDetailList"].append(group)
+            continue
         out["GroupDetailList"].append({
             **group, "AttachedManagedPolicies": _attached(iam, "group", name, problems),
             "GroupPolicyList": _inline(iam, "group", name, problems)})
@@ -619,50 +933,85 @@ def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
     if bad is not None:
         problems.append(bad.reason("IAM roles (iam:ListRoles)"))
     for role in roles:
-        name = role["RoleName"]
+        name = _entity_name(role, "RoleName")
+        if name is None:
+            out["RoleDetailList"].append(role)
+            continue
         out["RoleDetailList"].append({
             **role, "AttachedManagedPolicies": _attached(iam, "role", name, problems),
             "RolePolicyList": _inline(iam, "role", name, problems)})
     return out, problems
 
 
-def _managed(details: dict[str, list[Any]]) -> dict[str, tuple[str, Any]]:
+def _managed(details: dict[str, Any], shape: _Shape) -> dict[str, tuple[str, Any]]:
     """Managed policy ARN → (name, default version document)."""
     out: dict[str, tuple[str, Any]] = {}
-    for policy in details.get("Policies", []):
-        doc = next((v.get("Document") for v in policy.get("PolicyVersionList", [])
-                    if v.get("IsDefaultVersion")), None)
+    for policy in shape.entries(details.get("Policies"), "Policies"):
+        arn = shape.name(policy, "Arn", "Policies")
+        if arn is None:
+            continue
+        versions = shape.entries(policy.get("PolicyVersionList"), "PolicyVersionList")
+        doc = next((v.get("Document") for v in versions if v.get("IsDefaultVersion")), None)
         if doc is not None:
-            out[str(policy["Arn"])] = (str(policy.get("PolicyName", "")), doc)
+            name = policy.get("PolicyName")
+            out[arn] = (name if isinstance(name, str) else "", doc)
     return out
 
 
-def _fetch_managed(iam: Any, arn: str) -> tuple[str, Any] | str:
+def _fetch_managed(iam: Any, arn: str, shape: _Shape) -> tuple[str, Any] | str | None:
+    """(name, document) of a managed policy; a reason when unreadable; None when misshapen."""
+    if iam is None:
+        return f"managed policy {arn}: not in the IAM details"
     got = call(iam, "get_policy", PolicyArn=arn)
     if not got.ok:
         return got.reason(f"managed policy {arn} (iam:GetPolicy)")
-    policy = got.data.get("Policy", {})
+    policy = got.data.get("Policy")
+    if not isinstance(policy, dict):
+        shape.skip("GetPolicy")
+        return None
+    default = policy.get("DefaultVersionId")
     version = call(iam, "get_policy_version", PolicyArn=arn,
-                   VersionId=policy.get("DefaultVersionId", "v1"))
+                   VersionId=default if isinstance(default, str) and default else "v1")
     if not version.ok:
         return version.reason(f"managed policy {arn} (iam:GetPolicyVersion)")
-    name = str(policy.get("PolicyName", arn.rsplit("/", 1)[-1]))
-    return name, version.data.get("PolicyVersion", {}).get("Document")
+    body = version.data.get("PolicyVersion")
+    doc = body.get("Document") if isinstance(body, dict) else None
+    if doc is None:
+        shape.skip("GetPolicyVersion")
+        return None
+    name = policy.get("PolicyName")
+    return (name if isinstance(name, str) and name else arn.rsplit("/", 1)[-1]), doc
 
 
-def _is_service_user(user: dict[str, Any]) -> bool:
-    tags = {str(t.get("Key", "")).lower() for t in user.get("Tags") or []}
+def _is_service_user(user: dict[str, Any], shape: _Shape) -> bool:
+    tags = {str(t.get("Key", "")).lower() for t in shape.entries(user.get("Tags"), "Tags")}
     return "/service/" in str(user.get("Path", "/")) or "service-account" in tags
+
+
+def _last_used_of(users: Iterable[Any]) -> dict[str, str]:
+    """User name → ISO date of ``PasswordLastUsed`` (entries without it are left out)."""
+    out = {}
+    for user in users:
+        name = _entity_name(user, "UserName")
+        when = user.get("PasswordLastUsed") if name is not None else None
+        if name is not None and when is not None and hasattr(when, "date"):
+            out[name] = when.date().isoformat()
+    return out
 
 
 def _last_used(iam: Any) -> dict[str, str]:
     users, _ = _pages(iam, "list_users", "Users")
-    out = {}
-    for user in users:
-        when = user.get("PasswordLastUsed")
-        if when is not None and hasattr(when, "date"):
-            out[str(user["UserName"])] = when.date().isoformat()
-    return out
+    return _last_used_of(users)
+
+
+def _account_of(entities: Iterable[dict[str, Any]]) -> str | None:
+    """The account most ARNs of the IAM answer belong to (AWS-managed policies aside)."""
+    seen: Counter[str] = Counter()
+    for entity in entities:
+        m = _ARN_ACCOUNT.match(str(entity.get("Arn", "")))
+        if m:
+            seen[m.group(1)] += 1
+    return seen.most_common(1)[0][0] if seen else None
 
 
 class _IamReader:
@@ -672,17 +1021,23 @@ class _IamReader:
                  buckets: Sequence[str]) -> None:
         self.iam = iam
         self.facts = facts
+        #: The own account: given (STS), else found in the ARNs of the IAM answer.
         self.own = own_account
         self.buckets = buckets
         self.managed: dict[str, tuple[str, Any]] = {}
+        #: ``aws:user/NAME`` and ``aws:role/NAME`` of every user and role IAM listed.
+        self.known: set[str] = set()
+        self.shape = _Shape()
 
     def problem(self, message: str) -> None:
         self.facts.problems.append(Problem(SOURCE, "iam", message))
 
     def read(self) -> None:
         details, answer = _details(self.iam)
+        listed = False
         if answer is not None and answer.state == "unsupported":
             details, reasons = details_by_listing(self.iam)
+            listed = True
             for reason in reasons:
                 self.problem(f"cannot read IAM: {reason}")
         elif answer is not None:
@@ -690,38 +1045,63 @@ class _IamReader:
             self.problem(f"cannot read IAM: access denied ({op})" if answer.state == "denied"
                          else f"cannot read IAM: {answer.reason(op)}")
             return
-        self.managed = _managed(details)
-        last = _last_used(self.iam)
-        for user in details["UserDetailList"]:
-            self.user(user, last.get(str(user["UserName"])))
-        for group in details["GroupDetailList"]:
-            name = str(group["GroupName"])
+        # the fallback listed the users with their PasswordLastUsed already
+        self.apply(details, _last_used_of(details["UserDetailList"]) if listed
+                   else _last_used(self.iam))
+
+    def apply(self, details: Any, last_used: dict[str, str] | None = None) -> None:
+        """Record what a ``GetAccountAuthorizationDetails``-shaped answer says."""
+        if not isinstance(details, dict):
+            self.shape.skip("GetAccountAuthorizationDetails")
+            self._finish()
+            return
+        shape = self.shape
+        users = [(name, u) for u in shape.entries(details.get("UserDetailList"), "UserDetailList")
+                 if (name := shape.name(u, "UserName", "UserDetailList")) is not None]
+        groups = [(name, g) for g in shape.entries(details.get("GroupDetailList"),
+                                                   "GroupDetailList")
+                  if (name := shape.name(g, "GroupName", "GroupDetailList")) is not None]
+        roles = [(name, r) for r in shape.entries(details.get("RoleDetailList"), "RoleDetailList")
+                 if (name := shape.name(r, "RoleName", "RoleDetailList")) is not None]
+        if self.own is None:
+            self.own = _account_of(e for _, e in (*users, *groups, *roles))
+        self.known = ({f"aws:user/{name}" for name, _ in users}
+                      | {f"aws:role/{name}" for name, _ in roles})
+        self.managed = _managed(details, shape)
+        for name, user in users:
+            self.user(name, user, (last_used or {}).get(name))
+        for name, group in groups:
             pid = f"aws:group/{name}"
             self.facts.add_principal(_principal(pid, "group", name))
             self.grants(pid, name, group, "GroupPolicyList")
-        for role in details["RoleDetailList"]:
-            self.role(role)
+        for name, role in roles:
+            self.role(name, role)
+        self._finish()
 
-    def user(self, user: dict[str, Any], last_used: str | None) -> None:
-        name = str(user["UserName"])
+    def _finish(self) -> None:
+        found = self.shape.problem()
+        if found is not None:
+            self.facts.problems.append(found)
+            self.shape.skipped.clear()
+
+    def user(self, name: str, user: dict[str, Any], last_used: str | None) -> None:
         pid = f"aws:user/{name}"
         self.facts.add_principal(Principal(pid, "user", name, SOURCE,
-                                           human=not _is_service_user(user),
+                                           human=not _is_service_user(user, self.shape),
                                            last_used=last_used))
-        for group in user.get("GroupList", []):
+        for group in self.shape.names(user.get("GroupList"), "GroupList"):
             self.facts.memberships.append(Membership(pid, f"aws:group/{group}", "member-of",
                                                      "iam:group-membership"))
         self.grants(pid, name, user, "UserPolicyList")
 
-    def role(self, role: dict[str, Any]) -> None:
-        name = str(role["RoleName"])
+    def role(self, name: str, role: dict[str, Any]) -> None:
         pid = f"aws:role/{name}"
         self.facts.add_principal(_principal(pid, "role", name))
         trust = role.get("AssumeRolePolicyDocument")
         if trust is not None:
             try:
                 edges, principals, unmapped = trust_memberships(
-                    name, parse_document(trust), self.own)
+                    name, parse_document(trust), self.own, known=self.known)
             except ValueError:
                 self.problem(f"the trust policy of role {name} is not valid JSON")
             else:
@@ -734,27 +1114,56 @@ class _IamReader:
         self.grants(pid, name, role, "RolePolicyList")
 
     def grants(self, pid: str, name: str, entity: dict[str, Any], inline_key: str) -> None:
+        shape = self.shape
         policies: list[tuple[str, dict[str, Any]]] = []
-        for attached in entity.get("AttachedManagedPolicies", []):
-            arn = str(attached.get("PolicyArn", ""))
+        for attached in shape.entries(entity.get("AttachedManagedPolicies"),
+                                      "AttachedManagedPolicies"):
+            arn = shape.name(attached, "PolicyArn", "AttachedManagedPolicies")
+            if arn is None:
+                continue
             if arn not in self.managed:
-                fetched = _fetch_managed(self.iam, arn)
+                fetched = _fetch_managed(self.iam, arn, shape)
                 if isinstance(fetched, str):
                     self.problem(f"cannot read IAM: {fetched}")
                     continue
+                if fetched is None:
+                    continue
                 self.managed[arn] = fetched
             policy_name, doc = self.managed[arn]
-            self._add(policies, f"iam:policy/{policy_name or attached.get('PolicyName')}", doc)
-        for inline in entity.get(inline_key, []):
-            self._add(policies, f"iam:inline/{name}/{inline.get('PolicyName')}",
-                      inline.get("PolicyDocument"))
-        self.facts.grants.extend(identity_grants(pid, policies, self.buckets))
+            label = policy_name or attached.get("PolicyName") or arn.rsplit("/", 1)[-1]
+            self._add(policies, f"iam:policy/{label}", doc)
+        for inline in shape.entries(entity.get(inline_key), inline_key):
+            policy = shape.name(inline, "PolicyName", inline_key)
+            doc = inline.get("PolicyDocument")
+            if policy is None:
+                continue
+            if doc is None:
+                shape.skip(inline_key)
+                continue
+            self._add(policies, f"iam:inline/{name}/{policy}", doc)
+        self.facts.grants.extend(identity_grants(pid, policies, self.buckets,
+                                                 own_account=self.own))
 
     def _add(self, policies: list[tuple[str, dict[str, Any]]], source: str, doc: Any) -> None:
         try:
             policies.append((source, parse_document(doc)))
         except ValueError:
             self.problem(f"{source} is not a valid JSON policy document")
+
+
+def iam_facts(details: Any, buckets: Sequence[str], *, own_account: str | None = None,
+              iam: Any = None, last_used: dict[str, str] | None = None) -> Facts:
+    """The facts of a ``GetAccountAuthorizationDetails``-shaped answer (no I/O unless ``iam``).
+
+    ``iam``, when given, reads the managed policies the details lack; ``own_accounts`` of the
+    result holds ``own_account`` or, when None, the account of the ARNs in the answer.
+    """
+    facts = Facts(sources=[SOURCE])
+    reader = _IamReader(iam, facts, own_account, buckets)
+    reader.apply(details, last_used)
+    if reader.own:
+        facts.own_accounts.append(reader.own)
+    return facts
 
 
 # =============================================================================================
@@ -782,11 +1191,10 @@ def _foreign(pid: str, own_account: str | None) -> bool:
     return pid.removeprefix("aws:account/") != own_account
 
 
-def _collect_bucket(conn: Connection, facts: Facts, bucket: str,
-                    account_bpa: dict[str, bool]) -> None:
+def _collect_bucket(conn: Connection, facts: Facts, bucket: str, account_bpa: dict[str, bool],
+                    own: str | None, known: Collection[str]) -> None:
     asset = f"s3://{bucket}"
     s3 = conn.client("s3", bucket_region(conn, bucket))
-    own = conn.account_id
 
     bpa_answer = call(s3, "get_public_access_block", Bucket=bucket)
     _unread(facts, asset, bpa_answer, "the bucket Public Access Block (s3:GetPublicAccessBlock)")
@@ -802,7 +1210,7 @@ def _collect_bucket(conn: Connection, facts: Facts, bucket: str,
             facts.problems.append(Problem(SOURCE, asset, "the bucket policy (s3:GetBucketPolicy) "
                                                          "is not valid JSON"))
         else:
-            found = bucket_policy_grants(bucket, doc, own)
+            found = bucket_policy_grants(bucket, doc, own, known=known)
             grants = found.grants
             if restrict and public_statements(doc):
                 grants = [g for g in grants if not _foreign(g.principal, own)]
@@ -816,8 +1224,9 @@ def _collect_bucket(conn: Connection, facts: Facts, bucket: str,
 
     ownership = call(s3, "get_bucket_ownership_controls", Bucket=bucket)
     _unread(facts, asset, ownership, "the ownership controls (s3:GetBucketOwnershipControls)")
-    rules = _config(ownership, "OwnershipControls").get("Rules", [])
-    enforced = any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
+    rules = _list(_config(ownership, "OwnershipControls").get("Rules"))
+    enforced = any(isinstance(r, dict) and r.get("ObjectOwnership") == "BucketOwnerEnforced"
+                   for r in rules)
 
     acl = call(s3, "get_bucket_acl", Bucket=bucket)
     if not _unread(facts, asset, acl, "the bucket ACL (s3:GetBucketAcl)") and acl.ok \
@@ -833,11 +1242,10 @@ def _collect_bucket(conn: Connection, facts: Facts, bucket: str,
 
 def _list_buckets(conn: Connection, facts: Facts,
                   wanted: Sequence[str] | None) -> list[str]:
-    answer = call(conn.client("s3"), "list_buckets")
+    listed, answer = all_buckets(conn)
     if not answer.ok:
         facts.problems.append(Problem(SOURCE, "s3", answer.reason("the buckets (s3:ListBuckets)")))
-        return list(wanted or [])
-    listed = [str(b["Name"]) for b in answer.data.get("Buckets", [])]
+        return list(wanted) if wanted is not None else listed
     if wanted is None:
         return listed
     for name in wanted:
@@ -848,12 +1256,11 @@ def _list_buckets(conn: Connection, facts: Facts,
     return [b for b in wanted if b in listed]
 
 
-def _account_bpa(conn: Connection, facts: Facts) -> dict[str, bool]:
-    if not conn.access.aws or not conn.account_id:
+def _account_bpa(conn: Connection, facts: Facts, own: str | None) -> dict[str, bool]:
+    if not conn.access.aws or not own:
         return bpa_flags(None)
-    answer = call(conn.client("s3control"), "get_public_access_block",
-                  AccountId=conn.account_id)
-    _unread(facts, f"aws:{conn.account_id}", answer,
+    answer = call(conn.client("s3control"), "get_public_access_block", AccountId=own)
+    _unread(facts, f"aws:{own}", answer,
             "the account Public Access Block (s3control:GetPublicAccessBlock)")
     return bpa_flags(_config(answer, "PublicAccessBlockConfiguration"))
 
@@ -869,20 +1276,25 @@ def collect_aws(access: Access, *, buckets: Sequence[str] | None = None,
     ``buckets`` restricts the scan to those buckets (a name not listed becomes a Problem);
     ``observer(service, operation)`` sees every API call before it is sent. Raises
     :class:`~hipaa_audit.s3.client.S3SetupError` when the credentials, role or endpoint cannot
-    be used; everything unreadable after that is a :class:`Problem` in the facts.
+    be used; everything unreadable after that is a :class:`Problem` in the facts. The own
+    account (STS, else the ARNs of the IAM answer) goes to ``own_accounts`` when known.
     """
     conn = Connection(access, observer)
     facts = Facts(sources=[SOURCE])
-    own = conn.account_id
-    system = f"aws:{own or 'unknown'}"
     names = _list_buckets(conn, facts, buckets)
+
+    reader = _IamReader(conn.client("iam"), facts, conn.account_id, names)
+    reader.read()
+    own = reader.own
+    if own:
+        facts.own_accounts.append(own)
+    system = f"aws:{own or 'unknown'}"
     for name in names:
         facts.add_resource(Resource(f"s3://{name}", "bucket", phi=None, system=system))
-
-    _IamReader(conn.client("iam"), facts, own, names).read()
-    account_bpa = _account_bpa(conn, facts)
+    account_bpa = _account_bpa(conn, facts, own)
+    known = frozenset(reader.known)
     for name in names:
-        _collect_bucket(conn, facts, name, account_bpa)
+        _collect_bucket(conn, facts, name, account_bpa, own, known)
 
     if buckets is not None:
         scope = {f"s3://{b}" for b in buckets}
@@ -894,7 +1306,8 @@ def collect_aws(access: Access, *, buckets: Sequence[str] | None = None,
     return facts
 
 
-__all__ = ["IAM_ADMIN", "S3_ACTIONS", "PolicyFacts", "Who", "acl_grants", "bucket_of",
-           "bucket_policy_grants", "collect_aws", "concrete_actions", "condition_texts",
-           "details_by_listing", "identity_grants", "normalise", "parse_document",
-           "policy_principals", "resource_ids", "s3_actions", "trust_memberships"]
+__all__ = ["IAM_ADMIN", "IAM_ESCALATION", "S3_ACTIONS", "PolicyFacts", "Scope", "Who",
+           "acl_grants", "action_level", "bucket_of", "bucket_policy_grants", "collect_aws",
+           "concrete_actions", "condition_texts", "details_by_listing", "iam_facts",
+           "identity_grants", "normalise", "parse_document", "policy_principals",
+           "resource_ids", "resource_scopes", "s3_actions", "trust_memberships"]

@@ -12,8 +12,9 @@ a column the mapping names explicitly) raises :class:`PermissionSourceError`. A 
 be used becomes a :class:`~hipaa_audit.permissions.model.Problem` whose asset is ``FILE:LINE``
 and whose message starts ``line N:``. Neither ever carries a cell value (cells may hold PHI, and
 the roster holds people's names): messages name lines, columns and positions only. The one
-exception is the list of column names in the error for a missing column, shown only when the
-first line looks like a header (at least one of its fields is a known column name).
+exception is the error for a missing column in a PACS export: it shows the cells of the first
+line that are known column names or aliases (any other cell is only counted, as a first line
+that is not a header holds data). For the roster it shows no cell at all, only counts.
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ import csv
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.mapping import (
+    check_columns,
+    check_format,
+    check_table,
+    from_table,
+    mapping_hash,
+)
 from hipaa_audit.permissions.model import (
     ACTIONS,
     Facts,
@@ -129,66 +137,20 @@ def _norm_word(word: str) -> str:
     return re.sub(r"[\s_]+", "-", word.strip().casefold())
 
 
-def _check_columns(what: str, mapping: Any, required: str, optional: tuple[str, ...]) -> None:
-    value = getattr(mapping, required)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} mapping: {required} must name a column")
-    for name in optional:
-        value = getattr(mapping, name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ValueError(f"{what} mapping: {name} must name a column or be empty")
-    delimiter = mapping.delimiter
+def _check_mapping(what: str, mapping: PacsMapping | RosterMapping, required: str,
+                   optional: tuple[str, ...]) -> None:
+    """The column names, the delimiter and the date format of a mapping."""
+    check_columns(what, mapping, (required,), optional)
+    delimiter: object = mapping.delimiter
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
         raise ValueError(f"{what} mapping: delimiter must be one character (not a quote)")
-    date_format = mapping.date_format
-    if date_format is not None and (not isinstance(date_format, str) or not date_format):
-        raise ValueError(f"{what} mapping: date_format must be a strptime format")
-
-
-def _check_table(what: str, name: str, table: Any, allowed: tuple[str, ...]) -> None:
-    if not isinstance(table, dict):
-        raise ValueError(f"{what} mapping: {name} must be a table")
-    for key, value in table.items():
-        if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
-            raise ValueError(f"{what} mapping: {name}.{key}: must map text to text")
-        if value.strip().casefold() not in allowed:
-            raise ValueError(f"{what} mapping: {name}.{key}: {value!r} is not one of "
-                             f"{', '.join(allowed)}")
-
-
-def _from_toml(cls: Any, what: str, data: Mapping[str, Any], optional: tuple[str, ...],
-               tables: tuple[str, ...]) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{what} mapping must be a table of settings")
-    known = [f.name for f in fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"{what} mapping: unknown key {key!r} (known keys: "
-                             f"{', '.join(known)})")
-        if key in tables:
-            if not isinstance(value, Mapping):
-                raise ValueError(f"{what} mapping: {key} must be a table")
-            kwargs[key] = {str(k): v for k, v in value.items()}
-        elif key in (*optional, "date_format") and value in ("", False, None):
-            kwargs[key] = None
-        elif not isinstance(value, str):
-            raise ValueError(f"{what} mapping: {key} must be a string")
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+    check_format(what, "date_format", mapping.date_format)
 
 
 def _table(defaults: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     out = dict(defaults)
     out.update({_norm_word(k): v.strip().casefold() for k, v in extra.items()})
     return out
-
-
-def _hash_of(obj: Any) -> int:
-    return hash(tuple(
-        tuple(sorted(value.items())) if isinstance(value, dict) else value
-        for value in (getattr(obj, f.name) for f in fields(obj))))
 
 
 _PACS_OPTIONAL = ("role", "permissions", "status", "last_login", "type")
@@ -227,19 +189,19 @@ class PacsMapping:
     date_format: str | None = None
 
     def __post_init__(self) -> None:
-        _check_columns("PACS", self, "user", _PACS_OPTIONAL)
-        _check_table("PACS", "values", self.values, (*ACTIONS, "ignore"))
-        _check_table("PACS", "statuses", self.statuses, ("active", "disabled"))
-        _check_table("PACS", "types", self.types, ("user", "service"))
+        _check_mapping("PACS", self, "user", _PACS_OPTIONAL)
+        check_table("PACS", "values", self.values, (*ACTIONS, "ignore"))
+        check_table("PACS", "statuses", self.statuses, ("active", "disabled"))
+        check_table("PACS", "types", self.types, ("user", "service"))
 
     def __hash__(self) -> int:
-        return _hash_of(self)
+        return mapping_hash(self)
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> PacsMapping:
         """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
-        mapping: PacsMapping = _from_toml(cls, "PACS", data, _PACS_OPTIONAL, _PACS_TABLES)
-        return mapping
+        return from_table(cls, "PACS", data, tables=_PACS_TABLES,
+                          nullable=(*_PACS_OPTIONAL, "date_format"))
 
 
 _ROSTER_OPTIONAL = ("name", "role", "status", "end_date", "accounts")
@@ -251,9 +213,10 @@ class RosterMapping:
 
     Columns (``None``, or ``""``/``false`` in TOML, means the roster has no such column):
     ``id`` (required; default ``id``, also ``username``, ``login``, ``employee_id``...),
-    ``name`` (full name, only ever kept as a fingerprint), ``role`` (several separated by ``;``
-    or ``|``), ``status``, ``end_date`` and ``accounts`` (other account names, separated by
-    ``;``, ``|`` or ``,``). A column given a non-default name must exist in the file.
+    ``name`` (full name, only ever kept as a fingerprint, ``Person.name_fp``), ``role``
+    (several separated by ``;`` or ``|``), ``status``, ``end_date`` and ``accounts`` (other
+    account names, separated by ``;``, ``|`` or ``,``). A column given a non-default name must
+    exist in the file.
 
     ``statuses`` maps status values (case-insensitive) to ``active``/``inactive``, merged over
     :data:`DEFAULT_ROSTER_STATUSES`. ``delimiter`` is the CSV field separator; ``date_format``
@@ -271,17 +234,17 @@ class RosterMapping:
     date_format: str | None = None
 
     def __post_init__(self) -> None:
-        _check_columns("roster", self, "id", _ROSTER_OPTIONAL)
-        _check_table("roster", "statuses", self.statuses, ("active", "inactive"))
+        _check_mapping("roster", self, "id", _ROSTER_OPTIONAL)
+        check_table("roster", "statuses", self.statuses, ("active", "inactive"))
 
     def __hash__(self) -> int:
-        return _hash_of(self)
+        return mapping_hash(self)
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> RosterMapping:
         """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
-        mapping: RosterMapping = _from_toml(cls, "roster", data, _ROSTER_OPTIONAL, ("statuses",))
-        return mapping
+        return from_table(cls, "roster", data, tables=("statuses",),
+                          nullable=(*_ROSTER_OPTIONAL, "date_format"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,10 +254,13 @@ class RosterMapping:
 class _Rows:
     """One CSV file read row by row: the located columns, and row problems (capped)."""
 
-    def __init__(self, path: Path, source: str, problems: list[Problem]) -> None:
+    def __init__(self, path: Path, source: str, problems: list[Problem], *,
+                 hide_header: bool = False) -> None:
         self.path = path
         self.source = source
         self.problems = problems
+        #: Never show a header cell, known or not (the roster: its first line may be a person).
+        self.hide_header = hide_header
         self.columns: dict[str, int] = {}
         self.header: list[str] = []
         self._kept = 0
@@ -400,14 +366,30 @@ class _Rows:
                 missing.append((name, wanted))
         if missing:
             what = "; ".join(f"no {col!r} column (for {name})" for name, col in missing)
-            if any(n in known for n in normalised):
-                shown = ", ".join(repr(h.strip()[:40]) for h in self.header[:40])
-                more = f" and {len(self.header) - 40} more" if len(self.header) > 40 else ""
-                found = f"found columns: {shown}{more}"
-            else:
-                found = (f"found {len(self.header)} columns, none of them a known column name "
-                         "(is the first line a header?)")
-            raise PermissionSourceError(f"{self.path}: {what}; {found}")
+            raise PermissionSourceError(f"{self.path}: {what}; {self._found(normalised, known)}")
+
+    def _found(self, normalised: list[str], known: set[str]) -> str:
+        """What the first line holds, for the missing-column error, without a cell value.
+
+        Only cells that are known column names or aliases are shown (never for the roster); a
+        first line that is data, not a header, may hold one by chance (a status ``ended``), so
+        the other cells are counted, not shown.
+        """
+        total = len(self.header)
+        matched = [h for h, n in zip(self.header, normalised, strict=True) if n in known]
+        if not matched:
+            return (f"found {total} columns, none of them a known column name "
+                    "(is the first line a header?)")
+        if self.hide_header:
+            names = "a known column name" if len(matched) == 1 else "known column names"
+            return (f"found {total} columns, {len(matched)} of them {names} (the roster's "
+                    "first line is never shown: without a header it would be a person's data)")
+        shown = matched[:40]
+        others = total - len(shown)
+        text = ", ".join(repr(h.strip()[:40]) for h in shown)
+        if others:
+            text += f" and {others} other column{'s' if others != 1 else ''}"
+        return f"found columns: {text}"
 
 
 def _split(text: str | None, separators: str) -> list[str]:
@@ -563,13 +545,15 @@ def collect_roster(path: Path, masker: Masker, *, mapping: RosterMapping | None 
     """Read the workforce roster into :class:`~hipaa_audit.permissions.model.Person` entries.
 
     ``id`` is the roster's own account name; ``accounts`` is that id and the ``accounts``
-    column, lower-cased, without repeats. The full name is kept only as
-    ``masker.fingerprint(name.casefold().strip())`` (``""`` without a name); no raw name is kept
-    anywhere, Problems included. A person is active unless the status says inactive
-    (``terminated``, ``inactive``, ``ended``, ``separated``...) or ``end_date`` is before
-    ``today`` (default: the local date), whatever the status says; ``ended`` is the end date in
-    ISO form when given. An unknown status is a Problem and counts as active; a row without an
-    id, with the wrong number of fields or repeating an earlier id is a Problem and skipped.
+    column, lower-cased, without repeats. The full name is kept only as ``name_fp``,
+    ``masker.fingerprint(name.casefold().strip())`` (``""`` without a name): a keyed fingerprint
+    kept so that the person can later be matched with names seen in the logs (the permission
+    rules do not read it); no raw name is kept anywhere, Problems included. A person is active
+    unless the status says inactive (``terminated``, ``inactive``, ``ended``, ``separated``...)
+    or ``end_date`` is before ``today`` (default: the local date), whatever the status says;
+    ``ended`` is the end date in ISO form when given. An unknown status is a Problem and counts
+    as active; a row without an id, with the wrong number of fields or repeating an earlier id
+    is a Problem and skipped.
 
     Raises :class:`PermissionSourceError` when the file is missing, empty, not UTF-8 or lacks
     the id column.
@@ -579,7 +563,7 @@ def collect_roster(path: Path, masker: Masker, *, mapping: RosterMapping | None 
     facts = Facts(sources=["roster"])
     statuses = _table(DEFAULT_ROSTER_STATUSES, mapping.statuses)
     seen: dict[str, int] = {}
-    rows = _Rows(path, "roster", facts.problems)
+    rows = _Rows(path, "roster", facts.problems, hide_header=True)
     for line, cells in rows.read(mapping, "id", _ROSTER_ALIASES):
         person_id = cells["id"].strip()
         if not person_id:

@@ -7,7 +7,8 @@ plus the ``pwd``/``grp`` databases for names and group members.
 
 Resources are ``fs:/ABS/PATH`` of kind ``folder``: the root and every directory down to
 ``max_depth`` levels below it, and a regular file only when its access is broader than its
-directory's. Files use the kind ``folder`` too (the model has no file kind). Grants come from
+directory's (a file readable by name in a folder that others may only traverse included).
+Files use the kind ``folder`` too (the model has no file kind). Grants come from
 the mode bits (source ``fs:mode``) and from named entries of the access ACL (``fs:acl``);
 principals are ``fs:user/NAME``, ``fs:group/NAME`` (``fs:user/uid:N``, ``fs:group/gid:N`` for ids
 without a name) and :data:`~hipaa_audit.permissions.model.ANYONE` for "other".
@@ -60,6 +61,8 @@ _ACL_ENTRY = struct.Struct("<HHI")
 _NO_ACL = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
 _OTHER_CONDITIONS = ("any local account",)
 _DEFAULT_CONDITION = "default ACL: inherited by new files"
+#: Added to a file's grant when the principal may traverse its folder (x) but not list it (r).
+_BY_NAME_CONDITION = "by name only: the folder cannot be listed"
 _NO_LOGIN_SHELLS = frozenset({"nologin", "false"})
 _FS_ACTIONS = frozenset({"list", "read", "write", "delete"})
 
@@ -93,7 +96,11 @@ def parse_acl(blob: bytes) -> list[AclEntry]:
 
 
 def _dir_actions(bits: int) -> set[str]:
-    """Directory bits: r lists, r+x reads (reaches the files), w+x writes and deletes."""
+    """Directory bits: r lists, r+x reads (reaches the files), w+x writes and deletes.
+
+    x alone (traverse: reach an entry whose name is known) gives no action on the folder; the
+    collector tracks it apart (:meth:`_Collector.traversers`) to judge the files inside.
+    """
     out: set[str] = set()
     if bits & 4:
         out.add("list")
@@ -114,6 +121,28 @@ def _file_actions(bits: int) -> set[str]:
     return out
 
 
+def _mask(entries: list[AclEntry]) -> int:
+    """The ACL mask (all bits when the ACL has none)."""
+    return next((e.perm for e in entries if e.tag == ACL_MASK), 7)
+
+
+def _group_bits(mode: int, entries: list[AclEntry]) -> int:
+    """The owning group's bits: the ``group::`` entry limited by the mask, else the mode's."""
+    mask = next((e.perm for e in entries if e.tag == ACL_MASK), None)
+    group_obj = next((e.perm for e in entries if e.tag == ACL_GROUP_OBJ), None)
+    if mask is not None and group_obj is not None:
+        return group_obj & mask
+    return (mode >> 3) & 7
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """Who reaches a folder: actions per principal, and who may traverse it (x bit)."""
+
+    actions: dict[str, set[str]]
+    traverse: frozenset[str]
+
+
 def _errno_text(exc: OSError) -> str:
     code = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
     return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
@@ -127,7 +156,7 @@ class _Collector:
         self.max_entries = max_entries
         self.system = f"fs:{socket.gethostname()}"
         self.facts = Facts(sources=[f"fs:{root}"])
-        self._users: dict[int, str] = {}
+        self._users: dict[int, tuple[str, pwd.struct_passwd | None]] = {}
         self._groups: dict[int, str] = {}
         self._group_ids: dict[str, int] = {}
         self._user_groups: dict[str, set[str]] | None = None
@@ -150,16 +179,25 @@ class _Collector:
             self.facts.add_principal(Principal(pid, kind, name, "fs", human=human))
         return pid
 
-    def user(self, uid: int) -> str:
-        pid = self._users.get(uid)
-        if pid is None:
+    def _user_entry(self, uid: int) -> tuple[str, pwd.struct_passwd | None]:
+        known = self._users.get(uid)
+        if known is None:
             try:
                 entry: pwd.struct_passwd | None = pwd.getpwuid(uid)
             except KeyError:
                 entry = None
             name = entry.pw_name if entry is not None else f"uid:{uid}"
-            pid = self._users[uid] = self._principal_for(name, entry, uid)
-        return pid
+            known = self._users[uid] = (name, entry)
+        return known
+
+    def user_id(self, uid: int) -> str:
+        """The principal id of ``uid``, without recording the principal."""
+        return f"fs:user/{self._user_entry(uid)[0]}"
+
+    def user(self, uid: int) -> str:
+        """The principal id of ``uid``, recorded as a principal."""
+        name, entry = self._user_entry(uid)
+        return self._principal_for(name, entry, uid)
 
     def user_named(self, name: str) -> str:
         try:
@@ -168,7 +206,8 @@ class _Collector:
             entry = None
         return self._principal_for(name, entry, None)
 
-    def group(self, gid: int) -> str:
+    def group_id(self, gid: int) -> str:
+        """The principal id of ``gid``, without recording the principal."""
         pid = self._groups.get(gid)
         if pid is None:
             try:
@@ -178,7 +217,14 @@ class _Collector:
             else:
                 self._group_ids[f"fs:group/{name}"] = gid
             pid = self._groups[gid] = f"fs:group/{name}"
-            self.facts.add_principal(Principal(pid, "group", name, "fs"))
+        return pid
+
+    def group(self, gid: int) -> str:
+        """The principal id of ``gid``, recorded as a principal."""
+        pid = self.group_id(gid)
+        if pid not in self.facts.principals:
+            self.facts.add_principal(
+                Principal(pid, "group", pid.removeprefix("fs:group/"), "fs"))
         return pid
 
     def anyone(self) -> str:
@@ -249,11 +295,7 @@ class _Collector:
         """Grants from the mode bits and the named entries of an access ACL."""
         mode = st.st_mode
         entries = acl or []
-        mask = next((e.perm for e in entries if e.tag == ACL_MASK), None)
-        group_obj = next((e.perm for e in entries if e.tag == ACL_GROUP_OBJ), None)
-        group_bits = (mode >> 3) & 7
-        if mask is not None and group_obj is not None:
-            group_bits = group_obj & mask
+        group_bits = _group_bits(mode, entries)
         out = [Grant(self.user(st.st_uid), resource,
                      frozenset(actions((mode >> 6) & 7) | {"admin"}), "fs:mode")]
         if acts := actions(group_bits):
@@ -267,7 +309,7 @@ class _Collector:
     def named(self, resource: str, entries: list[AclEntry], actions: Callable[[int], set[str]],
               conditions: tuple[str, ...]) -> Iterable[Grant]:
         """Grants for the named user and group entries of an ACL, limited by its mask."""
-        mask = next((e.perm for e in entries if e.tag == ACL_MASK), 7)
+        mask = _mask(entries)
         for entry in entries:
             if entry.tag not in (ACL_USER, ACL_GROUP):
                 continue
@@ -286,6 +328,36 @@ class _Collector:
                                  (*_OTHER_CONDITIONS, _DEFAULT_CONDITION)))
         return out
 
+    def traversers(self, st: os.stat_result, acl: list[AclEntry] | None) -> frozenset[str]:
+        """Who has the x (search) bit on a directory, so may reach its entries by name.
+
+        The owner by the owner bits, the owning group by its bits (``group::`` within the
+        mask), :data:`ANYONE` by the other bits, named ACL users and groups within the mask.
+        Principals are not recorded here: only ids are returned.
+        """
+        mode = st.st_mode
+        entries = acl or []
+        out: set[str] = set()
+        if mode & 0o100:
+            out.add(self.user_id(st.st_uid))
+        if _group_bits(mode, entries) & 1:
+            out.add(self.group_id(st.st_gid))
+        if mode & 0o001:
+            out.add(ANYONE)
+        mask = _mask(entries)
+        for entry in entries:
+            if entry.tag in (ACL_USER, ACL_GROUP) and entry.perm & mask & 1:
+                out.add(self.user_id(entry.id) if entry.tag == ACL_USER
+                        else self.group_id(entry.id))
+        return frozenset(out)
+
+    def routes(self, principal: str) -> set[str]:
+        """The principal itself, its groups (for a user) and :data:`ANYONE`."""
+        out = {principal, ANYONE}
+        if principal.startswith("fs:user/"):
+            out |= self.groups_of(principal)
+        return out
+
     def reach(self, grants: list[Grant]) -> dict[str, set[str]]:
         """Actions per principal, from grants without conditions other than "any account"."""
         out: dict[str, set[str]] = {}
@@ -294,45 +366,68 @@ class _Collector:
                 out.setdefault(grant.principal, set()).update(grant.actions)
         return out
 
-    def broader(self, file_grants: list[Grant], owner: str, folder: dict[str, set[str]]) -> bool:
+    def on_folder(self, principal: str, folder: _Folder) -> tuple[bool, set[str]]:
+        """Whether ``principal`` may traverse ``folder``, and its actions there (unwidened).
+
+        Both count what it holds directly, through its groups and through :data:`ANYONE`.
+        """
+        routes = self.routes(principal)
+        known: set[str] = set()
+        for route in routes:
+            known |= folder.actions.get(route, set())
+        return bool(routes & folder.traverse), known
+
+    def broader(self, file_grants: list[Grant], owner: str, folder: _Folder) -> bool:
         """Whether anyone but the file's owner may do more to the file than to its folder.
 
-        Only principals that reach the folder count: a world-readable file in a folder closed
-        to other accounts gives them nothing.
+        Only principals that may traverse the folder (x bit) count: a world-readable file in a
+        folder closed to other accounts gives them nothing, while one in a folder they may only
+        traverse (``0o711``) is readable by anyone who knows its name, so it is broader than
+        the folder, which gives them no read.
         """
         for principal, actions in self.reach(file_grants).items():
             if principal == owner:
                 continue
-            known = set(folder.get(principal, set())) | folder.get(ANYONE, set())
-            if principal.startswith("fs:user/"):
-                for group in self.groups_of(principal):
-                    known |= folder.get(group, set())
-            if not known:
+            traverse, known = self.on_folder(principal, folder)
+            if not traverse:
                 continue  # it cannot enter the folder, so the file's bits give it nothing
             if not (actions & _FS_ACTIONS) <= widen(known):
                 return True
         return False
 
+    def by_name(self, grant: Grant, folder: _Folder) -> Grant:
+        """Add the "by name only" condition when ``grant``'s principal may not list the folder.
+
+        That is, it may traverse the folder (x) but holds no r there: it reaches the file only
+        by knowing its name.
+        """
+        traverse, known = self.on_folder(grant.principal, folder)
+        if traverse and "list" not in known:
+            return Grant(grant.principal, grant.resource, grant.actions, grant.source,
+                         (*grant.conditions, _BY_NAME_CONDITION))
+        return grant
+
     # --- walk ------------------------------------------------------------------------------
 
-    def folder(self, path: str, st: os.stat_result) -> dict[str, set[str]]:
+    def folder(self, path: str, st: os.stat_result) -> _Folder:
         """Record a directory as a resource with its grants; return who reaches it."""
         rid = f"fs:{path}"
         self.facts.add_resource(Resource(rid, "folder", None, self.system))
-        grants = self.grants(rid, st, self.acl(path, ACL_ACCESS), _dir_actions)
+        access = self.acl(path, ACL_ACCESS)
+        grants = self.grants(rid, st, access, _dir_actions)
         self.facts.grants.extend(grants)
         default = self.acl(path, ACL_DEFAULT)
         if default:
             self.facts.grants.extend(self.default_grants(rid, default))
-        return self.reach(grants)
+        return _Folder(self.reach(grants), self.traversers(st, access))
 
-    def file(self, path: str, st: os.stat_result, folder: dict[str, set[str]]) -> None:
+    def file(self, path: str, st: os.stat_result, folder: _Folder) -> None:
         """Record a regular file as a resource when its access is broader than its folder's."""
         rid = f"fs:{path}"
         grants = self.grants(rid, st, self.acl(path, ACL_ACCESS), _file_actions)
         if self.broader(grants, self.user(st.st_uid), folder):
             self.facts.add_resource(Resource(rid, "folder", None, self.system))
-            self.facts.grants.extend(grants)
+            self.facts.grants.extend(self.by_name(grant, folder) for grant in grants)
 
     def link(self, path: str) -> None:
         """A symbolic link is not followed; one pointing outside the root is a Problem."""
@@ -393,7 +488,14 @@ def collect_fs(root: Path, *, max_depth: int = 4, max_entries: int = 200_000) ->
     are not examined. A regular file is its own resource (kind ``folder`` as well: the model has
     no file kind) only when someone other than its owner may do more to it than to its folder,
     counting what they reach through their groups and ``other`` (a world-readable file in a
-    folder that is not, a named ACL entry the folder lacks). Other file types are ignored.
+    folder that is not, a named ACL entry the folder lacks). Only principals that may traverse
+    the folder (its x bit, held directly, through a group, through ``other`` or through an ACL
+    entry within the mask) count: one without x gets nothing from the file's bits, while one
+    with x but no r (a ``0o711`` or ``0o751`` folder) reaches the file by its name. The file's
+    grants to such a traverse-only principal carry the extra condition
+    ``"by name only: the folder cannot be listed"``. Access through the root's own ancestors
+    is not examined: the root is judged as if it could be reached. Other file types are
+    ignored.
 
     Grants (source ``fs:mode``): the owner ``fs:user/NAME`` gets the owner bits plus ``admin``;
     the group ``fs:group/NAME`` the group bits (the ACL's ``group::`` entry limited by its

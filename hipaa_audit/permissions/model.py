@@ -103,6 +103,8 @@ class Person:
     """One roster entry: an active or departed member of the workforce."""
 
     id: str
+    #: Keyed fingerprint of the case-folded full name (never the name): kept so that people can
+    #: be matched with names seen elsewhere later; the rules do not read it.
     name_fp: str
     #: Account names this person holds in other systems (lower-cased), the roster's own id first.
     accounts: tuple[str, ...]
@@ -124,6 +126,8 @@ class Facts:
     problems: list[Problem] = field(default_factory=list)
     #: Which sources were read (``aws``, ``fs:/srv/archive``, ``pacs:main``, ``roster``).
     sources: list[str] = field(default_factory=list)
+    #: The AWS account ids known to be the audited organisation's own (``aws`` collector).
+    own_accounts: list[str] = field(default_factory=list)
 
     def add_principal(self, principal: Principal) -> None:
         """Keep the first sighting of each principal id."""
@@ -146,6 +150,8 @@ class Facts:
         self.people.extend(other.people)
         self.problems.extend(other.problems)
         self.sources.extend(s for s in other.sources if s not in self.sources)
+        self.own_accounts.extend(a for a in dict.fromkeys(other.own_accounts)
+                                 if a not in self.own_accounts)
 
 
 def widen(actions: frozenset[str] | set[str]) -> frozenset[str]:

@@ -124,8 +124,10 @@ def collect(opts: PermOptions, masker: Masker) -> tuple[Facts, list[str]]:
 
 
 def _own_accounts(facts: Facts) -> frozenset[str]:
-    return frozenset(r.system.split(":", 1)[1] for r in facts.resources.values()
-                     if r.system.startswith("aws:") and r.system[4:].isdigit())
+    """The scanned AWS accounts: as the collector learnt them, and the buckets' owners."""
+    return frozenset(facts.own_accounts) | frozenset(
+        r.system.split(":", 1)[1] for r in facts.resources.values()
+        if r.system.startswith("aws:") and r.system[4:].isdigit())
 
 
 def summarise(g: AccessGraph, ctx: Context, results: Sequence[AssetResult],
