@@ -3,9 +3,9 @@
 A column mapping is a frozen dataclass whose fields name source columns (a string, or ``None``
 for "the source has no such column"), value tables (``dict[str, str]``, translating source
 values to a fixed vocabulary) and a few plain settings.
+:class:`~hipaa_audit.logs.parsers.ColumnMapping` (audit logs),
 :class:`~hipaa_audit.permissions.exports.PacsMapping` and
-:class:`~hipaa_audit.permissions.exports.RosterMapping` use these helpers;
-:class:`~hipaa_audit.logs.parsers.ColumnMapping` has the same shape and could use them too.
+:class:`~hipaa_audit.permissions.exports.RosterMapping` use these helpers.
 
 Every ``ValueError`` message starts ``"WHAT mapping"`` (``"PACS mapping: role must be a
 string"``) and names the key at fault. The values shown are the config's own (a table value

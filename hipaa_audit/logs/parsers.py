@@ -29,8 +29,8 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,7 @@ from hipaa_audit.logs.schema import (
     empty,
     normalise,
 )
+from hipaa_audit.mapping import check_columns, check_format, check_table, from_table, mapping_hash
 from hipaa_audit.redaction import Masker
 
 __all__ = [
@@ -132,26 +133,10 @@ class ColumnMapping:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        for name in _MAPPED:
-            value = getattr(self, name)
-            if name in _REQUIRED:
-                if not isinstance(value, str) or not value.strip():
-                    raise ValueError(f"column mapping: {name} must name a column")
-            elif value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"column mapping: {name} must name a column or be empty")
-        for name, allowed in (("actions", ACTIONS), ("outcomes", OUTCOMES)):
-            table = getattr(self, name)
-            if not isinstance(table, dict):
-                raise ValueError(f"column mapping: {name} must be a table")
-            for key, value in table.items():
-                if not isinstance(key, str) or not isinstance(value, str):
-                    raise ValueError(f"column mapping: {name}.{key}: must map text to text")
-                if value.strip().lower() not in allowed:
-                    raise ValueError(f"column mapping: {name}.{key}: {value!r} is not one of "
-                                     f"{', '.join(allowed)}")
-        if self.time_format is not None and (not isinstance(self.time_format, str)
-                                             or not self.time_format):
-            raise ValueError("column mapping: time_format must be a strptime format")
+        check_columns("column", self, _REQUIRED, [n for n in _MAPPED if n not in _REQUIRED])
+        check_table("column", "actions", self.actions, ACTIONS)
+        check_table("column", "outcomes", self.outcomes, OUTCOMES)
+        check_format("column", "time_format", self.time_format)
         if not isinstance(self.timezone, str):
             raise ValueError("column mapping: timezone must be a time zone name")
         if self.timezone != "UTC":
@@ -162,31 +147,13 @@ class ColumnMapping:
                                  f"{self.timezone!r}") from exc
 
     def __hash__(self) -> int:
-        return hash(tuple(
-            tuple(sorted(value.items())) if isinstance(value, dict) else value
-            for value in (getattr(self, f.name) for f in fields(self))))
+        return mapping_hash(self)
 
     @classmethod
     def from_config(cls, data: dict[str, Any]) -> ColumnMapping:
         """Build a mapping from a config table; raises ``ValueError`` naming the bad key."""
-        if not isinstance(data, Mapping):
-            raise ValueError("column mapping must be a table of settings")
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                raise ValueError(f"column mapping: unknown key {key!r}")
-            if key in ("actions", "outcomes"):
-                if not isinstance(value, Mapping):
-                    raise ValueError(f"column mapping: {key} must be a table")
-                kwargs[key] = {str(k): v for k, v in value.items()}
-            elif key in _OPTIONAL and value in ("", False, None):
-                kwargs[key] = None
-            elif not isinstance(value, str):
-                raise ValueError(f"column mapping: {key} must be a string")
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
+        return from_table(cls, "column", data, tables=("actions", "outcomes"),
+                          nullable=_OPTIONAL)
 
     def columns(self) -> dict[str, str]:
         """The mapped fields and their source column/key (fields without a source left out)."""
