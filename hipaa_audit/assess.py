@@ -246,7 +246,7 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
                role_arn=section.role_arn),
         buckets=tuple(section.buckets), previous=previous, previous_label=label,
         phi=(*section.phi, *_phi_found(store, seq, cfg)), watch=watch, pacs_mapping=pacs,
-        roster_mapping=roster, fs_depth=section.fs_depth)
+        roster_mapping=roster, fs_depth=section.fs_depth, strict=False)
 
     def keep(summary: dict[str, Any]) -> None:
         run.evidence["permissions"] = {**summary, "group": info.name, "config_sources": sources}

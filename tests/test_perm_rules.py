@@ -343,3 +343,20 @@ def test_a_source_that_breaks_is_unverifiable_and_the_rest_goes_on(
     assert "pacs:main:user/alice" in facts.principals
     _g, _ctx, results = analyse(facts, opts, catalog)
     assert by_check(results)["perm-unverifiable"][0].asset == f"fs:{tmp_path}"
+
+
+def test_an_unusable_source_stops_the_cli_but_not_an_assessment(tmp_path: Any) -> None:
+    import dataclasses
+
+    from hipaa_audit.permissions.run import PermissionSetupError, collect
+    from hipaa_audit.redaction import Masker
+
+    (tmp_path / "pacs.csv").write_text("user,role,permissions\nalice,Radiologist,view\n")
+    sources = (f"roster:{tmp_path / 'missing.csv'}", f"pacs:main={tmp_path / 'pacs.csv'}")
+    opts = PermOptions(parse_baseline(BASELINE), sources)
+    with pytest.raises(PermissionSetupError, match=r"missing\.csv: no such file"):
+        collect(opts, Masker(b"k" * 32))
+    facts, _t = collect(dataclasses.replace(opts, strict=False), Masker(b"k" * 32))
+    assert [(p.asset, "no such file" in p.message) for p in facts.problems] == [
+        (sources[0], True)]
+    assert "pacs:main:user/alice" in facts.principals

@@ -60,6 +60,9 @@ class PermOptions:
     pacs_mapping: Any = None
     roster_mapping: Any = None
     fs_depth: int = 4
+    #: A source that cannot be used at all stops the scan (the CLI: exit 2); otherwise (the
+    #: assessment) it is an ``unverifiable`` finding and the other sources are judged.
+    strict: bool = True
 
     def describe(self) -> dict[str, object]:
         """The options as recorded in the run."""
@@ -112,7 +115,11 @@ def collect(opts: PermOptions, masker: Masker) -> tuple[Facts, list[str]]:
             else:
                 part = collect_roster(Path(path), masker, mapping=opts.roster_mapping)
         except (PermissionSourceError, S3SetupError) as exc:
-            raise PermissionSetupError(f"{source}: {exc}") from None
+            if opts.strict:
+                raise PermissionSetupError(f"{source}: {exc}") from None
+            facts.problems.append(Problem(kind, source, str(exc)))
+            facts.sources.append(source)
+            continue
         except Exception as exc:  # one source failing never stops the others; type only
             facts.problems.append(Problem(kind, source, f"the source could not be read "
                                           f"({type(exc).__name__})"))
