@@ -176,6 +176,9 @@ def test_permissions_are_judged_and_shown(assessed: Assessed) -> None:
     baa = re.sub(r"\s+", " ", pdftext(assessed.reports / "baa-evidence.pdf", layout=False))
     assert "What its principals can reach" in baa
     assert "aws:account/444455556666" in baa and "pacs:main:user/cloudpacs-support" in baa
+    # the vendor's support account is one of its systems: its roster finding is its evidence
+    assert "principal pacs:main:user/cloudpacs-support yes, asset group access" in baa
+    assert "perm-account-not-in-roster" in baa
 
 
 def test_reports_show_the_buckets(assessed: Assessed) -> None:

@@ -193,7 +193,8 @@ def _endpoint_url(text: str) -> str:
 
 def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
                    config_dir: Path, endpoints: dict[str, dict[str, Any]],
-                   buckets: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                   buckets: dict[str, dict[str, Any]] | None = None,
+                   principals: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The vendor's systems, each with the asset prefix findings are matched on."""
     by_name = {g["name"]: g for g in groups}
     out = []
@@ -211,8 +212,13 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
     out += [{"kind": "endpoint", "target": _endpoint_url(e),
              "endpoint": endpoints.get(_endpoint_url(e))} for e in vendor.get("endpoints", [])]
     perm_group = next((g["name"] for g in groups if g["scanner"] == "permissions"), None)
+    # the vendor's principals: exact ids, and the ids the permission scan matched to a pattern
+    patterns = vendor.get("principals", [])
+    exact = [p for p in patterns if not any(c in p for c in "*?[")]
+    matched = [p for p in principals if p not in exact
+               and any(fnmatch.fnmatchcase(p, pat) for pat in patterns)]
     out += [{"kind": "principal", "target": p, "group": perm_group}
-            for p in vendor.get("principals", []) if not any(c in p for c in "*?[")]
+            for p in [*exact, *sorted(matched)]]
     targets = {t: g["name"] for g in groups for t in g["targets"]}
     for a in out:
         a.setdefault("group", targets.get(a["target"]))
@@ -252,7 +258,9 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     perm = meta.get("run", {}).get("evidence", {}).get("permissions") or {}
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
-                                {b["asset"]: b for b in _buckets(meta)})
+                                {b["asset"]: b for b in _buckets(meta)},
+                                principals=(perm.get("watched") or {}) if isinstance(perm, dict)
+                                else ())
         rows = store.tally_assets(run.seq, [a["target"] for a in assets])
         evidence = []
         for dom in VENDOR_DOMAINS:
