@@ -381,3 +381,27 @@ def test_roster_file_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"id,name\nh1,H\xe9lo\xefse\n")
     with pytest.raises(PermissionSourceError, match="is not UTF-8 text"):
         collect_roster(bad, MASKER)
+
+
+def test_the_log_analysers_roster_serves_the_permission_scan(tmp_path: Path) -> None:
+    # one HR roster for both: user,given,family,role,active (the audit-log roster's columns)
+    roster = tmp_path / "hr.csv"
+    roster.write_text("user,given,family,role,active\nasmith,Alice,Smith,radiologist,true\n"
+                      "cdavis,Carol,Davis,radiologist,false\n", encoding="utf-8")
+    facts = collect_roster(roster, Masker(b"k" * 32))
+    people = {p.id: p for p in facts.people}
+    assert people["asmith"].active and not people["cdavis"].active
+    assert people["asmith"].roles == ("radiologist",) and not facts.problems
+    assert "Smith" not in repr(facts) and "Davis" not in repr(facts)
+
+
+def test_the_permission_roster_serves_the_log_analyser(tmp_path: Path) -> None:
+    from hipaa_audit.logs.setup import roster_families
+
+    masker = Masker(b"k" * 32)
+    roster = tmp_path / "staff.csv"
+    roster.write_text("id,name,role,status,end_date,accounts\n"
+                      "asmith,Alice van Smith,radiologist,active,,\n", encoding="utf-8")
+    families, roles = roster_families(roster, masker)
+    assert families == {"asmith": masker.fingerprint("SMITH")}
+    assert roles == {"asmith": "radiologist"}

@@ -37,14 +37,24 @@ def patient_key(value: str) -> str:
 def roster_families(path: Path, masker: Masker) -> tuple[dict[str, str], dict[str, str]]:
     """``user -> fingerprint of the upper-cased family name`` and ``user -> role`` of a roster.
 
-    The roster is a CSV with a header naming at least ``user`` and ``family``.
+    The roster is a CSV with a header naming ``user`` (or ``id``, as the permission scan's
+    roster does) and ``family`` (or ``name``, a full name whose last word is the family name).
     """
     rows = list(csv.DictReader(_read(path, "roster").splitlines()))
-    if not rows or not {"user", "family"} <= set(rows[0]):
-        raise LogSetupError(f"{path}: the roster needs a header with user and family columns")
-    families = {r["user"].strip(): masker.fingerprint(r["family"].strip().upper())
-                for r in rows if r.get("user") and r.get("family")}
-    roles = {r["user"].strip(): r["role"].strip() for r in rows if r.get("user") and r.get("role")}
+    header = set(rows[0]) if rows else set()
+    user = "user" if "user" in header else "id"
+    family = "family" if "family" in header else "name"
+    if not rows or not {user, family} <= header:
+        raise LogSetupError(f"{path}: the roster needs a header with user (or id) and family "
+                            "(or name) columns")
+
+    def family_of(row: dict[str, str]) -> str:
+        value = (row.get(family) or "").strip()
+        return value.split()[-1] if family == "name" and value else value
+
+    families = {r[user].strip(): masker.fingerprint(family_of(r).upper())
+                for r in rows if r.get(user) and family_of(r)}
+    roles = {r[user].strip(): r["role"].strip() for r in rows if r.get(user) and r.get("role")}
     return families, roles
 
 

@@ -91,10 +91,10 @@ DEFAULT_PACS_TYPES: Mapping[str, str] = {
 }
 #: Roster status values to ``active`` or ``inactive``; an empty status is active.
 DEFAULT_ROSTER_STATUSES: Mapping[str, str] = {
-    **dict.fromkeys(("active", "leave", "on-leave", "loa", "current", "employed", "yes"),
+    **dict.fromkeys(("active", "leave", "on-leave", "loa", "current", "employed", "yes", "true"),
                     "active"),
     **dict.fromkeys(("terminated", "inactive", "ended", "separated", "left", "retired",
-                     "resigned", "deceased", "former", "disabled", "no"), "inactive"),
+                     "resigned", "deceased", "former", "disabled", "no", "false"), "inactive"),
 }
 
 _PACS_ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -107,10 +107,11 @@ _PACS_ALIASES: Mapping[str, tuple[str, ...]] = {
     "type": ("type", "account_type", "user_type"),
 }
 _ROSTER_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "id": ("id", "username", "user_name", "login", "employee_id", "employee", "user_id"),
+    "id": ("id", "username", "user_name", "login", "employee_id", "employee", "user_id",
+           "user"),
     "name": ("name", "full_name", "fullname", "display_name"),
     "role": ("role", "roles", "job_role"),
-    "status": ("status", "employment_status", "state"),
+    "status": ("status", "employment_status", "state", "active"),
     "end_date": ("end_date", "termination_date", "separation_date", "ended", "end"),
     "accounts": ("accounts", "other_accounts", "aliases"),
 }
