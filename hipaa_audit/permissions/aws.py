@@ -918,28 +918,18 @@ def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
                                   for g in groups], "Tags": tags,
             "AttachedManagedPolicies": _attached(iam, "user", name, problems),
             "UserPolicyList": _inline(iam, "user", name, problems)})
-    groups, bad = _pages(iam, "list_groups", "Groups")
-    if bad is not None:
-        problems.append(bad.reason("IAM groups (iam:ListGroups)"))
-    for group in groups:
-        name = _entity_name(group, "GroupName")
-        if name is None:
-            out["GroupDetailList"].append(group)
-            continue
-        out["GroupDetailList"].append({
-            **group, "AttachedManagedPolicies": _attached(iam, "group", name, problems),
-            "GroupPolicyList": _inline(iam, "group", name, problems)})
-    roles, bad = _pages(iam, "list_roles", "Roles")
-    if bad is not None:
-        problems.append(bad.reason("IAM roles (iam:ListRoles)"))
-    for role in roles:
-        name = _entity_name(role, "RoleName")
-        if name is None:
-            out["RoleDetailList"].append(role)
-            continue
-        out["RoleDetailList"].append({
-            **role, "AttachedManagedPolicies": _attached(iam, "role", name, problems),
-            "RolePolicyList": _inline(iam, "role", name, problems)})
+    for kind, Kind in (("group", "Group"), ("role", "Role")):
+        entities, bad = _pages(iam, f"list_{kind}s", f"{Kind}s")
+        if bad is not None:
+            problems.append(bad.reason(f"IAM {kind}s (iam:List{Kind}s)"))
+        for entity in entities:
+            name = _entity_name(entity, f"{Kind}Name")
+            if name is None:
+                out[f"{Kind}DetailList"].append(entity)
+                continue
+            out[f"{Kind}DetailList"].append({
+                **entity, "AttachedManagedPolicies": _attached(iam, kind, name, problems),
+                f"{Kind}PolicyList": _inline(iam, kind, name, problems)})
     return out, problems
 
 
