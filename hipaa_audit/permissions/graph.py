@@ -61,6 +61,7 @@ class AccessGraph:
         """Build the graph; ``phi(resource)`` adds resources known to hold PHI from elsewhere."""
         self.facts = facts
         self._snapshot: dict[str, list[str]] | None = None
+        self._closures: dict[str, dict[str, tuple[str, ...]]] = {}
         self.graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
         self.principals: dict[str, Principal] = dict(facts.principals)
         self.resources: dict[str, Resource] = dict(facts.resources)
@@ -111,7 +112,13 @@ class AccessGraph:
         return sorted(p for p, info in self.principals.items() if info.kind in LEAF_KINDS)
 
     def closure(self, principal: str) -> dict[str, tuple[str, ...]]:
-        """Every principal ``principal`` acts as (itself included), with a shortest path."""
+        """Every principal ``principal`` acts as (itself included), with a shortest path.
+
+        Computed once per principal (the rules and the summary both walk it); do not modify.
+        """
+        known = self._closures.get(principal)
+        if known is not None:
+            return known
         paths: dict[str, tuple[str, ...]] = {principal: (principal,)}
         queue = deque([principal])
         while queue:
@@ -120,6 +127,7 @@ class AccessGraph:
                 if target not in paths:
                     paths[target] = (*paths[node], target)
                     queue.append(target)
+        self._closures[principal] = paths
         return paths
 
     def reach(self, principal: str) -> Iterator[Reach]:
