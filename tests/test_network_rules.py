@@ -94,8 +94,9 @@ def test_a_good_https_endpoint_passes_and_gets_a_plus() -> None:
 @pytest.mark.parametrize("change, expected, letter", [
     ({"versions": {"SSLv2": False, "SSLv3": True, "TLSv1.0": True, "TLSv1.1": False,
                    "TLSv1.2": True, "TLSv1.3": False}},
+     # the weakness is SSL 3.0 and TLS 1.0 (their own checks); TLS 1.2 without 1.3 deviates
      {("tls-ssl-protocol", "critical"), ("tls-legacy-protocol", "high"),
-      ("tls-required-protocol-missing", "high")}, "B"),
+      ("tls-required-protocol-missing", "low")}, "B"),
     ({"heartbleed": True}, {("tls-heartbleed", "critical")}, "F"),
     ({"hsts": None}, {("https-hsts-missing", "high")}, "A-"),
     ({"hsts": {"max_age": 600, "include_subdomains": False, "preload": False}},
@@ -202,3 +203,53 @@ def test_validation_errors_do_not_quote_the_certificate() -> None:
                              "an EE certificate (encountered processing <Certificate(subject="
                              "<Name(CN=Dr Jane Doe)>, ...)>)")
     assert "Jane" not in text and text.startswith("validation failed: basicConstraints")
+
+
+CHACHA = Suite("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 256,
+               False, "ECDH", 253, "X25519")
+NO_TLS = {"SSLv2": False, "SSLv3": False, "TLSv1.0": False, "TLSv1.1": False}
+
+
+@pytest.mark.parametrize("policy", ["nist-800-52r2", "dicom-bcp195", "mozilla-intermediate"])
+def test_a_tls13_only_server_is_a_low_deviation_never_high(policy: str) -> None:
+    found, summary = judged(tls(versions={**NO_TLS, "TLSv1.2": False, "TLSv1.3": True},
+                                suites={"TLSv1.3": [TLS13]}), policy=policy)
+    assert found == {("tls-required-protocol-missing", "low")}
+    assert summary["grade"] == "A+"
+
+
+def test_a_chacha20_tls12_server_deviates_from_nist_without_weakness() -> None:
+    t = tls(versions={**NO_TLS, "TLSv1.2": True, "TLSv1.3": False}, suites={"TLSv1.2": [CHACHA]})
+    found, _ = judged(t)
+    assert found == {("tls-cipher-outside-policy", "low"), ("tls-required-protocol-missing", "low")}
+    found, _ = judged(t, policy="dicom-bcp195")  # RFC 9325 accepts CHACHA20-POLY1305
+    assert found == {("tls-required-protocol-missing", "low")}
+
+
+def test_outside_policy_suites_are_split_into_weak_and_deviation() -> None:
+    cbc = Suite("TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256", "ECDHE-RSA-CAMELLIA128-SHA256",
+                128, False, "ECDH", 253, "X25519")
+    obs = Observation(Target("https", "portal.example.org", 443), "https", reachable="open",
+                      speaks="tls", alive_after=True,
+                      tls=tls(suites={"TLSv1.2": [ECDHE, CHACHA, cbc], "TLSv1.3": [TLS13]}))
+    j = judge(obs, load_policies()["nist-800-52r2"], load_catalog(), ProbeOptions(), now=NOW)
+    outside = {f.severity.value: [loc.get("suite") for loc in f.locations]
+               for f in j.result.findings if f.check_id == "tls-cipher-outside-policy"}
+    assert outside == {"medium": ["TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256"],
+                       "low": ["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"]}
+    assert j.result.coverage.counts["tls-cipher-outside-policy"][:2] == [1, 1]
+
+
+def test_tls12_under_mozilla_modern_is_a_deviation() -> None:
+    found, _ = judged(tls(), policy="mozilla-modern")
+    assert ("tls-legacy-protocol", "low") in found
+    assert not {sev for check, sev in found if check == "tls-legacy-protocol"} - {"low"}
+
+
+def test_missing_both_modern_versions_is_still_high() -> None:
+    found, _ = judged(tls(versions={**NO_TLS, "TLSv1.1": True, "TLSv1.2": False,
+                                    "TLSv1.3": False},
+                          suites={"TLSv1.1": [Suite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                                                    "ECDHE-RSA-AES128-SHA", 128, False, "ECDH",
+                                                    253)]}))
+    assert ("tls-required-protocol-missing", "high") in found

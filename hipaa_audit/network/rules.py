@@ -315,6 +315,10 @@ def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, ca
         hint = (" Give --client-cert and --client-key to complete them."
                 if opts.client is None and any("client certificate" in why
                                                for why in problems.values()) else "")
+        if set(problems) <= set(LEGACY_CLIENT_COMMANDS) and _chacha20_only(tls):
+            hint += (" sslyze runs these tests with its legacy OpenSSL 1.0.2 client, which has "
+                     "no CHACHA20-POLY1305 suite, and the endpoint accepts no other suite "
+                     "below TLS 1.3.")
         v.unverifiable(f"{len(problems)} TLS test(s) could not be completed: "
                        f"{'; '.join(listed)}.{hint}", "tls-tests",
                        setting="incomplete TLS tests")
@@ -348,28 +352,51 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
         v.passed("tls-ssl-protocol")
     legacy = [ver for ver in ("TLSv1.0", "TLSv1.1", "TLSv1.2")
               if ver in supported and ver in policy.versions_forbidden]
+    deviation = _sev(catalog["tls-legacy-protocol"].params["tls12_severity"])
     for ver in legacy:
-        sev = Severity.MEDIUM if ver == "TLSv1.2" else None
-        v.fail("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow it.",
+        # TLS 1.2 is not deprecated: a profile that forbids it (Mozilla modern) is stricter
+        # than the crypto needs; its weak suites, if any, are reported by the suite checks
+        sev = deviation if ver == "TLSv1.2" else None
+        v.fail("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow it"
+               + (" (a policy deviation: TLS 1.2 itself is not deprecated)."
+                  if ver == "TLSv1.2" else "."),
                key=ver, severity=sev, topic="versions", protocol=ver)
     if not legacy and {"TLSv1.0", "TLSv1.1"} <= set(tls.versions):
         v.passed("tls-legacy-protocol")
     missing = False
     params = catalog["tls-required-protocol-missing"].params
+    modern = sorted({"TLSv1.2", "TLSv1.3"} & supported)
     for ver in policy.versions_required + policy.versions_recommended:
         if ver not in tls.versions:
             continue
         if ver not in supported:
             required = ver in policy.versions_required
-            neither = not ({"TLSv1.2", "TLSv1.3"} & supported)
-            sev = None if required or neither else _sev(params["recommended_severity"])
-            v.fail("tls-required-protocol-missing",
-                   f"{ver} is not offered; {policy.name} "
-                   f"{'requires' if required else 'recommends'} it.",
-                   key=ver, severity=sev, topic="versions", protocol=ver)
+            wants = "requires" if required else "recommends"
+            if modern:
+                # a weakness only when no TLS 1.2+ is offered at all; a server with TLS 1.2 or
+                # 1.3 that lacks the other deviates from the profile without being weaker
+                # (RFC 9325: TLS 1.2 and 1.3 are both secure; a 1.3-only server is stronger)
+                level: Severity | None = _sev(params["deviation_severity"])
+                text = (f"{ver} is not offered; {policy.name} {wants} it. A policy deviation, "
+                        f"not a weakness: the endpoint offers {' and '.join(modern)}.")
+            else:
+                level = None
+                text = (f"{ver} is not offered; {policy.name} {wants} it, and no TLS 1.2 or "
+                        "1.3 is offered at all.")
+            v.fail("tls-required-protocol-missing", text, key=ver, severity=level,
+                   topic="versions", protocol=ver)
             missing = True
     if not missing:
         v.passed("tls-required-protocol-missing")
+
+
+#: sslyze commands that use its legacy OpenSSL 1.0.2 client (no CHACHA20-POLY1305 there)
+LEGACY_CLIENT_COMMANDS = ("session_renegotiation", "tls_compression")
+
+
+def _chacha20_only(tls: TlsObservation) -> bool:
+    below13 = [s for ver, s in _accepted(tls) if ver != "TLSv1.3"]
+    return bool(below13) and all("CHACHA20" in s.name for s in below13)
 
 
 def _accepted(tls: TlsObservation) -> Iterable[tuple[str, Suite]]:
@@ -384,7 +411,7 @@ def _broken(s: Suite, markers: list[str], min_bits: int) -> bool:
 
 
 def _suite_finding(v: _Verdicts, check_id: str, hits: list[tuple[str, Suite]], what: str,
-                   severity: Severity | None = None) -> None:
+                   severity: Severity | None = None, key: str = "") -> None:
     """One finding per check, every offending suite a location (a scan lists dozens)."""
     if not hits:
         v.passed(check_id)
@@ -394,7 +421,20 @@ def _suite_finding(v: _Verdicts, check_id: str, hits: list[tuple[str, Suite]], w
     v.add(check_id, f"{len(hits)} accepted suite(s) {what}: {shown}.",
           tuple(Location.of(protocol=ver, suite=s.name, policy=v.policy.name,
                             clause=v.policy.cite("suites")) for ver, s in hits),
-          severity=severity)
+          severity=severity, key=key)
+
+
+def sound_suite(ver: str, s: Suite) -> bool:
+    """True for a suite that weakens nothing: any TLS 1.3 suite, or AEAD with ephemeral ECDHE/DHE.
+
+    Such a suite outside a policy's list (e.g. CHACHA20-POLY1305 under NIST SP 800-52r2, whose
+    list is FIPS-based) is a policy deviation, not a weakness. Broken suites and weak key
+    exchange are judged by their own checks before this is asked.
+    """
+    if ver == "TLSv1.3":
+        return True
+    return s.kx_type is not None and any(m in s.name for m in AEAD_MARKERS) \
+        and "_CBC_" not in s.name
 
 
 def _suites(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog) -> None:
@@ -425,7 +465,20 @@ def _suites(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog)
             continue
         outside += [(ver, s) for s in tls.suites.get(ver, [])
                     if s.name not in allow and (ver, s.name) not in bad]
-    _suite_finding(v, "tls-cipher-outside-policy", outside, f"are not in the {policy.name} list")
+    sound = [(ver, s) for ver, s in outside if sound_suite(ver, s)]
+    lacking = [(ver, s) for ver, s in outside if not sound_suite(ver, s)]
+    if not lacking and not sound:
+        v.passed("tls-cipher-outside-policy")
+    if lacking:
+        _suite_finding(v, "tls-cipher-outside-policy", lacking,
+                       f"are not in the {policy.name} list and lack forward secrecy or AEAD",
+                       key="weak")
+    if sound:
+        deviation = _sev(catalog["tls-cipher-outside-policy"].params["deviation_severity"])
+        _suite_finding(v, "tls-cipher-outside-policy", sound,
+                       f"are not in the {policy.name} list (a policy deviation: they are AEAD "
+                       "with forward secrecy and weaken nothing)", severity=deviation,
+                       key="deviation")
     dh_min = policy.dh_min or 2048
     ecdh_min = policy.ecdh_min or 256
     weak: dict[str, tuple[str, int]] = {}
