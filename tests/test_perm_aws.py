@@ -26,6 +26,7 @@ import s3peers
 
 from hipaa_audit.permissions.aws import (
     IAM_ESCALATION,
+    METADATA_READS,
     Scope,
     _IamReader,
     acl_grants,
@@ -294,7 +295,11 @@ def test_denied_iam_is_a_problem(estate: tuple[s3peers.S3Server, dict[str, str]]
     (["s3:DeleteObject*", "s3:DeleteBucket"], {"delete"}),
     (["s3:PutBucketPolicy"], {"admin"}),
     (["s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration"], {"admin"}),
-    (["s3:GetBucketPolicy", "s3:GetBucketAcl"], {"read"}),
+    # reading configuration or metadata reads no PHI: it grants nothing
+    (["s3:GetBucketPolicy", "s3:GetBucketAcl"], set()),
+    (["s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectAttributes",
+      "s3:GetEncryptionConfiguration", "s3:GetBucket*"], set()),
+    (["s3:GetObjectVersion"], {"read"}),
     (["s3:PutAccountPublicAccessBlock"], {"admin"}),
     (["s3:PutBucketLogging", "s3:DeleteBucketOwnershipControls",
       "s3:PutBucketOwnershipControls"], {"admin"}),
@@ -429,8 +434,8 @@ def test_a_deny_subtracts_only_at_the_level_its_arn_covers() -> None:
     full = {"Effect": "Allow", "Action": "s3:*",
             "Resource": ["arn:aws:s3:::phi", "arn:aws:s3:::phi/*"]}
     deny_objects = {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::phi/*"}
-    # ListBucket, GetBucket*, DeleteBucket, PutBucketPolicy... stay
-    assert _grants_of(full, deny_objects) == {"s3://phi": {"list", "read", "delete", "admin"}}
+    # ListBucket, DeleteBucket, PutBucketPolicy... stay (GetBucket* reads no PHI: no "read")
+    assert _grants_of(full, deny_objects) == {"s3://phi": {"list", "delete", "admin"}}
     assert _grants_of(full, deny_bucket) == {"s3://phi": {"list", "read", "write", "delete",
                                                           "admin"}}  # the object-level ones
     list_deny = {"Effect": "Deny", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::phi"}
@@ -461,7 +466,8 @@ def test_an_allow_grants_only_the_actions_of_its_arn_level() -> None:
     on_bucket = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::phi"}
     assert _grants_of(on_bucket) == {}
     everything = {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::phi"}
-    assert _grants_of(everything) == {"s3://phi": {"list", "read", "delete", "admin"}}
+    # GetBucket* reads configuration, not PHI: no "read" on the bucket level
+    assert _grants_of(everything) == {"s3://phi": {"list", "delete", "admin"}}
     listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::phi/*"}
     assert _grants_of(listing) == {}
     # a wildcard in the bucket part also matches "/": the objects are reached as well
@@ -556,8 +562,9 @@ def test_bucket_policy_principals() -> None:
     got = bucket_policy_grants("b", doc, ACCOUNT)
     seen = {(g.principal, g.resource, g.source, g.conditions): g.actions for g in got.grants}
     assert seen == {
-        (ANYONE, "s3://b", "s3:bucket-policy", ("StringEquals aws:SourceVpce=vpce-1",)):
-            {"read"},
+        # * confined to a VPC endpoint is not anyone (scan s3 does not call it public either)
+        ("aws:confined/StringEquals aws:SourceVpce=vpce-1", "s3://b", "s3:bucket-policy",
+         ("StringEquals aws:SourceVpce=vpce-1",)): {"read"},
         (f"aws:account/{ACCOUNT}", "s3://b", "s3:bucket-policy", ()): {"list"},
         ("aws:account/111111111111", "s3://b", "s3:bucket-policy", ()): {"list"},
         ("aws:role/reader", "s3://b", "s3:bucket-policy", ()): {"list"},
@@ -566,12 +573,13 @@ def test_bucket_policy_principals() -> None:
          "s3:bucket-policy (arn:aws:iam::222222222222:user/outsider)", ()): {"list"},
         ("aws:service/logging.s3.amazonaws.com", "s3://b", "s3:bucket-policy", ()): {"list"},
     }
-    assert got.unmapped == ["Federated: cognito-identity.amazonaws.com"]
+    assert got.unmapped == ["Federated: cognito-identity.amazonaws.com (an identity provider: "
+                            "who signs in through it cannot be listed)"]
     # an unconditional Deny to * subtracts from everyone in the policy
     deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket",
             "Resource": "arn:aws:s3:::b"}
     got = bucket_policy_grants("b", {"Statement": [*doc["Statement"], deny]}, ACCOUNT)
-    assert {g.principal for g in got.grants} == {ANYONE}
+    assert {g.principal for g in got.grants} == {"aws:confined/StringEquals aws:SourceVpce=vpce-1"}
 
 
 def test_a_deny_of_one_foreign_user_leaves_its_account() -> None:
@@ -734,7 +742,7 @@ def test_acl_grants() -> None:
     got, principals = acl_grants("b", acl)
     assert {g.principal: g.actions for g in got} == {
         "aws:account/*": {"write", "delete"},
-        ANYONE: {"list", "read"},
+        ANYONE: {"list"},  # READ_ACP reads the ACL, not the objects
         f"aws:account/canonical:{'x' * 64}": ALL,
         f"aws:account/canonical:{'y' * 64}": {"admin"},
     }
@@ -770,3 +778,44 @@ def test_estate_is_built_once_per_server(
     server, _ = estate
     with pytest.raises(Exception, match=r"EntityAlreadyExists|already"):
         permestate.build_aws_estate(server.client("iam"), server.client())
+
+
+def test_reading_bucket_configuration_is_not_reading_phi() -> None:
+    """A compliance auditor's role reads bucket policies, ACLs and encryption settings (the
+    read-only configuration access of AWS's examples), never an object: no PHI read."""
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.permissions.baseline import parse_baseline
+    from hipaa_audit.permissions.run import PermOptions, analyse
+
+    auditor = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadBucketConfiguration", "Effect": "Allow",
+         "Action": ["s3:GetBucketPolicy", "s3:GetBucketPolicyStatus", "s3:GetBucketAcl",
+                    "s3:GetEncryptionConfiguration", "s3:GetBucketVersioning",
+                    "s3:GetBucketLogging", "s3:GetBucketPublicAccessBlock",
+                    "s3:GetLifecycleConfiguration", "s3:ListAllMyBuckets"],
+         "Resource": "arn:aws:s3:::*"},
+        {"Sid": "ReadObjectMetadata", "Effect": "Allow",
+         "Action": ["s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectAttributes",
+                    "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+         "Resource": "arn:aws:s3:::phi/*"}]}
+    reader = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+        "Resource": "arn:aws:s3:::phi/*"}]}
+    details = {"RoleDetailList": [
+        {"RoleName": "config-auditor", "Arn": f"arn:aws:iam::{ACCOUNT}:role/config-auditor",
+         "RolePolicyList": [{"PolicyName": "audit", "PolicyDocument": auditor}]},
+        {"RoleName": "reader", "Arn": f"arn:aws:iam::{ACCOUNT}:role/reader",
+         "RolePolicyList": [{"PolicyName": "read", "PolicyDocument": reader}]}]}
+    assert s3_actions(sorted(METADATA_READS)) == frozenset()
+    assert "s3:getbucketpolicy" in METADATA_READS and "s3:getobjectacl" in METADATA_READS
+    facts = iam_facts(details, ["phi"])
+    assert facts.problems == []
+    assert {(g.principal, g.actions) for g in facts.grants} == {
+        ("aws:role/reader", frozenset({"read"}))}
+    baseline = parse_baseline({"roles": {}, "principals": {},
+                               "phi": {"resources": ["s3://phi"]}})
+    _g, _ctx, results = analyse(facts, PermOptions(baseline, ("aws",)), load_catalog())
+    found = [(f.check_id, f.severity.value, f.message) for r in results for f in r.findings]
+    assert not [f for f in found if "config-auditor" in f[2]], found
+    assert [f[:2] for f in found if "aws:role/reader" in f[2]] == [
+        ("perm-grant-outside-baseline", "high")]

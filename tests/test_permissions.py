@@ -342,3 +342,102 @@ def test_unwritable_graph_path_is_a_clear_message(estate: dict[str, Any], tmp_pa
                   sources=("aws",))
     assert result.code == 2 and "cannot write the graph" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# scan s3 and scan permissions on the same policies (AWS documentation's bucket-policy examples)
+
+
+def _aws_example_policies() -> dict[str, dict[str, Any]]:
+    def arn(bucket: str, objects: bool = True) -> str:
+        return f"arn:aws:s3:::{bucket}" + ("/*" if objects else "")
+
+    return {
+        # "Restricting access to a specific organization with aws:PrincipalOrgID"
+        "org-only": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "AllowGetObject", "Principal": {"AWS": "*"}, "Effect": "Allow",
+            "Action": "s3:GetObject", "Resource": arn("org-only"),
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": ["o-aa111bb222"]}}}]},
+        # "Grant read-only permission to an anonymous user"
+        "anonymous-read": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": [arn("anonymous-read")]}]},
+        # "Restrict access to a VPC endpoint", with the Allow the Deny protects
+        "vpce-only": {"Version": "2012-10-17", "Statement": [
+            {"Sid": "Access-to-specific-VPCE-only", "Principal": "*", "Action": "s3:*",
+             "Effect": "Deny", "Resource": [arn("vpce-only", False), arn("vpce-only")],
+             "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}},
+            {"Sid": "Allow-through-VPCE", "Principal": "*", "Action": "s3:GetObject",
+             "Effect": "Allow", "Resource": arn("vpce-only"),
+             "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}}]},
+        # "Granting permissions to multiple accounts", from a template never filled in, and
+        # a role deleted since (IAM then shows its unique id)
+        "stale-principals": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "AddCannedAcl", "Effect": "Allow",
+            "Principal": {"AWS": ["arn:aws:iam::${AccountId}:root", "AROADBQP57FF2AEXAMPLE"]},
+            "Action": ["s3:PutObject", "s3:PutObjectAcl"], "Resource": arn("stale-principals")}]},
+    }
+
+
+@pytest.fixture(scope="module")
+def example_policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("examples")
+    server = s3peers.start_moto(folder)
+    try:
+        s3 = server.client()
+        iam = server.client("iam")
+        for bucket, doc in _aws_example_policies().items():
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc))
+        # a compliance auditor reads every bucket's configuration, never an object
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ec2.amazonaws.com"}}]}
+        iam.create_role(RoleName="config-auditor", AssumeRolePolicyDocument=json.dumps(trust))
+        iam.put_role_policy(RoleName="config-auditor", PolicyName="audit",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                                "Effect": "Allow", "Resource": "*",
+                                "Action": ["s3:GetBucketPolicy", "s3:GetBucketAcl",
+                                           "s3:GetEncryptionConfiguration",
+                                           "s3:GetBucketPublicAccessBlock",
+                                           "s3:GetObjectAcl", "s3:GetObjectTagging"]}]}))
+        (folder / "baseline.toml").write_text(
+            '[phi]\nresources = ["s3://org-only", "s3://anonymous-read", "s3://vpce-only", '
+            '"s3://stale-principals"]\n')
+        yield {"server": server, "folder": folder}
+    finally:
+        server.stop()
+
+
+def test_scan_s3_and_scan_permissions_read_a_policy_alike(example_policies: dict[str, Any]
+                                                         ) -> None:
+    server: s3peers.S3Server = example_policies["server"]
+    s3 = run_cli("scan", "s3", "--endpoint-url", server.endpoint_url, "--provider", "aws",
+                 "--format", "json", "--fail-on", "none", "--sample-objects", "0",
+                 env=server.env())
+    assert "Traceback" not in s3.stderr, s3.stderr
+    perm = run_cli("scan", "permissions", "aws", "--baseline",
+                   str(example_policies["folder"] / "baseline.toml"), "--endpoint-url",
+                   server.endpoint_url, "--format", "json", "--fail-on", "none",
+                   env=server.env())
+    assert "Traceback" not in perm.stderr, perm.stderr
+    s3_doc, perm_doc = json.loads(s3.stdout), json.loads(perm.stdout)
+    public_s3 = {f["asset"] for f in s3_doc["findings"] if f["check_id"] == "s3-public-policy"}
+    public_perm = {f["asset"] for f in perm_doc["findings"]
+                   if f["check_id"] == "perm-anyone-access"}
+    assert public_s3 == public_perm == {"s3://anonymous-read"}
+    # the stale principals are unverifiable in both
+    unverified_s3 = {f["asset"] for f in s3_doc["findings"] if f["status"] == "error"}
+    unverified_perm = [f for f in perm_doc["findings"] if f["status"] == "error"]
+    assert "s3://stale-principals" in unverified_s3
+    assert {f["asset"] for f in unverified_perm} == {"s3://stale-principals"}
+    assert any("AROADBQP57FF2AEXAMPLE" in f["message"] for f in unverified_perm)
+    # the organisation's and the VPC endpoint's readers are not anyone, but are outside the
+    # (empty) baseline; reading configuration reads no PHI: the auditor role is not named
+    outside = {(f["asset"], f["locations"][0]["principal"]) for f in perm_doc["findings"]
+               if f["check_id"] == "perm-grant-outside-baseline"}
+    assert ("s3://org-only",
+            "aws:confined/StringEquals aws:PrincipalOrgID=o-aa111bb222") in outside
+    assert ("s3://vpce-only", "aws:confined/StringEquals aws:SourceVpce=vpce-1a2b3c4d") in outside
+    assert not [f for f in perm_doc["findings"] if "config-auditor" in json.dumps(f)]

@@ -231,3 +231,111 @@ def test_effective_bpa_unknown() -> None:
     assert got["BlockPublicAcls"] is True and got["IgnorePublicAcls"] is None
     obs.answers["bpa"] = ABSENT
     assert effective_bpa(obs)["IgnorePublicAcls"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# One policy reader for scan s3 and scan permissions. The policies follow the examples of the
+# AWS S3 documentation ("Examples of Amazon S3 bucket policies"), on the bucket "b".
+
+OWN = "123456789012"
+#: "Restricting access to a specific organization with aws:PrincipalOrgID"
+AWS_EXAMPLE_ORG_ONLY = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "AllowGetObject", "Principal": {"AWS": "*"}, "Effect": "Allow",
+    "Action": "s3:GetObject", "Resource": f"{B}/*",
+    "Condition": {"StringEquals": {"aws:PrincipalOrgID": ["o-aa111bb222"]}}}]}
+#: "Grant read-only permission to an anonymous user"
+AWS_EXAMPLE_ANONYMOUS_READ = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+    "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": [f"{B}/*"]}]}
+#: "Restrict access to a VPC endpoint" (the Deny of the example, plus the Allow it protects)
+AWS_EXAMPLE_VPCE_ONLY = {"Version": "2012-10-17", "Id": "Policy1415115909152", "Statement": [
+    {"Sid": "Access-to-specific-VPCE-only", "Principal": "*", "Action": "s3:*", "Effect": "Deny",
+     "Resource": [B, f"{B}/*"],
+     "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}},
+    {"Sid": "Allow-through-VPCE", "Principal": "*", "Action": "s3:GetObject", "Effect": "Allow",
+     "Resource": f"{B}/*", "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}}]}
+#: the organisation example with the condition negated: everyone *outside* the organisation
+ORG_NEGATED = {"Statement": [{**AWS_EXAMPLE_ORG_ONLY["Statement"][0], "Condition": {
+    "StringNotEquals": {"aws:PrincipalOrgID": "o-aa111bb222"}}}]}
+#: "Granting permissions to multiple accounts with added conditions", copied from a template
+#: whose account was never filled in, and a role that was deleted (IAM shows its unique id)
+TEMPLATE_AND_DELETED_ROLE = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "AddCannedAcl", "Effect": "Allow",
+    "Principal": {"AWS": ["arn:aws:iam::${AccountId}:root", "AROADBQP57FF2AEXAMPLE"]},
+    "Action": ["s3:PutObject", "s3:PutObjectAcl"], "Resource": f"{B}/*"}]}
+
+
+def _permission_findings(doc: dict) -> tuple[dict[str, str], list[str]]:
+    """What scan permissions says about ``doc`` on the PHI bucket b: check → severity."""
+    from hipaa_audit.permissions.aws import bucket_policy_grants
+    from hipaa_audit.permissions.baseline import parse_baseline
+    from hipaa_audit.permissions.model import Facts, Principal, Problem, Resource
+    from hipaa_audit.permissions.run import PermOptions, analyse
+
+    got = bucket_policy_grants("b", doc, OWN)
+    facts = Facts(sources=["aws"], own_accounts=[OWN])
+    facts.add_resource(Resource("s3://b", "bucket", system=f"aws:{OWN}"))
+    for p in got.principals:
+        facts.add_principal(p)
+    facts.add_principal(Principal("anyone", "anyone", "anyone", "aws"))
+    facts.grants.extend(got.grants)
+    facts.problems.extend(Problem("aws", "s3://b", f"the bucket policy names {u}")
+                          for u in got.unmapped)
+    baseline = parse_baseline({"roles": {}, "principals": {}, "phi": {"resources": ["s3://b"]}})
+    _g, _ctx, results = analyse(facts, PermOptions(baseline, ("aws",)), load_catalog())
+    found = {f.check_id: f.severity.value for r in results for f in r.findings}
+    return found, got.unmapped
+
+
+@pytest.mark.parametrize(("name", "doc", "public"), [
+    ("org-only", AWS_EXAMPLE_ORG_ONLY, False),
+    ("anonymous-read", AWS_EXAMPLE_ANONYMOUS_READ, True),
+    ("vpce-only", AWS_EXAMPLE_VPCE_ONLY, False),
+    ("org-negated", ORG_NEGATED, True),
+])
+def test_scan_s3_and_scan_permissions_agree_on_who_is_anyone(
+        rules: S3Rules, name: str, doc: dict, public: bool) -> None:
+    s3 = verdicts(observation(policy=ok(Policy=json.dumps(doc))), rules)
+    assert s3["s3-public-policy"] == ("fail" if public else "pass"), name
+    perm, unmapped = _permission_findings(doc)
+    assert ("perm-anyone-access" in perm) is public, (name, perm)
+    assert not unmapped
+    if not public:
+        # confined to the organisation or the VPC endpoint: not anyone, but a principal the
+        # baseline does not explain, judged like any other
+        assert perm.get("perm-grant-outside-baseline") == "high", perm
+
+
+def test_confinement_reads_operators_as_s3_does() -> None:
+    org = AWS_EXAMPLE_ORG_ONLY["Statement"][0]
+    assert pol.confinement(org) == ("StringEquals aws:PrincipalOrgID=o-aa111bb222",)
+    # a negated or IfExists condition lets requests without the key through: no confinement
+    assert pol.confinement({**org, "Condition": {"StringEqualsIfExists": {
+        "aws:SourceVpce": "vpce-1"}}}) == ()
+    assert pol.confinement(ORG_NEGATED["Statement"][0]) == ()
+    assert [p.what for p in pol.read_principals(org)] == ["confined"]
+    # an Allow with NotPrincipal is open to everyone not listed
+    not_principal = {"Effect": "Allow", "NotPrincipal": {"AWS": f"arn:aws:iam::{OWN}:root"},
+                     "Action": "s3:GetObject", "Resource": f"{B}/*"}
+    assert pol.public_statements({"Statement": [not_principal]})
+
+
+def test_unresolvable_principals_are_unverifiable_in_both_scans(rules: S3Rules) -> None:
+    doc = TEMPLATE_AND_DELETED_ROLE
+    assert [p.what for p in pol.read_principals(doc["Statement"][0])] == ["unresolvable"] * 2
+    result = judge_bucket(observation(policy=ok(Policy=json.dumps(doc))),
+                          BucketContext(aws=True), Scope(), rules)
+    [unverified] = [f for f in result.findings if f.status is Status.ERROR]
+    assert unverified.check_id == "s3-unverifiable"
+    assert "${AccountId}" in unverified.message and "deleted" in unverified.message
+    assert result.coverage.counts["s3-cross-account"] == [1, 0, 1]
+    perm, unmapped = _permission_findings(doc)
+    assert perm.get("perm-unverifiable") == "medium"
+    assert len(unmapped) == 2 and "deleted" in unmapped[1]
+    # next to a real foreign account the s3 finding still names them
+    mixed = {"Statement": [{**doc["Statement"][0], "Principal": {"AWS": [
+        "AROADBQP57FF2AEXAMPLE", "arn:aws:iam::999999999999:root"]}}]}
+    result = judge_bucket(observation(policy=ok(Policy=json.dumps(mixed))),
+                          BucketContext(aws=True), Scope(), rules)
+    [cross] = [f for f in result.findings if f.check_id == "s3-cross-account"]
+    assert "999999999999" in cross.message and "AROADBQP57FF2AEXAMPLE" in cross.message

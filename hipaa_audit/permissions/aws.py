@@ -34,8 +34,12 @@ them):
   configurations such as ``Put/GetEncryptionConfiguration`` and
   ``Put/GetLifecycleConfiguration``), its *objects* (``*Object*``, ``AbortMultipartUpload``,
   ``ListMultipartUploadParts``, ``BypassGovernanceRetention``) or the *account*
-  (``PutAccountPublicAccessBlock``). S3 actions outside the table (``PutBucketTagging``,
-  ``PutBucketCORS``, ``ListAllMyBuckets`` ...) grant nothing here.
+  (``PutAccountPublicAccessBlock``). Only reads of object content (``GetObject``,
+  ``GetObjectVersion``, ``GetObject(Version)Torrent``, ``GetObjectVersionForReplication``) are
+  ``read``: reads of metadata and configuration (``GetBucket*``, ``GetObjectAcl``,
+  ``GetObjectTagging``, ``GetObjectAttributes``, ``GetEncryptionConfiguration`` ...,
+  :data:`METADATA_READS`) read no PHI and grant nothing, like the other S3 actions outside the
+  table (``PutBucketTagging``, ``PutBucketCORS``, ``ListAllMyBuckets`` ...).
 - IAM: ``iam:*`` and the privilege-escalation actions of :data:`IAM_ESCALATION`
   (``AttachUser/Group/RolePolicy``, ``PutUser/Group/RolePolicy``, ``CreatePolicyVersion``,
   ``SetDefaultPolicyVersion``, ``AddUserToGroup``, ``UpdateAssumeRolePolicy``,
@@ -68,7 +72,12 @@ them):
   only by a Deny on ``*`` or an account-wide IAM ARN (``arn:aws:iam::*:*``,
   ``arn:aws:iam::ACCOUNT:*`` of the own account). The result can only overstate access, never
   hide it.
-- Principals in bucket and trust policies: ``*`` → :data:`ANYONE`; an account id or
+- Principals in bucket and trust policies are read by
+  :func:`hipaa_audit.s3.policy.read_principals`, the reader ``scan s3`` uses: ``*`` →
+  :data:`ANYONE`, but ``*`` confined by a condition on the caller or its network (e.g.
+  ``aws:PrincipalOrgID``, ``aws:SourceVpce``; see :func:`hipaa_audit.s3.policy.confinement`)
+  → ``aws:confined/CONDITIONS`` (kind ``account``; not public, judged against the baseline like
+  any other principal); an account id or
   ``arn:aws:iam::ID:root`` → ``aws:account/ID`` (own account too); a user or role ARN of the own
   account (or an STS assumed-role ARN) → ``aws:user/NAME``/``aws:role/NAME``; a user or role ARN
   of any other account → ``aws:account/ID``, the ARN kept as evidence in the grant's source
@@ -76,11 +85,13 @@ them):
   own account is unknown (no STS answer, no account in the IAM answer), such an ARN maps to
   ``aws:account/ID`` unless IAM listed that very user or role. ``Service`` →
   ``aws:service/NAME``; ``CanonicalUser`` → ``aws:account/canonical:ID``; ``NotPrincipal`` in an
-  Allow → ANYONE with the condition text ``NotPrincipal``. ``Federated`` and unrecognised
-  principals become Problems.
+  Allow → ANYONE with the condition text ``NotPrincipal``. Unresolvable principals
+  (``${...}`` placeholders, the ``AROA...``/``AIDA...`` unique ids IAM leaves for deleted roles
+  and users, ``Federated``, unrecognised forms) become Problems (unverifiable).
 - ACLs: AllUsers → ANYONE, AuthenticatedUsers → ``aws:account/*``, LogDelivery and the owner
   are skipped, another canonical user → ``aws:account/canonical:ID``; READ → list, WRITE →
-  write + delete, READ_ACP → read, WRITE_ACP → admin, FULL_CONTROL → all five.
+  write + delete, READ_ACP → nothing (it reads the ACL, not PHI), WRITE_ACP → admin,
+  FULL_CONTROL → all five.
 - Block Public Access and ownership: ``IgnorePublicAcls`` (bucket or account level) drops the ACL
   grants to ANYONE and ``aws:account/*``; ``RestrictPublicBuckets`` (either level), *when the
   bucket policy is public* (an Allow to ``*`` without a confining condition, as S3 judges it),
@@ -118,10 +129,13 @@ from hipaa_audit.s3.collect import all_buckets, bucket_region
 from hipaa_audit.s3.policy import (
     ALL_USERS,
     AUTHENTICATED_USERS,
+    PolicyPrincipal,
     _list,
     bpa_flags,
+    condition_texts,
     load,
     public_statements,
+    read_principals,
     statements,
 )
 
@@ -139,18 +153,24 @@ _EVERYWHERE = "*"
 
 _LIST = ("ListBucket", "ListBucketVersions", "ListBucketMultipartUploads",
          "ListMultipartUploadParts")
-_READ = ("GetObject", "GetObjectVersion", "GetObjectAcl", "GetObjectVersionAcl",
-         "GetObjectTagging", "GetObjectVersionTagging", "GetObjectAttributes",
-         "GetObjectVersionAttributes", "GetObjectRetention", "GetObjectLegalHold",
-         "GetObjectTorrent", "GetObjectVersionTorrent", "GetObjectVersionForReplication",
-         "GetBucketPolicy", "GetBucketPolicyStatus", "GetBucketAcl", "GetBucketLocation",
-         "GetBucketVersioning", "GetBucketLogging", "GetBucketTagging",
-         "GetBucketOwnershipControls", "GetBucketPublicAccessBlock",
-         "GetBucketObjectLockConfiguration", "GetBucketNotification", "GetBucketCORS",
-         "GetBucketWebsite", "GetEncryptionConfiguration", "GetLifecycleConfiguration",
-         "GetReplicationConfiguration", "GetInventoryConfiguration", "GetAnalyticsConfiguration",
-         "GetMetricsConfiguration", "GetIntelligentTieringConfiguration",
-         "GetAccelerateConfiguration", "GetBucketRequestPayment")
+#: Reads of object content: only these read PHI.
+_READ = ("GetObject", "GetObjectVersion", "GetObjectTorrent", "GetObjectVersionTorrent",
+         "GetObjectVersionForReplication")
+#: Reads of metadata and configuration: they read no PHI, so they grant nothing here (listed so
+#: that the table says it on purpose; see :data:`METADATA_READS`).
+_METADATA = ("GetObjectAcl", "GetObjectVersionAcl", "GetObjectTagging", "GetObjectVersionTagging",
+             "GetObjectAttributes", "GetObjectVersionAttributes", "GetObjectRetention",
+             "GetObjectLegalHold", "GetBucketPolicy", "GetBucketPolicyStatus", "GetBucketAcl",
+             "GetBucketLocation", "GetBucketVersioning", "GetBucketLogging", "GetBucketTagging",
+             "GetBucketOwnershipControls", "GetBucketPublicAccessBlock",
+             "GetBucketObjectLockConfiguration", "GetBucketNotification", "GetBucketCORS",
+             "GetBucketWebsite", "GetEncryptionConfiguration", "GetLifecycleConfiguration",
+             "GetReplicationConfiguration", "GetInventoryConfiguration",
+             "GetAnalyticsConfiguration", "GetMetricsConfiguration",
+             "GetIntelligentTieringConfiguration", "GetAccelerateConfiguration",
+             "GetBucketRequestPayment")
+#: The metadata and configuration reads (lower case, ``s3:`` prefix): no normalised action.
+METADATA_READS: frozenset[str] = frozenset(f"s3:{name}".lower() for name in _METADATA)
 _WRITE = ("PutObject", "PutObjectTagging", "PutObjectVersionTagging", "PutObjectRetention",
           "PutObjectLegalHold", "RestoreObject", "AbortMultipartUpload", "ReplicateObject")
 _DELETE = ("DeleteObject", "DeleteObjectVersion", "DeleteObjectTagging",
@@ -190,13 +210,11 @@ _S3_LEVEL: dict[str, str] = {f"s3:{name}".lower(): _level_of(name)
 _ALL_CONCRETE: tuple[str, ...] = (*S3_ACTIONS, IAM_ADMIN, *IAM_ESCALATION)
 _ASSUME = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity")
 _S3_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::([^/]+)(?:/(.*))?$")
-_IAM_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(iam|sts)::(\d{12}|\*)?:(root|user|role|assumed-role)(?:/(.*))?$")
 #: A resource covering every IAM entity of one account (or of every account).
 _IAM_ACCOUNT_WIDE = re.compile(r"^arn:(?:aws[a-z-]*|\*):(?:iam|\*)::(\d{12}|\*):\*$")
 _ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_ACL_ACTIONS = {"READ": ("list",), "WRITE": ("write", "delete"), "READ_ACP": ("read",),
+#: READ_ACP reads the ACL itself (metadata, no PHI): it grants nothing.
+_ACL_ACTIONS = {"READ": ("list",), "WRITE": ("write", "delete"), "READ_ACP": (),
                 "WRITE_ACP": ("admin",), "FULL_CONTROL": ACTIONS}
 _LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 
@@ -241,26 +259,6 @@ def s3_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozense
     ['delete', 'read', 'write']
     """
     return normalise(concrete_actions(patterns, not_action=not_action) - _IAM)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def condition_texts(condition: Any) -> tuple[str, ...]:
-    """A policy ``Condition`` as sorted short texts: ``StringEquals aws:SourceVpce=vpce-1``."""
-    out: list[str] = []
-    if isinstance(condition, dict):
-        for operator, block in condition.items():
-            if isinstance(block, dict):
-                for key, value in block.items():
-                    values = ",".join(sorted(_text(v) for v in _list(value)))
-                    out.append(f"{operator} {key}={values}")
-            else:
-                out.append(f"{operator} {_text(block)}")
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,59 +467,55 @@ def policy_principals(statement: dict[str, Any], own_account: str | None, *,
                       known: Collection[str] = ()) -> tuple[list[Who], list[str]]:
     """Map the ``Principal`` of a bucket or trust policy statement to principals.
 
-    ``known`` are the ids (``aws:user/NAME``, ``aws:role/NAME``) IAM listed in the own account:
-    when ``own_account`` is unknown, only an ARN naming one of them maps to a user or role.
-    Returns the principals and the values that could not be mapped (``Federated``, unknown
-    forms) as ``"Key: value"`` texts for a Problem.
+    The statement is read by :func:`hipaa_audit.s3.policy.read_principals`, the reader ``scan
+    s3`` uses too. ``known`` are the ids (``aws:user/NAME``, ``aws:role/NAME``) IAM listed in
+    the own account: when ``own_account`` is unknown, only an ARN naming one of them maps to a
+    user or role. Returns the principals and the values that could not be resolved
+    (placeholders, unique ids of deleted users or roles, ``Federated``, unknown forms) as
+    ``"Key: value (why)"`` texts for a Problem.
     """
-    if "NotPrincipal" in statement:
-        return [Who(_anyone(), ("NotPrincipal",))], []
-    value = statement.get("Principal")
-    if value == "*":
-        return [Who(_anyone())], []
-    if not isinstance(value, dict):
-        return [], [f"Principal: {value!r}"] if value is not None else []
     found: list[Who] = []
     unmapped: list[str] = []
-    for kind, items in value.items():
-        for item in (str(x) for x in _list(items)):
-            who = _map_principal(str(kind), item, own_account, known)
-            if who is None:
-                unmapped.append(f"{kind}: {item}")
-            elif who not in found:
-                found.append(who)
+    for p in read_principals(statement):
+        who = _map_principal(p, own_account, known)
+        if who is None:
+            if p.text() not in unmapped:
+                unmapped.append(p.text())
+        elif who not in found:
+            found.append(who)
     return found, unmapped
 
 
-def _map_principal(kind: str, value: str, own_account: str | None,
+def _confined(texts: tuple[str, ...]) -> Principal:
+    """Anyone the conditions admit (``Principal: *`` confined to an organisation, a network...)."""
+    joined = "; ".join(texts)
+    return _principal(f"aws:confined/{joined}", "account", f"anyone if {joined}")
+
+
+def _map_principal(p: PolicyPrincipal, own_account: str | None,
                    known: Collection[str] = ()) -> Who | None:
-    if kind == "Service":
-        return Who(_principal(f"aws:service/{value}", "service", value))
-    if kind == "CanonicalUser":
-        return Who(_account(f"canonical:{value}"))
-    if kind != "AWS":
+    extra = ("NotPrincipal",) if p.kind == "NotPrincipal" else ()
+    if p.what == "anyone":
+        return Who(_anyone(), extra)
+    if p.what == "confined":
+        return Who(_confined(p.confined_by), extra)
+    if p.what == "service":
+        return Who(_principal(f"aws:service/{p.value}", "service", p.value))
+    if p.what == "canonical":
+        return Who(_account(f"canonical:{p.value}"))
+    if p.what == "unresolvable" or p.account is None:
         return None
-    if value == "*":
-        return Who(_anyone())
-    if _ACCOUNT_ID.match(value):
-        return Who(_account(value))
-    m = _IAM_ARN.match(value)
-    if not m or not m.group(2) or m.group(2) == "*":
-        return None
-    _service, account, what, rest = m.groups()
-    if what == "root":
-        return Who(_account(account))
-    if own_account is not None and account != own_account:
-        return Who(_account(account), via=value)
-    if not rest:
-        return None
-    if what == "user":
-        local = _user_from_arn(rest)
+    if p.what == "account":
+        return Who(_account(p.account))
+    if own_account is not None and p.account != own_account:
+        return Who(_account(p.account), via=p.value)
+    if p.what == "user":
+        local = _user_from_arn(p.name)
     else:
-        name = rest.split("/")[0] if what == "assumed-role" else rest.rsplit("/", 1)[-1]
+        name = p.name.split("/")[0] if p.what == "assumed-role" else p.name.rsplit("/", 1)[-1]
         local = _principal(f"aws:role/{name}", "role", name)
     if own_account is None and local.id not in known:
-        return Who(_account(account), via=value)
+        return Who(_account(p.account), via=p.value)
     return Who(local)
 
 
@@ -1174,7 +1168,7 @@ def _unread(facts: Facts, asset: str, answer: Answer, what: str) -> bool:
 
 
 def _foreign(pid: str, own_account: str | None) -> bool:
-    if pid == ANYONE:
+    if pid == ANYONE or pid.startswith("aws:confined/"):
         return True
     if not pid.startswith("aws:account/"):
         return False
@@ -1296,8 +1290,9 @@ def collect_aws(access: Access, *, buckets: Sequence[str] | None = None,
     return facts
 
 
-__all__ = ["IAM_ADMIN", "IAM_ESCALATION", "S3_ACTIONS", "PolicyFacts", "Scope", "Who",
-           "acl_grants", "action_level", "bucket_of", "bucket_policy_grants", "collect_aws",
+__all__ = ["IAM_ADMIN", "IAM_ESCALATION", "METADATA_READS", "S3_ACTIONS", "PolicyFacts",
+           "Scope", "Who", "acl_grants", "action_level", "bucket_of", "bucket_policy_grants",
+           "collect_aws",
            "concrete_actions", "condition_texts", "details_by_listing", "iam_facts",
            "identity_grants", "normalise", "parse_document", "policy_principals",
            "resource_ids", "resource_scopes", "s3_actions", "trust_memberships"]

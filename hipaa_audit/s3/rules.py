@@ -275,11 +275,20 @@ def _cross_account(obs: BucketObservation, scope: Scope) -> Outcome:
         return doc
     foreign = {acct: actions for acct, actions in pol.principal_accounts(doc).items()
                if acct != obs.account_id and acct not in scope.trusted_accounts}
-    if not foreign:
-        return _pass()
-    listed = "; ".join(f"account {a}: {', '.join(acts)}" for a, acts in sorted(foreign.items()))
-    return _fail(f"The bucket policy grants access to accounts that are not trusted ({listed}).",
-                 accounts=sorted(foreign))
+    unresolved = pol.unresolved_principals(doc)
+    who = (f" It also names {len(unresolved)} principal(s) that cannot be resolved: "
+           f"{'; '.join(unresolved)}." if unresolved else "")
+    if foreign:
+        listed = "; ".join(f"account {a}: {', '.join(acts)}"
+                           for a, acts in sorted(foreign.items()))
+        return _fail(f"The bucket policy grants access to accounts that are not trusted "
+                     f"({listed}).{who}", accounts=sorted(foreign),
+                     unresolved=unresolved or None)
+    if unresolved:
+        return Outcome("error", f"The bucket policy names {len(unresolved)} principal(s) that "
+                       f"cannot be resolved, so who it lets in is unknown: "
+                       f"{'; '.join(unresolved)}.")
+    return _pass()
 
 
 # -- encryption ---------------------------------------------------------------------------------
