@@ -669,9 +669,14 @@ def _cert_key(cert: CertInfo, v: _Verdicts, policy: Policy, catalog: Catalog) ->
                setting="key", value=f"RSA {cert.key_size}")
         failed = True
     if cert.key_type not in policy.cert_types:
+        # a weak key is judged above; a strong one of an unlisted type weakens nothing
+        strong = not failed and cert.key_type in ("rsa", "ecdsa")
+        params = catalog["cert-weak-key"].params
         v.fail("cert-weak-key", f"{policy.name} does not allow {cert.key_type.upper()} "
-               "certificates.", key="type", severity=Severity.MEDIUM, topic="certificate",
-               setting="key", value=cert.key_type)
+               "certificates" + (" (a policy deviation: the key itself is strong enough)."
+                                 if strong else "."), key="type",
+               severity=_sev(params["deviation_severity"]) if strong else Severity.MEDIUM,
+               topic="certificate", setting="key", value=cert.key_type)
         failed = True
     if cert.curve and policy.cert_curves is not None and cert.curve not in policy.cert_curves:
         v.fail("cert-weak-key", f"The certificate key is on {cert.curve}, not one of "
