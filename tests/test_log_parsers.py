@@ -560,3 +560,91 @@ def test_column_mapping_defaults() -> None:
     assert mapping.time == "time" and mapping.actions == {} and mapping.timezone == "UTC"
     assert ColumnMapping.from_config({}) == ColumnMapping()
     assert hash(CSV_MAPPING) == hash(ColumnMapping.from_config({**CSV_MAPPING.__dict__}))
+
+
+# ---------------------------------------------------------------------------------------------
+# resource bombs and records lost silently
+
+DEEP = "[" * 1000 + "]" * 1000
+CT_RECORD = {"eventVersion": "1.08", "eventTime": "2024-01-01T00:00:00Z",
+             "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+
+
+def _ct(i: int, **extra: Any) -> dict[str, Any]:
+    return {**CT_RECORD, "eventID": f"00000000-0000-4000-8000-{i:012d}", **extra}
+
+
+@pytest.mark.parametrize("fmt", ["fhir", "cloudtrail", "jsonl"])
+def test_json_nested_a_thousand_deep_is_one_malformed_record(fmt: str, tmp_path: Path) -> None:
+    log = tmp_path / "deep.log"
+    if fmt == "fhir":
+        good = '{"resourceType": "AuditEvent", "recorded": "2024-01-01T00:00:00Z"}'
+        log.write_text(good.replace("}", f', "extension": {DEEP}}}') + "\n" + good + "\n")
+    elif fmt == "cloudtrail":
+        deep = json.dumps(_ct(1)).replace("}", f', "requestParameters": {DEEP}}}')
+        log.write_text('{"Records": [' + deep + ", " + json.dumps(_ct(2)) + "]}")
+    else:
+        good = '{"time": "2024-01-01T00:00:00Z", "user": "u", "action": "view"}'
+        log.write_text(good.replace("}", f', "x": {DEEP}}}') + "\n" + good + "\n")
+    assert detect_format(log) == fmt
+    events, malformed = parse(log, fmt, mapping=ColumnMapping() if fmt == "jsonl" else None)
+    assert len(events) == 1
+    assert reasons(malformed) == [(1, "JSON nested too deep")]
+
+
+def test_fhir_extensions_nested_deep_are_malformed(tmp_path: Path) -> None:
+    ext: dict[str, Any] = {"url": "x"}
+    for _ in range(100):
+        ext = {"url": "x", "extension": [ext]}
+    log = tmp_path / "ext.ndjson"
+    log.write_text(json.dumps({"resourceType": "AuditEvent", "recorded": "2024-01-01T00:00:00Z",
+                               "entity": [{"extension": [ext]}]}) + "\n")
+    events, malformed = parse(log, "fhir")
+    assert events.empty and reasons(malformed) == [(1, "extensions nested too deep")]
+
+
+@pytest.mark.parametrize("number", [2**63, 2**70, "1e400", -(2**64)])
+def test_numbers_past_two_to_the_63_are_malformed(number: object, tmp_path: Path) -> None:
+    value = str(number)
+    ct = tmp_path / "ct.json"
+    ct.write_text('{"Records": [' + json.dumps(_ct(1)).replace(
+        "}", ', "additionalEventData": {"bytesTransferredOut": ' + value + "}}")
+        + ", " + json.dumps(_ct(2)) + "]}")
+    events, malformed = parse(ct, "cloudtrail")
+    assert len(events) == 1 and reasons(malformed) == [(1, "number out of range")]
+    atna = tmp_path / "atna.xml"
+    atna.write_text(
+        '<AuditMessage><EventIdentification EventActionCode="R" EventOutcomeIndicator="0" '
+        'EventDateTime="2024-01-01T00:00:00Z"><EventID csd-code="110103"/>'
+        '</EventIdentification><ActiveParticipant UserID="u"/>'
+        '<ParticipantObjectIdentification ParticipantObjectID="1.2.3" '
+        'ParticipantObjectTypeCode="2"><ParticipantObjectIDTypeCode csd-code="110180"/>'
+        f'<ParticipantObjectDescription><SOPClass UID="1.2" NumberOfInstances="{value}"/>'
+        "</ParticipantObjectDescription></ParticipantObjectIdentification></AuditMessage>\n")
+    events, malformed = parse(atna, "atna")
+    assert events.empty and reasons(malformed) == [(1, "number out of range")]
+    text = tmp_path / "big.csv"
+    text.write_text(f"time,user,action,bytes\n2024-01-01T00:00:00Z,u,view,{value}\n"
+                    "2024-01-01T00:00:00Z,u,view,5\n")
+    events, malformed = parse(text, "csv", mapping=ColumnMapping())
+    assert events["bytes"].tolist() == [5] and reasons(malformed) == [(2, "number out of range")]
+
+
+def test_cloudtrail_resumes_after_a_damaged_record(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON error inside Records costs that record only, counted; the rest are read."""
+    monkeypatch.setattr(parsers, "_BLOCK", 64)  # the search for the next record spans blocks
+    text = json.dumps({"Records": [_ct(i) for i in range(1, 11)]})
+    damaged = text.replace('"00000000-0000-4000-8000-000000000004"',
+                           '"00000000-0000-4000-8000-000000000004', 1)  # a quote missing
+    log = tmp_path / "ct.json"
+    log.write_text(damaged)
+    events, malformed = parse(log, "cloudtrail")
+    assert reasons(malformed) == [(4, "bad JSON")]
+    assert sorted(events["line"].tolist()) == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    log.write_text(text.replace("}, {", "} {", 1))  # a comma missing between records 1 and 2
+    events, malformed = parse(log, "cloudtrail")
+    assert len(events) == 10 and reasons(malformed) == [(2, "bad JSON between records")]
+    log.write_text(text[:text.index('"00000000-0000-4000-8000-000000000008"')])  # cut off
+    events, malformed = parse(log, "cloudtrail")
+    assert len(events) == 7 and reasons(malformed) == [(8, "truncated JSON")]

@@ -29,7 +29,7 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -66,11 +66,17 @@ HEAD_BYTES = 64 * 1024
 MAX_RECORD_CHARS = 16 * 1024 * 1024
 #: Fingerprints remembered per parse (patients and studies repeat); cleared when full.
 FINGERPRINT_CACHE = 1_000_000
+#: A count or byte size beyond this (2^62) is not a plausible value: the record is malformed.
+MAX_NUMBER = 2**62
+#: Nested DICOM extensions of a FHIR entity followed at most this deep.
+MAX_EXTENSION_DEPTH = 16
 
 _BLOCK = 1 << 20
 #: Text lines are read in pieces of at most this many characters (memory stays bounded).
 _LINE_PIECE = MAX_RECORD_CHARS
 _UNREADABLE = "unreadable data (truncated or corrupt)"
+_TOO_DEEP = "JSON nested too deep"
+_OUT_OF_RANGE = "number out of range"
 _READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
@@ -247,16 +253,25 @@ def _str(value: object) -> str | None:
 
 
 def _int(value: object) -> int | None:
+    """``value`` as an integer; None when it is not a number.
+
+    Raises :class:`_Bad` for a number past ±:data:`MAX_NUMBER` or not finite: a count or size
+    no log can hold (it would overflow the table's 64-bit column).
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
+        if abs(value) > MAX_NUMBER:
+            raise _Bad(_OUT_OF_RANGE)
         return value
     try:
         number = float(value) if isinstance(value, float | str) else None
     except ValueError:
         return None
-    if number is None or number != number or number in (float("inf"), float("-inf")):
+    if number is None:
         return None
+    if number != number or abs(number) > MAX_NUMBER:
+        raise _Bad(_OUT_OF_RANGE)
     return int(number)
 
 
@@ -528,6 +543,8 @@ def _first_line_is_object(text: str, whole: bool) -> bool:
     line, newline, _ = text.partition("\n")
     try:
         return isinstance(json.loads(line), dict)
+    except RecursionError:
+        return True  # an object nested too deep: the parser reports the line
     except ValueError as exc:
         # a first line longer than the head: fine if it is only cut off
         cut = not newline and not whole
@@ -911,6 +928,11 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
 # JSON documents (FHIR, CloudTrail): one record at a time
 
 _JSON_WS = re.compile(r"[ \t\r\n\ufeff]*")
+_FIRST_KEY = re.compile(r'\{\s*"([^"\\]{1,64})"\s*:')
+#: The first key of a record in each container, before one has been read whole.
+_RECORD_KEYS = {"Records": ("eventVersion",), "entry": ("fullUrl", "resource")}
+#: Distinct first keys remembered to find the next record after a damaged one.
+_MAX_RECORD_KEYS = 8
 _NEXT_DOC = re.compile(r"\n(?=[\[{])")
 
 
@@ -982,8 +1004,8 @@ class _JsonStream:
         """Decode the next value if it lies whole in the window: (True, value), else (False, _)."""
         try:
             obj, end = self._decode(self._buf, self._pos)
-        except json.JSONDecodeError:
-            return False, None
+        except (json.JSONDecodeError, RecursionError):
+            return False, None  # read again value by value (and reported there)
         if end >= len(self._buf) and not self._eof and not isinstance(obj, dict | list | str):
             return False, None
         self._move(end)
@@ -996,6 +1018,8 @@ class _JsonStream:
         while True:
             try:
                 obj, end = self._decode(self._buf, self._pos)
+            except RecursionError:
+                raise _Bad(_TOO_DEEP) from None
             except json.JSONDecodeError as exc:
                 cut = exc.pos >= len(self._buf) - 8 or exc.msg.startswith("Unterminated")
                 if cut and len(self._buf) - self._pos <= MAX_RECORD_CHARS and self._fill():
@@ -1008,6 +1032,29 @@ class _JsonStream:
                 continue  # a number may go on in the next block
             self._move(end)
             return obj
+
+    def first_key(self) -> str | None:
+        """The first key of the object that starts here, if one does (else None)."""
+        found = _FIRST_KEY.match(self._buf, self._pos)
+        return found.group(1) if found else None
+
+    def skip_to(self, pattern: re.Pattern[str], *, past_here: bool) -> bool:
+        """Move to the next match of ``pattern`` (after this place with ``past_here``).
+
+        Only a bounded window is held while searching. Returns False at the end of the input.
+        """
+        self._mark = None
+        start = self._pos + (1 if past_here else 0)
+        while True:
+            found = pattern.search(self._buf, min(start, len(self._buf)))
+            if found is not None:
+                self._move(found.start())
+                return True
+            self._move(max(self._pos, min(start, len(self._buf)), len(self._buf) - 256))
+            if not self._fill():
+                self._move(len(self._buf))
+                return False
+            start = self._pos  # the window starts here after the fill
 
     def resync(self) -> None:
         """Skip to the next line that starts a JSON value after the marked place."""
@@ -1034,24 +1081,23 @@ def _json_values(stream: _JsonStream, container: str,
     """The records of a JSON file, numbered.
 
     Elements of ``container`` arrays or of bare lists are numbered by ordinal, other top-level
-    values (NDJSON, single documents) by the line where they start.
+    values (NDJSON, single documents) by the line where they start. A damaged element of an
+    array is counted (its ordinal) and reading resumes at the next record (see
+    :func:`_json_array`); a damaged top-level value resumes at the next line that starts one.
     """
     ordinal = 0
+    keys: dict[str, None] = dict.fromkeys(_RECORD_KEYS.get(container, ()))
     while True:
         char = stream.peek()
         if char is None:
             return
         start = stream.line
-        in_array = False
         stream.mark()
         try:
             if char == "[":
                 stream.take()
                 stream.unmark()
-                in_array = True
-                for value in _json_array(stream):
-                    ordinal += 1
-                    yield _JsonRecord(ordinal, value)
+                ordinal = yield from _json_array(stream, col, ordinal, keys)
                 continue
             if char == "{":
                 done, obj = stream.try_value()  # the usual case: small enough to hold
@@ -1073,6 +1119,8 @@ def _json_values(stream: _JsonStream, container: str,
                     if char == "}":
                         stream.take()
                         break
+                    if char is None and seen:
+                        break  # cut after the records: a lost one was counted in the array
                     if not first:
                         if char != ",":
                             raise _Bad("bad JSON" if char is not None else "truncated JSON")
@@ -1084,12 +1132,9 @@ def _json_values(stream: _JsonStream, container: str,
                     stream.take()
                     if key == container and stream.peek() == "[":
                         stream.take()
-                        stream.unmark()  # may be huge: errors inside stop the file
-                        seen = in_array = True
-                        for value in _json_array(stream):
-                            ordinal += 1
-                            yield _JsonRecord(ordinal, value)
-                        in_array = False
+                        stream.unmark()  # may be huge: damage inside is skipped record-wise
+                        seen = True
+                        ordinal = yield from _json_array(stream, col, ordinal, keys)
                     else:
                         collected[key] = stream.value()
                 if not seen:
@@ -1097,28 +1142,58 @@ def _json_values(stream: _JsonStream, container: str,
                 continue
             yield _JsonRecord(start, stream.value())
         except _Bad as exc:
-            if in_array:  # cannot find the next element reliably: stop here
-                col.bad(ordinal + 1, exc.reason)
-                return
             col.bad(start, exc.reason)
             stream.resync()
 
 
-def _json_array(stream: _JsonStream) -> Iterator[Any]:
-    """The elements of an array whose ``[`` has been taken."""
+def _record_start(keys: dict[str, None]) -> re.Pattern[str]:
+    """Where an object whose first key is one of ``keys`` starts."""
+    names = "|".join(re.escape(k) for k in keys) or r'[^"\\]{1,64}'
+    return re.compile(r'\{\s*"(?:' + names + r')"\s*:')
+
+
+def _json_array(stream: _JsonStream, col: _Collector, ordinal: int,
+                keys: dict[str, None]) -> Generator[_JsonRecord, None, int]:
+    """The elements of an array whose ``[`` has been taken, numbered after ``ordinal``.
+
+    An element that cannot be decoded is reported under its ordinal, and reading resumes at the
+    next object starting with a key records of this array start with (``keys``, learnt from the
+    records read); each element lost that way is counted, so none is lost silently. Returns the
+    last ordinal used.
+    """
     if stream.peek() == "]":
         stream.take()
-        return
+        return ordinal
     while True:
-        yield stream.value()
+        head = stream.first_key()
+        try:
+            value = stream.value()
+        except _Bad as exc:
+            ordinal += 1
+            col.bad(ordinal, exc.reason)
+            if head is not None and len(keys) < _MAX_RECORD_KEYS:
+                keys[head] = None
+            if not stream.skip_to(_record_start(keys), past_here=True):
+                return ordinal
+            continue
+        ordinal += 1
+        if isinstance(value, dict) and value and len(keys) < _MAX_RECORD_KEYS:
+            keys.setdefault(next(iter(value)), None)
+        yield _JsonRecord(ordinal, value)
         char = stream.peek()
         if char == ",":
             stream.take()
         elif char == "]":
             stream.take()
-            return
-        else:
-            raise _Bad("truncated JSON" if char is None else "bad JSON")
+            return ordinal
+        elif char is None:
+            col.bad(ordinal + 1, "truncated JSON")
+            return ordinal
+        else:  # damage between two elements: counted, then on to the next record
+            ordinal += 1
+            col.bad(ordinal, "bad JSON between records")
+            if not stream.skip_to(_record_start(keys), past_here=False):
+                return ordinal
 
 
 def _parse_json_records(path: Path, container: str,
@@ -1198,11 +1273,16 @@ def _reference_label(value: object) -> str | None:
             or _str(_dict(ref.get("identifier")).get("value")))
 
 
-def _instances(extensions: object) -> int | None:
-    """Σ ``NumberOfInstances`` in the (nested) DICOM extensions of an entity."""
+def _instances(extensions: object, depth: int = 0) -> int | None:
+    """Σ ``NumberOfInstances`` in the (nested) DICOM extensions of an entity.
+
+    Raises :class:`_Bad` past :data:`MAX_EXTENSION_DEPTH` levels or for a count out of range.
+    """
     total: int | None = None
     if not isinstance(extensions, list):
         return None
+    if depth > MAX_EXTENSION_DEPTH:
+        raise _Bad("extensions nested too deep")
     for ext in extensions:
         if not isinstance(ext, dict):
             continue
@@ -1214,7 +1294,7 @@ def _instances(extensions: object) -> int | None:
                 if count is not None:
                     total = (total or 0) + count
                     break
-        nested = _instances(ext.get("extension"))
+        nested = _instances(ext.get("extension"), depth + 1)
         if nested is not None:
             total = (total or 0) + nested
     return total
@@ -1615,19 +1695,25 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
         missing = time_raw.isna().to_numpy()
         for line, none in zip(lines[bad].tolist(), missing[bad].tolist(), strict=True):
             col.bad(int(line), "no timestamp" if none else "bad timestamp")
-    keep = ~(blank | bad)
-
-    def text(key: str) -> pd.Series:
-        got = columns.get(key)
-        return got if got is not None else pd.Series(pd.NA, index=index, dtype=STRING_DTYPE)
 
     def number(key: str) -> pd.Series:
         got = columns.get(key)
         if got is None:
-            return pd.Series(pd.NA, index=index, dtype="Int64")
-        values = pd.to_numeric(got, errors="coerce").astype("Float64")
-        values = values.mask(values.abs() > 2.0**62)
-        return values.round().astype("Int64")
+            return pd.Series(pd.NA, index=index, dtype="Float64")
+        return pd.to_numeric(got, errors="coerce").astype("Float64")
+
+    counts = {key: number(key) for key in ("objects", "bytes")}
+    huge = np.logical_or.reduce([(v.abs() > MAX_NUMBER).fillna(False).to_numpy(dtype=bool)
+                                 for v in counts.values()]) & ~(blank | bad)
+    for line in lines[huge].tolist():
+        col.bad(int(line), _OUT_OF_RANGE)
+    keep = ~(blank | bad | huge)
+    objects, size = (v.mask(v.abs() > MAX_NUMBER).round().astype("Int64")
+                     for v in counts.values())
+
+    def text(key: str) -> pd.Series:
+        got = columns.get(key)
+        return got if got is not None else pd.Series(pd.NA, index=index, dtype=STRING_DTYPE)
 
     action_raw = text("action")
     line_text = pd.Series(lines, index=index).astype(str)
@@ -1642,8 +1728,8 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
         "patient": _map_unique(text("patient"), fp.patient),
         "patient_name": _map_unique(text("patient_name"), fp.name),
         "study": _map_unique(text("study"), fp.study),
-        "objects": number("objects"),
-        "bytes": number("bytes"),
+        "objects": objects,
+        "bytes": size,
         "source_ip": text("source_ip"),
         "device": text("device"),
         "purpose": text("purpose"),
@@ -1720,11 +1806,19 @@ def _parse_jsonl(path: Path, mapping: ColumnMapping, fp: _Fingerprints,
             except ValueError:
                 col.bad(lineno, "bad JSON")
                 continue
+            except RecursionError:
+                col.bad(lineno, _TOO_DEEP)
+                continue
             if not isinstance(record, dict):
                 col.bad(lineno, "not a JSON object")
                 continue
-            for append, key in getters:
-                append(_scalar(_lookup(record, key)))
+            try:
+                cells = [_scalar(_lookup(record, key)) for _, key in getters]
+            except RecursionError:  # a mapped value nested too deep to write back as text
+                col.bad(lineno, _TOO_DEEP)
+                continue
+            for (append, _), cell in zip(getters, cells, strict=True):
+                append(cell)
             lines.append(lineno)
             if len(lines) >= col.chunk_rows:
                 yield flush()
