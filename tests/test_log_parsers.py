@@ -648,3 +648,50 @@ def test_cloudtrail_resumes_after_a_damaged_record(tmp_path: Path,
     log.write_text(text[:text.index('"00000000-0000-4000-8000-000000000008"')])  # cut off
     events, malformed = parse(log, "cloudtrail")
     assert len(events) == 7 and reasons(malformed) == [(8, "truncated JSON")]
+
+
+def _csv_rows(n: int, device: dict[int, str] | None = None) -> list[str]:
+    device = device or {}
+    return [f"2024-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z,u{i},view,{device.get(i, f'ws{i}')}"
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 200_000])
+def test_csv_unbalanced_quote_loses_one_line_not_the_rows_it_swallowed(
+        tmp_path: Path, chunk_rows: int) -> None:
+    """A stray quote used to swallow every row up to the next quote, with 0 malformed."""
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(300, {10: '"ws10', 200: 'ws200"'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", chunk_rows=chunk_rows, mapping=ColumnMapping())
+    open_quote = "unbalanced quote (a field swallows the lines after it)"
+    assert reasons(malformed) == [(12, open_quote), (202, open_quote)]
+    assert len(events) == 298  # every line is an event or a malformed record
+    assert sorted(events["line"].tolist()) == [n for n in range(2, 302) if n not in (12, 202)]
+    by_line = dict(zip(events["line"].tolist(), events["user"].tolist(), strict=True))
+    assert by_line[13] == "u11" and by_line[203] == "u201"  # lines still name their rows
+
+
+def test_csv_quote_open_to_the_end_keeps_the_other_rows(tmp_path: Path) -> None:
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(300, {10: '"ws10'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert reasons(malformed) == [(12, "unbalanced quote (a field swallows the lines after it)")]
+    assert len(events) == 299 and events["line"].max() == 301
+    rows = _csv_rows(20, {15: '"ws15'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert reasons(malformed) == [(17, "unbalanced quote (open to the end of the file)")]
+    assert len(events) == 19
+
+
+def test_csv_quoted_line_breaks_keep_line_numbers(tmp_path: Path) -> None:
+    """A legitimate multi-line field is one record; the rows after it keep their own lines."""
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(12, {8: '"note\nsecond line\nthird line"'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert malformed == []
+    assert events["line"].tolist() == [*range(2, 11), 13, 14, 15]
+    assert events["user"].tolist()[-1] == "u11"

@@ -243,3 +243,17 @@ def test_resource_bombs_end_in_findings_not_exit_1(tmp_path: Path) -> None:
                     + "[" * 5000 + "]" * 5000 + "\n  condition: sel\n")
     result = run_cli("analyze", "logs", str(trail), "--sigma", str(rule))
     assert result.code == 2 and "deep.yml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_csv_stray_quote_is_reported_not_exit_0(tmp_path: Path) -> None:
+    """One unbalanced quote used to swallow 190 rows with exit 0 and 0 malformed."""
+    rows = [f"2026-10-01T{i // 60:02d}:{i % 60:02d}:00Z,u{i},view,"
+            + {10: '"ws10', 200: 'ws200"'}.get(i, f"ws{i}") for i in range(300)]
+    log = tmp_path / "access.csv"
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    result = run_cli("analyze", "logs", str(log), "--format", "json", "--no-cache",
+                     "--fail-on", "none")
+    assert result.code == 4, result.stderr
+    [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
+    assert bad["locations"][0]["lines"] == [12, 202] and "unbalanced quote" in bad["message"]
+    assert result.json()["run"]["assets"]["events"] == 298
