@@ -695,3 +695,95 @@ def test_csv_quoted_line_breaks_keep_line_numbers(tmp_path: Path) -> None:
     assert malformed == []
     assert events["line"].tolist() == [*range(2, 11), 13, 14, 15]
     assert events["user"].tolist()[-1] == "u11"
+
+
+# --- PHI in fields meant for staff and systems --------------------------------------------------
+
+MRN = "MRN00424242"
+
+
+def _fhir_login(agent: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "AuditEvent", "recorded": "2024-05-01T00:00:00Z",
+            "type": {"code": "110114"}, "subtype": [{"code": "110122"}], "outcome": "4",
+            "agent": [{"requestor": True, "network": {"address": "203.0.113.77", "type": "2"},
+                       **agent}], **extra}
+
+
+@pytest.mark.parametrize("agent", [
+    {"who": {"identifier": {"value": MRN}}, "role": [{"coding": [{"code": "PAT"}]}]},
+    {"who": {"identifier": {"value": MRN}}, "type": {"coding": [{"code": "PAT"}]}},
+    {"who": {"identifier": {"value": MRN, "type": {"coding": [{"code": "MR"}]}}}},
+], ids=["role-PAT", "type-PAT", "identifier-MR"])
+def test_fhir_patient_agent_by_role_or_identifier_type(agent: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """A patient known only by role PAT (or an MRN-typed identifier) is not a workforce user."""
+    path = tmp_path / "portal.ndjson"
+    path.write_text(json.dumps(_fhir_login(agent)) + "\n")
+    events, _ = parse(path, "fhir")
+    login = events.iloc[0]
+    assert login["user"] == f"patient:{fp(MRN)}"
+    assert login["source_ip"] == f"hmac:{fp('203.0.113.77')}"  # a patient's address is PHI
+    assert login["action"] == "login" and login["outcome"] == "failure"
+
+
+def test_fhir_agent_that_is_the_records_patient(tmp_path: Path) -> None:
+    event = _fhir_login({"who": {"identifier": {"value": MRN}}},
+                        entity=[{"what": {"reference": f"Patient/{MRN}"}}],
+                        id=f"ae-{MRN}-1")
+    path = tmp_path / "self.ndjson"
+    path.write_text(json.dumps(event) + "\n")
+    events, _ = parse(path, "fhir")
+    assert events.iloc[0]["user"] == f"patient:{fp(MRN)}"
+    assert events.iloc[0]["event_id"] == "self.ndjson:1"  # an id holding the MRN is not kept
+
+
+def test_atna_patient_participant_role(tmp_path: Path) -> None:
+    path = tmp_path / "portal.xml"
+    path.write_text(
+        '<AuditMessage><EventIdentification EventActionCode="E" EventOutcomeIndicator="4" '
+        'EventDateTime="2024-01-01T00:00:00Z"><EventID csd-code="110114"/>'
+        '<EventTypeCode csd-code="110122"/></EventIdentification>'
+        f'<ActiveParticipant UserID="{MRN}" UserIsRequestor="true" '
+        'NetworkAccessPointID="203.0.113.77" NetworkAccessPointTypeCode="2">'
+        '<RoleIDCode csd-code="PAT" codeSystemName="RoleClass"/></ActiveParticipant>'
+        f'<ActiveParticipant UserID="PORTAL-{MRN}" UserIsRequestor="false"/>'
+        "</AuditMessage>\n")
+    events, _ = parse(path, "atna")
+    login = events.iloc[0]
+    assert login["user"] == f"patient:{fp(MRN)}"
+    assert login["source_ip"] == f"hmac:{fp('203.0.113.77')}"
+
+
+def test_csv_patient_users_and_identifiers_in_free_text(tmp_path: Path) -> None:
+    """Role patient, a user that is the row's patient, and MRNs inside ids, codes and targets."""
+    path = tmp_path / "portal.csv"
+    path.write_text(
+        "time,user,role,action,patient,event_id,code,target,device,system\n"
+        f"2024-01-01T00:00:00Z,{MRN},patient,view,,e-1,PORTAL_VIEW,,kiosk,PORTAL\n"
+        f"2024-01-01T00:01:00Z,{MRN},,view,{MRN},e-2,PORTAL_VIEW,,kiosk,PORTAL\n"
+        f"2024-01-01T00:02:00Z,jdoe,clerk,view,{MRN},evt-{MRN},VIEW_{MRN},chart/{MRN},"
+        f"ws-{MRN},PACS\n"
+        "2024-01-01T00:03:00Z,jdoe,clerk,view,,e-4,110106,EXT-PORTAL,WS-7,PACS\n")
+    events, malformed = parse(path, "csv", mapping=ColumnMapping())
+    assert malformed == []
+    first, second, third, fourth = (events.iloc[i] for i in range(4))
+    assert first["user"] == second["user"] == f"patient:{fp(MRN)}"
+    assert first["device"] == f"hmac:{fp('kiosk')}"  # the patient's own device
+    assert third["user"] == "jdoe"  # staff stay readable
+    assert third["event_id"] == "portal.csv:4"
+    assert third["code"] == f"hmac:{fp('VIEW_' + MRN)}"
+    assert third["target"] == f"hmac:{fp('chart/' + MRN)}"
+    assert third["device"] == f"hmac:{fp('ws-' + MRN)}"
+    assert (fourth["event_id"], fourth["code"], fourth["target"], fourth["device"]) == (
+        "e-4", "110106", "EXT-PORTAL", "WS-7")
+    for column in events.columns:
+        assert not events[column].astype(str).str.contains(MRN[3:]).any(), column
+
+
+def test_cloudtrail_event_id_holding_an_identifier(tmp_path: Path) -> None:
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps({"Records": [_ct(1, eventID=f"evt-{MRN}",
+                                                userAgent=f"portal/{MRN}")]}))
+    events, _ = parse(path, "cloudtrail")
+    assert events.iloc[0]["event_id"] == "ct.json:1"
+    assert events.iloc[0]["device"] == f"hmac:{fp('portal/' + MRN)}"

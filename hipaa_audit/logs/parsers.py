@@ -30,7 +30,7 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -209,6 +209,62 @@ class _Fingerprints:
         if text[:8].lower() == "urn:oid:":
             text = text[8:]
         return self(text) if text else None
+
+    def actor(self, value: object) -> str | None:
+        """A patient acting as the user (portal, self-service): ``patient:`` and a fingerprint."""
+        pid = self.patient(value)
+        return f"{PATIENT_ACTOR}{pid}" if pid else None
+
+    def label(self, value: str | None, known: Sequence[str | None] = (),
+              codes: bool = False) -> str | None:
+        """``value`` (a device, target, system or code) as is, or fingerprinted if it may be PHI.
+
+        See :func:`may_identify`; ``known`` are the record's own patient id and name,
+        ``codes`` lets DICOM codes (``110106``) through.
+        """
+        if value is None or not may_identify(value, known, codes):
+            return value
+        return self.mask(value)
+
+    def mask(self, value: str | None) -> str | None:
+        """``value`` fingerprinted whatever it holds (e.g. a patient's own address)."""
+        return None if value is None else f"{MASKED_LABEL}{self(value)}"
+
+
+#: How a patient acting as the user is shown in the ``user`` column.
+PATIENT_ACTOR = "patient:"
+#: How a device, target, system or code that may hold an identifier is shown.
+MASKED_LABEL = "hmac:"
+#: Roles (FHIR agent role/type, ATNA RoleIDCode, a mapped role column) that say the actor is the
+#: patient: HL7 v3 RoleClass PAT, and the word itself.
+PATIENT_ROLES = frozenset({"pat", "patient"})
+#: HL7 v2 table 0203 identifier types that are patient identifiers (medical record number,
+#: patient internal / external id).
+PATIENT_ID_TYPES = frozenset({"MR", "MRN", "PI", "PT"})
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_IDENTIFIER_LIKE = re.compile(r"\d{5,}|@")
+_DICOM_CODE = re.compile(r"(?<![\d.])1\d{5}(?![\d.])")
+
+
+def may_identify(value: str, known: Sequence[str | None] = (), codes: bool = False) -> bool:
+    """Whether ``value``, free text read from a log, may hold a patient identifier.
+
+    True when it holds a run of five or more digits (a medical record, account, accession or
+    social security number, a birth date) or an ``@`` (an e-mail address), or contains one of
+    ``known`` (the record's own patient id or family name, three characters or more, any case).
+    A UUID is never PHI; with ``codes``, DICOM codes (six digits from 1) are let through.
+    """
+    if _UUID.fullmatch(value):
+        return False
+    text = _DICOM_CODE.sub("", value) if codes else value
+    if _IDENTIFIER_LIKE.search(text):
+        return True
+    low = value.lower()
+    return any(k is not None and len(k) >= 3 and k.lower() in low for k in known)
+
+
+def _is_patient_role(codes: Sequence[str]) -> bool:
+    return any(code.strip().lower() in PATIENT_ROLES for code in codes)
 
 
 def _patient_id(value: object) -> str | None:
@@ -758,7 +814,11 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
             first_user = part
     actor = requestor if requestor is not None else first_user
     user = role = source_ip = device = None
+    actor_is_patient = False
     if actor is not None:
+        actor_is_patient = _is_patient_role(
+            [(_xml_code(sub) or "") for sub in actor if sub.tag == "RoleIDCode"]
+            + [_xml_text(sub) or "" for sub in actor if sub.tag == "RoleIDCode"])
         user = _str(actor.get("UserID"))
         address = _str(actor.get("NetworkAccessPointID"))
         kind = (actor.get("NetworkAccessPointTypeCode") or "").strip()
@@ -775,6 +835,8 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
                     break
 
     patient = patient_name = study = accession = None
+    raw_patient: str | None = None
+    raw_name: str | None = None
     instances: int | None = None
     for obj in objects:
         id_type: str | None = None
@@ -797,19 +859,25 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
         if (patient is None and obj.get("ParticipantObjectTypeCode") == "1"
                 and obj.get("ParticipantObjectTypeCodeRole") == "1"):
             patient = fp.patient(oid)
+            raw_patient = _patient_id(oid)
             if patient is not None and name:
                 patient_name = fp.name(name)
+                raw_name = _family_name(name)
         elif id_type == "110180" and study is None:
             study = fp.study(oid)
     if study is None and accession:
         study = fp.study(accession)
 
     action = _dicom_action(event_id, types, action_code, media_type is not None)
-    target = f"media:{media_type}" if media_type is not None else destination
+    known = (raw_patient, raw_name)
+    if actor_is_patient or (user is not None and _patient_id(user) == raw_patient):
+        user, source_ip, device = fp.actor(user), fp.mask(source_ip), fp.mask(device)
+    target = (f"media:{fp.label(media_type, known, codes=True)}" if media_type is not None
+              else fp.label(destination, known))
     code = f"{event_id}/{types[0]}" if types else event_id
     return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
-                source_ip, device, _pick_purpose(purposes), event_key, code, target, system,
-                line)
+                source_ip, fp.label(device, known), _pick_purpose(purposes), event_key,
+                fp.label(code, known, codes=True), target, fp.label(system, known), line)
 
 
 def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chunk]:
@@ -1320,19 +1388,23 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     actor = next((a for a in agents if a.get("requestor") in (True, "true")), None)
     if actor is None and agents:
         actor = agents[0]
-    user = role = source_ip = device = None
+    user = role = source_ip = device = actor_id = None
+    actor_is_patient = False
     purposes = _codes(res.get("purposeOfEvent")) + _codes(res.get("authorization"))
     if actor is not None:
         who = _dict(actor.get("who"))
         reference = _str(who.get("reference"))
-        identifier = _str(_dict(who.get("identifier")).get("value"))
-        if (reference and _PATIENT_REF.search(reference)) or who.get("type") == "Patient":
-            # a patient acting (portal): never their raw id
-            found = _PATIENT_REF.search(reference or "")
-            pid = fp.patient(found.group(1) if found else identifier or reference)
-            user = f"patient:{pid}" if pid else None
-        else:
-            user = identifier or reference or _str(actor.get("name")) or _str(who.get("display"))
+        ident = _dict(who.get("identifier"))
+        identifier = _str(ident.get("value"))
+        found = _PATIENT_REF.search(reference or "")
+        # a patient acting (portal): by reference, type, role (PAT) or an MRN-typed identifier
+        actor_is_patient = (found is not None or who.get("type") == "Patient"
+                            or _is_patient_role(_codes(actor.get("role"))
+                                                + _codes(actor.get("type")))
+                            or any(c.upper() in PATIENT_ID_TYPES
+                                   for c in _codes(ident.get("type"))))
+        actor_id = found.group(1) if found else identifier or reference
+        user = identifier or reference or _str(actor.get("name")) or _str(who.get("display"))
         role = _concept_text(actor.get("role"))
         network = _dict(actor.get("network"))
         address = _str(network.get("address")) or _str(actor.get("networkString"))
@@ -1349,6 +1421,8 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     system = observer or site  # the observer is the system that wrote it (AuditSourceID)
 
     patient = patient_name = study = None
+    raw_patient: str | None = None
+    raw_name: str | None = None
     instances: int | None = None
     for entity in res.get("entity") or []:
         if not isinstance(entity, dict):
@@ -1359,10 +1433,12 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         value = _str(ident.get("value"))
         found = _PATIENT_REF.search(reference) if reference else None
         if patient is None and ("1" in _codes(entity.get("role")) or found is not None):
-            patient = fp.patient(found.group(1) if found else value or reference)
+            raw_patient = _patient_id(found.group(1) if found else value or reference)
+            patient = fp.patient(raw_patient)
             name = _str(entity.get("name")) or _str(what.get("display"))
             if patient is not None and name:
                 patient_name = fp.name(name)
+                raw_name = _family_name(name)
         elif study is None and (
                 "110180" in _codes(ident.get("type")) or "110180" in _codes(entity.get("type"))
                 or ident.get("system") == "urn:dicom:uid"
@@ -1374,7 +1450,14 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     if patient is None:  # R5 AuditEvent.patient
         found = _PATIENT_REF.search(_str(_dict(res.get("patient")).get("reference")) or "")
         if found:
-            patient = fp.patient(found.group(1))
+            raw_patient = _patient_id(found.group(1))
+            patient = fp.patient(raw_patient)
+    known = (raw_patient, raw_name)
+    if actor_is_patient or (raw_patient is not None and raw_patient in (
+            _patient_id(actor_id), _patient_id(user))):
+        # never their raw id, name or address
+        user = fp.actor((actor_id or user) if actor_is_patient else raw_patient)
+        source_ip, device = fp.mask(source_ip), fp.mask(device) if device != observer else device
 
     type_code = type_codes[0] if type_codes else None
     if type_code is not None and type_code.startswith("1101"):
@@ -1384,9 +1467,12 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
             action_code, "other")
     code = f"{type_code}/{subtypes[0]}" if type_code and subtypes else (type_code or (
         subtypes[0] if subtypes else None))
-    event_key = _str(res.get("id")) or fallback_id
+    event_key = _str(res.get("id"))
+    if event_key is None or may_identify(event_key, known):
+        event_key = fallback_id
     return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
-                source_ip, device, _pick_purpose(purposes), event_key, code, None, system, line)
+                source_ip, fp.label(device, known), _pick_purpose(purposes), event_key,
+                fp.label(code, known, codes=True), None, fp.label(system, known), line)
 
 
 def _fhir_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
@@ -1544,10 +1630,13 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
         folders = [p for p in object_key.split("/") if p][:-1]
         if folders:
             study = fp("/".join(folders[:2]))
+    event_key = _str(rec.get("eventID"))
+    if event_key is None or may_identify(event_key):
+        event_key = fallback_id
     return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
-                objects, size, _str(rec.get("sourceIPAddress")), _str(rec.get("userAgent")),
-                None, _str(rec.get("eventID")) or fallback_id, event, target,
-                _str(rec.get("eventSource")), line)
+                objects, size, _str(rec.get("sourceIPAddress")),
+                fp.label(_str(rec.get("userAgent"))), None, event_key, fp.label(event),
+                fp.label(target), fp.label(_str(rec.get("eventSource"))), line)
 
 
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
@@ -1718,12 +1807,23 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
 
     action_raw = text("action")
     line_text = pd.Series(lines, index=index).astype(str)
-    event_id = text("event_id")
+    event_id = _map_unique(text("event_id"), lambda v: None if may_identify(v) else v)
     event_id = event_id.fillna((name + ":" + line_text).astype(STRING_DTYPE))
+    user, role, source_ip, device = text("user"), text("role"), text("source_ip"), text("device")
+    # a patient acting as the user (by role, or the user is the record's patient): fingerprinted,
+    # with their address and device
+    same = _map_unique(user, _patient_id) == _map_unique(text("patient"), _patient_id)
+    acting = (role.str.strip().str.lower().isin(PATIENT_ROLES).fillna(False)
+              | same.fillna(False)).to_numpy(dtype=bool)
+    if acting.any():
+        user = user.copy()
+        user[acting] = _map_unique(user[acting], fp.actor)
+        source_ip = source_ip.mask(acting, _map_unique(source_ip, fp.mask))
+        device = device.mask(acting, _map_unique(device, fp.mask))
     frame = pd.DataFrame({
         "time": times,
-        "user": text("user"),
-        "role": text("role"),
+        "user": user,
+        "role": role,
         "action": _map_unique(action_raw, action_fn).fillna("other"),
         "outcome": _map_unique(text("outcome"), outcome_fn),
         "patient": _map_unique(text("patient"), fp.patient),
@@ -1731,13 +1831,14 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
         "study": _map_unique(text("study"), fp.study),
         "objects": objects,
         "bytes": size,
-        "source_ip": text("source_ip"),
-        "device": text("device"),
+        "source_ip": source_ip,
+        "device": _map_unique(device, fp.label),
         "purpose": text("purpose"),
         "event_id": event_id,
-        "code": text("code").fillna(action_raw),
-        "target": text("target"),
-        "system": text("system"),
+        "code": _map_unique(text("code").fillna(action_raw),
+                            lambda v: fp.label(v, codes=True)),
+        "target": _map_unique(text("target"), fp.label),
+        "system": _map_unique(text("system"), fp.label),
         "format": pd.Series(col.fmt, index=index, dtype=STRING_DTYPE),
         "source": pd.Series(col.source, index=index, dtype=STRING_DTYPE),
         "line": pd.Series(lines, index=index, dtype="Int64"),
