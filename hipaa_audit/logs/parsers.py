@@ -1633,10 +1633,12 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
     event_key = _str(rec.get("eventID"))
     if event_key is None or may_identify(event_key):
         event_key = fallback_id
+    # the event name, source and target are AWS API and resource names (buckets, policies,
+    # roles), named by administrators: kept; the user agent is free text a client sends
     return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
                 objects, size, _str(rec.get("sourceIPAddress")),
-                fp.label(_str(rec.get("userAgent"))), None, event_key, fp.label(event),
-                fp.label(target), fp.label(_str(rec.get("eventSource"))), line)
+                fp.label(_str(rec.get("userAgent"))), None, event_key, event, target,
+                _str(rec.get("eventSource")), line)
 
 
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
@@ -1807,7 +1809,10 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
 
     action_raw = text("action")
     line_text = pd.Series(lines, index=index).astype(str)
-    event_id = _map_unique(text("event_id"), lambda v: None if may_identify(v) else v)
+    event_id = text("event_id")
+    risky = (event_id.str.contains(_IDENTIFIER_LIKE.pattern, regex=True)
+             & ~event_id.str.fullmatch(_UUID.pattern)).fillna(False)
+    event_id = event_id.mask(risky.to_numpy(dtype=bool))  # as may_identify, column-wise
     event_id = event_id.fillna((name + ":" + line_text).astype(STRING_DTYPE))
     user, role, source_ip, device = text("user"), text("role"), text("source_ip"), text("device")
     # a patient acting as the user (by role, or the user is the record's patient): fingerprinted,
