@@ -56,6 +56,7 @@ __all__ = [
     "ColumnMapping",
     "LogFormatError",
     "detect_format",
+    "may_identify",
     "parse_file",
 ]
 
