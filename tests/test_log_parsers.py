@@ -560,3 +560,230 @@ def test_column_mapping_defaults() -> None:
     assert mapping.time == "time" and mapping.actions == {} and mapping.timezone == "UTC"
     assert ColumnMapping.from_config({}) == ColumnMapping()
     assert hash(CSV_MAPPING) == hash(ColumnMapping.from_config({**CSV_MAPPING.__dict__}))
+
+
+# ---------------------------------------------------------------------------------------------
+# resource bombs and records lost silently
+
+DEEP = "[" * 1000 + "]" * 1000
+CT_RECORD = {"eventVersion": "1.08", "eventTime": "2024-01-01T00:00:00Z",
+             "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+
+
+def _ct(i: int, **extra: Any) -> dict[str, Any]:
+    return {**CT_RECORD, "eventID": f"00000000-0000-4000-8000-{i:012d}", **extra}
+
+
+@pytest.mark.parametrize("fmt", ["fhir", "cloudtrail", "jsonl"])
+def test_json_nested_a_thousand_deep_is_one_malformed_record(fmt: str, tmp_path: Path) -> None:
+    log = tmp_path / "deep.log"
+    if fmt == "fhir":
+        good = '{"resourceType": "AuditEvent", "recorded": "2024-01-01T00:00:00Z"}'
+        log.write_text(good.replace("}", f', "extension": {DEEP}}}') + "\n" + good + "\n")
+    elif fmt == "cloudtrail":
+        deep = json.dumps(_ct(1)).replace("}", f', "requestParameters": {DEEP}}}')
+        log.write_text('{"Records": [' + deep + ", " + json.dumps(_ct(2)) + "]}")
+    else:
+        good = '{"time": "2024-01-01T00:00:00Z", "user": "u", "action": "view"}'
+        log.write_text(good.replace("}", f', "x": {DEEP}}}') + "\n" + good + "\n")
+    assert detect_format(log) == fmt
+    events, malformed = parse(log, fmt, mapping=ColumnMapping() if fmt == "jsonl" else None)
+    assert len(events) == 1
+    assert reasons(malformed) == [(1, "JSON nested too deep")]
+
+
+def test_fhir_extensions_nested_deep_are_malformed(tmp_path: Path) -> None:
+    ext: dict[str, Any] = {"url": "x"}
+    for _ in range(100):
+        ext = {"url": "x", "extension": [ext]}
+    log = tmp_path / "ext.ndjson"
+    log.write_text(json.dumps({"resourceType": "AuditEvent", "recorded": "2024-01-01T00:00:00Z",
+                               "entity": [{"extension": [ext]}]}) + "\n")
+    events, malformed = parse(log, "fhir")
+    assert events.empty and reasons(malformed) == [(1, "extensions nested too deep")]
+
+
+@pytest.mark.parametrize("number", [2**63, 2**70, "1e400", -(2**64)])
+def test_numbers_past_two_to_the_63_are_malformed(number: object, tmp_path: Path) -> None:
+    value = str(number)
+    ct = tmp_path / "ct.json"
+    ct.write_text('{"Records": [' + json.dumps(_ct(1)).replace(
+        "}", ', "additionalEventData": {"bytesTransferredOut": ' + value + "}}")
+        + ", " + json.dumps(_ct(2)) + "]}")
+    events, malformed = parse(ct, "cloudtrail")
+    assert len(events) == 1 and reasons(malformed) == [(1, "number out of range")]
+    atna = tmp_path / "atna.xml"
+    atna.write_text(
+        '<AuditMessage><EventIdentification EventActionCode="R" EventOutcomeIndicator="0" '
+        'EventDateTime="2024-01-01T00:00:00Z"><EventID csd-code="110103"/>'
+        '</EventIdentification><ActiveParticipant UserID="u"/>'
+        '<ParticipantObjectIdentification ParticipantObjectID="1.2.3" '
+        'ParticipantObjectTypeCode="2"><ParticipantObjectIDTypeCode csd-code="110180"/>'
+        f'<ParticipantObjectDescription><SOPClass UID="1.2" NumberOfInstances="{value}"/>'
+        "</ParticipantObjectDescription></ParticipantObjectIdentification></AuditMessage>\n")
+    events, malformed = parse(atna, "atna")
+    assert events.empty and reasons(malformed) == [(1, "number out of range")]
+    text = tmp_path / "big.csv"
+    text.write_text(f"time,user,action,bytes\n2024-01-01T00:00:00Z,u,view,{value}\n"
+                    "2024-01-01T00:00:00Z,u,view,5\n")
+    events, malformed = parse(text, "csv", mapping=ColumnMapping())
+    assert events["bytes"].tolist() == [5] and reasons(malformed) == [(2, "number out of range")]
+
+
+def test_cloudtrail_resumes_after_a_damaged_record(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON error inside Records costs that record only, counted; the rest are read."""
+    monkeypatch.setattr(parsers, "_BLOCK", 64)  # the search for the next record spans blocks
+    text = json.dumps({"Records": [_ct(i) for i in range(1, 11)]})
+    damaged = text.replace('"00000000-0000-4000-8000-000000000004"',
+                           '"00000000-0000-4000-8000-000000000004', 1)  # a quote missing
+    log = tmp_path / "ct.json"
+    log.write_text(damaged)
+    events, malformed = parse(log, "cloudtrail")
+    assert reasons(malformed) == [(4, "bad JSON")]
+    assert sorted(events["line"].tolist()) == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    log.write_text(text.replace("}, {", "} {", 1))  # a comma missing between records 1 and 2
+    events, malformed = parse(log, "cloudtrail")
+    assert len(events) == 10 and reasons(malformed) == [(2, "bad JSON between records")]
+    log.write_text(text[:text.index('"00000000-0000-4000-8000-000000000008"')])  # cut off
+    events, malformed = parse(log, "cloudtrail")
+    assert len(events) == 7 and reasons(malformed) == [(8, "truncated JSON")]
+
+
+def _csv_rows(n: int, device: dict[int, str] | None = None) -> list[str]:
+    device = device or {}
+    return [f"2024-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z,u{i},view,{device.get(i, f'ws{i}')}"
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 200_000])
+def test_csv_unbalanced_quote_loses_one_line_not_the_rows_it_swallowed(
+        tmp_path: Path, chunk_rows: int) -> None:
+    """A stray quote used to swallow every row up to the next quote, with 0 malformed."""
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(300, {10: '"ws10', 200: 'ws200"'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", chunk_rows=chunk_rows, mapping=ColumnMapping())
+    open_quote = "unbalanced quote (a field swallows the lines after it)"
+    assert reasons(malformed) == [(12, open_quote), (202, open_quote)]
+    assert len(events) == 298  # every line is an event or a malformed record
+    assert sorted(events["line"].tolist()) == [n for n in range(2, 302) if n not in (12, 202)]
+    by_line = dict(zip(events["line"].tolist(), events["user"].tolist(), strict=True))
+    assert by_line[13] == "u11" and by_line[203] == "u201"  # lines still name their rows
+
+
+def test_csv_quote_open_to_the_end_keeps_the_other_rows(tmp_path: Path) -> None:
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(300, {10: '"ws10'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert reasons(malformed) == [(12, "unbalanced quote (a field swallows the lines after it)")]
+    assert len(events) == 299 and events["line"].max() == 301
+    rows = _csv_rows(20, {15: '"ws15'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert reasons(malformed) == [(17, "unbalanced quote (open to the end of the file)")]
+    assert len(events) == 19
+
+
+def test_csv_quoted_line_breaks_keep_line_numbers(tmp_path: Path) -> None:
+    """A legitimate multi-line field is one record; the rows after it keep their own lines."""
+    log = tmp_path / "audit.csv"
+    rows = _csv_rows(12, {8: '"note\nsecond line\nthird line"'})
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    events, malformed = parse(log, "csv", mapping=ColumnMapping())
+    assert malformed == []
+    assert events["line"].tolist() == [*range(2, 11), 13, 14, 15]
+    assert events["user"].tolist()[-1] == "u11"
+
+
+# --- PHI in fields meant for staff and systems --------------------------------------------------
+
+MRN = "MRN00424242"
+
+
+def _fhir_login(agent: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "AuditEvent", "recorded": "2024-05-01T00:00:00Z",
+            "type": {"code": "110114"}, "subtype": [{"code": "110122"}], "outcome": "4",
+            "agent": [{"requestor": True, "network": {"address": "203.0.113.77", "type": "2"},
+                       **agent}], **extra}
+
+
+@pytest.mark.parametrize("agent", [
+    {"who": {"identifier": {"value": MRN}}, "role": [{"coding": [{"code": "PAT"}]}]},
+    {"who": {"identifier": {"value": MRN}}, "type": {"coding": [{"code": "PAT"}]}},
+    {"who": {"identifier": {"value": MRN, "type": {"coding": [{"code": "MR"}]}}}},
+], ids=["role-PAT", "type-PAT", "identifier-MR"])
+def test_fhir_patient_agent_by_role_or_identifier_type(agent: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """A patient known only by role PAT (or an MRN-typed identifier) is not a workforce user."""
+    path = tmp_path / "portal.ndjson"
+    path.write_text(json.dumps(_fhir_login(agent)) + "\n")
+    events, _ = parse(path, "fhir")
+    login = events.iloc[0]
+    assert login["user"] == f"patient:{fp(MRN)}"
+    assert login["source_ip"] == f"hmac:{fp('203.0.113.77')}"  # a patient's address is PHI
+    assert login["action"] == "login" and login["outcome"] == "failure"
+
+
+def test_fhir_agent_that_is_the_records_patient(tmp_path: Path) -> None:
+    event = _fhir_login({"who": {"identifier": {"value": MRN}}},
+                        entity=[{"what": {"reference": f"Patient/{MRN}"}}],
+                        id=f"ae-{MRN}-1")
+    path = tmp_path / "self.ndjson"
+    path.write_text(json.dumps(event) + "\n")
+    events, _ = parse(path, "fhir")
+    assert events.iloc[0]["user"] == f"patient:{fp(MRN)}"
+    assert events.iloc[0]["event_id"] == "self.ndjson:1"  # an id holding the MRN is not kept
+
+
+def test_atna_patient_participant_role(tmp_path: Path) -> None:
+    path = tmp_path / "portal.xml"
+    path.write_text(
+        '<AuditMessage><EventIdentification EventActionCode="E" EventOutcomeIndicator="4" '
+        'EventDateTime="2024-01-01T00:00:00Z"><EventID csd-code="110114"/>'
+        '<EventTypeCode csd-code="110122"/></EventIdentification>'
+        f'<ActiveParticipant UserID="{MRN}" UserIsRequestor="true" '
+        'NetworkAccessPointID="203.0.113.77" NetworkAccessPointTypeCode="2">'
+        '<RoleIDCode csd-code="PAT" codeSystemName="RoleClass"/></ActiveParticipant>'
+        f'<ActiveParticipant UserID="PORTAL-{MRN}" UserIsRequestor="false"/>'
+        "</AuditMessage>\n")
+    events, _ = parse(path, "atna")
+    login = events.iloc[0]
+    assert login["user"] == f"patient:{fp(MRN)}"
+    assert login["source_ip"] == f"hmac:{fp('203.0.113.77')}"
+
+
+def test_csv_patient_users_and_identifiers_in_free_text(tmp_path: Path) -> None:
+    """Role patient, a user that is the row's patient, and MRNs inside ids, codes and targets."""
+    path = tmp_path / "portal.csv"
+    path.write_text(
+        "time,user,role,action,patient,event_id,code,target,device,system\n"
+        f"2024-01-01T00:00:00Z,{MRN},patient,view,,e-1,PORTAL_VIEW,,kiosk,PORTAL\n"
+        f"2024-01-01T00:01:00Z,{MRN},,view,{MRN},e-2,PORTAL_VIEW,,kiosk,PORTAL\n"
+        f"2024-01-01T00:02:00Z,jdoe,clerk,view,{MRN},evt-{MRN},VIEW_{MRN},chart/{MRN},"
+        f"ws-{MRN},PACS\n"
+        "2024-01-01T00:03:00Z,jdoe,clerk,view,,e-4,110106,EXT-PORTAL,WS-7,PACS\n")
+    events, malformed = parse(path, "csv", mapping=ColumnMapping())
+    assert malformed == []
+    first, second, third, fourth = (events.iloc[i] for i in range(4))
+    assert first["user"] == second["user"] == f"patient:{fp(MRN)}"
+    assert first["device"] == f"hmac:{fp('kiosk')}"  # the patient's own device
+    assert third["user"] == "jdoe"  # staff stay readable
+    assert third["event_id"] == "portal.csv:4"
+    assert third["code"] == f"hmac:{fp('VIEW_' + MRN)}"
+    assert third["target"] == f"hmac:{fp('chart/' + MRN)}"
+    assert third["device"] == f"hmac:{fp('ws-' + MRN)}"
+    assert (fourth["event_id"], fourth["code"], fourth["target"], fourth["device"]) == (
+        "e-4", "110106", "EXT-PORTAL", "WS-7")
+    for column in events.columns:
+        assert not events[column].astype(str).str.contains(MRN[3:]).any(), column
+
+
+def test_cloudtrail_event_id_holding_an_identifier(tmp_path: Path) -> None:
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps({"Records": [_ct(1, eventID=f"evt-{MRN}",
+                                                userAgent=f"portal/{MRN}")]}))
+    events, _ = parse(path, "cloudtrail")
+    assert events.iloc[0]["event_id"] == "ct.json:1"
+    assert events.iloc[0]["device"] == f"hmac:{fp('portal/' + MRN)}"

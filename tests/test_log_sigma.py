@@ -624,3 +624,25 @@ def test_one_rule_over_a_million_rows(tmp_path: Path) -> None:
                 & (frame["user"].str.startswith("svc-")
                    | ~frame["source_ip"].str.split(".").str[1].astype(int).ge(128)))
     assert match.count == int(expected.sum())
+
+
+@pytest.mark.parametrize("style", ["flow", "block"])
+def test_rule_nested_thousands_deep_is_refused(tmp_path: Path, style: str) -> None:
+    """YAML nested thousands deep is refused with the file named, not a RecursionError."""
+    head = f"title: Deep\nid: {RULE_ID}\nlogsource:\n  product: x\ndetection:\n"
+    if style == "flow":
+        body = "  sel: " + "[" * 5000 + "]" * 5000 + "\n"
+    else:
+        body = "  sel:\n" + "".join(" " * (i + 4) + f"k{i}:\n" for i in range(1500))
+        body += " " * 1505 + "x\n"
+    path = tmp_path / "deep.yml"
+    path.write_text(head + body + "  condition: sel\n")
+    with pytest.raises(SigmaError, match=r"deep\.yml: .*nested more than 64 levels"):
+        load_rules([path])
+
+
+def test_rule_file_too_large_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yml"
+    path.write_text("title: Huge\n" + "# filler\n" * 600_000)
+    with pytest.raises(SigmaError, match=r"huge\.yml: .*larger than 4 MiB"):
+        load_rules([path])

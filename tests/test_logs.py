@@ -221,3 +221,39 @@ def test_builtin_sigma_rules(estate: tuple[Path, loggen.Activity]) -> None:
     doc = analyze(folder, str(folder / "events.jsonl"), extra=("--sigma", "builtin")).json()
     sigma = [f for f in doc["findings"] if f["check_id"] == "log-sigma"]
     assert any("spray" in f["message"].lower() for f in sigma), [f["message"] for f in sigma]
+
+
+def test_resource_bombs_end_in_findings_not_exit_1(tmp_path: Path) -> None:
+    """JSON nested 1,000 deep, numbers past 2^63, a Sigma rule nested 5,000 deep: bounded."""
+    deep = "[" * 1000 + "]" * 1000
+    record = {"eventVersion": "1.08", "eventTime": "2026-10-01T10:00:00Z",
+              "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+    trail = tmp_path / "trail.json"
+    trail.write_text('{"Records": [' + json.dumps(record)[:-1] + f', "x": {deep}}}, '
+                     + json.dumps(record)[:-1] + ', "additionalEventData": '
+                     '{"bytesTransferredOut": 99999999999999999999999}}, '
+                     + json.dumps(record) + "]}")
+    result = run_cli("analyze", "logs", str(trail), "--format", "json", "--no-cache")
+    assert result.code == 4 and "Traceback" not in result.stderr, result.stderr
+    [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
+    assert bad["locations"][0]["lines"] == [1, 2]
+    assert result.json()["run"]["assets"]["events"] == 1
+    rule = tmp_path / "deep.yml"
+    rule.write_text("title: deep\nlogsource:\n  product: x\ndetection:\n  sel: "
+                    + "[" * 5000 + "]" * 5000 + "\n  condition: sel\n")
+    result = run_cli("analyze", "logs", str(trail), "--sigma", str(rule))
+    assert result.code == 2 and "deep.yml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_csv_stray_quote_is_reported_not_exit_0(tmp_path: Path) -> None:
+    """One unbalanced quote used to swallow 190 rows with exit 0 and 0 malformed."""
+    rows = [f"2026-10-01T{i // 60:02d}:{i % 60:02d}:00Z,u{i},view,"
+            + {10: '"ws10', 200: 'ws200"'}.get(i, f"ws{i}") for i in range(300)]
+    log = tmp_path / "access.csv"
+    log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
+    result = run_cli("analyze", "logs", str(log), "--format", "json", "--no-cache",
+                     "--fail-on", "none")
+    assert result.code == 4, result.stderr
+    [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
+    assert bad["locations"][0]["lines"] == [12, 202] and "unbalanced quote" in bad["message"]
+    assert result.json()["run"]["assets"]["events"] == 298

@@ -155,3 +155,109 @@ def test_reveal_phi_shows_values_and_is_recorded(tree: Path) -> None:
         assert label in found, f"--reveal-phi did not show {label}"
     table = scan(tree, "table", to_file=False, workers=1, reveal=True)
     assert "--reveal-phi was given" in table.stdout  # the table shows no evidence, only a warning
+
+
+# --- audit logs -----------------------------------------------------------------------------
+
+#: Values planted in audit logs where a reader expects staff and systems: a patient who logs in
+#: (known only by role PAT and an MRN), an MRN inside event ids, codes, targets and devices, a
+#: patient's family name in the observer's name, a patient's address.
+LOG_PLANTED = {"patient mrn": "MRN77031234", "accession": "ACC99887766",
+               "family name": "Quillfeather", "patient address": "203.0.113.199"}
+
+
+def _log_estate(root: Path) -> list[Path]:
+    root.mkdir()
+    mrn, acc, family, address = LOG_PLANTED.values()
+    fhir = root / "portal.ndjson"
+    fhir.write_text("".join(json.dumps({
+        "resourceType": "AuditEvent", "id": f"ae-{mrn}-{i}",
+        "recorded": f"2026-10-01T10:0{i}:00Z", "type": {"code": "110114"},
+        "subtype": [{"code": "110122"}], "outcome": "4",
+        "agent": [{"requestor": True, "role": [{"coding": [{"code": "PAT"}]}],
+                   "who": {"identifier": {"value": mrn}},
+                   "network": {"address": address, "type": "2"}}],
+        "source": {"observer": {"display": f"{family}-kiosk"}},
+        "entity": [{"what": {"reference": f"Patient/{mrn}"}, "name": f"{family}, Ann"}],
+    }) + "\n" for i in range(6)))
+    csv_log = root / "access.csv"
+    csv_log.write_text("time,user,role,action,patient,event_id,code,target,device\n" + "".join(
+        f"2026-10-01T11:0{i}:00Z,jdoe,clerk,view,{mrn},visit-{acc}-{i},VIEW_{acc},"
+        f"chart/{mrn},ws-{acc}\n" for i in range(6)))
+    trail = root / "trail.json"
+    trail.write_text(json.dumps({"Records": [{
+        "eventVersion": "1.08", "eventTime": "2026-10-01T12:00:00Z", "eventName": "GetObject",
+        "eventSource": "s3.amazonaws.com", "eventID": f"evt-{mrn}",
+        "userIdentity": {"type": "IAMUser", "userName": "jdoe"},
+        "userAgent": f"portal/{acc}", "sourceIPAddress": "198.51.100.9",
+        "requestParameters": {"bucketName": "imaging", "key": f"{mrn}/{acc}/img.dcm"}}]}))
+    return [fhir, csv_log, trail]
+
+
+def _log_leaks(text: str) -> set[str]:
+    flat = squash(text)
+    found = set()
+    for label, value in LOG_PLANTED.items():
+        forms = {value, value[3:]} if label in ("patient mrn", "accession") else {value}
+        if any(squash(f) in flat for f in forms):
+            found.add(label)
+    return found
+
+
+def _cache_text(folder: Path) -> str:
+    """Every value of every Parquet file (decoded: values are compressed) and other file."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            parts.extend(str(v) for column in table.columns for v in column.to_pylist())
+        else:
+            parts.append(decode(path.read_bytes()))
+    return "\n".join(parts)
+
+
+def test_log_values_never_leave(tmp_path: Path) -> None:
+    """No output of ``analyze logs`` and nothing in its Parquet cache holds a planted value."""
+    files = _log_estate(tmp_path / "logs")
+    data = tmp_path / "data"
+    env = {**os.environ, "COLUMNS": "120", "HIPAA_AUDIT_DATA_DIR": str(data)}
+    # the search finds the values where they are (the logs), so it can fail
+    for label in LOG_PLANTED:
+        assert label in _log_leaks("".join(p.read_text() for p in files)), label
+    for fmt in FORMATS:
+        out = tmp_path / f"logs.{fmt}"
+        for to_file in (False, True):
+            args = [sys.executable, "-m", "hipaa_audit", "analyze", "logs", *map(str, files),
+                    "--format", fmt, "--fail-on", "none", "--progress"]
+            if to_file:
+                args += ["--output", str(out)]
+            proc = subprocess.run(args, capture_output=True, env=env, timeout=300)
+            assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+            written = decode(out.read_bytes()) if to_file else ""
+            for where, text in (("stdout", decode(proc.stdout)),
+                                ("stderr", decode(proc.stderr)), ("output", written)):
+                assert not _log_leaks(text), f"{fmt} {where}: {_log_leaks(text)}"
+            if fmt == "json" and not to_file:
+                doc = json.loads(proc.stdout)
+                logins = [f for f in doc["findings"] if f["check_id"] == "log-failed-logins"]
+                assert logins and "patient:" in logins[0]["message"]  # reported, not shown
+    caches = list((data / "log-cache").glob("*.parquet"))
+    assert len(caches) == 3
+    cached = _cache_text(data)
+    assert "jdoe" in cached and "patient:" in cached and "hmac:" in cached
+    assert not _log_leaks(cached), _log_leaks(cached)
+
+
+def test_log_cache_search_finds_a_planted_value(tmp_path: Path) -> None:
+    """The cache search reads Parquet values (compressed on disk): it would find a leak."""
+    import pandas as pd
+
+    from hipaa_audit.logs import schema
+
+    frame = schema.normalise(pd.DataFrame({"time": ["2026-10-01T10:00:00Z"],
+                                           "user": [LOG_PLANTED["patient mrn"]],
+                                           "action": ["view"]}))
+    schema.write_parquet(schema.compact(frame), tmp_path / "x.parquet")
+    assert _log_leaks(_cache_text(tmp_path)) == {"patient mrn"}

@@ -24,12 +24,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -55,6 +56,7 @@ __all__ = [
     "ColumnMapping",
     "LogFormatError",
     "detect_format",
+    "may_identify",
     "parse_file",
 ]
 
@@ -66,11 +68,17 @@ HEAD_BYTES = 64 * 1024
 MAX_RECORD_CHARS = 16 * 1024 * 1024
 #: Fingerprints remembered per parse (patients and studies repeat); cleared when full.
 FINGERPRINT_CACHE = 1_000_000
+#: A count or byte size beyond this (2^62) is not a plausible value: the record is malformed.
+MAX_NUMBER = 2**62
+#: Nested DICOM extensions of a FHIR entity followed at most this deep.
+MAX_EXTENSION_DEPTH = 16
 
 _BLOCK = 1 << 20
 #: Text lines are read in pieces of at most this many characters (memory stays bounded).
 _LINE_PIECE = MAX_RECORD_CHARS
 _UNREADABLE = "unreadable data (truncated or corrupt)"
+_TOO_DEEP = "JSON nested too deep"
+_OUT_OF_RANGE = "number out of range"
 _READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
@@ -203,6 +211,62 @@ class _Fingerprints:
             text = text[8:]
         return self(text) if text else None
 
+    def actor(self, value: object) -> str | None:
+        """A patient acting as the user (portal, self-service): ``patient:`` and a fingerprint."""
+        pid = self.patient(value)
+        return f"{PATIENT_ACTOR}{pid}" if pid else None
+
+    def label(self, value: str | None, known: Sequence[str | None] = (),
+              codes: bool = False) -> str | None:
+        """``value`` (a device, target, system or code) as is, or fingerprinted if it may be PHI.
+
+        See :func:`may_identify`; ``known`` are the record's own patient id and name,
+        ``codes`` lets DICOM codes (``110106``) through.
+        """
+        if value is None or not may_identify(value, known, codes):
+            return value
+        return self.mask(value)
+
+    def mask(self, value: str | None) -> str | None:
+        """``value`` fingerprinted whatever it holds (e.g. a patient's own address)."""
+        return None if value is None else f"{MASKED_LABEL}{self(value)}"
+
+
+#: How a patient acting as the user is shown in the ``user`` column.
+PATIENT_ACTOR = "patient:"
+#: How a device, target, system or code that may hold an identifier is shown.
+MASKED_LABEL = "hmac:"
+#: Roles (FHIR agent role/type, ATNA RoleIDCode, a mapped role column) that say the actor is the
+#: patient: HL7 v3 RoleClass PAT, and the word itself.
+PATIENT_ROLES = frozenset({"pat", "patient"})
+#: HL7 v2 table 0203 identifier types that are patient identifiers (medical record number,
+#: patient internal / external id).
+PATIENT_ID_TYPES = frozenset({"MR", "MRN", "PI", "PT"})
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_IDENTIFIER_LIKE = re.compile(r"\d{5,}|@")
+_DICOM_CODE = re.compile(r"(?<![\d.])1\d{5}(?![\d.])")
+
+
+def may_identify(value: str, known: Sequence[str | None] = (), codes: bool = False) -> bool:
+    """Whether ``value``, free text read from a log, may hold a patient identifier.
+
+    True when it holds a run of five or more digits (a medical record, account, accession or
+    social security number, a birth date) or an ``@`` (an e-mail address), or contains one of
+    ``known`` (the record's own patient id or family name, three characters or more, any case).
+    A UUID is never PHI; with ``codes``, DICOM codes (six digits from 1) are let through.
+    """
+    if _UUID.fullmatch(value):
+        return False
+    text = _DICOM_CODE.sub("", value) if codes else value
+    if _IDENTIFIER_LIKE.search(text):
+        return True
+    low = value.lower()
+    return any(k is not None and len(k) >= 3 and k.lower() in low for k in known)
+
+
+def _is_patient_role(codes: Sequence[str]) -> bool:
+    return any(code.strip().lower() in PATIENT_ROLES for code in codes)
+
 
 def _patient_id(value: object) -> str | None:
     if not isinstance(value, str):
@@ -247,16 +311,25 @@ def _str(value: object) -> str | None:
 
 
 def _int(value: object) -> int | None:
+    """``value`` as an integer; None when it is not a number.
+
+    Raises :class:`_Bad` for a number past ±:data:`MAX_NUMBER` or not finite: a count or size
+    no log can hold (it would overflow the table's 64-bit column).
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
+        if abs(value) > MAX_NUMBER:
+            raise _Bad(_OUT_OF_RANGE)
         return value
     try:
         number = float(value) if isinstance(value, float | str) else None
     except ValueError:
         return None
-    if number is None or number != number or number in (float("inf"), float("-inf")):
+    if number is None:
         return None
+    if number != number or abs(number) > MAX_NUMBER:
+        raise _Bad(_OUT_OF_RANGE)
     return int(number)
 
 
@@ -528,6 +601,8 @@ def _first_line_is_object(text: str, whole: bool) -> bool:
     line, newline, _ = text.partition("\n")
     try:
         return isinstance(json.loads(line), dict)
+    except RecursionError:
+        return True  # an object nested too deep: the parser reports the line
     except ValueError as exc:
         # a first line longer than the head: fine if it is only cut off
         cut = not newline and not whole
@@ -740,7 +815,11 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
             first_user = part
     actor = requestor if requestor is not None else first_user
     user = role = source_ip = device = None
+    actor_is_patient = False
     if actor is not None:
+        actor_is_patient = _is_patient_role(
+            [(_xml_code(sub) or "") for sub in actor if sub.tag == "RoleIDCode"]
+            + [_xml_text(sub) or "" for sub in actor if sub.tag == "RoleIDCode"])
         user = _str(actor.get("UserID"))
         address = _str(actor.get("NetworkAccessPointID"))
         kind = (actor.get("NetworkAccessPointTypeCode") or "").strip()
@@ -757,6 +836,8 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
                     break
 
     patient = patient_name = study = accession = None
+    raw_patient: str | None = None
+    raw_name: str | None = None
     instances: int | None = None
     for obj in objects:
         id_type: str | None = None
@@ -779,19 +860,25 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
         if (patient is None and obj.get("ParticipantObjectTypeCode") == "1"
                 and obj.get("ParticipantObjectTypeCodeRole") == "1"):
             patient = fp.patient(oid)
+            raw_patient = _patient_id(oid)
             if patient is not None and name:
                 patient_name = fp.name(name)
+                raw_name = _family_name(name)
         elif id_type == "110180" and study is None:
             study = fp.study(oid)
     if study is None and accession:
         study = fp.study(accession)
 
     action = _dicom_action(event_id, types, action_code, media_type is not None)
-    target = f"media:{media_type}" if media_type is not None else destination
+    known = (raw_patient, raw_name)
+    if actor_is_patient or (user is not None and _patient_id(user) == raw_patient):
+        user, source_ip, device = fp.actor(user), fp.mask(source_ip), fp.mask(device)
+    target = (f"media:{fp.label(media_type, known, codes=True)}" if media_type is not None
+              else fp.label(destination, known))
     code = f"{event_id}/{types[0]}" if types else event_id
     return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
-                source_ip, device, _pick_purpose(purposes), event_key, code, target, system,
-                line)
+                source_ip, fp.label(device, known), _pick_purpose(purposes), event_key,
+                fp.label(code, known, codes=True), target, fp.label(system, known), line)
 
 
 def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chunk]:
@@ -911,6 +998,11 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
 # JSON documents (FHIR, CloudTrail): one record at a time
 
 _JSON_WS = re.compile(r"[ \t\r\n\ufeff]*")
+_FIRST_KEY = re.compile(r'\{\s*"([^"\\]{1,64})"\s*:')
+#: The first key of a record in each container, before one has been read whole.
+_RECORD_KEYS = {"Records": ("eventVersion",), "entry": ("fullUrl", "resource")}
+#: Distinct first keys remembered to find the next record after a damaged one.
+_MAX_RECORD_KEYS = 8
 _NEXT_DOC = re.compile(r"\n(?=[\[{])")
 
 
@@ -982,8 +1074,8 @@ class _JsonStream:
         """Decode the next value if it lies whole in the window: (True, value), else (False, _)."""
         try:
             obj, end = self._decode(self._buf, self._pos)
-        except json.JSONDecodeError:
-            return False, None
+        except (json.JSONDecodeError, RecursionError):
+            return False, None  # read again value by value (and reported there)
         if end >= len(self._buf) and not self._eof and not isinstance(obj, dict | list | str):
             return False, None
         self._move(end)
@@ -996,6 +1088,8 @@ class _JsonStream:
         while True:
             try:
                 obj, end = self._decode(self._buf, self._pos)
+            except RecursionError:
+                raise _Bad(_TOO_DEEP) from None
             except json.JSONDecodeError as exc:
                 cut = exc.pos >= len(self._buf) - 8 or exc.msg.startswith("Unterminated")
                 if cut and len(self._buf) - self._pos <= MAX_RECORD_CHARS and self._fill():
@@ -1008,6 +1102,29 @@ class _JsonStream:
                 continue  # a number may go on in the next block
             self._move(end)
             return obj
+
+    def first_key(self) -> str | None:
+        """The first key of the object that starts here, if one does (else None)."""
+        found = _FIRST_KEY.match(self._buf, self._pos)
+        return found.group(1) if found else None
+
+    def skip_to(self, pattern: re.Pattern[str], *, past_here: bool) -> bool:
+        """Move to the next match of ``pattern`` (after this place with ``past_here``).
+
+        Only a bounded window is held while searching. Returns False at the end of the input.
+        """
+        self._mark = None
+        start = self._pos + (1 if past_here else 0)
+        while True:
+            found = pattern.search(self._buf, min(start, len(self._buf)))
+            if found is not None:
+                self._move(found.start())
+                return True
+            self._move(max(self._pos, min(start, len(self._buf)), len(self._buf) - 256))
+            if not self._fill():
+                self._move(len(self._buf))
+                return False
+            start = self._pos  # the window starts here after the fill
 
     def resync(self) -> None:
         """Skip to the next line that starts a JSON value after the marked place."""
@@ -1034,24 +1151,23 @@ def _json_values(stream: _JsonStream, container: str,
     """The records of a JSON file, numbered.
 
     Elements of ``container`` arrays or of bare lists are numbered by ordinal, other top-level
-    values (NDJSON, single documents) by the line where they start.
+    values (NDJSON, single documents) by the line where they start. A damaged element of an
+    array is counted (its ordinal) and reading resumes at the next record (see
+    :func:`_json_array`); a damaged top-level value resumes at the next line that starts one.
     """
     ordinal = 0
+    keys: dict[str, None] = dict.fromkeys(_RECORD_KEYS.get(container, ()))
     while True:
         char = stream.peek()
         if char is None:
             return
         start = stream.line
-        in_array = False
         stream.mark()
         try:
             if char == "[":
                 stream.take()
                 stream.unmark()
-                in_array = True
-                for value in _json_array(stream):
-                    ordinal += 1
-                    yield _JsonRecord(ordinal, value)
+                ordinal = yield from _json_array(stream, col, ordinal, keys)
                 continue
             if char == "{":
                 done, obj = stream.try_value()  # the usual case: small enough to hold
@@ -1073,6 +1189,8 @@ def _json_values(stream: _JsonStream, container: str,
                     if char == "}":
                         stream.take()
                         break
+                    if char is None and seen:
+                        break  # cut after the records: a lost one was counted in the array
                     if not first:
                         if char != ",":
                             raise _Bad("bad JSON" if char is not None else "truncated JSON")
@@ -1084,12 +1202,9 @@ def _json_values(stream: _JsonStream, container: str,
                     stream.take()
                     if key == container and stream.peek() == "[":
                         stream.take()
-                        stream.unmark()  # may be huge: errors inside stop the file
-                        seen = in_array = True
-                        for value in _json_array(stream):
-                            ordinal += 1
-                            yield _JsonRecord(ordinal, value)
-                        in_array = False
+                        stream.unmark()  # may be huge: damage inside is skipped record-wise
+                        seen = True
+                        ordinal = yield from _json_array(stream, col, ordinal, keys)
                     else:
                         collected[key] = stream.value()
                 if not seen:
@@ -1097,28 +1212,58 @@ def _json_values(stream: _JsonStream, container: str,
                 continue
             yield _JsonRecord(start, stream.value())
         except _Bad as exc:
-            if in_array:  # cannot find the next element reliably: stop here
-                col.bad(ordinal + 1, exc.reason)
-                return
             col.bad(start, exc.reason)
             stream.resync()
 
 
-def _json_array(stream: _JsonStream) -> Iterator[Any]:
-    """The elements of an array whose ``[`` has been taken."""
+def _record_start(keys: dict[str, None]) -> re.Pattern[str]:
+    """Where an object whose first key is one of ``keys`` starts."""
+    names = "|".join(re.escape(k) for k in keys) or r'[^"\\]{1,64}'
+    return re.compile(r'\{\s*"(?:' + names + r')"\s*:')
+
+
+def _json_array(stream: _JsonStream, col: _Collector, ordinal: int,
+                keys: dict[str, None]) -> Generator[_JsonRecord, None, int]:
+    """The elements of an array whose ``[`` has been taken, numbered after ``ordinal``.
+
+    An element that cannot be decoded is reported under its ordinal, and reading resumes at the
+    next object starting with a key records of this array start with (``keys``, learnt from the
+    records read); each element lost that way is counted, so none is lost silently. Returns the
+    last ordinal used.
+    """
     if stream.peek() == "]":
         stream.take()
-        return
+        return ordinal
     while True:
-        yield stream.value()
+        head = stream.first_key()
+        try:
+            value = stream.value()
+        except _Bad as exc:
+            ordinal += 1
+            col.bad(ordinal, exc.reason)
+            if head is not None and len(keys) < _MAX_RECORD_KEYS:
+                keys[head] = None
+            if not stream.skip_to(_record_start(keys), past_here=True):
+                return ordinal
+            continue
+        ordinal += 1
+        if isinstance(value, dict) and value and len(keys) < _MAX_RECORD_KEYS:
+            keys.setdefault(next(iter(value)), None)
+        yield _JsonRecord(ordinal, value)
         char = stream.peek()
         if char == ",":
             stream.take()
         elif char == "]":
             stream.take()
-            return
-        else:
-            raise _Bad("truncated JSON" if char is None else "bad JSON")
+            return ordinal
+        elif char is None:
+            col.bad(ordinal + 1, "truncated JSON")
+            return ordinal
+        else:  # damage between two elements: counted, then on to the next record
+            ordinal += 1
+            col.bad(ordinal, "bad JSON between records")
+            if not stream.skip_to(_record_start(keys), past_here=False):
+                return ordinal
 
 
 def _parse_json_records(path: Path, container: str,
@@ -1198,11 +1343,16 @@ def _reference_label(value: object) -> str | None:
             or _str(_dict(ref.get("identifier")).get("value")))
 
 
-def _instances(extensions: object) -> int | None:
-    """Σ ``NumberOfInstances`` in the (nested) DICOM extensions of an entity."""
+def _instances(extensions: object, depth: int = 0) -> int | None:
+    """Σ ``NumberOfInstances`` in the (nested) DICOM extensions of an entity.
+
+    Raises :class:`_Bad` past :data:`MAX_EXTENSION_DEPTH` levels or for a count out of range.
+    """
     total: int | None = None
     if not isinstance(extensions, list):
         return None
+    if depth > MAX_EXTENSION_DEPTH:
+        raise _Bad("extensions nested too deep")
     for ext in extensions:
         if not isinstance(ext, dict):
             continue
@@ -1214,7 +1364,7 @@ def _instances(extensions: object) -> int | None:
                 if count is not None:
                     total = (total or 0) + count
                     break
-        nested = _instances(ext.get("extension"))
+        nested = _instances(ext.get("extension"), depth + 1)
         if nested is not None:
             total = (total or 0) + nested
     return total
@@ -1239,19 +1389,23 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     actor = next((a for a in agents if a.get("requestor") in (True, "true")), None)
     if actor is None and agents:
         actor = agents[0]
-    user = role = source_ip = device = None
+    user = role = source_ip = device = actor_id = None
+    actor_is_patient = False
     purposes = _codes(res.get("purposeOfEvent")) + _codes(res.get("authorization"))
     if actor is not None:
         who = _dict(actor.get("who"))
         reference = _str(who.get("reference"))
-        identifier = _str(_dict(who.get("identifier")).get("value"))
-        if (reference and _PATIENT_REF.search(reference)) or who.get("type") == "Patient":
-            # a patient acting (portal): never their raw id
-            found = _PATIENT_REF.search(reference or "")
-            pid = fp.patient(found.group(1) if found else identifier or reference)
-            user = f"patient:{pid}" if pid else None
-        else:
-            user = identifier or reference or _str(actor.get("name")) or _str(who.get("display"))
+        ident = _dict(who.get("identifier"))
+        identifier = _str(ident.get("value"))
+        found = _PATIENT_REF.search(reference or "")
+        # a patient acting (portal): by reference, type, role (PAT) or an MRN-typed identifier
+        actor_is_patient = (found is not None or who.get("type") == "Patient"
+                            or _is_patient_role(_codes(actor.get("role"))
+                                                + _codes(actor.get("type")))
+                            or any(c.upper() in PATIENT_ID_TYPES
+                                   for c in _codes(ident.get("type"))))
+        actor_id = found.group(1) if found else identifier or reference
+        user = identifier or reference or _str(actor.get("name")) or _str(who.get("display"))
         role = _concept_text(actor.get("role"))
         network = _dict(actor.get("network"))
         address = _str(network.get("address")) or _str(actor.get("networkString"))
@@ -1268,6 +1422,8 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     system = observer or site  # the observer is the system that wrote it (AuditSourceID)
 
     patient = patient_name = study = None
+    raw_patient: str | None = None
+    raw_name: str | None = None
     instances: int | None = None
     for entity in res.get("entity") or []:
         if not isinstance(entity, dict):
@@ -1278,10 +1434,12 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         value = _str(ident.get("value"))
         found = _PATIENT_REF.search(reference) if reference else None
         if patient is None and ("1" in _codes(entity.get("role")) or found is not None):
-            patient = fp.patient(found.group(1) if found else value or reference)
+            raw_patient = _patient_id(found.group(1) if found else value or reference)
+            patient = fp.patient(raw_patient)
             name = _str(entity.get("name")) or _str(what.get("display"))
             if patient is not None and name:
                 patient_name = fp.name(name)
+                raw_name = _family_name(name)
         elif study is None and (
                 "110180" in _codes(ident.get("type")) or "110180" in _codes(entity.get("type"))
                 or ident.get("system") == "urn:dicom:uid"
@@ -1293,7 +1451,14 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     if patient is None:  # R5 AuditEvent.patient
         found = _PATIENT_REF.search(_str(_dict(res.get("patient")).get("reference")) or "")
         if found:
-            patient = fp.patient(found.group(1))
+            raw_patient = _patient_id(found.group(1))
+            patient = fp.patient(raw_patient)
+    known = (raw_patient, raw_name)
+    if actor_is_patient or (raw_patient is not None and raw_patient in (
+            _patient_id(actor_id), _patient_id(user))):
+        # never their raw id, name or address
+        user = fp.actor((actor_id or user) if actor_is_patient else raw_patient)
+        source_ip, device = fp.mask(source_ip), fp.mask(device) if device != observer else device
 
     type_code = type_codes[0] if type_codes else None
     if type_code is not None and type_code.startswith("1101"):
@@ -1303,9 +1468,12 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
             action_code, "other")
     code = f"{type_code}/{subtypes[0]}" if type_code and subtypes else (type_code or (
         subtypes[0] if subtypes else None))
-    event_key = _str(res.get("id")) or fallback_id
+    event_key = _str(res.get("id"))
+    if event_key is None or may_identify(event_key, known):
+        event_key = fallback_id
     return _Row(time, user, role, action, outcome, patient, patient_name, study, instances, None,
-                source_ip, device, _pick_purpose(purposes), event_key, code, None, system, line)
+                source_ip, fp.label(device, known), _pick_purpose(purposes), event_key,
+                fp.label(code, known, codes=True), None, fp.label(system, known), line)
 
 
 def _fhir_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
@@ -1463,9 +1631,14 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
         folders = [p for p in object_key.split("/") if p][:-1]
         if folders:
             study = fp("/".join(folders[:2]))
+    event_key = _str(rec.get("eventID"))
+    if event_key is None or may_identify(event_key):
+        event_key = fallback_id
+    # the event name, source and target are AWS API and resource names (buckets, policies,
+    # roles), named by administrators: kept; the user agent is free text a client sends
     return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
-                objects, size, _str(rec.get("sourceIPAddress")), _str(rec.get("userAgent")),
-                None, _str(rec.get("eventID")) or fallback_id, event, target,
+                objects, size, _str(rec.get("sourceIPAddress")),
+                fp.label(_str(rec.get("userAgent"))), None, event_key, event, target,
                 _str(rec.get("eventSource")), line)
 
 
@@ -1615,42 +1788,63 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
         missing = time_raw.isna().to_numpy()
         for line, none in zip(lines[bad].tolist(), missing[bad].tolist(), strict=True):
             col.bad(int(line), "no timestamp" if none else "bad timestamp")
-    keep = ~(blank | bad)
+
+    def number(key: str) -> pd.Series:
+        got = columns.get(key)
+        if got is None:
+            return pd.Series(pd.NA, index=index, dtype="Float64")
+        return pd.to_numeric(got, errors="coerce").astype("Float64")
+
+    counts = {key: number(key) for key in ("objects", "bytes")}
+    huge = np.logical_or.reduce([(v.abs() > MAX_NUMBER).fillna(False).to_numpy(dtype=bool)
+                                 for v in counts.values()]) & ~(blank | bad)
+    for line in lines[huge].tolist():
+        col.bad(int(line), _OUT_OF_RANGE)
+    keep = ~(blank | bad | huge)
+    objects, size = (v.mask(v.abs() > MAX_NUMBER).round().astype("Int64")
+                     for v in counts.values())
 
     def text(key: str) -> pd.Series:
         got = columns.get(key)
         return got if got is not None else pd.Series(pd.NA, index=index, dtype=STRING_DTYPE)
 
-    def number(key: str) -> pd.Series:
-        got = columns.get(key)
-        if got is None:
-            return pd.Series(pd.NA, index=index, dtype="Int64")
-        values = pd.to_numeric(got, errors="coerce").astype("Float64")
-        values = values.mask(values.abs() > 2.0**62)
-        return values.round().astype("Int64")
-
     action_raw = text("action")
     line_text = pd.Series(lines, index=index).astype(str)
     event_id = text("event_id")
+    risky = (event_id.str.contains(_IDENTIFIER_LIKE.pattern, regex=True)
+             & ~event_id.str.fullmatch(_UUID.pattern)).fillna(False)
+    event_id = event_id.mask(risky.to_numpy(dtype=bool))  # as may_identify, column-wise
     event_id = event_id.fillna((name + ":" + line_text).astype(STRING_DTYPE))
+    user, role, source_ip, device = text("user"), text("role"), text("source_ip"), text("device")
+    # a patient acting as the user (by role, or the user is the record's patient): fingerprinted,
+    # with their address and device
+    same = _map_unique(user, _patient_id) == _map_unique(text("patient"), _patient_id)
+    acting = (role.str.strip().str.lower().isin(PATIENT_ROLES).fillna(False)
+              | same.fillna(False)).to_numpy(dtype=bool)
+    if acting.any():
+        user = user.copy()
+        user[acting] = _map_unique(user[acting], fp.actor)
+        source_ip = source_ip.mask(acting, _map_unique(source_ip, fp.mask))
+        device = device.mask(acting, _map_unique(device, fp.mask))
     frame = pd.DataFrame({
         "time": times,
-        "user": text("user"),
-        "role": text("role"),
+        "user": user,
+        "role": role,
         "action": _map_unique(action_raw, action_fn).fillna("other"),
         "outcome": _map_unique(text("outcome"), outcome_fn),
         "patient": _map_unique(text("patient"), fp.patient),
         "patient_name": _map_unique(text("patient_name"), fp.name),
         "study": _map_unique(text("study"), fp.study),
-        "objects": number("objects"),
-        "bytes": number("bytes"),
-        "source_ip": text("source_ip"),
-        "device": text("device"),
+        "objects": objects,
+        "bytes": size,
+        "source_ip": source_ip,
+        "device": _map_unique(device, fp.label),
         "purpose": text("purpose"),
         "event_id": event_id,
-        "code": text("code").fillna(action_raw),
-        "target": text("target"),
-        "system": text("system"),
+        "code": _map_unique(text("code").fillna(action_raw),
+                            lambda v: fp.label(v, codes=True)),
+        "target": _map_unique(text("target"), fp.label),
+        "system": _map_unique(text("system"), fp.label),
         "format": pd.Series(col.fmt, index=index, dtype=STRING_DTYPE),
         "source": pd.Series(col.source, index=index, dtype=STRING_DTYPE),
         "line": pd.Series(lines, index=index, dtype="Int64"),
@@ -1720,11 +1914,19 @@ def _parse_jsonl(path: Path, mapping: ColumnMapping, fp: _Fingerprints,
             except ValueError:
                 col.bad(lineno, "bad JSON")
                 continue
+            except RecursionError:
+                col.bad(lineno, _TOO_DEEP)
+                continue
             if not isinstance(record, dict):
                 col.bad(lineno, "not a JSON object")
                 continue
-            for append, key in getters:
-                append(_scalar(_lookup(record, key)))
+            try:
+                cells = [_scalar(_lookup(record, key)) for _, key in getters]
+            except RecursionError:  # a mapped value nested too deep to write back as text
+                col.bad(lineno, _TOO_DEEP)
+                continue
+            for (append, _), cell in zip(getters, cells, strict=True):
+                append(cell)
             lines.append(lineno)
             if len(lines) >= col.chunk_rows:
                 yield flush()
@@ -1735,6 +1937,107 @@ def _parse_jsonl(path: Path, mapping: ColumnMapping, fp: _Fingerprints,
 
 
 _SKIPPED = re.compile(r"Skipping line (\d+)")
+#: A quoted CSV field spanning more lines than this is taken for a quote left open.
+MAX_FIELD_LINES = 10
+_OPEN_QUOTE = "unbalanced quote (a field swallows the lines after it)"
+_OPEN_QUOTE_AT_END = "unbalanced quote (open to the end of the file)"
+
+
+def _row_lines(frame: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """How many physical lines each row of ``frame`` spans (line breaks in quoted fields)."""
+    spans = np.ones(len(frame), dtype=np.int64)
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        has = column.str.contains("\n", regex=False).fillna(False).to_numpy(dtype=bool)
+        if has.any():
+            spans[has] += column[has].str.count("\n").to_numpy(dtype=np.int64)
+    return spans
+
+
+def _swallowing(frame: pd.DataFrame, spans: np.ndarray[Any, Any],
+                delim: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Rows whose quoted field looks like a quote left open (see :func:`_read_csv_chunks`)."""
+    out = spans > MAX_FIELD_LINES
+    needed = max(1, frame.shape[1] - 1)
+    for pos in np.flatnonzero((spans > 1) & ~out).tolist():
+        for value in frame.iloc[pos].tolist():
+            if isinstance(value, str) and "\n" in value and any(
+                    inner.count(delim) >= needed for inner in value.split("\n")[1:]):
+                out[pos] = True
+                break
+    return out
+
+
+def _header_cells(path: Path, header_line: int, delim: str) -> list[str]:
+    """The cells of the header line (line ``header_line``) of the CSV file at ``path``."""
+    with _open_text(path) as handle:
+        for lineno, piece, _ in _Lines(handle):
+            if lineno == header_line:
+                return next(csv.reader([piece], delimiter=delim), [])
+    return []
+
+
+def _reread_lines(path: Path, first: int, last: int | None, delim: str, width: int,
+                  col: _Collector) -> Iterator[tuple[int, list[str]]]:
+    """Rows of the physical lines ``first``..``last`` (None: to the end), quotes checked.
+
+    Used where the fast reader lost a stretch to a quote left open. A row whose quote is still
+    open after :data:`MAX_FIELD_LINES` lines (or at the end) is malformed, and reading resumes
+    at the line after its first: only the line with the stray quote is lost. Rows with another
+    number of fields than ``width`` are malformed too. Yields each row's line and cells.
+    """
+    rows: list[tuple[int, list[str]]] = []  # closed since the last yield
+    pending: list[tuple[int, str]] = []  # the lines of a record whose quote is open
+
+    def close(lines: list[tuple[int, str]]) -> None:
+        cells = next(csv.reader(["".join(text for _, text in lines)], delimiter=delim,
+                                strict=False), [])
+        if not cells or cells == [""]:
+            return
+        if len(cells) != width:
+            col.bad(lines[0][0], "wrong number of fields")
+            return
+        rows.append((lines[0][0], cells))
+
+    def settle(queue: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Close the complete records at the front of ``queue``; what remains is open."""
+        while queue:
+            quotes = 0
+            for k, (_, text) in enumerate(queue):
+                quotes += text.count('"')
+                if quotes % 2 == 0:
+                    if k and any(t.count(delim) >= width - 1 for _, t in queue[1:k + 1]):
+                        # the lines inside the quote are rows of their own: a stray quote
+                        col.bad(queue[0][0], _OPEN_QUOTE)
+                        queue = queue[1:]
+                        break
+                    close(queue[:k + 1])
+                    queue = queue[k + 1:]
+                    break
+            else:
+                if len(queue) <= MAX_FIELD_LINES:
+                    return queue
+                col.bad(queue[0][0], _OPEN_QUOTE)
+                queue = queue[1:]
+        return queue
+
+    with _open_text(path) as handle:
+        reader = _Lines(handle)
+        for lineno, piece, complete in reader:
+            if lineno < first:
+                continue
+            if last is not None and lineno > last:
+                break
+            if not complete:
+                continue  # a line this long was reported by the fast reader's pass
+            pending.append((lineno, piece))
+            pending = settle(pending)
+            yield from rows
+            rows.clear()
+        while pending:  # the end: a quote still open loses its first line only
+            col.bad(pending[0][0], _OPEN_QUOTE_AT_END if last is None else _OPEN_QUOTE)
+            pending = settle(pending[1:])
+        yield from rows
 
 
 def _parse_csv(path: Path, head: str, whole: bool, mapping: ColumnMapping, fp: _Fingerprints,
@@ -1759,10 +2062,26 @@ def _parse_csv(path: Path, head: str, whole: bool, mapping: ColumnMapping, fp: _
 def _read_csv_chunks(path: Path, header_line: int, delim: str, chosen: dict[str, int],
                      mapping: ColumnMapping, fp: _Fingerprints,
                      col: _Collector) -> Iterator[Chunk]:
+    """Read a CSV file chunk by chunk, accounting for every physical line.
+
+    Each row's lines are counted (one, plus the line breaks inside its quoted fields), so a row's
+    line number is where it starts and the lines read always add up to the file's. A row holding
+    a field that spans more than :data:`MAX_FIELD_LINES` lines, or whose inner lines look like
+    rows of their own (as many delimiters as the header), is a quote left open that swallowed
+    the rows after it: that row is malformed and the lines it holds are read again one by one
+    (:func:`_reread_lines`). When the fast reader fails on a quote open at the end of the file,
+    the rest of the file is read the same way.
+    """
     action_fn = _action_function(mapping)
     outcome_fn = _outcome_function(mapping)
     skipped: list[int] = []
-    rows_read = 0
+    lines_read = 0  # physical lines held by the rows read so far
+    width = len(_header_cells(path, header_line, delim))
+
+    def mapped(frame: pd.DataFrame, lines: np.ndarray[Any, Any]) -> Chunk:
+        raw = {key: frame.iloc[:, i] for key, i in chosen.items() if i < frame.shape[1]}
+        return col.chunk(_mapped_frame(raw, lines, mapping, fp, col, path.name,
+                                       action_fn, outcome_fn))
     with _open_text(path) as handle:
         # every column is read (not usecols) so that rows with too many fields are reported
         reader = pd.read_csv(
@@ -1772,6 +2091,7 @@ def _read_csv_chunks(path: Path, header_line: int, delim: str, chosen: dict[str,
         )
         with reader:
             while True:
+                failed = False
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     try:
@@ -1779,29 +2099,56 @@ def _read_csv_chunks(path: Path, header_line: int, delim: str, chosen: dict[str,
                     except StopIteration:
                         frame = None
                     except (pd.errors.ParserError, *_READ_ERRORS):
-                        col.bad(header_line + rows_read + len(skipped) + 1, _UNREADABLE)
-                        frame = None
+                        frame, failed = None, True
                 for warning in caught:
                     found = _SKIPPED.search(str(warning.message))
                     if found:
                         skipped.append(int(found.group(1)))
                         col.bad(skipped[-1], "wrong number of fields")
                 if frame is None:
+                    first = header_line + lines_read + len(skipped) + 1
                     error = _read_error(handle)
                     if error is not None:
-                        col.bad(header_line + rows_read + len(skipped) + 1, error)
+                        col.bad(first, error)
+                    elif failed:  # a quote open to the end: the rest, line by line
+                        tail = _reread_lines(path, first, None, delim, width, col)
+                        while batch := list(itertools.islice(tail, col.chunk_rows)):
+                            yield mapped(pd.DataFrame([cells for _, cells in batch],
+                                                      dtype=object),
+                                         np.asarray([n for n, _ in batch], dtype=np.int64))
                     break
                 n = len(frame)
-                # the file line of each row: after the header, shifted past skipped lines
-                # (a quoted field holding a newline shifts the rows after it by one)
-                plain = header_line + 1 + rows_read + np.arange(n, dtype=np.int64)
+                spans = _row_lines(frame)
+                # the file line of each row: after the header and the lines of the rows before
+                # it, shifted past the lines pandas skipped (too many fields)
+                ends = np.cumsum(spans)
+                plain = header_line + 1 + lines_read + ends - spans
                 if skipped:
                     marks = np.sort(np.asarray(skipped, dtype=np.int64))
                     shifted = marks - np.arange(len(marks), dtype=np.int64)
                     plain = plain + np.searchsorted(shifted, plain, side="right")
-                rows_read += n
-                raw = {key: frame.iloc[:, i] for key, i in chosen.items() if i < frame.shape[1]}
-                yield col.chunk(_mapped_frame(raw, plain, mapping, fp, col, path.name,
-                                              action_fn, outcome_fn))
+                lines_read += int(ends[-1]) if n else 0
+                swallowed = _swallowing(frame, spans, delim)
+                if swallowed.any():
+                    # the row with the stray quote is lost; the lines it swallowed are read
+                    # again one by one
+                    extra: list[tuple[int, list[str]]] = []
+                    for line, count in zip(plain[swallowed].tolist(), spans[swallowed].tolist(),
+                                           strict=True):
+                        col.bad(int(line), _OPEN_QUOTE)
+                        extra.extend(_reread_lines(path, int(line) + 1, int(line + count - 1),
+                                                   delim, width, col))
+                    frame, plain = frame[~swallowed], plain[~swallowed]
+                    if extra:
+                        again = pd.DataFrame([cells for _, cells in extra], dtype=object)
+                        again.columns = frame.columns
+                        frame = pd.concat([frame, again], ignore_index=True)
+                        plain = np.concatenate([plain, np.asarray([n for n, _ in extra],
+                                                                  dtype=np.int64)])
+                        order = np.argsort(plain, kind="stable")
+                        frame, plain = frame.iloc[order].reset_index(drop=True), plain[order]
+                for at in range(0, max(len(frame), 1), col.chunk_rows):
+                    yield mapped(frame.iloc[at:at + col.chunk_rows],
+                                 plain[at:at + col.chunk_rows])
     if col.malformed or not col.emitted:
         yield col.chunk(empty())

@@ -7,7 +7,8 @@ column         dtype                        meaning
 =============  ===========================  ==================================================
 time           datetime64[ms, UTC]          when the event happened (converted to UTC)
 user           string                       the workforce account (user id, IAM user or role
-                                            session); ``<NA>`` when none
+                                            session); a patient acting as the user is
+                                            ``patient:`` and the fingerprint; ``<NA>`` when none
 role           string                       the user's role, when the log says
 action         string (one of ACTIONS)      what was done, normalised
 outcome        string                       ``success`` or ``failure``
@@ -36,7 +37,10 @@ line           Int64                        its line (text formats) or record nu
 =============  ===========================  ==================================================
 
 No column holds PHI: patient and study identifiers are fingerprinted with the installation key as
-they are parsed (:class:`hipaa_audit.redaction.Masker`), so the table itself can be cached.
+they are parsed (:class:`hipaa_audit.redaction.Masker`), and so are a patient acting as the user
+(with their address and device), and device, target, system and code values that may hold an
+identifier (``hmac:`` and the fingerprint; an event id that may is replaced by ``FILE:LINE``; see
+:func:`hipaa_audit.logs.parsers.may_identify`), so the table itself can be cached.
 
 Parsers produce the dtypes above (:func:`dtypes`). The table that is cached and analysed is the
 *compact* form (:func:`compact`, :func:`table_dtypes`): every text column but ``event_id`` and

@@ -108,6 +108,11 @@ SUPPORTED_CORRELATIONS = ("event_count", "value_count", "temporal", "value_sum",
 
 #: At most this many event ids are reported per match.
 MAX_EVENT_IDS = 20
+#: A rule file nested deeper than this (mappings and lists within each other) is refused before
+#: it is composed: YAML and pySigma recurse once per level.
+MAX_RULE_DEPTH = 64
+#: A rule file larger than this is refused unread (rules are a few KiB).
+MAX_RULE_BYTES = 4 * 1024 * 1024
 
 _RULE_SUFFIXES = (".yml", ".yaml")
 _VALIDATORS = (DanglingDetectionValidator, DanglingConditionValidator,
@@ -390,17 +395,48 @@ def _describe(rule: SigmaRuleBase, problem: object, path: str | None = None) -> 
     return f"{path or _source_of(rule)}: rule {rule.title!r} ({ident}): {problem}"
 
 
+_OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+          yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse YAML nested deeper than :data:`MAX_RULE_DEPTH` (the token scanner does not recurse).
+
+    A block sequence written as ``- a`` under a key has no start token but ends with a block end,
+    so the depth is only ever over-counted by missing starts, never under-counted.
+    """
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_RULE_DEPTH:
+                    raise SigmaError(f"{path}: not a valid Sigma rule file: nested more than "
+                                     f"{MAX_RULE_DEPTH} levels deep")
+            elif isinstance(token, _CLOSES):
+                depth = max(0, depth - 1)
+    except yaml.YAMLError as exc:
+        raise SigmaError(f"{path}: not a valid Sigma rule file: {exc}") from exc
+
+
 def _parse_file(path: Path) -> list[SigmaRule | SigmaCorrelationRule | SigmaFilter]:
     try:
+        if path.stat().st_size > MAX_RULE_BYTES:
+            raise SigmaError(f"{path}: not a valid Sigma rule file: larger than "
+                             f"{MAX_RULE_BYTES // (1024 * 1024)} MiB")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SigmaError(f"{path}: cannot read: {exc}") from exc
+    _check_depth(text, path)
     try:
         collection = SigmaCollection.from_yaml(
             text, collect_errors=True, source=SigmaRuleLocation(path), collect_filters=True,
             resolve_references=False)
     except (yaml.YAMLError, sigma_exceptions.SigmaError, TypeError, AttributeError) as exc:
         raise SigmaError(f"{path}: not a valid Sigma rule file: {exc}") from exc
+    except RecursionError:
+        raise SigmaError(f"{path}: not a valid Sigma rule file: nested too deep") from None
     for rule in collection.rules:
         if rule.errors:
             raise SigmaError(_describe(rule, rule.errors[0], str(path)))
