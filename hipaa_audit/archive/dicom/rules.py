@@ -276,6 +276,17 @@ class _Scan:
 
 def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Finding]:
     """Evaluate every DICOM check on one parsed header; return the findings (masked)."""
+    return audit_dicom_terms(header, asset, rules)[0]
+
+
+def audit_dicom_terms(
+    header: ParsedHeader, asset: str, rules: DicomRules
+) -> tuple[list[Finding], frozenset[str], frozenset[str]]:
+    """Like :func:`audit_dicom`, and also return the file's own identifiers found on the way.
+
+    The identifiers are name words and ID phrases, as :func:`identifier_terms` gives them;
+    the path check looks for them in the file's own path.
+    """
     top = {el.tag: el for el in header.elements if not el.path}
     decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
     declared, options, declared_how = _declaration(header.elements, top, decoder)
@@ -343,7 +354,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
     _graphics_findings(findings, scan, rules, asset)
     _burned_in_findings(findings, header, top, rules, asset, options)
     _declaration_findings(findings, header, top, rules, asset, declared, options)
-    return findings
+    return findings, frozenset(scan.tokens), frozenset(scan.phrases)
 
 
 def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset[str]) -> None:
