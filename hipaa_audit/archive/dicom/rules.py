@@ -782,8 +782,16 @@ def _burned_in_findings(
         "burned-in text; the pixels were not examined (use --ocr).",
         severity=check.severity.lowered(),
         locations=(Location.of(tag_path=(f"{BURNED_IN_ANNOTATION:08X}",),
-                               keyword="BurnedInAnnotation", evidence=value),),
+                               keyword="BurnedInAnnotation", setting=value,
+                               evidence=_other_value_evidence(el, value, rules) or value),),
     ))
+
+
+def _other_value_evidence(el: Element | None, setting: str, rules: DicomRules) -> str | None:
+    """Masked evidence of a BurnedInAnnotation that is neither YES nor NO (else ``None``)."""
+    if el is None or not el.value or setting != "other value":
+        return None
+    return rules.masker.evidence(_ascii(el.value), el.vr)
 
 
 def burned_in_setting(el: Element | None) -> str:
@@ -817,7 +825,8 @@ def _declaration_findings(
             and "clean_pixel_data" not in options):
         problems.append(Location.of(
             tag_path=(f"{BURNED_IN_ANNOTATION:08X}",), keyword="BurnedInAnnotation",
-            setting=burned_value))
+            setting=burned_value,
+            evidence=_other_value_evidence(top.get(BURNED_IN_ANNOTATION), burned_value, rules)))
     if not problems:
         return
     out.append(rules.declaration.finding(
