@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 
 from hipaa_audit.catalog import Check
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, worst
@@ -74,12 +75,30 @@ def component_kinds(
     ``tokens`` and ``phrases`` are the file's own identifiers, as
     :func:`hipaa_audit.archive.dicom.rules.identifier_terms` returns them.
     """
-    if not component or is_masked(component) or component in (".", ".."):
+    if not component or component in (".", ".."):
+        return ()
+    kinds = _shape_kinds(component)
+    own: list[str] = []
+    if tokens and words_of(component.replace("_", " ")) & tokens:
+        own.append("patient-name")
+    if phrases:
+        lowered = component.lower()
+        if any(phrase in lowered for phrase in phrases):
+            own.append("patient-id")
+    if own and not is_masked(component):
+        return tuple(sorted({*kinds, *own}))
+    return kinds
+
+
+@lru_cache(maxsize=16384)
+def _shape_kinds(component: str) -> tuple[str, ...]:
+    """The kinds a component looks like by its shape alone; cached (folders repeat)."""
+    if is_masked(component):
         return ()
     text = component.replace("_", " ")
     kinds = {kind for kind, _ in safe_harbor_counts(text)}
     stem = _SUFFIX.sub("", component)
-    if not _UID_LIKE.fullmatch(stem):
+    if not _UID_LIKE.fullmatch(stem) and any(ch.isdigit() for ch in component):
         for token in _TOKENS.findall(component):
             if token.isdigit():
                 if len(token) == 8 and _valid_date(token):
@@ -88,13 +107,24 @@ def component_kinds(
                     kinds.add("identifier-number")
             elif (prefixed := _PREFIXED.fullmatch(token.lower())) is not None:
                 kinds.add(_PREFIX_KIND.get(prefixed.group(1), "mrn"))
-    if tokens and words_of(text) & tokens:
-        kinds.add("patient-name")
-    if phrases:
-        lowered = component.lower()
-        if any(phrase in lowered for phrase in phrases):
-            kinds.add("patient-id")
     return tuple(sorted(kinds))
+
+
+def _own_terms(
+    path: str, tokens: frozenset[str], phrases: frozenset[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the file's identifiers worth looking for in each component of ``path``.
+
+    None when the whole path holds none of them (the common case): each component is then
+    judged by its shape alone, which is cached.
+    """
+    if tokens and words_of(path.replace("_", " ")) & tokens:
+        return tokens, phrases
+    if phrases:
+        lowered = path.lower()
+        if any(phrase in lowered for phrase in phrases):
+            return tokens, phrases
+    return frozenset(), frozenset()
 
 
 def components(asset: str) -> list[str]:
@@ -107,6 +137,7 @@ def mask_path(
     phrases: frozenset[str] = frozenset(),
 ) -> str:
     """Return ``path`` with every suspicious component masked, the rest kept as it is."""
+    tokens, phrases = _own_terms(path, tokens, phrases)
     levels = []
     for level in path.split(MEMBER_SEPARATOR):
         parts = [
@@ -156,6 +187,7 @@ def path_finding(
     the kinds it looks like and masked evidence; never the component itself.
     """
     severity_by_kind: dict[str, str] = check.params.get("severity_by_kind", {})
+    tokens, phrases = _own_terms(asset, tokens, phrases)
     locs: list[Location] = []
     severities: list[Severity] = []
     for position, part in enumerate(components(asset)):
