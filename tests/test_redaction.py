@@ -98,3 +98,12 @@ def test_mask_path_is_keyed_stable_and_idempotent() -> None:
     assert mask_path(path, Masker(b"j" * 32)) != masked  # keyed per installation
     assert masked_component("Doe_John_MRN12345678.dcm", masker).endswith("].dcm")
     assert mask_path(path, Masker(b"k" * 32, reveal=True)) == masked  # masking is asked for
+
+
+def test_very_long_components_are_judged_by_their_head_and_not_cached() -> None:
+    from hipaa_audit.archive import pathnames
+
+    before = pathnames._shape_kinds.cache_info().currsize
+    assert component_kinds("MRN12345678_" + "x" * 200_000) == ("mrn",)
+    assert component_kinds("x" * 200_000 + "MRN12345678") == ()  # past the judged head
+    assert pathnames._shape_kinds.cache_info().currsize == before

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from hipaa_audit.catalog import Check
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, worst
-from hipaa_audit.phi.patterns import safe_harbor_counts, words_of
+from hipaa_audit.phi.patterns import safe_harbor_counts
 from hipaa_audit.redaction import Masker, shape
 
 #: Separator of a container and its member in an asset (``a.zip!/b.dcm``).
@@ -33,6 +33,11 @@ _UID_LIKE = re.compile(r"\d+(?:\.\d+){2,}")
 _PREFIXED = re.compile(r"(mrn|mr|pid|ptid|patid|patientid|ssn|dob)(\d{4,})")
 _PREFIX_KIND = {"ssn": "ssn", "dob": "date"}
 _SUFFIX = re.compile(r"\.[A-Za-z]{1,5}$")
+_WORDS = re.compile(r"[^\W_]+")
+#: Components longer than this (only container members can have them) are judged by their
+#: first characters and not remembered, so hostile names cannot fill the cache.
+CACHED_COMPONENT = 256
+JUDGED_COMPONENT = 1024
 _MASKED = re.compile(r"\[[^\[\]]* #[0-9a-f]{16}\](?:\.[A-Za-z]{1,5})?")
 
 
@@ -77,9 +82,12 @@ def component_kinds(
     """
     if not component or component in (".", ".."):
         return ()
-    kinds = _shape_kinds(component)
+    if len(component) <= CACHED_COMPONENT:
+        kinds = _shape_kinds(component)
+    else:
+        kinds = _shape_kinds.__wrapped__(component[:JUDGED_COMPONENT])
     own: list[str] = []
-    if tokens and words_of(component.replace("_", " ")) & tokens:
+    if tokens and _words(component) & tokens:
         own.append("patient-name")
     if phrases:
         lowered = component.lower()
@@ -118,13 +126,18 @@ def _own_terms(
     None when the whole path holds none of them (the common case): each component is then
     judged by its shape alone, which is cached.
     """
-    if tokens and words_of(path.replace("_", " ")) & tokens:
+    if tokens and _words(path) & tokens:
         return tokens, phrases
     if phrases:
         lowered = path.lower()
         if any(phrase in lowered for phrase in phrases):
             return tokens, phrases
     return frozenset(), frozenset()
+
+
+def _words(text: str) -> set[str]:
+    """The lower-case words of ``text`` (``_`` separates words), as the rules find them."""
+    return set(_WORDS.findall(text.lower()))
 
 
 def components(asset: str) -> list[str]:
