@@ -107,3 +107,19 @@ def test_very_long_components_are_judged_by_their_head_and_not_cached() -> None:
     assert component_kinds("MRN12345678_" + "x" * 200_000) == ("mrn",)
     assert component_kinds("x" * 200_000 + "MRN12345678") == ()  # past the judged head
     assert pathnames._shape_kinds.cache_info().currsize == before
+
+
+def test_mask_result_masks_path_valued_locations_too() -> None:
+    from hipaa_audit.archive.pathnames import mask_result
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.model import AssetResult, Location
+
+    masker = Masker(b"k" * 32)
+    asset = "share/Doe_John_MRN12345678/IM1.dcm"
+    finding = load_catalog()["archive-exposed-phi"].finding(asset, "open", locations=(
+        Location.of(mode="0644", writable_folder="/srv/share/Doe_John_MRN12345678"),))
+    result = mask_result(AssetResult(asset, findings=[finding]), masker)
+    text = repr(result)
+    assert "MRN12345678" not in text and "Doe_John" not in text
+    assert result.findings[0].asset == result.asset == mask_path(asset, masker)
+    assert result.findings[0].locations[0].get("mode") == "0644"

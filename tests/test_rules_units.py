@@ -168,3 +168,19 @@ def test_file_meta_private_information_is_flagged_masked() -> None:
     shown = repr([f.as_dict() for f in _audit(lambda ds: None, reveal=True, meta={
         "PrivateInformationCreatorUID": "1.2.3", "PrivateInformation": planted})])
     assert "MRN4471902" in shown  # the assertions above could fail
+
+
+def test_a_patient_named_path_alone_does_not_make_a_file_hold_phi() -> None:
+    """Reading the file shows no more than listing its folder: no exposure finding for that."""
+    from hipaa_audit.archive.pathnames import path_finding
+    from hipaa_audit.archive.scanner import holds_phi
+    from hipaa_audit.model import AssetResult
+
+    catalog = load_catalog()
+    masker = Masker(b"k" * 32)
+    named = path_finding("share/Doe_John_MRN12345678/IM1.dcm",
+                         catalog["archive-identifier-in-path"], masker)
+    assert named is not None and named.severity.value == "high"
+    assert not holds_phi([AssetResult(named.asset, findings=[named])])
+    residual = catalog["dicom-residual-identifier"].finding(named.asset, "x")
+    assert holds_phi([AssetResult(named.asset, findings=[named, residual])])

@@ -23,6 +23,8 @@ from hipaa_audit.model import AssetResult, Finding, Location, Severity, worst
 from hipaa_audit.phi.patterns import safe_harbor_counts
 from hipaa_audit.redaction import Masker, shape
 
+#: The catalog id of the path check.
+PATH_CHECK = "archive-identifier-in-path"
 #: Separator of a container and its member in an asset (``a.zip!/b.dcm``).
 MEMBER_SEPARATOR = "!/"
 #: Location keys of archive findings whose values are paths (masked with the asset).

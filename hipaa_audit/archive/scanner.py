@@ -31,7 +31,7 @@ from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_h
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom_terms
 from hipaa_audit.archive.exposure import exposure_finding, file_access
-from hipaa_audit.archive.pathnames import mask_result, path_finding
+from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, display_name
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
@@ -93,7 +93,7 @@ class ArchiveRules:
             exposure=catalog["archive-exposed-phi"],
             text_phi=catalog["archive-unencrypted-phi"],
             burned_text=catalog["dicom-burned-in-text"],
-            path_name=catalog["archive-identifier-in-path"],
+            path_name=catalog[PATH_CHECK],
             limits=limits or Limits(),
             ocr=ocr,
             mask_paths=mask_paths,
@@ -183,9 +183,14 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
 
 
 def holds_phi(results: list[AssetResult]) -> bool:
-    """True when any of a file's results (itself or its members) found PHI at medium or above."""
+    """True when any of a file's results (itself or its members) found PHI at medium or above.
+
+    A patient's name in the path alone does not count: reading the file shows no more of it
+    than listing its folder does.
+    """
     return any(
         f.status is Status.FAIL and f.category in PHI_CATEGORIES and f.severity >= Severity.MEDIUM
+        and f.check_id != PATH_CHECK
         for r in results for f in r.findings
     )
 
