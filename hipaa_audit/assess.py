@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hipaa_audit import __version__
@@ -128,18 +128,44 @@ def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
 
 
 def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Catalog,
-                     run: RunInfo) -> Iterator[AssetResult]:
+                     run: RunInfo, mask_paths: bool = False) -> Iterator[AssetResult]:
     from hipaa_audit.archive.content import storage_encryption
+    from hipaa_audit.archive.pathnames import mask_path, mask_result
     from hipaa_audit.archive.run import scan_archive
+
+    def shown(path: str) -> str:
+        return mask_path(path, masker) if mask_paths else path
 
     present = [t for t in info.targets if os.path.lexists(t)]
     missing = [t for t in info.targets if t not in present]
-    yield from _not_checked(catalog, missing, "The configured path does not exist.")
-    run.evidence.setdefault("storage", []).extend(storage_encryption(p) for p in present)
+    for result in _not_checked(catalog, missing, "The configured path does not exist."):
+        yield mask_result(result, masker) if mask_paths else result
+    run.evidence.setdefault("storage", []).extend(
+        {**storage_encryption(p), "target": shown(p)} for p in present)
     if present:
         yield from scan_archive(present, masker=masker, workers=section.workers,
                                 limits=Limits(max_depth=section.max_depth), ocr=section.ocr,
-                                follow_links=section.follow_symlinks)
+                                follow_links=section.follow_symlinks, mask_paths=mask_paths)
+
+
+def _shown_group(info: GroupInfo, masker: Masker, mask_paths: bool) -> GroupInfo:
+    """The group as stored and reported: archive paths masked when ``mask_paths``."""
+    if not mask_paths or info.scanner != "archive":
+        return info
+    from hipaa_audit.archive.pathnames import mask_path
+
+    return replace(info, targets=tuple(mask_path(t, masker) for t in info.targets))
+
+
+def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
+    """The configuration as stored, its archive paths masked when ``mask_paths``."""
+    record = cfg.as_record()
+    if mask_paths:
+        from hipaa_audit.archive.pathnames import mask_path
+
+        for section in record.get("archive", []):
+            section["paths"] = [mask_path(str(p), masker) for p in section.get("paths", [])]
+    return record
 
 
 def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
@@ -192,10 +218,19 @@ def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, maske
         yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
 
 
-def _phi_found(store: Store, seq: int, cfg: LoadedConfig) -> tuple[str, ...]:
-    """Resources this run's scanners found PHI in: S3 buckets and archive roots."""
+def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
+               masker: Masker | None = None) -> tuple[str, ...]:
+    """Resources this run's scanners found PHI in: S3 buckets and archive roots.
+
+    With ``mask_paths`` the stored assets name the roots masked: ``masker`` masks them alike.
+    """
     roots = sorted({str(p).rstrip("/") for a in cfg.data.archive for p in a.paths},
                    key=len, reverse=True)
+    stored = dict.fromkeys(roots, "")
+    if cfg.data.report.mask_paths and masker is not None:
+        from hipaa_audit.archive.pathnames import mask_path
+
+        stored = {root: mask_path(root, masker) for root in roots}
     found: set[str] = set()
     for asset in store.assets_in(seq, PHI_CATEGORIES):
         if asset.startswith("s3://"):
@@ -203,7 +238,8 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig) -> tuple[str, ...]:
             continue
         outer = asset.split("!/", 1)[0]
         for root in roots:
-            if outer == root or outer.startswith(root + "/"):
+            named = stored[root] or root
+            if outer == named or outer.startswith(named + "/"):
                 found.add(f"fs:{os.path.abspath(root)}")
                 break
     return tuple(sorted(found))
@@ -245,7 +281,7 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
         Access(profile=section.profile, region=section.region, endpoint_url=section.endpoint_url,
                role_arn=section.role_arn),
         buckets=tuple(section.buckets), previous=previous, previous_label=label,
-        phi=(*section.phi, *_phi_found(store, seq, cfg)), watch=watch, pacs_mapping=pacs,
+        phi=(*section.phi, *_phi_found(store, seq, cfg, masker)), watch=watch, pacs_mapping=pacs,
         roster_mapping=roster, fs_depth=section.fs_depth, strict=False)
 
     def keep(summary: dict[str, Any]) -> None:
@@ -262,18 +298,20 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
                    on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
     """Run every configured scanner into ``store``; return the stored run and its register."""
     sections = _sections(cfg)
-    targets = [t for info, _ in sections for t in info.targets]
+    mask_paths = cfg.data.report.mask_paths
+    targets = [t for info, _ in sections
+               for t in _shown_group(info, masker, mask_paths).targets]
     run = new_run("assess", targets, reveal_phi=masker.reveal,
                   options={"config": str(cfg.path), "config_sha256": cfg.digest})
     seq = store.open_run(run.id, run.command, run.started_at, __version__, cfg.digest)
     groups: list[GroupRun] = []
     total = Outcome(run)
     for info, section in sections:
-        group = GroupRun(info)
+        group = GroupRun(_shown_group(info, masker, mask_paths))
         started = time.monotonic()
         if info.scanner == "archive":
-            group.options = {"ocr": section.ocr}
-            results = _archive_results(section, info, masker, catalog, run)
+            group.options = {"ocr": section.ocr, "mask_paths": mask_paths}
+            results = _archive_results(section, info, masker, catalog, run, mask_paths)
         elif info.scanner == "network":
             group.options = {"policy": section.policy.name,
                              "gentle": section.options.probe.gentle}
@@ -310,7 +348,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     meta = {
         "run": run.as_dict(),
         "assessment": cfg.data.assessment.model_dump(mode="json"),
-        "config": cfg.as_record(),
+        "config": _config_record(cfg, masker, mask_paths),
         "coverage": total.coverage.as_list(),
         "stats": dict(sorted(total.stats.items())),
         "groups": [g.as_dict() for g in groups],

@@ -175,12 +175,16 @@ def scan_archive_command(
     max_depth: Annotated[int, typer.Option(
         "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
     ] = Limits().max_depth,
+    mask_paths: Annotated[bool, typer.Option(
+        "--mask-paths", help="Replace every file or folder name that looks like a patient "
+        "identifier by its shape and keyed fingerprint in all output.")] = False,
 ) -> None:
     """Scan folders, files and containers (zip, tar, gz, bz2, xz) for DICOM PHI.
 
     Example: hipaa-audit scan archive /mnt/pacs-export --format json --output findings.json
     """
     from hipaa_audit.archive.content import storage_encryption
+    from hipaa_audit.archive.pathnames import mask_path
     from hipaa_audit.archive.run import scan_archive
     from hipaa_audit.archive.walk import count_files
     from hipaa_audit.cluster import ClusterError
@@ -197,10 +201,13 @@ def scan_archive_command(
             raise fail(str(exc)) from None
     catalog = load_catalog()
     masker = Masker(installation_key(), reveal=reveal_phi)
-    run = new_run("scan archive", paths, reveal_phi=reveal_phi,
+    shown = [mask_path(p, masker) for p in paths] if mask_paths else list(paths)
+    run = new_run("scan archive", shown, reveal_phi=reveal_phi,
                   options={"workers": workers, "max_depth": max_depth, "ocr": ocr,
-                           "scheduler": scheduler, "follow_symlinks": follow_symlinks})
-    run.evidence["storage"] = [storage_encryption(p) for p in paths]
+                           "scheduler": scheduler, "follow_symlinks": follow_symlinks,
+                           "mask_paths": mask_paths})
+    run.evidence["storage"] = [{**storage_encryption(p), "target": t}
+                               for p, t in zip(paths, shown, strict=True)]
     threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
     show = progress or err.is_terminal
     count = functools.partial(count_files, paths, follow_links=follow_symlinks)
@@ -208,7 +215,7 @@ def scan_archive_command(
         renderer = make_renderer(fmt, stream, catalog, __version__)
         results = scan_archive(paths, masker=masker, workers=workers,
                                limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler,
-                               follow_links=follow_symlinks)
+                               follow_links=follow_symlinks, mask_paths=mask_paths)
         try:
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
         except ClusterError as exc:

@@ -178,6 +178,8 @@ class ReportSection(_Section):
 
     output_dir: Path = Path("reports")
     detail_limit: int = Field(default=200, ge=10, le=5000)
+    #: mask file and folder names that look like patient identifiers (``--mask-paths``)
+    mask_paths: bool = False
     sign_key: Path | None = None
     sign_cert: Path | None = None
     sign_passphrase_env: str | None = None

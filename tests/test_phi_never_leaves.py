@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
 from test_fixtures import load_generator
 
 FORMATS = ("table", "json", "jsonl", "sarif", "csv")
@@ -59,11 +61,11 @@ PLANTED = generator.phi_values()
 NEEDLES: dict[str, set[str]] = {label: variants(label, v) for label, v in PLANTED.items()}
 
 
-def leaks(text: str) -> dict[str, set[str]]:
+def leaks(text: str, needles: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
     """Return label -> the forms of that planted value found in ``text``."""
     flat = squash(text)
     found: dict[str, set[str]] = {}
-    for label, forms in NEEDLES.items():
+    for label, forms in (NEEDLES if needles is None else needles).items():
         hits = {f for f in forms if squash(f) in flat}
         if hits:
             found[label] = hits
@@ -261,3 +263,186 @@ def test_log_cache_search_finds_a_planted_value(tmp_path: Path) -> None:
                                            "action": ["view"]}))
     schema.write_parquet(schema.compact(frame), tmp_path / "x.parquet")
     assert _log_leaks(_cache_text(tmp_path)) == {"patient mrn"}
+
+
+# -- values that used to pass as labels, and a folder named after the patient -----------------
+
+#: The file's own PatientID: it reads like a vendor string, and is reused as a private creator.
+OWN_ID = "ZEBRA_KITE"
+#: Planted where the tool used to print them as they were: private creators, BurnedInAnnotation,
+#: the file meta's PrivateInformation (and its creator UID), and a folder name.
+HARDENING: dict[str, str] = {
+    "creator mrn": "MRN7730418",
+    "creator ssn": "321-54-9876",
+    "creator phone": "555-867-5309",
+    "creator address": "27 Quillby Road",
+    "creator date": "1958-11-02",
+    "creator own id": OWN_ID,
+    "burned-in name": "MARIGOLD FENWICK",
+    "private information": "Tansy Orbison MRN6620931",
+    "private information creator": "Orbison",
+}
+FOLDER = "Doe_John_MRN12345678"
+PATH_NEEDLES: dict[str, set[str]] = {"folder": {FOLDER, "Doe_John", "MRN12345678", "12345678"}}
+VALUE_NEEDLES: dict[str, set[str]] = {
+    label: variants(label, value) | ({"Orbison", "6620931"} if "private" in label else set())
+    for label, value in HARDENING.items()
+}
+ALL_NEEDLES = {**VALUE_NEEDLES, **PATH_NEEDLES}
+
+
+def hardening_file() -> bytes:
+    """An identified ultrasound image declaring de-identification, the values above planted."""
+    ds = generator.identify(generator.image("hardening", modality="US"))
+    ds.PatientID = OWN_ID
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "in-house script"
+    ds.add_new(0x00280301, "CS", HARDENING["burned-in name"])
+    for group, label in zip(range(0x0009, 0x0015, 2), (
+            "creator mrn", "creator ssn", "creator phone", "creator address", "creator date",
+            "creator own id"), strict=True):
+        ds.private_block(group, HARDENING[label], create=True).add_new(0x10, "LO", "x")
+    data = generator.encode(ds)
+    meta = Dataset()
+    meta.PrivateInformationCreatorUID = HARDENING["private information creator"]
+    meta.PrivateInformation = HARDENING["private information"].encode()
+    return _with_meta(data, meta)
+
+
+def _with_meta(data: bytes, extra: Dataset) -> bytes:
+    """Add elements to the file meta of an encoded file (its group length fixed up)."""
+    import io
+
+    from pydicom import dcmread
+
+    ds = dcmread(io.BytesIO(data), force=True)
+    for elem in extra:
+        ds.file_meta.add(elem)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hardening")
+    folder = root / "estate" / FOLDER
+    folder.mkdir(parents=True)
+    (folder / "IM0001.dcm").write_bytes(hardening_file())
+    return root
+
+
+def test_hardening_needles_are_planted(hardened: Path) -> None:
+    blob = (hardened / "estate" / FOLDER / "IM0001.dcm").read_bytes()
+    for label, value in HARDENING.items():
+        assert value.encode() in blob, label
+
+
+def scan_hardened(root: Path, fmt: str, *extra: str) -> tuple[int, str]:
+    proc = run_raw("scan", "archive", "estate", "--format", fmt, "--fail-on", "none",
+                   "--progress", *extra, cwd=root)
+    assert "Traceback" not in decode(proc.stderr)
+    return proc.returncode, decode(proc.stdout) + decode(proc.stderr)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_creators_burned_in_and_private_information_never_leave(hardened: Path,
+                                                                  fmt: str) -> None:
+    code, text = scan_hardened(hardened, fmt)
+    assert code == 0
+    assert FOLDER in text  # paths are shown unless masked: the search below is real
+    assert not leaks(text, VALUE_NEEDLES), leaks(text, VALUE_NEEDLES)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mask_paths_hides_the_folder_in_every_format(hardened: Path, fmt: str) -> None:
+    code, text = scan_hardened(hardened, fmt, "--mask-paths")
+    assert code == 0
+    assert not leaks(text, ALL_NEEDLES), leaks(text, ALL_NEEDLES)
+    if fmt != "table":  # the file is still named, its folder by shape (SARIF URL-quotes it)
+        assert "IM0001.dcm" in text
+        assert "[Aaa_Aaaa_AAA99999999 #" in text or "%5BAaa_Aaaa_AAA99999999%20%23" in text
+
+
+def test_the_folder_is_a_finding_and_masked_ids_are_stable(hardened: Path) -> None:
+    docs = [json.loads(run_raw("scan", "archive", "estate", "--format", "json", "--fail-on",
+                               "none", "--mask-paths", cwd=hardened).stdout) for _ in range(2)]
+    assert [f["id"] for f in docs[0]["findings"]] == [f["id"] for f in docs[1]["findings"]]
+    path = [f for f in docs[0]["findings"] if f["check_id"] == "archive-identifier-in-path"]
+    assert len(path) == 1 and path[0]["severity"] == "high"
+    assert path[0]["locations"] == [{"component": 1, "found": ["mrn"],
+                                     "evidence": path[0]["locations"][0]["evidence"]}]
+    assert "hmac=" in path[0]["locations"][0]["evidence"]
+    assert docs[0]["run"]["options"]["mask_paths"] is True
+    by_check = {f["check_id"]: f for f in docs[0]["findings"]}
+    meta = [loc for loc in by_check["dicom-residual-identifier"]["locations"]
+            if loc["tag_path"] == ["00020102"]]
+    assert len(meta) == 1 and "hmac=" in meta[0]["evidence"]
+    burned = by_check["dicom-deidentification-declaration"]["locations"]
+    assert [loc.get("setting") for loc in burned if loc["keyword"] == "BurnedInAnnotation"] == [
+        "other value"]
+
+
+def assess_hardened(root: Path, name: str, *, mask: bool, reveal: bool = False
+                    ) -> dict[str, str]:
+    """Run ``assess`` on the planted estate; return every output's text by where it is."""
+    work = root / name
+    work.mkdir()
+    (work / "assessment.toml").write_text(f"""
+[assessment]
+organization = "Synthetic Clinic"
+name = "hardening"
+assessor = "A. Tester"
+
+[store]
+path = "history.db"
+
+[[archive]]
+paths = ["{root / 'estate'}"]
+
+[report]
+output_dir = "reports"
+mask_paths = {str(mask).lower()}
+""")
+    args = ["assess", "--config", "assessment.toml", "--fail-on", "none"]
+    proc = run_raw(*args, *(["--reveal-phi"] if reveal else []), cwd=work)
+    assert proc.returncode == 0, decode(proc.stderr)
+    texts = {"stdout/stderr": decode(proc.stdout) + decode(proc.stderr)}
+    reports = work / "reports"
+    for pdf in sorted(reports.glob("*.pdf")):
+        texts[pdf.name] = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
+                                         capture_output=True, check=True).stdout.decode()
+        out = work / f"{pdf.stem}-attachments"
+        out.mkdir()
+        subprocess.run(["pdfdetach", "-saveall", "-o", str(out), str(pdf)], check=True)
+        for f in out.iterdir():
+            texts[f"{pdf.name}!/{f.name}"] = f.read_text("utf-8", "replace")
+    for f in ("findings.json", "findings.csv"):
+        texts[f] = (reports / f).read_text("utf-8", "replace")
+    with sqlite3.connect(work / "history.db") as db:
+        texts["history store"] = "\n".join(db.iterdump())
+    texts["history store file"] = (work / "history.db").read_bytes().decode("latin-1")
+    return texts
+
+
+def test_assess_with_mask_paths_keeps_them_out_of_the_store_and_both_pdfs(hardened: Path
+                                                                          ) -> None:
+    texts = assess_hardened(hardened, "masked", mask=True)
+    assert {"risk-analysis.pdf", "baa-evidence.pdf", "history store"} <= texts.keys()
+    found = {where: hits for where, text in texts.items() if (hits := leaks(text, ALL_NEEDLES))}
+    assert not found, found
+    assert any("[Aaa_Aaaa_AAA99999999 #" in text for text in texts.values())
+
+
+def test_reveal_phi_and_unmasked_paths_show_what_the_searches_look_for(hardened: Path) -> None:
+    """The same searches find every planted value once asked to show them: they can fail."""
+    _, text = scan_hardened(hardened, "json", "--reveal-phi")
+    found = leaks(text, ALL_NEEDLES)
+    for label in (*HARDENING, "folder"):
+        if label != "private information creator":  # a UID nobody echoes, even asked
+            assert label in found, f"--reveal-phi did not show {label}"
+    texts = assess_hardened(hardened, "revealed", mask=False, reveal=True)
+    for where in ("history store", "history store file", "risk-analysis.pdf", "findings.json",
+                  "findings.csv"):
+        assert "folder" in leaks(texts[where], ALL_NEEDLES), where
+    assert "creator mrn" in leaks(texts["history store"], ALL_NEEDLES)

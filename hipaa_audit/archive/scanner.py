@@ -29,8 +29,9 @@ from hipaa_audit.archive.containers import (
 from hipaa_audit.archive.content import envelope, high_entropy
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
-from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom
+from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom_terms
 from hipaa_audit.archive.exposure import exposure_finding, file_access
+from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, display_name
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
@@ -72,13 +73,19 @@ class ArchiveRules:
     exposure: Check
     text_phi: Check
     burned_text: Check
+    path_name: Check
     limits: Limits
     ocr: bool = False
+    mask_paths: bool = False
 
     @classmethod
     def build(cls, catalog: Catalog, masker: Masker, limits: Limits | None = None,
-              ocr: bool = False) -> ArchiveRules:
-        """Assemble the archive rules from the catalog (``ocr``: read burned-in pixel text)."""
+              ocr: bool = False, mask_paths: bool = False) -> ArchiveRules:
+        """Assemble the archive rules from the catalog.
+
+        ``ocr``: read burned-in pixel text; ``mask_paths``: mask the path components that look
+        like identifiers in every result.
+        """
         return cls(
             dicom=DicomRules.build(catalog, load_profile(), masker),
             unverifiable=catalog["archive-unverifiable"],
@@ -86,8 +93,10 @@ class ArchiveRules:
             exposure=catalog["archive-exposed-phi"],
             text_phi=catalog["archive-unencrypted-phi"],
             burned_text=catalog["dicom-burned-in-text"],
+            path_name=catalog[PATH_CHECK],
             limits=limits or Limits(),
             ocr=ocr,
+            mask_paths=mask_paths,
         )
 
     def unchecked(self, asset: str, reason: str, **stats: int) -> AssetResult:
@@ -174,9 +183,14 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
 
 
 def holds_phi(results: list[AssetResult]) -> bool:
-    """True when any of a file's results (itself or its members) found PHI at medium or above."""
+    """True when any of a file's results (itself or its members) found PHI at medium or above.
+
+    A patient's name in the path alone does not count: reading the file shows no more of it
+    than listing its folder does.
+    """
     return any(
         f.status is Status.FAIL and f.category in PHI_CATEGORIES and f.severity >= Severity.MEDIUM
+        and f.check_id != PATH_CHECK
         for r in results for f in r.findings
     )
 
@@ -315,30 +329,56 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
     cov.count(rules.unverifiable.id, evaluated=1)
+    tokens: frozenset[str] = frozenset()
+    phrases: frozenset[str] = frozenset()
+    if header is not None:
+        tokens, phrases = _judge_dicom(header, result, rules)
+    else:
+        _judge_other(head, result, rules, named_dicom)
+    masker = rules.dicom.masker
+    finding = path_finding(asset, rules.path_name, masker, tokens, phrases)
+    cov.count(rules.path_name.id, evaluated=1, failed=int(finding is not None))
+    if finding is not None:
+        result.findings.append(finding)
+    if rules.mask_paths:
+        mask_result(result, masker, tokens, phrases)
+    return result
+
+
+def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_dicom: bool
+                 ) -> None:
+    """Judge bytes that are not DICOM: an envelope, a text export, or unverifiable."""
+    asset = result.asset
+    cov = result.coverage
     empty = not head
-    if header is None:
-        kind = envelope(head)
-        if kind is not None:  # protected, even when named .dcm
-            result.stats[f"{STAT_ENCRYPTED_PREFIX}{kind}"] = 1
-        elif named_dicom:
-            reason = ("the file is empty" if empty
-                      else "the name says DICOM but the content has no DICOM header")
-            if not empty and high_entropy(head):
-                reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
-            result.findings.append(rules.problem(asset, reason))
-            cov.count(rules.unverifiable.id, errors=1)
-        elif (text := analyse(head)) is not None:
-            result.stats[STAT_TEXT] = 1
-            cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
-            if text.kinds:
-                result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
-        elif high_entropy(head):
-            result.stats[STAT_HIGH_ENTROPY] = 1
-        else:
-            result.stats[STAT_UNRECOGNISED] = 1
-        return result
+    kind = envelope(head)
+    if kind is not None:  # protected, even when named .dcm
+        result.stats[f"{STAT_ENCRYPTED_PREFIX}{kind}"] = 1
+    elif named_dicom:
+        reason = ("the file is empty" if empty
+                  else "the name says DICOM but the content has no DICOM header")
+        if not empty and high_entropy(head):
+            reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
+        result.findings.append(rules.problem(asset, reason))
+        cov.count(rules.unverifiable.id, errors=1)
+    elif (text := analyse(head)) is not None:
+        result.stats[STAT_TEXT] = 1
+        cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
+        if text.kinds:
+            result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
+    elif high_entropy(head):
+        result.stats[STAT_HIGH_ENTROPY] = 1
+    else:
+        result.stats[STAT_UNRECOGNISED] = 1
+
+
+def _judge_dicom(header: ParsedHeader, result: AssetResult, rules: ArchiveRules
+                 ) -> tuple[frozenset[str], frozenset[str]]:
+    """Run the DICOM checks; return the file's own identifiers (words, phrases)."""
+    asset = result.asset
+    cov = result.coverage
     result.stats[STAT_DICOM] = 1
-    findings = audit_dicom(header, asset, rules.dicom)
+    findings, tokens, phrases = audit_dicom_terms(header, asset, rules.dicom)
     failed = {f.check_id for f in findings}
     for check_id in rules.dicom.check_ids:
         cov.count(check_id, evaluated=1, failed=int(check_id in failed),
@@ -352,4 +392,4 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
             offset=header.fault.offset,
         ))
         cov.count(rules.unverifiable.id, errors=1)
-    return result
+    return tokens, phrases

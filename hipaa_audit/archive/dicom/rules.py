@@ -53,6 +53,7 @@ DEIDENTIFICATION_METHOD = 0x00120063
 DEIDENTIFICATION_CODES = 0x00120064
 CODE_VALUE = 0x00080100
 BURNED_IN_ANNOTATION = 0x00280301
+PRIVATE_INFORMATION = 0x00020102
 ICON_IMAGE_SEQUENCE = 0x00880200
 
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
@@ -82,7 +83,9 @@ DIRECT_KINDS = frozenset(
 )
 
 _SAFE_CREATOR = re.compile(r"^[A-Za-z0-9 _.:/+-]{1,64}$")
-#: Words of any script (so "müller" in a text meets the token of a PN "Müller^Jürgen").
+#: A run of digits as long as a record number, a birth date or a phone number: no vendor's
+#: private creator needs one, so a creator holding one is masked.
+_LONG_DIGITS = re.compile(r"\d{5,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +276,17 @@ class _Scan:
 
 def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Finding]:
     """Evaluate every DICOM check on one parsed header; return the findings (masked)."""
+    return audit_dicom_terms(header, asset, rules)[0]
+
+
+def audit_dicom_terms(
+    header: ParsedHeader, asset: str, rules: DicomRules
+) -> tuple[list[Finding], frozenset[str], frozenset[str]]:
+    """Like :func:`audit_dicom`, and also return the file's own identifiers found on the way.
+
+    The identifiers are name words and ID phrases, as :func:`identifier_terms` gives them;
+    the path check looks for them in the file's own path.
+    """
     top = {el.tag: el for el in header.elements if not el.path}
     decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
     declared, options, declared_how = _declaration(header.elements, top, decoder)
@@ -292,7 +306,9 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
             scan.icon = el
         action = actions.get(tag)
         if action is None:
-            if group & 0xFF00 in (0x5000, 0x6000):
+            if tag == PRIVATE_INFORMATION:
+                _private_information(el, scan, rules)
+            elif group & 0xFF00 in (0x5000, 0x6000):
                 _repeating_group(el, scan, rules, options, decoder)
             elif vr in FREE_TEXT_VRS and el.value:
                 scan.texts.append((el, decoder.decode(el.value)))
@@ -338,7 +354,7 @@ def audit_dicom(header: ParsedHeader, asset: str, rules: DicomRules) -> list[Fin
     _graphics_findings(findings, scan, rules, asset)
     _burned_in_findings(findings, header, top, rules, asset, options)
     _declaration_findings(findings, header, top, rules, asset, declared, options)
-    return findings
+    return findings, frozenset(scan.tokens), frozenset(scan.phrases)
 
 
 def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset[str]) -> None:
@@ -363,6 +379,34 @@ def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset
         reason="differs from SOPInstanceUID: the file meta kept a UID the data set replaced",
     )
     scan.residual.append((loc, Severity.MEDIUM, "uid"))
+
+
+def _private_information(el: Element, scan: _Scan, rules: DicomRules) -> None:
+    """File-meta PrivateInformation (0002,0102): opaque bytes of the creator's choosing.
+
+    PS3.15 Table E.1-1 does not list the file meta, yet this element can carry anything,
+    identifiers included. A value is a residual finding (masked evidence); printable text is
+    also searched for identifiers like any free text.
+    """
+    if el.value is None:  # too long to copy: its size is the evidence
+        if not el.length:
+            return
+        evidence = f"{el.vr} {el.length} bytes"
+    else:
+        if not el.value.strip(b"\x00 "):
+            return
+        text = el.value.rstrip(b"\x00 ").decode("latin-1")
+        if _printable(el.value):
+            scan.texts.append((el, text))
+        evidence = rules.masker.evidence(text, el.vr)
+    where, path = element_paths(el.path, el.tag)
+    loc = Location((
+        ("tag_path", where), ("keyword", "PrivateInformation"), ("path", path), ("vr", el.vr),
+        ("kind", "private-information"), ("severity", Severity.MEDIUM.value),
+        ("evidence", evidence),
+        ("reason", "the file meta carries private data that de-identification must remove"),
+    ))
+    scan.residual.append((loc, Severity.MEDIUM, "private-information"))
 
 
 def identifier_terms(header: ParsedHeader) -> tuple[frozenset[str], frozenset[str]]:
@@ -597,19 +641,18 @@ def _private_findings(
     check = rules.private
     safe: frozenset[str] = frozenset(check.params.get("safe_private_creators", []))
     retain_safe = "retain_safe_private" in options
+    own = _own_values(scan.top, decoder)
     locs: list[Location] = []
     for block in scan.blocks.values():
         if block.count == 0:
             continue  # a creator reserving a block it never uses
         creator = block.creator
-        if retain_safe and creator in safe:
-            continue
         label: str
         if creator is None:
             label = "(no private creator)"
-        elif _SAFE_CREATOR.match(creator) and not (
-            words_of(creator) & scan.tokens
-        ):
+        elif _creator_is_shown(creator, safe, scan, own):
+            if retain_safe and creator in safe:
+                continue
             label = creator
         else:
             label = rules.masker.evidence(creator, "LO")
@@ -629,6 +672,48 @@ def _private_findings(
         f"{count} private element(s) in {len(locs)} block(s) remain and {why}.",
         locations=tuple(locs),
     ))
+
+
+def _own_values(top: dict[int, Element], decoder: TextDecoder) -> frozenset[str]:
+    """Return the file's own patient identifier values (and their parts), lower-cased.
+
+    Every value counts, pseudonyms included: a private creator equal to one is masked.
+    """
+    values: set[str] = set()
+    for tag in PATIENT_KINDS:
+        el = top.get(tag)
+        if el is None or not el.value or el.vr == "SQ":
+            continue
+        text = decoder.decode(el.value).strip().lower()
+        values.update(p.strip(" ^=") for p in re.split(r"[\\^=]", text))
+        values.add(text)
+    values.discard("")
+    return frozenset(values)
+
+
+def _creator_is_shown(
+    creator: str, safe: frozenset[str], scan: _Scan, own: frozenset[str]
+) -> bool:
+    """True when a private creator may be written as it is, False when it must be masked.
+
+    A creator is data read from the file like any value: it is shown only when it cannot be
+    an identifier. One that holds the file's own patient identifiers (name parts, IDs, birth
+    date, telephone, accession) is always masked, even when it is on the catalog's safe list;
+    otherwise a safe-listed creator is shown, and any other only when it is short plain ASCII
+    with no Safe Harbor pattern and no run of five or more digits.
+    """
+    lowered = creator.strip().lower()
+    if lowered in own or (words_of(creator) & scan.tokens):
+        return False
+    if any(phrase in lowered for phrase in scan.phrases):
+        return False
+    if creator in safe:
+        return True
+    return bool(
+        _SAFE_CREATOR.match(creator)
+        and not _LONG_DIGITS.search(creator)
+        and not safe_harbor_counts(creator)
+    )
 
 
 def _graphics_findings(out: list[Finding], scan: _Scan, rules: DicomRules, asset: str) -> None:
@@ -665,7 +750,7 @@ def _burned_in_findings(
         return
     check = rules.burned_in
     el = top.get(BURNED_IN_ANNOTATION)
-    value = _ascii(el.value).upper() if el is not None and el.value else ""
+    value = burned_in_setting(el)
     if value == "YES":
         assert el is not None
         out.append(check.finding(
@@ -693,13 +778,34 @@ def _burned_in_findings(
         return
     out.append(check.finding(
         asset,
-        f"BurnedInAnnotation is {'empty' if el is not None else 'absent'} on {reason}, a kind "
-        "of image that often carries burned-in text; the pixels were not examined (use --ocr).",
+        f"BurnedInAnnotation is {value} on {reason}, a kind of image that often carries "
+        "burned-in text; the pixels were not examined (use --ocr).",
         severity=check.severity.lowered(),
         locations=(Location.of(tag_path=(f"{BURNED_IN_ANNOTATION:08X}",),
-                               keyword="BurnedInAnnotation", evidence="absent"
-                               if el is None else "empty"),),
+                               keyword="BurnedInAnnotation", setting=value,
+                               evidence=_other_value_evidence(el, value, rules) or value),),
     ))
+
+
+def _other_value_evidence(el: Element | None, setting: str, rules: DicomRules) -> str | None:
+    """Masked evidence of a BurnedInAnnotation that is neither YES nor NO (else ``None``)."""
+    if el is None or not el.value or setting != "other value":
+        return None
+    return rules.masker.evidence(_ascii(el.value), el.vr)
+
+
+def burned_in_setting(el: Element | None) -> str:
+    """Say what BurnedInAnnotation holds without echoing it: YES, NO, absent, empty, other value.
+
+    Its only valid values are YES and NO; anything else may be a value pasted in by mistake (a
+    name), so it is never shown.
+    """
+    if el is None:
+        return "absent"
+    value = _ascii(el.value).strip().upper() if el.value else ""
+    if not value:
+        return "empty"
+    return value if value in ("YES", "NO") else "other value"
 
 
 def _declaration_findings(
@@ -714,13 +820,13 @@ def _declaration_findings(
         problems.append(Location.of(
             tag_path=(f"{DEIDENTIFICATION_METHOD:08X}",), keyword="DeidentificationMethod",
             setting="absent, and DeidentificationMethodCodeSequence absent too"))
-    burned = top.get(BURNED_IN_ANNOTATION)
-    burned_value = _ascii(burned.value).upper() if burned is not None and burned.value else ""
+    burned_value = burned_in_setting(top.get(BURNED_IN_ANNOTATION))
     if (header.reached_pixel_data and burned_value != "NO"
             and "clean_pixel_data" not in options):
         problems.append(Location.of(
             tag_path=(f"{BURNED_IN_ANNOTATION:08X}",), keyword="BurnedInAnnotation",
-            setting=burned_value or "absent"))
+            setting=burned_value,
+            evidence=_other_value_evidence(top.get(BURNED_IN_ANNOTATION), burned_value, rules)))
     if not problems:
         return
     out.append(rules.declaration.finding(
