@@ -58,7 +58,8 @@ def scan_archive(
         from hipaa_audit.cluster import map_on_cluster
 
         # cluster workers do not share this process's working directory: absolute paths
-        items = (FileTask(os.path.abspath(i.path), i.asset) if isinstance(i, FileTask) else i
+        items = (FileTask(os.path.abspath(i.path), i.asset, i.follow) if isinstance(i, FileTask)
+                 else i
                  for i in walk_paths(paths, follow_links=follow_links))
         batches = map_on_cluster(_scan_item, items, address=scheduler, initializer=_init,
                                  initargs=initargs)

@@ -5,6 +5,10 @@ the scanned tree is skipped (its target is scanned where it lives); a link that 
 dangles or loops, and a directory that cannot be listed, become problems the scanner reports as
 ``unverifiable`` findings. Asset names are the path as reached from the argument given, with
 bytes that are not UTF-8 written as ``\\xNN``.
+
+A file can change between the walk and its open: :func:`open_walked` opens it without following
+a link that was not there when it was listed and without blocking on a FIFO or a device, then
+checks that what it opened is a regular file.
 """
 
 from __future__ import annotations
@@ -14,14 +18,61 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+
+#: What ``stat`` calls the kinds of file that are not regular, for messages.
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """A regular file to scan: its file-system path (bytes) and its asset name."""
+    """A regular file to scan: its file-system path (bytes) and its asset name.
+
+    ``follow`` is true when the path is a symbolic link the walk chose to follow (one named on
+    the command line, or one inside the tree with ``--follow-symlinks``).
+    """
 
     path: bytes
     asset: str
+    follow: bool = False
+
+
+class NotAsWalked(Exception):
+    """The path no longer names the regular file the walk listed; ``reason`` says what it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_walked(task: FileTask) -> tuple[BinaryIO, os.stat_result]:
+    """Open a walked file read-only, as the walk saw it; return it unbuffered with its status.
+
+    The open never follows a symbolic link the walk did not choose to follow (``O_NOFOLLOW``)
+    and never waits on a FIFO or a device (``O_NONBLOCK``); the opened file must be regular
+    (``fstat`` after the open), so a file swapped after the walk is never read. Raises
+    :class:`NotAsWalked` for such a swap and ``OSError`` when the file cannot be opened.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if task.follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(task.path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not task.follow:
+            raise NotAsWalked("the file was replaced by a symbolic link after the walk listed "
+                              "it; the link was not followed") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
+            raise NotAsWalked(f"it is {kind}, not a regular file (replaced after the walk "
+                              "listed it?); it was not read")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb", buffering=0), st
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +199,7 @@ class _Walker:
             if is_dir:
                 yield from self.walk_dir(path)
             else:
-                yield FileTask(path, asset)
+                yield FileTask(path, asset, follow=True)
         elif not self.inside(target):
             yield WalkProblem(asset,
                               "symbolic link to a place outside the scanned tree; not followed")
@@ -157,7 +208,7 @@ class _Walker:
         elif is_dir:
             yield path
         else:
-            yield FileTask(path, asset)
+            yield FileTask(path, asset, follow=True)
 
 
 def _other(path: bytes, regular: bool) -> WalkItem:
