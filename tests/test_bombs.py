@@ -152,6 +152,18 @@ def test_deflated_header_past_the_cap_is_a_fault_without_inflating(tmp_path: Pat
     assert "dicom-residual-identifier" in checks_of(doc, "huge.dcm"), "elements before it kept"
 
 
+def test_large_deflated_file_is_not_copied_whole(tmp_path: Path) -> None:
+    """A 512 MiB deflated file (a hole on disk) is fed to the inflater in slices."""
+    meta = bytes(128) + b"DICM" + explicit(2, 0x10, b"UI", b"1.2.840.10008.1.2.1.99\0")
+    stream = zlib.compress(explicit(0x10, 0x10, b"PN", b"Whitmore^Eleanor"), 9)[2:-4]
+    with open(tmp_path / "sparse.dcm", "wb") as f:
+        f.write(meta + stream)
+        f.truncate(512 * MIB)  # zero bytes after the stream's end: nothing on disk
+    result, peak = scan_measured("sparse.dcm", cwd=tmp_path)
+    assert "dicom-residual-identifier" in checks_of(result.json(), "sparse.dcm")
+    assert peak < 160, f"peak resident size {peak} MiB: the file was copied whole"
+
+
 COMPRESSORS = {"gzip": (gzip.compress, "tar.gz"), "bzip2": (bz2.compress, "tar.bz2"),
                "xz": (lzma.compress, "tar.xz")}
 

@@ -55,6 +55,8 @@ MAX_DEPTH = 32
 MAX_INFLATED = 64 * 1024 * 1024
 #: Deflated data sets are first inflated this far; then as far as the walk asks, doubling.
 INFLATE_STEP = 1024 * 1024
+#: Compressed bytes handed to the inflater at a time.
+INFLATE_INPUT = 64 * 1024
 
 _UL = struct.Struct("<I")
 _BL = struct.Struct(">I")
@@ -403,20 +405,24 @@ def _parse_deflated(data: Buffer, pos: int, transfer_syntax: str, has_meta_marke
     :data:`MAX_INFLATED` bytes is a fault, told without inflating past the cap.
     """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    pending = data[pos:]
-    body = b""
+    offset = pos  # the compressed input is fed in slices: a large file is never copied whole
+    pending = b""
+    inflated = bytearray()
     want = INFLATE_STEP
     while True:
         try:
-            while len(body) < want and not inflater.eof:
-                chunk = inflater.decompress(pending, want - len(body))
+            while len(inflated) < want and not inflater.eof:
+                if not pending:
+                    if offset >= len(data):
+                        break  # the input is spent before the stream's end: cut short
+                    pending = data[offset:offset + INFLATE_INPUT]
+                    offset += len(pending)
+                inflated += inflater.decompress(pending, want - len(inflated))
                 pending = inflater.unconsumed_tail
-                if not chunk and not pending:
-                    break  # the input is spent before the stream's end: cut short
-                body += chunk
         except zlib.error as exc:
             return ParsedHeader(transfer_syntax, has_meta_marker, elements,
                                 DicomFault(f"the deflated data set does not inflate ({exc})", pos))
+        body = bytes(inflated)
         done = len(body) < want or inflater.eof
         little, explicit = _encoding(transfer_syntax, body, 0)
         walker = _Walker(body, little=little, complete=done)
@@ -424,7 +430,7 @@ def _parse_deflated(data: Buffer, pos: int, transfer_syntax: str, has_meta_marke
             _, fault, pixels = walker.walk(0, len(body) if done else UNDEFINED, (), explicit,
                                            False)
         except NeedMoreData as more:
-            if more.needed <= MAX_INFLATED:
+            if len(body) < more.needed <= MAX_INFLATED:
                 want = min(max(more.needed, 2 * len(body)), MAX_INFLATED)
                 continue
             fault = DicomFault(f"the deflated data set needs more than {MAX_INFLATED} inflated "
