@@ -360,6 +360,22 @@ def test_file_swapped_for_a_link_is_not_followed(tmp_path: Path, rules: ArchiveR
     assert finding.status.value == "error" and "symbolic link" in finding.message
 
 
+def test_folder_swapped_for_a_link_is_not_read_through(tmp_path: Path,
+                                                       rules: ArchiveRules) -> None:
+    """O_NOFOLLOW guards the last name only: a folder on the path swapped for a link is caught
+    by where the opened file really lies."""
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "IM0001.dcm").write_bytes(b"not dicom")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "IM0001.dcm").write_bytes(gen.fail_top_level())
+    (task,) = [t for t in walk_paths([str(tmp_path / "tree")]) if isinstance(t, FileTask)]
+    (tmp_path / "tree" / "sub").rename(tmp_path / "tree" / "old")
+    (tmp_path / "tree" / "sub").symlink_to(tmp_path / "outside")
+    (result,) = scan_file(task, rules)
+    (finding,) = result.findings
+    assert finding.status.value == "error" and "outside the scanned tree" in finding.message
+
+
 def fifo_writer(fifo: Path) -> threading.Thread:
     """A writer that opens ``fifo`` (releasing a reader that blocks on it), then closes it."""
     def write() -> None:
