@@ -333,6 +333,25 @@ def test_deeply_nested_json_member_does_not_hide_the_others(tmp_path: Path) -> N
     assert "dicom-residual-identifier" in checks_of(doc, "deep.zip!/IM0002.dcm")
 
 
+def test_zip_oddities_are_container_findings(tmp_path: Path) -> None:
+    """A member with an empty name keeps a label of its own; a version past what the reader
+    supports is a clear finding on the container, not an internal error."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), gen.fail_top_level())
+        archive.writestr("IM0002.dcm", gen.fail_top_level())
+    (tmp_path / "empty.zip").write_bytes(buf.getvalue())
+    data = bytearray(zip_of({"IM0001.dcm": gen.fail_top_level()}))
+    directory = data.index(b"PK\x01\x02")
+    data[directory + 6] = 99  # version needed to extract: 9.9
+    (tmp_path / "version.zip").write_bytes(bytes(data))
+    doc = scan("empty.zip", "version.zip", cwd=tmp_path)
+    assert "dicom-residual-identifier" in checks_of(doc, "empty.zip!/(no name)")
+    assert "dicom-residual-identifier" in checks_of(doc, "empty.zip!/IM0002.dcm")
+    (message,) = errors_of(doc, "version.zip")
+    assert "cannot be read (NotImplementedError)" in message
+
+
 # -- item 5: a file swapped between the walk and the open -------------------------------------
 
 

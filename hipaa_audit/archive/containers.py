@@ -103,10 +103,14 @@ def sniff_container(head: bytes) -> str | None:
     return None
 
 
+#: The label of a member whose name is empty (it must not be mistaken for its container).
+EMPTY_NAME = "(no name)"
+
+
 def member_label(name: str) -> str:
     r"""Return a member name as text for an asset: bytes that are not UTF-8 as ``\xNN``."""
     raw = name.encode("utf-8", "surrogateescape")
-    return raw.decode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace") or EMPTY_NAME
 
 
 class BoundedReader(io.RawIOBase):
@@ -292,7 +296,8 @@ def overlapping_entries(infos: list[zipfile.ZipInfo]) -> set[int]:
 def _zip_members(stream: IO[bytes], limits: Limits, shared: Budget
                  ) -> Iterator[Member | MemberProblem]:
     with zipfile.ZipFile(stream) as archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
+        # (ZipInfo.is_dir fails on an empty name)
+        infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
         if len(infos) > limits.max_members:
             yield MemberProblem("", f"the container lists {len(infos)} members, more than the "
                                     f"cap of {limits.max_members}; the rest were not checked")

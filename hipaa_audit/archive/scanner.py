@@ -65,7 +65,7 @@ PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI
                             Category.UNENCRYPTED_PHI})
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
-                    zlib.error, ValueError)
+                    zlib.error, ValueError, NotImplementedError)
 
 
 @dataclass(frozen=True, slots=True)
