@@ -65,3 +65,54 @@ def test_no_value_leaves(scanned: dict[str, Any]) -> None:
     for value in ("Whitmore", "4471902", "19610427", "1961-04-27", "201-4477", "219-09-9999",
                   "Larkspur", "Baker"):
         assert value not in scanned["_raw"]
+
+
+#: Texts built to make a backtracking pattern rescan the rest of the line from every position.
+HOSTILE_TEXT = """
+import sys
+from hipaa_audit.phi.patterns import safe_harbor_counts
+from hipaa_audit.phi.text import analyse
+
+n = 128 * 1024
+for text in ("1 " + "a." * n, "1 x@" + "a." * n, "1 " + "a-a@b-b." * (n // 4)):
+    safe_harbor_counts(text)
+for i in range(20):  # the CSV dialect sniffer, and FHIR XML tags that never close
+    analyse((f"h{i}, 'b' ," * 8000 + "\\n" + "a, 'b' ," * 100).encode()[:65536])
+    analyse((f"<Patient{i} " + "<Patient " * 7000).encode()[:65536])
+print("done")
+"""
+
+
+def test_hostile_text_costs_linear_time() -> None:
+    """Each of these took minutes with the unbounded patterns; now the whole set takes seconds.
+
+    Run in a child so that a regression shows as this test's failure, not a hung test run; the
+    limit is a guard against a hang, far above the time the linear patterns need.
+    """
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", HOSTILE_TEXT], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert proc.stdout.strip() == "done"
+
+
+def test_long_texts_are_not_remembered() -> None:
+    """Only short texts enter the detectors' caches: long values never make them grow."""
+    from hipaa_audit.phi import patterns
+
+    before = patterns._cached_safe_harbor_counts.cache_info().currsize
+    words = patterns._cached_words_of.cache_info().currsize
+    for i in range(50):
+        text = f"note {i} " + "x" * (patterns.MAX_CACHED + 1)
+        assert patterns.safe_harbor_counts(text) == ()
+        assert f"{i}" in patterns.words_of(text)
+    assert patterns._cached_safe_harbor_counts.cache_info().currsize == before
+    assert patterns._cached_words_of.cache_info().currsize == words
+    assert patterns.safe_harbor_counts("call 555-123-4567") == (("phone", 1),)
+
+
+def test_json_nested_past_the_parser_is_read_as_text() -> None:
+    deep = b'{"resourceType": "Bundle", "entry": ' + b"[" * 200_000
+    result = analyse(deep[:65536])
+    assert result is not None and result.kinds == {}

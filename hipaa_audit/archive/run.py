@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.archive.pathnames import mask_result
@@ -71,7 +72,7 @@ def scan_archive(
         from hipaa_audit.cluster import map_on_cluster
 
         # cluster workers do not share this process's working directory: absolute paths
-        items = (FileTask(os.path.abspath(i.path), i.asset) if isinstance(i, FileTask) else i
+        items = (replace(i, path=os.path.abspath(i.path)) if isinstance(i, FileTask) else i
                  for i in walk_paths(paths, follow_links=follow_links))
         batches = map_on_cluster(_scan_item, items, address=scheduler, initializer=_init,
                                  initargs=initargs)

@@ -20,6 +20,7 @@ from typing import IO, BinaryIO
 
 from hipaa_audit.archive.containers import (
     BombError,
+    Budget,
     Limits,
     Member,
     MemberProblem,
@@ -32,13 +33,18 @@ from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom_terms
 from hipaa_audit.archive.exposure import exposure_finding, file_access
 from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
-from hipaa_audit.archive.walk import FileTask, display_name
+from hipaa_audit.archive.walk import FileTask, NotAsWalked, display_name, open_walked
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
 from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
 
 HEAD_BYTES = 64 * 1024
+#: Longest member name (in characters) kept whole in an asset name; a longer one keeps its two
+#: ends around a keyed fingerprint of the whole name (see :func:`member_asset_name`).
+MAX_MEMBER_NAME = 1024
+#: Characters kept at each end of an elided member name.
+NAME_END = 240
 #: File names that promise DICOM content: such a file that is not DICOM is unverifiable.
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 #: Coverage stat keys, reported in the run summary.
@@ -60,7 +66,7 @@ PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI
                             Category.UNENCRYPTED_PHI})
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
-                    zlib.error, ValueError)
+                    zlib.error, ValueError, NotImplementedError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class ArchiveRules:
     text_phi: Check
     burned_text: Check
     path_name: Check
+    long_name: Check
     limits: Limits
     ocr: bool = False
     mask_paths: bool = False
@@ -94,6 +101,7 @@ class ArchiveRules:
             text_phi=catalog["archive-unencrypted-phi"],
             burned_text=catalog["dicom-burned-in-text"],
             path_name=catalog[PATH_CHECK],
+            long_name=catalog["archive-name-elided"],
             limits=limits or Limits(),
             ocr=ocr,
             mask_paths=mask_paths,
@@ -142,13 +150,20 @@ def read_header(path: bytes) -> ParsedHeader | None:
 
 
 def _stream_header(head: bytes, stream: IO[bytes]) -> ParsedHeader | None:
-    """Walk a container member's header: the first bytes, or all of it (within its cap)."""
-    if len(head) < HEAD_BYTES:
-        return parse_header(head, complete=True)
-    try:
-        return parse_header(head, complete=False)
-    except NeedMoreData:
-        return parse_header(head + stream.read(), complete=True)
+    """Walk a container member's header: read on only as far as the walk needs (within its cap).
+
+    Each retry reads at least as much again as was read so far, so the walks cost no more than
+    twice the bytes, and pixel data after the header is never read.
+    """
+    data = head
+    complete = len(head) < HEAD_BYTES
+    while True:
+        try:
+            return parse_header(data, complete=complete)
+        except NeedMoreData as more:
+            chunk = stream.read(max(more.needed - len(data), len(data)))
+            complete = not chunk or len(data) + len(chunk) < more.needed
+            data += chunk
 
 
 def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
@@ -157,17 +172,19 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
     Returns one result per asset: the file, or the container and each of its members.
     """
     try:
-        f = open(task.path, "rb", buffering=0)  # noqa: SIM115 - closed below, read-only
+        f, st = open_walked(task)
+    except NotAsWalked as exc:
+        return [rules.unchecked(task.asset, exc.reason, **{STAT_FILES: 1})]
     except OSError as exc:
         return [_unreadable(task.asset, rules, exc)]
     with f:
         try:
-            st = os.fstat(f.fileno())
             head = f.read(HEAD_BYTES)
             kind = sniff_container(head)
             if kind is not None:
                 f.seek(0)
-                results = scan_container(f, kind, task.asset, rules, depth=1)
+                results = scan_container(f, kind, task.asset, rules, depth=1,
+                                         budget=Budget(rules.limits.max_total_bytes))
             else:
                 name = display_name(os.path.basename(task.path))
                 header = _file_header(head, f)
@@ -212,24 +229,49 @@ def _unreadable(asset: str, rules: ArchiveRules, exc: OSError) -> AssetResult:
                            **{STAT_FILES: 1})
 
 
+def member_asset_name(container: str, name: str, masker: Masker) -> tuple[str, bool]:
+    """Return the asset name of a container's member, and whether its name was elided.
+
+    A member name longer than :data:`MAX_MEMBER_NAME` characters keeps its first and last
+    :data:`NAME_END` characters around its length and the keyed fingerprint of the whole name,
+    so that two long names stay two assets (and two finding ids) without megabytes reaching
+    the reports.
+    """
+    if not name:
+        return container, False
+    if len(name) <= MAX_MEMBER_NAME:
+        return f"{container}!/{name}", False
+    middle = f"[...{len(name)} characters, name fingerprint {masker.fingerprint(name)}...]"
+    return f"{container}!/{name[:NAME_END]}{middle}{name[-NAME_END:]}", True
+
+
 def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules, *,
-                   depth: int) -> list[AssetResult]:
-    """Scan every member of a container (nested ones too, down to the depth cap)."""
+                   depth: int, budget: Budget) -> list[AssetResult]:
+    """Scan every member of a container (nested ones too, down to the depth cap).
+
+    ``budget`` counts the expanded bytes of the whole file, nested containers included. Each
+    member is judged on its own: a member that cannot be read gives its own ``unverifiable``
+    finding and the members after it are still checked.
+    """
     own = AssetResult(asset, stats={STAT_FILES: 1, STAT_CONTAINERS: 1} if depth == 1
                       else {STAT_CONTAINERS: 1})
     own.coverage.count(rules.unverifiable.id, evaluated=1)
     results = [own]
     try:
-        for member in members(kind, stream, asset.rsplit("!/", 1)[-1], rules.limits):
-            member_asset = f"{asset}!/{member.name}" if member.name else asset
+        for member in members(kind, stream, asset.rsplit("!/", 1)[-1], rules.limits, budget):
+            member_asset, elided = member_asset_name(asset, member.name, rules.dicom.masker)
             if isinstance(member, MemberProblem):
                 results.append(_member_problem(member, member_asset, rules))
-                continue
-            results.extend(scan_member(member, member_asset, rules, depth))
+            else:
+                results.extend(_scan_one_member(member, member_asset, rules, depth, budget))
+            if elided:
+                results[-1].findings.append(_long_name_finding(member_asset, member.name,
+                                                               rules))
+            if budget.used > budget.limit:  # a member spent the file's budget: stop here
+                raise BombError(f"expands past the cap of {budget.limit} bytes")
     except BombError as exc:
         own.findings.append(rules.problem(
-            asset, f"the container expands past the cap of {exc.budget} bytes; what follows was "
-                   "not checked"))
+            asset, f"the container {exc.reason}; what follows was not checked"))
         own.coverage.count(rules.unverifiable.id, errors=1)
     except CONTAINER_ERRORS as exc:
         own.findings.append(rules.problem(
@@ -237,6 +279,29 @@ def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules
                    "after the fault were not checked"))
         own.coverage.count(rules.unverifiable.id, errors=1)
     return results
+
+
+def _scan_one_member(member: Member, asset: str, rules: ArchiveRules, depth: int,
+                     budget: Budget) -> list[AssetResult]:
+    """Scan one member; whatever stops its check becomes its own ``unverifiable`` finding."""
+    try:
+        return scan_member(member, asset, rules, depth, budget)
+    except Exception as exc:  # a bad CRC, a RecursionError...: the type only, never a value
+        return [rules.unchecked(
+            asset, f"the member cannot be read to the end ({type(exc).__name__}); the other "
+                   "members were still checked", **{STAT_MEMBERS: 1})]
+
+
+def _long_name_finding(asset: str, name: str, rules: ArchiveRules) -> Finding:
+    """The finding that a member's name was too long to report whole."""
+    return rules.long_name.finding(
+        asset,
+        f"The member's name is {len(name)} characters long, more than the {MAX_MEMBER_NAME} "
+        "kept in a report: its middle is replaced by its length and a keyed fingerprint. Names "
+        "this long are not written by ordinary tools.",
+        locations=(Location.of(name_length=len(name),
+                               fingerprint=rules.dicom.masker.fingerprint(name)),),
+    )
 
 
 def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> AssetResult:
@@ -253,11 +318,12 @@ def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> 
         else:
             result.stats[STAT_ENCRYPTED] = 1
         return result
-    return rules.unchecked(asset, problem.reason, **{STAT_MEMBERS: 1})
+    # a problem of the container itself (no member name) is no member
+    return rules.unchecked(asset, problem.reason, **({STAT_MEMBERS: 1} if problem.name else {}))
 
 
-def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
-                ) -> list[AssetResult]:
+def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int,
+                budget: Budget) -> list[AssetResult]:
     """Scan one container member: DICOM, a nested container, or anything else."""
     try:
         head = member.stream.read(HEAD_BYTES)
@@ -268,7 +334,7 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
                     asset, f"a container nested deeper than {rules.limits.max_depth} levels",
                     **{STAT_MEMBERS: 1})]
             nested = io.BytesIO(head + member.stream.read())
-            results = scan_container(nested, kind, asset, rules, depth=depth + 1)
+            results = scan_container(nested, kind, asset, rules, depth=depth + 1, budget=budget)
             results[0].stats[STAT_MEMBERS] = 1
             return results
         if rules.ocr:  # the pixels are needed too: the whole member, within its cap
@@ -278,9 +344,8 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int
             data = head
             header = _stream_header(head, member.stream)
     except BombError as exc:
-        return [rules.unchecked(
-            asset, f"the member expands past the cap of {exc.budget} bytes (a zip bomb?)",
-            **{STAT_MEMBERS: 1})]
+        return [rules.unchecked(asset, f"the member {exc.reason} (a zip bomb?)",
+                                **{STAT_MEMBERS: 1})]
     result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
     if rules.ocr and header is not None and header.reached_pixel_data:
         read_pixels(data, header, result, rules)

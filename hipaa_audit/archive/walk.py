@@ -5,6 +5,11 @@ the scanned tree is skipped (its target is scanned where it lives); a link that 
 dangles or loops, and a directory that cannot be listed, become problems the scanner reports as
 ``unverifiable`` findings. Asset names are the path as reached from the argument given, with
 bytes that are not UTF-8 written as ``\\xNN``.
+
+A file can change between the walk and its open: :func:`open_walked` opens it without following
+a link that was not there when it was listed and without blocking on a FIFO or a device, then
+checks that what it opened is a regular file and (on Linux, through ``/proc/self/fd``) that it
+still lies inside the scanned tree, in case a folder on its path was swapped for a link.
 """
 
 from __future__ import annotations
@@ -14,14 +19,81 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+
+#: What ``stat`` calls the kinds of file that are not regular, for messages.
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """A regular file to scan: its file-system path (bytes) and its asset name."""
+    """A regular file to scan: its file-system path (bytes) and its asset name.
+
+    ``follow`` is true when the path is a symbolic link the walk chose to follow (one named on
+    the command line, or one inside the tree with ``--follow-symlinks``). ``roots`` are the
+    real paths of the scanned tree the opened file must lie in (empty for a file named on the
+    command line).
+    """
 
     path: bytes
     asset: str
+    follow: bool = False
+    roots: tuple[bytes, ...] = ()
+
+
+class NotAsWalked(Exception):
+    """The path no longer names the regular file the walk listed; ``reason`` says what it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_walked(task: FileTask) -> tuple[BinaryIO, os.stat_result]:
+    """Open a walked file read-only, as the walk saw it; return it unbuffered with its status.
+
+    The open never follows a symbolic link the walk did not choose to follow (``O_NOFOLLOW``)
+    and never waits on a FIFO or a device (``O_NONBLOCK``); the opened file must be regular
+    (``fstat`` after the open), so a file swapped after the walk is never read. Raises
+    :class:`NotAsWalked` for such a swap and ``OSError`` when the file cannot be opened.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if task.follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(task.path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not task.follow:
+            raise NotAsWalked("the file was replaced by a symbolic link after the walk listed "
+                              "it; the link was not followed") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
+            raise NotAsWalked(f"it is {kind}, not a regular file (replaced after the walk "
+                              "listed it?); it was not read")
+        if task.roots and not _opened_inside(fd, task.roots):
+            raise NotAsWalked("its path now leads outside the scanned tree (a folder on it was "
+                              "replaced by a symbolic link after the walk?); it was not read")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb", buffering=0), st
+
+
+def inside(target: bytes, roots: tuple[bytes, ...] | list[bytes]) -> bool:
+    """True when the real path ``target`` is one of ``roots`` or lies below one."""
+    return any(target == r or target.startswith(r.rstrip(b"/") + b"/") for r in roots)
+
+
+def _opened_inside(fd: int, roots: tuple[bytes, ...]) -> bool:
+    """True when the file open as ``fd`` lies inside ``roots`` (or this cannot be told)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}".encode())
+    except OSError:  # no /proc: the checks on the last component are all there is
+        return True
+    return inside(opened, roots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +161,12 @@ def count_files(paths: list[str], *, follow_links: bool = False) -> int:
 
 class _Walker:
     def __init__(self, roots: list[bytes], follow_links: bool) -> None:
-        self.roots = roots
+        self.roots = tuple(roots)
         self.follow = follow_links
         self.seen: set[bytes] = set()  # real folders already walked (when following links)
 
     def inside(self, target: bytes) -> bool:
-        return any(target == r or target.startswith(r.rstrip(b"/") + b"/") for r in self.roots)
+        return inside(target, self.roots)
 
     def walk_dir(self, root: bytes) -> Iterator[WalkItem]:
         """Walk with ``os.scandir``: the file types come from the directory, not from a stat."""
@@ -126,7 +198,8 @@ class _Walker:
                     elif entry.is_dir(follow_symlinks=False):
                         subdirs.append(entry.path)
                     else:
-                        yield _other(entry.path, entry.is_file(follow_symlinks=False))
+                        yield _other(entry.path, entry.is_file(follow_symlinks=False),
+                                     self.roots)
                 except OSError as exc:
                     yield WalkProblem(display_name(entry.path),
                                       f"cannot be read: {exc.strerror}")
@@ -148,7 +221,7 @@ class _Walker:
             if is_dir:
                 yield from self.walk_dir(path)
             else:
-                yield FileTask(path, asset)
+                yield FileTask(path, asset, follow=True)
         elif not self.inside(target):
             yield WalkProblem(asset,
                               "symbolic link to a place outside the scanned tree; not followed")
@@ -157,10 +230,10 @@ class _Walker:
         elif is_dir:
             yield path
         else:
-            yield FileTask(path, asset)
+            yield FileTask(path, asset, follow=True, roots=self.roots)
 
 
-def _other(path: bytes, regular: bool) -> WalkItem:
+def _other(path: bytes, regular: bool, roots: tuple[bytes, ...] = ()) -> WalkItem:
     if regular:
-        return FileTask(path, display_name(path))
+        return FileTask(path, display_name(path), roots=roots)
     return SkippedSpecial(display_name(path))

@@ -2,6 +2,12 @@
 
 Shared by every scanner that reads text (DICOM free-text attributes now; CSV, HL7 and notes
 later). Detectors return kinds and counts, never the matched text.
+
+Every pattern runs in time linear in the text: each repetition that could restart at every
+position of a long run (the local part and the labels of an e-mail address) has a bound, so a
+64 KiB line of ``a.a.a.`` costs microseconds per position, not a scan to the end of the line.
+Only short texts are remembered (:data:`MAX_CACHED`), so the caches stay small however long the
+values are.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ _NOT_MODALITY = r"(?!(?-i:CT|DR)\b)"
 #: but ``name`` needs a digit or an ``@``; texts without either only meet :data:`NAME_IN_CONTEXT`.
 SAFE_HARBOR = re.compile(
     r"(?P<ssn>\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b)"
-    r"|(?P<email>\b[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b)"
+    # RFC 5321 4.5.3.1: a local part of at most 64 octets, labels of at most 63
+    r"|(?P<email>\b[\w.+-]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){0,8}\.[a-z]{2,24}\b)"
     r"|(?P<phone>(?:\(\d{3}\)\s?|\b\d{3}[-.\s])\d{3}[-.]\d{4}\b)"
     r"|(?P<mrn>\b(?:mrn|mr\#|medical\s+record(?:\s+(?:number|no\.?))?|chart\s+(?:number|no\.?))"
     r"\s*[:#]?\s*[a-z]*\d[a-z0-9-]{3,}\b)"
@@ -60,14 +67,27 @@ _ANY_WORD = re.compile(r"[^\W_]+")
 _HEXISH = re.compile(r"^[0-9a-f]{8,}$")
 
 
+#: Texts up to this many characters are remembered by the cached detectors; longer ones (a
+#: report, a 64 KiB line) are rarely repeated and would make the caches large.
+MAX_CACHED = 256
+
+
 def safe_harbor_kinds(text: str) -> Counter[str]:
     """Count the Safe Harbor identifier kinds found in ``text`` (``ssn``, ``email``...)."""
     return Counter(dict(safe_harbor_counts(text)))
 
 
-@lru_cache(maxsize=16384)
 def safe_harbor_counts(text: str) -> tuple[tuple[str, int], ...]:
-    """Return ``(kind, count)`` pairs for ``text``, sorted; cached (texts repeat in a study)."""
+    """Return ``(kind, count)`` pairs for ``text``, sorted.
+
+    Short texts are cached (texts repeat in a study).
+    """
+    if len(text) > MAX_CACHED:
+        return _safe_harbor_counts(text)
+    return _cached_safe_harbor_counts(text)
+
+
+def _safe_harbor_counts(text: str) -> tuple[tuple[str, int], ...]:
     if _UID_LIKE.fullmatch(text):
         return ()  # a UID or a long dotted number: no Safe Harbor pattern fits
     pattern = SAFE_HARBOR if _DIGIT_OR_AT.search(text) else NAME_IN_CONTEXT
@@ -79,10 +99,24 @@ def safe_harbor_counts(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(found.items()))
 
 
-@lru_cache(maxsize=16384)
+_cached_safe_harbor_counts = lru_cache(maxsize=16384)(_safe_harbor_counts)
+
+
 def words_of(text: str) -> frozenset[str]:
-    """Return the lower-case words (letters of any script, or digits) of ``text``; cached."""
+    """Return the lower-case words (letters of any script, or digits) of ``text``.
+
+    Short texts are cached.
+    """
+    if len(text) > MAX_CACHED:
+        return _words_of(text)
+    return _cached_words_of(text)
+
+
+def _words_of(text: str) -> frozenset[str]:
     return frozenset(_ANY_WORD.findall(text.lower()))
+
+
+_cached_words_of = lru_cache(maxsize=16384)(_words_of)
 
 
 def looks_like_pseudonym(text: str) -> bool:

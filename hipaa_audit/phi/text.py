@@ -46,7 +46,12 @@ PID_FIELDS = {3: "mrn", 5: "name", 7: "birth-date", 11: "address", 13: "phone", 
 FHIR_ELEMENTS = {"identifier": "mrn", "name": "name", "birthDate": "birth-date",
                  "address": "address", "telecom": "phone"}
 
-_FHIR_XML = re.compile(rb"<(Patient|Bundle)\b[^>]*http://hl7\.org/fhir")
+#: The namespace must sit in the opening tag's first 2 KiB: a bounded look, so that thousands
+#: of ``<Patient`` without a ``>`` cost linear time.
+_FHIR_XML = re.compile(rb"<(Patient|Bundle)\b[^>]{0,2048}http://hl7\.org/fhir")
+#: Characters of the first lines given to the CSV dialect sniffer (whose quote guess is
+#: quadratic in the length of a line).
+SNIFF_CHARS = 4096
 _NON_LETTERS = re.compile(r"[^a-z]")
 
 
@@ -124,8 +129,8 @@ def _hl7(text: str) -> tuple[Counter[str], int]:
 def _fhir_json(text: str) -> tuple[Counter[str], int]:
     try:
         doc = json.loads(text)
-    except ValueError:
-        return _free_text(text)  # a sample cut short: judge it as text
+    except (ValueError, RecursionError):
+        return _free_text(text)  # a sample cut short, or nested past the parser: judge as text
     kinds: Counter[str] = Counter()
     records = 0
     for resource in _resources(doc):
@@ -170,7 +175,7 @@ def _csv(text: str) -> tuple[Counter[str], int] | None:
     if len(lines) < 2:
         return None
     try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",;\t|")
+        dialect = csv.Sniffer().sniff("\n".join(lines[:20])[:SNIFF_CHARS], delimiters=",;\t|")
     except csv.Error:
         return None
     rows = list(csv.reader(io.StringIO("\n".join(lines)), dialect))

@@ -51,8 +51,12 @@ LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN"
 MAX_VALUE_COPY = 64 * 1024
 #: Sequences nested deeper than this are reported as a fault instead of walked.
 MAX_DEPTH = 32
-#: Deflated data sets are inflated up to this many bytes.
-MAX_INFLATED = 256 * 1024 * 1024
+#: Deflated data sets are inflated up to this many bytes (the header before the pixel data).
+MAX_INFLATED = 64 * 1024 * 1024
+#: Deflated data sets are first inflated this far; then as far as the walk asks, doubling.
+INFLATE_STEP = 1024 * 1024
+#: Compressed bytes handed to the inflater at a time.
+INFLATE_INPUT = 64 * 1024
 
 _UL = struct.Struct("<I")
 _BL = struct.Struct(">I")
@@ -380,38 +384,62 @@ def parse_header(data: Buffer, *, complete: bool) -> ParsedHeader | None:
                 transfer_syntax = el.value.decode("ascii", "replace").strip("\x00 ")
         if fault is not None:
             return ParsedHeader(transfer_syntax, has_meta_marker, elements, fault)
-    body: Buffer = data
-    body_complete = complete
-    inflate_fault: DicomFault | None = None
     if transfer_syntax in DEFLATED_TRANSFER_SYNTAXES:
         if not complete:
             raise NeedMoreData(size + 1)
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            body = inflater.decompress(data[pos:], MAX_INFLATED)
-        except zlib.error as exc:
-            return ParsedHeader(
-                transfer_syntax, has_meta_marker, elements,
-                DicomFault(f"the deflated data set does not inflate ({exc})", pos),
-            )
-        if not inflater.eof:
-            # a cut stream inflates to a shorter prefix that may end between two elements
-            inflate_fault = DicomFault(
-                f"the deflated data set inflates to more than {MAX_INFLATED} bytes"
-                if inflater.unconsumed_tail else "the deflated data set is cut short",
-                len(body),
-            )
-        pos = 0
-        body_complete = True
-    little, explicit = _encoding(transfer_syntax, body, pos)
-    walker = _Walker(body, little=little, complete=body_complete)
-    _, fault, pixels = walker.walk(pos, len(body) if body_complete else UNDEFINED, (), explicit,
-                                   False)
+        return _parse_deflated(data, pos, transfer_syntax, has_meta_marker, elements)
+    little, explicit = _encoding(transfer_syntax, data, pos)
+    walker = _Walker(data, little=little, complete=complete)
+    _, fault, pixels = walker.walk(pos, size if complete else UNDEFINED, (), explicit, False)
     elements.extend(walker.elements)
-    if fault is None and not pixels:
-        fault = inflate_fault
     return ParsedHeader(transfer_syntax or _describe(little, explicit), has_meta_marker,
                         elements, fault, pixels)
+
+
+def _parse_deflated(data: Buffer, pos: int, transfer_syntax: str, has_meta_marker: bool,
+                    elements: list[Element]) -> ParsedHeader:
+    """Walk a deflated data set, inflating only as far as the walk needs.
+
+    The walk stops at the pixel data, so a data set whose pixels inflate to gigabytes (a
+    deflate bomb) costs about :data:`INFLATE_STEP` bytes; a header that needs more than
+    :data:`MAX_INFLATED` bytes is a fault, told without inflating past the cap.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    offset = pos  # the compressed input is fed in slices: a large file is never copied whole
+    pending = b""
+    inflated = bytearray()
+    want = INFLATE_STEP
+    while True:
+        try:
+            while len(inflated) < want and not inflater.eof:
+                if not pending:
+                    if offset >= len(data):
+                        break  # the input is spent before the stream's end: cut short
+                    pending = data[offset:offset + INFLATE_INPUT]
+                    offset += len(pending)
+                inflated += inflater.decompress(pending, want - len(inflated))
+                pending = inflater.unconsumed_tail
+        except zlib.error as exc:
+            return ParsedHeader(transfer_syntax, has_meta_marker, elements,
+                                DicomFault(f"the deflated data set does not inflate ({exc})", pos))
+        body = bytes(inflated)
+        done = len(body) < want or inflater.eof
+        little, explicit = _encoding(transfer_syntax, body, 0)
+        walker = _Walker(body, little=little, complete=done)
+        try:
+            _, fault, pixels = walker.walk(0, len(body) if done else UNDEFINED, (), explicit,
+                                           False)
+        except NeedMoreData as more:
+            if len(body) < more.needed <= MAX_INFLATED:
+                want = min(max(more.needed, 2 * len(body)), MAX_INFLATED)
+                continue
+            fault = DicomFault(f"the deflated data set needs more than {MAX_INFLATED} inflated "
+                               "bytes before its pixel data, beyond the cap", len(body))
+            pixels = False
+        if fault is None and not pixels and not inflater.eof:
+            fault = DicomFault("the deflated data set is cut short", len(body))
+        elements.extend(walker.elements)
+        return ParsedHeader(transfer_syntax, has_meta_marker, elements, fault, pixels)
 
 
 def _walk_meta(meta: _Walker, pos: int) -> tuple[int, DicomFault | None]:
