@@ -8,7 +8,6 @@ file and a path that does not exist.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -16,7 +15,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -222,33 +220,22 @@ def scan_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any],
     return result.code, result.json(), result.stderr
 
 
-@pytest.fixture
-def shared_tmp() -> Any:
-    """A temporary folder other users can enter: permission tests run unprivileged there."""
-    path = Path(tempfile.mkdtemp(prefix="hipaa-audit-perm-"))
-    path.chmod(0o755)
-    yield path
-    for p in path.rglob("*"):
-        with contextlib.suppress(OSError):
-            p.chmod(0o700)
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def scan_json_unprivileged(arg: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
-    """Scan as a user without privileges: as root, drop to ``nobody`` with setpriv."""
+    """Scan without the privilege to read past file modes.
+
+    As root, the scan runs with every capability dropped (``setpriv``): still uid 0, so it can
+    reach the checkout and its virtual environment wherever they are (a 0700 folder too), but
+    the modes of the files it scans now hold for it, as for any other user.
+    """
     if os.geteuid() != 0:
         return scan_json(arg, cwd=cwd)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv to drop privileges")
-    data = cwd / "data"
-    data.mkdir()
-    data.chmod(0o777)
     proc = subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+        [setpriv, "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-m",
          "hipaa_audit", "scan", "archive", arg, "--format", "json", "--fail-on", "none"],
         cwd=cwd, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "HIPAA_AUDIT_DATA_DIR": str(data)},
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
@@ -310,8 +297,8 @@ def test_name_not_utf8(tmp_path: Path) -> None:
     assert table.code == 0 and "\\xff\\xfe" in table.stdout
 
 
-def test_unreadable_file(shared_tmp: Path) -> None:
-    folder = shared_tmp / "locked"
+def test_unreadable_file(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
     folder.mkdir()
     folder.chmod(0o755)
     locked = folder / "fail_locked.dcm"
@@ -319,21 +306,21 @@ def test_unreadable_file(shared_tmp: Path) -> None:
     (folder / "fail_open.dcm").write_bytes(gen.fail_top_level())
     (folder / "fail_open.dcm").chmod(0o644)
     locked.chmod(0)
-    code, doc, _ = scan_json_unprivileged("locked", cwd=shared_tmp)
+    code, doc, _ = scan_json_unprivileged("locked", cwd=tmp_path)
     assert code == 4
     assert "locked/fail_locked.dcm" in errors_by_asset(doc)
     assert any(f["asset"] == "locked/fail_open.dcm" for f in doc["findings"])
 
 
-def test_unreadable_directory(shared_tmp: Path) -> None:
-    closed = shared_tmp / "tree" / "closed"
+def test_unreadable_directory(tmp_path: Path) -> None:
+    closed = tmp_path / "tree" / "closed"
     closed.mkdir(parents=True)
-    (shared_tmp / "tree").chmod(0o755)
+    (tmp_path / "tree").chmod(0o755)
     (closed / "fail_top_level.dcm").write_bytes(gen.fail_top_level())
-    (shared_tmp / "tree" / "fail_open.dcm").write_bytes(gen.fail_top_level())
-    (shared_tmp / "tree" / "fail_open.dcm").chmod(0o644)
+    (tmp_path / "tree" / "fail_open.dcm").write_bytes(gen.fail_top_level())
+    (tmp_path / "tree" / "fail_open.dcm").chmod(0o644)
     closed.chmod(0)
-    code, doc, _ = scan_json_unprivileged("tree", cwd=shared_tmp)
+    code, doc, _ = scan_json_unprivileged("tree", cwd=tmp_path)
     assert code == 4
     assert "tree/closed" in errors_by_asset(doc)
 
