@@ -184,6 +184,7 @@ def scan_archive_command(
     from hipaa_audit.archive.run import scan_archive
     from hipaa_audit.archive.walk import count_files
     from hipaa_audit.cluster import ClusterError
+    from hipaa_audit.engine import WorkerError
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
@@ -213,6 +214,8 @@ def scan_archive_command(
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
         except ClusterError as exc:
             raise fail(str(exc)) from None
+        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
+            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
     raise typer.Exit(outcome.exit_code)
 
 
