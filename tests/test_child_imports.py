@@ -7,6 +7,7 @@ Every test runs the installed console script from a folder that holds a planted
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
@@ -56,10 +57,11 @@ def run_tool(*args: str, cwd: Path, tool: Path = TOOL,
 
 
 @pytest.fixture
-def http_target() -> Iterator[str]:
+def http_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A plain-HTTP server on 127.0.0.1 (a real endpoint for the network scan)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             http.server.SimpleHTTPRequestHandler)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path_factory.mktemp("www")))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
