@@ -26,7 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hipaa_audit import __version__
+from hipaa_audit import __version__, outfiles
 from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import CatalogError, load_catalog
 from hipaa_audit.model import AssetResult, parse_severity
@@ -99,20 +99,20 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 @contextlib.contextmanager
 def open_output(path: str | None) -> Iterator[IO[str]]:
-    """Yield the output stream: the ``--output`` file (written whole at the end), or stdout."""
+    """Yield the output stream: the ``--output`` file (written whole at the end), or stdout.
+
+    See :mod:`hipaa_audit.outfiles` for FIFOs, devices and symbolic links.
+    """
     if path is None:
         yield sys.stdout
         return
-    tmp = f"{path}.partial"
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with outfiles.open_output(path, newline="") as f:
             yield f
-        os.replace(tmp, path)
+    except outfiles.OutputError as exc:
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise fail(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        raise fail(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
 
 
 @contextlib.contextmanager
@@ -188,6 +188,7 @@ def scan_archive_command(
     from hipaa_audit.archive.run import scan_archive
     from hipaa_audit.archive.walk import count_files
     from hipaa_audit.cluster import ClusterError
+    from hipaa_audit.engine import WorkerError
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
@@ -220,6 +221,8 @@ def scan_archive_command(
             outcome = consume(results, renderer, run, threshold, on_asset=advance)
         except ClusterError as exc:
             raise fail(str(exc)) from None
+        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
+            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
     raise typer.Exit(outcome.exit_code)
 
 
@@ -437,6 +440,9 @@ def scan_permissions_command(
     try:
         for source in sources:
             parse_source(source)
+        for graph_file in (graphml, graph_json):
+            if graph_file:
+                outfiles.check_output(graph_file)
         base = load_baseline_or_fail(Path(baseline))
         prev, label = (previous_snapshot(previous, Path(store_path) if store_path else None)
                        if previous else (None, None))
@@ -448,7 +454,7 @@ def scan_permissions_command(
             pacs_mapping=load_mapping(Path(pacs_mapping), "pacs") if pacs_mapping else None,
             roster_mapping=load_mapping(Path(roster_mapping), "roster") if roster_mapping
             else None)
-    except PermissionSetupError as exc:
+    except (PermissionSetupError, outfiles.OutputError) as exc:
         raise fail(str(exc)) from None
     catalog = load_catalog()
     masker = Masker(installation_key())
@@ -475,6 +481,8 @@ def scan_permissions_command(
                 graph.write_graphml(Path(graphml))
             if graph_json:
                 graph.write_json(Path(graph_json))
+    except outfiles.OutputError as exc:
+        raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
                    f"({exc.filename})") from None
@@ -615,13 +623,20 @@ def assess_command(
     """
     from hipaa_audit.assess import run_assessment
     from hipaa_audit.config import ConfigError, load_config
-    from hipaa_audit.report.build import Signing, write_checksums, write_reports
+    from hipaa_audit.engine import WorkerError
+    from hipaa_audit.report.build import (
+        Signing,
+        check_report_folder,
+        write_checksums,
+        write_reports,
+    )
     from hipaa_audit.report.render import RenderError
     from hipaa_audit.report.sign import SigningError
 
     try:
         cfg = load_config(Path(config))
-    except ConfigError as exc:
+        check_report_folder(cfg.data.report.output_dir)
+    except (ConfigError, outfiles.OutputError) as exc:
         raise fail(str(exc)) from None
     rep = cfg.data.report
     signing = None
@@ -640,18 +655,21 @@ def assess_command(
         masker = Masker(installation_key(), reveal=reveal_phi)
         threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
         with progress_display(progress or err.is_terminal, "assess") as advance:
-            done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
-                                  on_asset=advance)
+            try:
+                done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
+                                      on_asset=advance)
+            except WorkerError as exc:  # the run stays stored as interrupted
+                raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
         out = rep.output_dir
         try:
             written = write_reports(
                 store, done.run, catalog,
                 {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
                 findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
-        except (RenderError, SigningError, OSError) as exc:
+            sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
+        except (RenderError, SigningError, OSError, outfiles.OutputError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None
-        sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
         summary = done.run.meta["summary"]
         risk = summary["risk"]
         con = Console(highlight=False, soft_wrap=True)
@@ -690,12 +708,16 @@ def report_command(
     from hipaa_audit.report.build import write_reports
     from hipaa_audit.report.render import RenderError
 
+    try:
+        outfiles.check_output(output)
+    except outfiles.OutputError as exc:
+        raise fail(str(exc)) from None
     with open_store(store_path) as store:
         run = find_run(store, run_ref)
         try:
             write_reports(store, run, load_catalog(), {kind.value: Path(output)},
                           detail_limit=detail_limit)
-        except (RenderError, OSError) as exc:
+        except (RenderError, OSError, outfiles.OutputError) as exc:
             raise fail(f"cannot write {output}: {exc}", EXIT_INTERNAL) from None
     err.print(f"wrote {output} (run {run.id})")
 

@@ -15,10 +15,39 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Criticality = Literal["low", "moderate", "high"]
+#: How deep arrays and tables may nest in a TOML file given by the user.
+MAX_TOML_DEPTH = 32
 
 
 class ConfigError(Exception):
     """The assessment file is missing, not TOML, or holds an unknown key or a bad value."""
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """Parse a TOML document the user gave; raise ``tomllib.TOMLDecodeError`` if it is bad.
+
+    Every TOML file the tool reads from the user (the assessment, permission baselines, column
+    mappings, detector settings) goes through here. ``tomllib`` recurses once per nested array
+    or inline table, so a document nested a thousand levels deep raised ``RecursionError``;
+    dotted keys nest without recursion but then trip whatever walks the result. Both are
+    refused as nested more than :data:`MAX_TOML_DEPTH` levels (no real file comes near it).
+    """
+    too_deep = f"arrays or tables nested more than {MAX_TOML_DEPTH} levels deep"
+    try:
+        doc = tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError(too_deep) from None
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        value, level = stack.pop()
+        children: list[Any] | None = (list(value.values()) if isinstance(value, dict)
+                                      else value if isinstance(value, list) else None)
+        if children is None:
+            continue
+        if level > MAX_TOML_DEPTH:
+            raise tomllib.TOMLDecodeError(too_deep)
+        stack.extend((child, level + 1) for child in children)
+    return doc
 
 
 class _Section(BaseModel):
@@ -279,7 +308,7 @@ def load_config(path: Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the assessment file: {exc.strerror}") from None
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
+        doc = parse_toml(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:

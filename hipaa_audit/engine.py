@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
+
+from hipaa_audit.children import forkserver_context
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,7 +35,11 @@ IN_FLIGHT = 2
 
 
 class WorkerError(RuntimeError):
-    """A worker process failed outside the per-asset function's own error handling."""
+    """A worker process died or failed outside the per-asset function's own error handling.
+
+    The message says which (and how a worker died: its exit code or signal); it holds no
+    value read from an asset.
+    """
 
 
 def map_in_order(
@@ -85,10 +92,9 @@ def _pooled(
     initargs: tuple[object, ...],
     preload: Sequence[str],
 ) -> Iterator[R]:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))
+    ctx = forkserver_context(preload)
     pipes: list[Connection] = []
-    procs = []
+    procs: list[BaseProcess] = []
     try:
         for _ in range(workers):
             parent_end, child_end = ctx.Pipe(duplex=True)
@@ -103,43 +109,66 @@ def _pooled(
         next_out = 0
         for number, batch in enumerate(batches_of(items)):
             worker = min(range(workers), key=lambda w: len(queued[w]))
-            pipes[worker].send(batch)
+            _send(pipes[worker], procs[worker], batch)
             queued[worker].append(number)
             while sum(map(len, queued)) >= workers * IN_FLIGHT:
-                _collect(pipes, queued, ready)
+                _collect(pipes, procs, queued, ready)
                 while next_out in ready:
                     yield from ready.pop(next_out)
                     next_out += 1
         while any(queued):
-            _collect(pipes, queued, ready)
+            _collect(pipes, procs, queued, ready)
             while next_out in ready:
                 yield from ready.pop(next_out)
                 next_out += 1
-        for pipe in pipes:
-            pipe.send(None)
+        for number, pipe in enumerate(pipes):
+            _send(pipe, procs[number], None)
     finally:
         for pipe in pipes:
             pipe.close()
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+        for child in procs:
+            child.join(timeout=5)
+            if child.is_alive():
+                child.terminate()
 
 
-def _collect(pipes: list[Connection], queued: list[deque[int]],
+def _collect(pipes: list[Connection], procs: list[BaseProcess], queued: list[deque[int]],
              ready: dict[int, list[Any]]) -> None:
     """Wait until some worker has a result, and take every result that is there."""
     busy = [pipes[w] for w in range(len(pipes)) if queued[w]]
     for conn in wait(busy):
         worker = pipes.index(conn)  # type: ignore[arg-type]
-        ready[queued[worker].popleft()] = _receive(pipes[worker])
+        ready[queued[worker].popleft()] = _receive(pipes[worker], procs[worker])
 
 
-def _receive(pipe: Connection) -> list[Any]:
+def _died(proc: BaseProcess) -> WorkerError:
+    """The error for a worker whose pipe broke: it died; say how, as far as it is known."""
+    proc.join(timeout=5)
+    code = proc.exitcode
+    if code is None:
+        how = "its pipe broke"
+    elif code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    else:
+        how = f"exit code {code}"
+    return WorkerError(f"a worker process died ({how})")
+
+
+def _send(pipe: Connection, proc: BaseProcess, message: object) -> None:
+    try:
+        pipe.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
+        raise _died(proc) from None
+
+
+def _receive(pipe: Connection, proc: BaseProcess) -> list[Any]:
     try:
         status, payload = pipe.recv()
-    except EOFError:
-        raise WorkerError("a worker process exited unexpectedly") from None
+    except (EOFError, OSError):
+        raise _died(proc) from None
     if status != "ok":
         raise WorkerError(f"a worker failed: {payload}")
     results: list[Any] = payload
@@ -151,15 +180,24 @@ def _worker(pipe: Connection, fn: Callable[[Any], Any], initializer: Callable[..
     initializer(*initargs)
     with _quiet_gc():
         while True:
-            batch = pipe.recv()
+            try:
+                batch = pipe.recv()
+            except (EOFError, OSError):  # the parent stopped (another worker died): quietly
+                return
             if batch is None:
                 return
             try:
                 results = [fn(item) for item in batch]
             except Exception as exc:  # reported by type only: a message could hold a value
-                pipe.send(("error", type(exc).__name__))
+                reply: tuple[str, object] = ("error", type(exc).__name__)
+            else:
+                reply = ("ok", results)
+            try:
+                pipe.send(reply)
+            except OSError:
                 return
-            pipe.send(("ok", results))
+            if reply[0] != "ok":
+                return
 
 
 def batches_of(items: Iterable[T]) -> Iterator[list[T]]:

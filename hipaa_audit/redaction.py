@@ -20,6 +20,8 @@ from typing import Any
 
 import platformdirs
 
+from hipaa_audit.outfiles import private_dirs
+
 #: Environment variable naming the folder that holds the fingerprint key (and, later, history).
 DATA_DIR_ENV = "HIPAA_AUDIT_DATA_DIR"
 KEY_FILE = "fingerprint.key"
@@ -43,7 +45,7 @@ def installation_key() -> bytes:
             return key
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

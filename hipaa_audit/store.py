@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hipaa_audit.model import Finding
+from hipaa_audit.outfiles import FILE_MODE, private_dirs
 from hipaa_audit.redaction import data_dir
 
 GENESIS = "0" * 64
@@ -121,15 +123,55 @@ class Diff:
     persisting: int
 
 
+#: The files SQLite keeps beside the database.
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file, mode 0600 whatever the umask, unless one exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def _private_companions(path: Path) -> None:
+    """Give SQLite's -wal, -shm and -journal files no more access than the database has."""
+    try:
+        mode = os.stat(path).st_mode & 0o666
+    except OSError:
+        return
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            st = os.lstat(companion)
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~mode:
+            os.chmod(companion, st.st_mode & mode & 0o777)
+
+
 class Store:
-    """An SQLite history store (created on first use)."""
+    """An SQLite history store (created on first use).
+
+    It holds every finding of every run (with ``--reveal-phi``, the values too): a new store
+    is created mode 0600 in folders created 0700, whatever the umask, and SQLite's companion
+    files get no more access than the database file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(path.parent)
+            _create_private(path)
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
+            _private_companions(path)
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.executescript(_DDL)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",

@@ -41,6 +41,7 @@ from hipaa_audit.catalog import Catalog
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
 from hipaa_audit.model import AssetResult, Location, Severity, Status
+from hipaa_audit.outfiles import open_binary_output, private_dirs, write_text
 from hipaa_audit.redaction import Masker, data_dir
 
 UNVERIFIABLE = "log-unverifiable"
@@ -190,9 +191,10 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
     events = _concat(frames)
     if cache is not None and meta is not None:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            schema.write_parquet(events, cache)
-            meta.write_text(json.dumps([dataclasses.asdict(m) for m in malformed]))
+            private_dirs(cache.parent)
+            with open_binary_output(cache) as out:
+                schema.write_parquet(events, out)
+            write_text(meta, json.dumps([dataclasses.asdict(m) for m in malformed]))
         except (OSError, ValueError):
             pass
     return _Parsed(path, fmt, events, malformed)

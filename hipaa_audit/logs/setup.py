@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.config import parse_toml
 from hipaa_audit.logs.detect import Settings
 from hipaa_audit.logs.run import LogOptions, LogSetupError
 from hipaa_audit.redaction import Masker
@@ -147,7 +148,7 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
 def load_mapping_file(path: Path) -> dict[str, Any]:
     """A column mapping from a TOML file (its top-level table)."""
     try:
-        return tomllib.loads(_read(path, "column mapping"))
+        return parse_toml(_read(path, "column mapping"))
     except tomllib.TOMLDecodeError as exc:
         raise LogSetupError(f"{path}: not TOML: {exc}") from None
 
@@ -155,7 +156,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
 def load_settings_file(path: Path) -> dict[str, Any]:
     """Detector settings from a TOML file (``[detectors]`` or the top level)."""
     try:
-        data = tomllib.loads(_read(path, "detector settings"))
+        data = parse_toml(_read(path, "detector settings"))
     except tomllib.TOMLDecodeError as exc:
         raise LogSetupError(f"{path}: not TOML: {exc}") from None
     inner = data.get("detectors", data)

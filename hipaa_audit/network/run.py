@@ -9,7 +9,6 @@ observed until then is judged, plus an ``unverifiable`` finding saying where it 
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.children import forkserver_context
 from hipaa_audit.model import AssetResult
 from hipaa_audit.network import probes
 from hipaa_audit.network.collect import ProbeOptions, observe
@@ -73,9 +73,7 @@ class _Job:
 
 
 def _context() -> Any:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    return ctx
+    return forkserver_context(PRELOAD)
 
 
 def observe_all(targets: list[Target], opts: ScanOptions) -> Iterator[Observation]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.config import parse_toml
 from hipaa_audit.permissions.model import ACTIONS, widen
 
 
@@ -288,7 +289,7 @@ def load_baseline(path: Path) -> Baseline:
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read the baseline ({type(exc).__name__})") from None
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise BaselineError(f"{path}: not valid TOML: {exc}") from None
     return parse_baseline(data, str(path))

@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from hipaa_audit.outfiles import open_binary_output, write_text
 from hipaa_audit.permissions.baseline import ancestors
 from hipaa_audit.permissions.model import ACTIONS, ANYONE, Facts, Grant, Principal, Resource
 
@@ -167,8 +168,9 @@ class AccessGraph:
         return self._snapshot
 
     def write_graphml(self, path: Path) -> None:
-        """Write the graph as GraphML (node and edge attributes kept)."""
-        nx.write_graphml(self.graph, str(path))
+        """Write the graph as GraphML (node and edge attributes kept), safely (``outfiles``)."""
+        with open_binary_output(path) as out:
+            nx.write_graphml(self.graph, out)
 
     def as_json(self) -> dict[str, Any]:
         """The graph as node-link JSON, with the snapshot for a later ``--previous``."""
@@ -177,8 +179,8 @@ class AccessGraph:
         return data
 
     def write_json(self, path: Path) -> None:
-        """Write :meth:`as_json` to ``path``."""
-        path.write_text(json.dumps(self.as_json(), indent=1, sort_keys=True), encoding="utf-8")
+        """Write :meth:`as_json` to ``path``, safely (``outfiles``)."""
+        write_text(path, json.dumps(self.as_json(), indent=1, sort_keys=True))
 
 
 __all__ = ["LEAF_KINDS", "AccessGraph", "Reach", "action_text", "grant_key"]

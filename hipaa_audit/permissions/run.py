@@ -269,10 +269,11 @@ def load_mapping(path: Path, kind: str) -> Any:
     """A PACS or roster column mapping from a TOML file (``kind``: ``pacs`` or ``roster``)."""
     import tomllib
 
+    from hipaa_audit.config import parse_toml
     from hipaa_audit.permissions.exports import PacsMapping, RosterMapping
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PermissionSetupError(f"{path}: cannot read the {kind} mapping "
                                    f"({type(exc).__name__})") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Literal
 
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.hipaa import security_rule_data
+from hipaa_audit.outfiles import check_output, copy_file, private_dirs, write_text
 from hipaa_audit.report.context import baa_context, risk_context
 from hipaa_audit.report.export import export_findings, sha256_file
 from hipaa_audit.report.render import Attachment, PdfJob, Rendered, render_html, render_pdfs
@@ -22,6 +22,9 @@ TEMPLATES: dict[ReportKind, str] = {"risk": "risk_analysis.html.j2",
                                     "baa": "baa_evidence.html.j2"}
 FINDINGS_JSON = "findings.json"
 FINDINGS_CSV = "findings.csv"
+CHECKSUMS = "SHA256SUMS"
+#: What ``assess`` writes into the report folder.
+REPORT_FILES = ("risk-analysis.pdf", "baa-evidence.pdf", FINDINGS_JSON, FINDINGS_CSV, CHECKSUMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +57,26 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
                   detail_limit: int = 200, signing: Signing | None = None) -> Written:
     """Render the reports named in ``outputs`` for ``run``.
 
-    The complete findings are written as JSON and CSV to ``findings_dir`` (a temporary folder
-    when ``None``) and attached to the risk-analysis PDF. Raises ``RenderError`` or
-    ``SigningError``.
+    The complete findings are written as JSON and CSV to ``findings_dir`` (when given) and
+    attached to the risk-analysis PDF. Everything is made in a private temporary folder and
+    then written to its place by :mod:`hipaa_audit.outfiles` (mode 0600, folders it creates
+    0700; a symbolic link in the way is refused before anything is rendered). Raises
+    ``RenderError``, ``SigningError``, ``OutputError`` or ``OSError``.
     """
     written = Written()
+    copies = {FINDINGS_JSON: findings_dir / FINDINGS_JSON,
+              FINDINGS_CSV: findings_dir / FINDINGS_CSV} if findings_dir is not None else {}
+    for target in [*copies.values(), *outputs.values()]:
+        check_output(target)
     with tempfile.TemporaryDirectory(prefix="hipaa-audit-report-") as tmp:
-        folder = findings_dir or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        fjson, fcsv = folder / FINDINGS_JSON, folder / FINDINGS_CSV
+        work = Path(tmp)
+        fjson, fcsv = work / FINDINGS_JSON, work / FINDINGS_CSV
         export_findings(store, run, fjson, fcsv)
         if findings_dir is not None:
-            written.findings = [fjson, fcsv]
+            private_dirs(findings_dir)
+        for name, target in copies.items():
+            copy_file(work / name, target)
+            written.findings.append(target)
         evidence = [
             {"name": FINDINGS_JSON, "sha256": sha256_file(fjson),
              "description": "every finding, schema hipaa-audit.findings/1"},
@@ -85,27 +96,23 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
             else:
                 ctx = baa_context(store, run, catalog)
                 attachments = ()
-            html = Path(tmp) / f"{kind}.html"
+            html = work / f"{kind}.html"
             html.write_text(render_html(TEMPLATES[kind], ctx), encoding="utf-8")
-            pdf.parent.mkdir(parents=True, exist_ok=True)
-            partial = pdf.with_name(pdf.name + ".partial")
-            jobs.append((kind, pdf, PdfJob(html, partial, attachments,
+            (work / kind).mkdir()
+            jobs.append((kind, pdf, PdfJob(html, work / kind / pdf.name, attachments,
                                            identifier=f"{run.id}-{kind}")))
-        try:
-            written.rendered = render_pdfs([j for _, _, j in jobs])
-            if signing is not None:
-                from hipaa_audit.report.sign import sign_pdf
+        written.rendered = render_pdfs([j for _, _, j in jobs])
+        if signing is not None:
+            from hipaa_audit.report.sign import sign_pdf
 
-                for kind, _, job in jobs:
-                    written.fingerprint = sign_pdf(
-                        job.pdf, signing.key, signing.cert, passphrase=signing.passphrase,
-                        reason=f"hipaa-audit {kind} report of run {run.id}")
-            for kind, pdf, job in jobs:
-                os.replace(job.pdf, pdf)
-                written.pdfs[kind] = pdf
-        finally:
-            for _, _, job in jobs:
-                job.pdf.unlink(missing_ok=True)
+            for kind, _, job in jobs:
+                written.fingerprint = sign_pdf(
+                    job.pdf, signing.key, signing.cert, passphrase=signing.passphrase,
+                    reason=f"hipaa-audit {kind} report of run {run.id}")
+        for kind, pdf, job in jobs:
+            private_dirs(pdf.parent)
+            copy_file(job.pdf, pdf)
+            written.pdfs[kind] = pdf
     return written
 
 
@@ -116,8 +123,14 @@ def _prev_hash(store: Store, run: StoredRun) -> str:
     return prev.hash or ""
 
 
+def check_report_folder(folder: Path) -> None:
+    """Raise ``OutputError`` if a file ``assess`` writes into ``folder`` would be refused."""
+    for name in REPORT_FILES:
+        check_output(folder / name)
+
+
 def write_checksums(folder: Path, files: list[Path]) -> Path:
     """Write ``SHA256SUMS`` (the ``sha256sum`` format) for ``files`` into ``folder``."""
-    out = folder / "SHA256SUMS"
-    out.write_text("".join(f"{sha256_file(f)}  {f.name}\n" for f in files), encoding="utf-8")
+    out = folder / CHECKSUMS
+    write_text(out, "".join(f"{sha256_file(f)}  {f.name}\n" for f in files))
     return out

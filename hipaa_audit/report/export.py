@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from hipaa_audit.model import SCHEMA, tool_info
+from hipaa_audit.outfiles import open_output
 from hipaa_audit.output.csvout import COLUMNS, dict_row
 from hipaa_audit.output.jsonout import PLACEHOLDER, dumps, new_spool, write_with_spool
 from hipaa_audit.store import Store, StoredRun
@@ -27,20 +27,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
 def export_findings(store: Store, run: StoredRun, json_path: Path, csv_path: Path) -> None:
-    """Write every finding of ``run`` to ``json_path`` (findings schema) and ``csv_path``."""
+    """Write every finding of ``run`` to ``json_path`` (findings schema) and ``csv_path``.
+
+    Each is written whole or not at all (:func:`hipaa_audit.outfiles.open_output`).
+    """
     run_obj = dict(run.meta.get("run", {}))
     run_obj["assets"] = run.meta.get("stats", {})
     run_obj["hash"] = run.hash
     head = {"schema": SCHEMA, "tool": dict(tool_info(run.tool_version)), "run": run_obj,
             "coverage": run.meta.get("coverage", []), "findings": PLACEHOLDER}
     spool = new_spool()
-    tmp_json, tmp_csv = _atomic(json_path), _atomic(csv_path)
-    with open(tmp_csv, "w", encoding="utf-8", newline="") as fc:
+    with open_output(csv_path, newline="") as fc, open_output(json_path) as fj:
         writer = csv.writer(fc, lineterminator="\n")
         writer.writerow(COLUMNS)
         first = True
@@ -51,7 +49,4 @@ def export_findings(store: Store, run: StoredRun, json_path: Path, csv_path: Pat
             spool.write(dumps(doc))
             first = False
             writer.writerow(dict_row(doc))
-    with open(tmp_json, "w", encoding="utf-8") as fj:
         write_with_spool(fj, json.dumps(head, ensure_ascii=False, indent=1), spool)
-    os.replace(tmp_json, json_path)
-    os.replace(tmp_csv, csv_path)

@@ -23,6 +23,7 @@ from typing import Any
 
 import jinja2
 
+from hipaa_audit.children import module_command
 from hipaa_audit.report.charts import (
     LEVEL_COLOURS,
     access_paths,
@@ -119,8 +120,8 @@ def render_pdfs(jobs: Sequence[PdfJob], *, deadline: float = RENDER_DEADLINE,
                 "html": str(job.html), "pdf": str(job.pdf), "identifier": job.identifier,
                 "attachments": [[str(a.path), a.description] for a in job.attachments]}))
             log = open(Path(tmp) / f"job{i}.log", "w+b")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen([sys.executable, "-m", "hipaa_audit.report.render",
-                                     str(spec)], stdout=log, stderr=log)
+            proc = subprocess.Popen(module_command("hipaa_audit.report.render", str(spec)),
+                                    stdout=log, stderr=log)
             running.append((job, proc, log))
         results: dict[int, Rendered] = {}
         failure = ""
