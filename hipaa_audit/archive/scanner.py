@@ -31,11 +31,11 @@ from hipaa_audit.archive.content import envelope, high_entropy
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom_terms
-from hipaa_audit.archive.exposure import exposure_finding, file_access
+from hipaa_audit.archive.exposure import exposure_finding, file_access, names_identifier
 from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, NotAsWalked, display_name, open_walked
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
+from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
 from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
 
@@ -61,9 +61,6 @@ STAT_TEXT = "text"
 STAT_OCR = "images_read_by_ocr"
 FORMAT_LABELS = {"hl7v2": "HL7 v2 message", "fhir-json": "FHIR JSON document",
                  "fhir-xml": "FHIR XML document", "csv": "CSV table", "text": "text file"}
-#: Categories of finding that mean "this asset holds PHI".
-PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
-                            Category.UNENCRYPTED_PHI})
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
                     zlib.error, ValueError, NotImplementedError)
@@ -200,16 +197,13 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
 
 
 def holds_phi(results: list[AssetResult]) -> bool:
-    """True when any of a file's results (itself or its members) found PHI at medium or above.
+    """True when any of a file's results (itself or its members) found an identifier's value.
 
-    A patient's name in the path alone does not count: reading the file shows no more of it
-    than listing its folder does.
+    See :func:`names_identifier`: a missing BurnedInAnnotation or a private element alone does
+    not count, nor does a patient's name in the path (reading the file shows no more of it than
+    listing its folder does).
     """
-    return any(
-        f.status is Status.FAIL and f.category in PHI_CATEGORIES and f.severity >= Severity.MEDIUM
-        and f.check_id != PATH_CHECK
-        for r in results for f in r.findings
-    )
+    return any(names_identifier(f) for r in results for f in r.findings)
 
 
 def _check_exposure(path: bytes, st: os.stat_result, results: list[AssetResult],

@@ -163,6 +163,42 @@ def looks_like_person_name(text: str) -> bool:
     )
 
 
+#: One component of a PN value: runs of letters joined by single spaces, hyphens, dots or
+#: apostrophes (disjoint classes, so matching is linear).
+_PN_PART = re.compile(r"[^\W\d_]+(?:[ '.-]{1,2}[^\W\d_]+)*")
+
+
+#: DICOM defined terms and anatomy that ``^``-joined private values carry (``ORIGINAL^PRIMARY``,
+#: ``HEAD^NECK``): a value holding one is not read as a name.
+DICOM_TERM_WORDS = frozenset(
+    """original primary secondary derived axial localizer coronal sagittal oblique mpr mip
+    reformatted projection image images other none head neck chest thorax abdomen pelvis spine
+    brain body breast knee hip shoulder heart cardiac left right both bilateral prone supine
+    default standard normal high low fast slow mode series study scan protocol version build
+    on off yes no true false""".split()
+)
+
+
+def looks_like_pn_name(text: str) -> bool:
+    """True when ``text`` is shaped like a DICOM person name of a real person (``Doe^John``).
+
+    Two to five ``^``-separated components of letters, at least two of them filled in, and no
+    pseudonym or template word: ``ORIGINAL`` or ``ANON^0042`` do not qualify. Used where a
+    value's attribute says nothing of its meaning (a private element).
+    """
+    text = text.strip(" \x00")
+    parts = text.split("^")
+    if not 2 <= len(parts) <= 5 or len(text) > 64:
+        return False
+    filled = [p for p in parts if p]
+    return (
+        len(filled) >= 2
+        and all(_PN_PART.fullmatch(p) for p in filled)
+        and not DICOM_TERM_WORDS.intersection(_LETTERS.findall(text.lower()))
+        and looks_like_person_name(text)
+    )
+
+
 def is_dummy_date(text: str) -> bool:
     """True for an empty, malformed or placeholder date (year 1900 or earlier)."""
     digits = text.strip()[:8]
