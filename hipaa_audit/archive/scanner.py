@@ -60,6 +60,7 @@ STAT_HIGH_ENTROPY = "high_entropy"
 STAT_TEXT = "text"
 STAT_OCR = "images_read_by_ocr"
 FORMAT_LABELS = {"hl7v2": "HL7 v2 message", "fhir-json": "FHIR JSON document",
+                 "fhir-ndjson": "FHIR NDJSON (Bulk Data) file",
                  "fhir-xml": "FHIR XML document", "csv": "CSV table", "text": "text file"}
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
@@ -186,7 +187,7 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
                 name = display_name(os.path.basename(task.path))
                 header = _file_header(head, f)
                 results = [judge(header, task.asset, rules, named_dicom=promises_dicom(name),
-                                 head=head)]
+                                 head=head, more=f)]
                 if rules.ocr and header is not None and header.reached_pixel_data:
                     f.seek(0)
                     read_pixels(f.read(), header, results[0], rules)
@@ -340,7 +341,13 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int,
     except BombError as exc:
         return [rules.unchecked(asset, f"the member {exc.reason} (a zip bomb?)",
                                 **{STAT_MEMBERS: 1})]
-    result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
+    more = member.stream if data is head else io.BytesIO(data[len(head):])
+    try:  # a text export is read on past its head, within the member's caps
+        result = judge(header, asset, rules, named_dicom=promises_dicom(member.name),
+                       head=head, more=more)
+    except BombError as exc:
+        return [rules.unchecked(asset, f"the member {exc.reason} (a zip bomb?)",
+                                **{STAT_MEMBERS: 1})]
     if rules.ocr and header is not None and header.reached_pixel_data:
         read_pixels(data, header, result, rules)
     result.stats.pop(STAT_FILES, None)
@@ -378,13 +385,17 @@ def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:
         "who can read the file can read them.",
         severity=severity,
         locations=(Location.of(format=text.format, found=text.kinds, records=text.records,
-                               sample="first 64 KiB"),),
+                               sample=text.scope, unread_items=text.unread or None),),
     )
 
 
 def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named_dicom: bool,
-          head: bytes) -> AssetResult:
-    """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked."""
+          head: bytes, more: IO[bytes] | None = None) -> AssetResult:
+    """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked.
+
+    ``more``: the rest of a file that is not DICOM, after ``head``, for the text exports read
+    whole (HL7 v2, FHIR JSON and NDJSON), within :data:`~hipaa_audit.phi.text.MAX_TEXT_BYTES`.
+    """
     result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
     cov.count(rules.unverifiable.id, evaluated=1)
@@ -393,7 +404,7 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     if header is not None:
         tokens, phrases = _judge_dicom(header, result, rules)
     else:
-        _judge_other(head, result, rules, named_dicom)
+        _judge_other(head, result, rules, named_dicom, more)
     masker = rules.dicom.masker
     finding = path_finding(asset, rules.path_name, masker, tokens, phrases)
     cov.count(rules.path_name.id, evaluated=1, failed=int(finding is not None))
@@ -404,8 +415,8 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     return result
 
 
-def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_dicom: bool
-                 ) -> None:
+def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_dicom: bool,
+                 more: IO[bytes] | None = None) -> None:
     """Judge bytes that are not DICOM: an envelope, a text export, or unverifiable."""
     asset = result.asset
     cov = result.coverage
@@ -420,11 +431,22 @@ def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_di
             reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
         result.findings.append(rules.problem(asset, reason))
         cov.count(rules.unverifiable.id, errors=1)
-    elif (text := analyse(head)) is not None:
+    elif (text := analyse(head, more)) is not None:
         result.stats[STAT_TEXT] = 1
         cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
         if text.kinds:
             result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
+        elif text.partial:
+            # no PHI in what was read, but not all of it could be: say so, never a silent pass
+            parts = []
+            if text.unread:
+                parts.append(f"{text.unread} item(s) too long or malformed were skipped")
+            if text.scope != "whole file":
+                parts.append(f"only the {text.scope} were read")
+            result.findings.append(rules.problem(
+                asset, f"the {FORMAT_LABELS.get(text.format, text.format)} was read in part: "
+                       f"{'; '.join(parts)}", format=text.format, sample=text.scope))
+            cov.count(rules.unverifiable.id, errors=1)
     elif high_entropy(head):
         result.stats[STAT_HIGH_ENTROPY] = 1
     else:
