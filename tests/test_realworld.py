@@ -203,3 +203,16 @@ def test_exposure_on_pydicom_files_needs_an_identifier(open_tree: Path) -> None:
             for loc in checks.get("dicom-residual-identifier", {"locations": []})["locations"])
             for checks in own), (asset, own)
     print(f"exposed {len(exposed)}, risks only {len(risks_only)}")
+
+
+def test_an_export_past_the_cap_is_cut_at_a_line_and_said_so() -> None:
+    """A Bulk Data file longer than 64 MiB is read to the cap, its cut last line not counted
+    as malformed, and the result says it was read in part."""
+    from hipaa_audit.phi.text import MAX_TEXT_BYTES, TRUNCATED_SCOPE
+
+    line = (SAMPLES / "fhir" / "Observation.ndjson").read_bytes().splitlines(keepends=True)[0]
+    body = line * (MAX_TEXT_BYTES // len(line) + 1000)
+    stream = io.BytesIO(body)
+    result = analyse(stream.read(64 * 1024), stream)
+    assert result is not None and result.format == "fhir-ndjson" and result.kinds == {}
+    assert result.scope == TRUNCATED_SCOPE and result.unread == 0 and result.partial

@@ -168,11 +168,11 @@ def analyse(head: bytes, more: IO[bytes] | None = None) -> TextPhi | None:
     unread = 0
     if stripped.startswith(_BATCH_HEADERS):
         fmt = "hl7v2"
-        kinds, records, unread = _hl7(_lines(source.chunks()))
+        kinds, records, unread = _hl7(_lines(source))
     elif stripped.startswith(("{", "[")) and '"resourceType"' in stripped:
         if _is_ndjson(stripped):
             fmt = "fhir-ndjson"
-            kinds, records, unread = _ndjson(_lines(source.chunks()))
+            kinds, records, unread = _ndjson(_lines(source))
         else:
             fmt = "fhir-json"
             kinds, records, unread = _fhir_json(source, stripped)
@@ -217,16 +217,19 @@ def _as_text(head: bytes) -> tuple[str, str] | None:
                 text, encoding = head.decode("latin-1"), "latin-1"
     sample = text[:4096]
     controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t\f\x0b\x1c")
-    if controls > len(sample) // 100 or "\ufffd" in sample:
-        return None
+    if controls > len(sample) // 100 or (encoding == "utf-16" and "\ufffd" in sample):
+        return None  # control characters, or bytes that are no UTF-16 after all
     return text, encoding
 
 
-def _lines(chunks: Iterator[str]) -> Iterator[str | None]:
-    """Split a stream of text into lines (CR, LF or CRLF); ``None`` for a line too long."""
+def _lines(source: _Source) -> Iterator[str | None]:
+    """Split a stream of text into lines (CR, LF or CRLF); ``None`` for a line too long.
+
+    The last line of a file cut at :data:`MAX_TEXT_BYTES` is left out: it is cut short.
+    """
     pending = ""
     skipping = False
-    for chunk in chunks:
+    for chunk in source.chunks():
         parts = _NEWLINE.split(pending + chunk)
         pending = parts.pop()
         for part in parts:
@@ -238,7 +241,7 @@ def _lines(chunks: Iterator[str]) -> Iterator[str | None]:
             if not skipping:
                 yield None
             skipping, pending = True, ""
-    if pending and not skipping:
+    if pending and not skipping and not source.truncated:
         yield pending
 
 
