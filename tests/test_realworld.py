@@ -1,8 +1,9 @@
 """Judged right on public samples: PHI exports found whole, identifiers only where they are.
 
 The samples live in ``tests/realworld/`` with their sources and licenses (its README.md).
-Each test here failed before the change it covers (issue 17, items 1, 3 and 6); the recall and
-false-positive figures in README.md come from :func:`test_recall_and_false_positives_on_samples`.
+The tests of PHI found (issue 17, items 1 and 3) failed before their change; those of clean
+samples guard against false positives. The recall and false-positive figures in README.md come
+from :func:`test_recall_and_false_positives_on_samples`.
 """
 
 from __future__ import annotations

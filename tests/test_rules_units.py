@@ -243,3 +243,15 @@ def test_a_private_element_equal_to_the_files_own_id_is_located() -> None:
 
     loc = _private_text_locations(_audit(build))[("00291010",)]
     assert loc["found"]["patient-id-value"] == 1
+
+
+def test_an_id_in_an_unknown_private_element_is_located() -> None:
+    """A Medicare MBI (its shape is its own context) in a private element is located there."""
+
+    def build(ds: Dataset) -> None:
+        ds.PatientName = "ANONYMOUS"
+        ds.PatientID = "SUBJ-0042"
+        ds.private_block(0x0029, "ACME 1.0", create=True).add_new(0x11, "LO", "1EG4-TE5-MK73")
+
+    loc = _private_text_locations(_audit(build))[("00291011",)]
+    assert loc["found"] == {"mbi": 1} and "MK73" not in repr(loc)
