@@ -103,3 +103,34 @@ def test_rule_is_pure() -> None:
     finding = exposure_finding(acl, "a.dcm", check)
     assert finding is not None and finding.locations[0].get("acl") == "user:1001:r-"
     assert "mode 0644" in finding.message and "owner pacs" in finding.message
+
+
+def test_exposure_needs_an_identifier_not_a_mere_risk(open_tree: Path) -> None:
+    """Issue 17 item 3: a missing BurnedInAnnotation or one private element is no PHI found.
+
+    Both files are world-readable and fail a check of the burned-in-phi or residual-identifier
+    category, yet hold no identifier's value: "holds PHI" would be a false claim. A private
+    element that holds the patient's name is located and does make the file PHI.
+    """
+    share = open_tree / "share"
+    share.mkdir(mode=0o755)
+    share.chmod(0o755)
+    no_flag = gen.image("us-no-flag", sop_class=gen.US_IMAGE, modality="US")
+    gen.deidentify(no_flag, burned_in=None)
+    private = gen.deidentify(gen.image("one-private"))
+    private.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "LO", "series tag 7")
+    named = gen.deidentify(gen.image("private-name"))
+    named.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "LO", "Whitmore^Eleanor")
+    for name, ds in (("us.dcm", no_flag), ("private.dcm", private), ("named.dcm", named)):
+        (share / name).write_bytes(gen.encode(ds))
+        (share / name).chmod(0o644)
+    result = run_cli("scan", "archive", "share", "--format", "json", "--fail-on", "none",
+                     cwd=open_tree)
+    assert result.code == 0, result.stderr
+    checks: dict[str, set[str]] = {}
+    for f in result.json()["findings"]:
+        checks.setdefault(f["asset"], set()).add(f["check_id"])
+    assert "dicom-burned-in-annotation" in checks["share/us.dcm"]  # the risk is still reported
+    assert "dicom-private-elements" in checks["share/private.dcm"]
+    assert CHECK not in checks["share/us.dcm"] | checks["share/private.dcm"]
+    assert CHECK in checks["share/named.dcm"]

@@ -182,5 +182,76 @@ def test_a_patient_named_path_alone_does_not_make_a_file_hold_phi() -> None:
                          catalog["archive-identifier-in-path"], masker)
     assert named is not None and named.severity.value == "high"
     assert not holds_phi([AssetResult(named.asset, findings=[named])])
-    residual = catalog["dicom-residual-identifier"].finding(named.asset, "x")
+    from hipaa_audit.model import Location
+
+    residual = catalog["dicom-residual-identifier"].finding(named.asset, "x", locations=(
+        Location.of(tag_path=("00100010",), kind="patient-name", severity="high"),))
     assert holds_phi([AssetResult(named.asset, findings=[named, residual])])
+
+
+def _private_text_locations(findings: list[Finding]) -> dict[tuple[str, ...], dict[str, Any]]:
+    return {loc.get("tag_path"): loc.as_dict() for f in findings
+            if f.check_id == "dicom-identifier-in-text" for loc in f.locations}
+
+
+@pytest.mark.parametrize(
+    ("vr", "value"),
+    [("LO", "Whitmore^Eleanor"), ("PN", "WHITMORE^ELEANOR^M"), ("LO", "O'Neil-Smith^Mary Ann"),
+     ("UN", "Whitmore^Eleanor")],
+)
+def test_a_name_in_an_unknown_private_element_is_located(vr: str, value: str) -> None:
+    """Issue 17 item 6: a patient name in (0029,1010) under an unknown creator, in a file whose
+    own name was removed, is located at the element itself with masked evidence."""
+
+    def build(ds: Dataset) -> None:
+        ds.PatientName = "ANONYMOUS"
+        ds.PatientID = "SUBJ-0042"
+        block = ds.private_block(0x0029, "ACME 1.0", create=True)
+        block.add_new(0x10, vr, value.encode() if vr == "UN" else value)
+
+    findings = _audit(build)
+    located = _private_text_locations(findings)
+    assert ("00291010",) in located, located
+    loc = located[("00291010",)]
+    assert loc["found"] == {"person-name": 1}
+    assert "Whitmore" not in repr(loc) and "WHITMORE" not in repr(loc)
+    in_text = next(f for f in findings if f.check_id == "dicom-identifier-in-text")
+    assert in_text.severity.value == "high"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ORIGINAL^PRIMARY", "ANONYMOUS^SUBJECT", "SUBJ^0042", "series tag 7", "HEAD^NECK",
+     "Last Name^First Name", "1.2.840.10008.5.1.4", "V2.1^build^77"],
+)
+def test_private_values_that_are_not_names_stay_unlocated(value: str) -> None:
+    """Defined terms, pseudonyms, templates and versions in a private element are no name."""
+
+    def build(ds: Dataset) -> None:
+        ds.PatientName = "ANONYMOUS"
+        ds.PatientID = "SUBJ-0042"
+        ds.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "LO", value)
+
+    assert ("00291010",) not in _private_text_locations(_audit(build))
+
+
+def test_a_private_element_equal_to_the_files_own_id_is_located() -> None:
+    """A private copy of the file's own patient ID is located at the element, masked."""
+
+    def build(ds: Dataset) -> None:
+        ds.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "LO", ds.PatientID)
+
+    loc = _private_text_locations(_audit(build))[("00291010",)]
+    assert loc["found"]["patient-id-value"] == 1
+
+
+def test_an_id_in_an_unknown_private_element_is_located() -> None:
+    """A Medicare MBI (its shape is its own context) in a private element is located there."""
+
+    def build(ds: Dataset) -> None:
+        ds.PatientName = "ANONYMOUS"
+        ds.PatientID = "SUBJ-0042"
+        ds.private_block(0x0029, "ACME 1.0", create=True).add_new(0x11, "LO", "1EG4-TE5-MK73")
+
+    loc = _private_text_locations(_audit(build))[("00291011",)]
+    assert loc["found"] == {"mbi": 1} and "MK73" not in repr(loc)

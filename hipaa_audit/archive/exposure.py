@@ -18,12 +18,23 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hipaa_audit.catalog import Check
-from hipaa_audit.model import Finding, Location
+from hipaa_audit.model import Finding, Location, Severity, Status
 
 ACL_XATTR = "system.posix_acl_access"
 _ACL_HEADER = struct.Struct("<I")
 _ACL_ENTRY = struct.Struct("<HHI")
 _ACL_USER, _ACL_GROUP = 0x02, 0x08
+
+#: Checks whose failure means a value that identifies a patient was read from the file: a PHI
+#: text export, an identifier inside DICOM text or burned into the pixels, a file that declares
+#: de-identification yet keeps the patient's identifiers.
+IDENTIFIER_CHECKS = frozenset({"archive-unencrypted-phi", "dicom-identifier-in-text",
+                               "dicom-burned-in-text", "dicom-false-deidentification"})
+#: The residual-attribute check: it counts only through locations of these kinds (the
+#: patient's own identifiers), not for dates, device or study details, UIDs or private bytes.
+RESIDUAL_CHECK = "dicom-residual-identifier"
+IDENTIFIER_KINDS = frozenset({"patient-name", "patient-id", "patient-birth-date",
+                              "patient-address", "patient-phone", "patient-other", "accession"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,25 @@ def _folders_above(folder: bytes) -> tuple[str | None, str | None]:
     blocked = above[0] if above[0] is not None else (None if passable else os.fsdecode(folder))
     writable = os.fsdecode(folder) if open_to_all else above[1]
     return blocked, writable
+
+
+def names_identifier(finding: Finding) -> bool:
+    """True when a failed finding rests on an identifier's value found in the file.
+
+    A missing BurnedInAnnotation, private elements, overlays or a patient's name in the path
+    say the file *may* hold PHI; only a found identifier (at medium or above) says it does.
+    """
+    if finding.status is not Status.FAIL or finding.severity < Severity.MEDIUM:
+        return False
+    if finding.check_id in IDENTIFIER_CHECKS:
+        return True
+    if finding.check_id != RESIDUAL_CHECK:
+        return False
+    return any(
+        loc.get("kind") in IDENTIFIER_KINDS
+        and Severity(loc.get("severity", finding.severity.value)) >= Severity.MEDIUM
+        for loc in finding.locations
+    )
 
 
 def exposure_finding(access: Access, asset: str, check: Check) -> Finding | None:

@@ -31,11 +31,11 @@ from hipaa_audit.archive.content import envelope, high_entropy
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
 from hipaa_audit.archive.dicom.rules import DicomRules, audit_dicom_terms
-from hipaa_audit.archive.exposure import exposure_finding, file_access
+from hipaa_audit.archive.exposure import exposure_finding, file_access, names_identifier
 from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, NotAsWalked, display_name, open_walked
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import AssetResult, Category, Finding, Location, Severity, Status
+from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
 from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
 
@@ -60,10 +60,8 @@ STAT_HIGH_ENTROPY = "high_entropy"
 STAT_TEXT = "text"
 STAT_OCR = "images_read_by_ocr"
 FORMAT_LABELS = {"hl7v2": "HL7 v2 message", "fhir-json": "FHIR JSON document",
+                 "fhir-ndjson": "FHIR NDJSON (Bulk Data) file",
                  "fhir-xml": "FHIR XML document", "csv": "CSV table", "text": "text file"}
-#: Categories of finding that mean "this asset holds PHI".
-PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI,
-                            Category.UNENCRYPTED_PHI})
 #: What reading a damaged container can raise (each becomes an ``unverifiable`` finding).
 CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
                     zlib.error, ValueError, NotImplementedError)
@@ -189,7 +187,7 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
                 name = display_name(os.path.basename(task.path))
                 header = _file_header(head, f)
                 results = [judge(header, task.asset, rules, named_dicom=promises_dicom(name),
-                                 head=head)]
+                                 head=head, more=f)]
                 if rules.ocr and header is not None and header.reached_pixel_data:
                     f.seek(0)
                     read_pixels(f.read(), header, results[0], rules)
@@ -200,16 +198,13 @@ def scan_file(task: FileTask, rules: ArchiveRules) -> list[AssetResult]:
 
 
 def holds_phi(results: list[AssetResult]) -> bool:
-    """True when any of a file's results (itself or its members) found PHI at medium or above.
+    """True when any of a file's results (itself or its members) found an identifier's value.
 
-    A patient's name in the path alone does not count: reading the file shows no more of it
-    than listing its folder does.
+    See :func:`names_identifier`: a missing BurnedInAnnotation or a private element alone does
+    not count, nor does a patient's name in the path (reading the file shows no more of it than
+    listing its folder does).
     """
-    return any(
-        f.status is Status.FAIL and f.category in PHI_CATEGORIES and f.severity >= Severity.MEDIUM
-        and f.check_id != PATH_CHECK
-        for r in results for f in r.findings
-    )
+    return any(names_identifier(f) for r in results for f in r.findings)
 
 
 def _check_exposure(path: bytes, st: os.stat_result, results: list[AssetResult],
@@ -346,7 +341,13 @@ def scan_member(member: Member, asset: str, rules: ArchiveRules, depth: int,
     except BombError as exc:
         return [rules.unchecked(asset, f"the member {exc.reason} (a zip bomb?)",
                                 **{STAT_MEMBERS: 1})]
-    result = judge(header, asset, rules, named_dicom=promises_dicom(member.name), head=head)
+    more = member.stream if data is head else io.BytesIO(data[len(head):])
+    try:  # a text export is read on past its head, within the member's caps
+        result = judge(header, asset, rules, named_dicom=promises_dicom(member.name),
+                       head=head, more=more)
+    except BombError as exc:
+        return [rules.unchecked(asset, f"the member {exc.reason} (a zip bomb?)",
+                                **{STAT_MEMBERS: 1})]
     if rules.ocr and header is not None and header.reached_pixel_data:
         read_pixels(data, header, result, rules)
     result.stats.pop(STAT_FILES, None)
@@ -384,13 +385,17 @@ def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:
         "who can read the file can read them.",
         severity=severity,
         locations=(Location.of(format=text.format, found=text.kinds, records=text.records,
-                               sample="first 64 KiB"),),
+                               sample=text.scope, unread_items=text.unread or None),),
     )
 
 
 def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named_dicom: bool,
-          head: bytes) -> AssetResult:
-    """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked."""
+          head: bytes, more: IO[bytes] | None = None) -> AssetResult:
+    """Judge one asset's bytes: every DICOM check, or what it is and why it was not checked.
+
+    ``more``: the rest of a file that is not DICOM, after ``head``, for the text exports read
+    whole (HL7 v2, FHIR JSON and NDJSON), within :data:`~hipaa_audit.phi.text.MAX_TEXT_BYTES`.
+    """
     result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
     cov.count(rules.unverifiable.id, evaluated=1)
@@ -399,7 +404,7 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     if header is not None:
         tokens, phrases = _judge_dicom(header, result, rules)
     else:
-        _judge_other(head, result, rules, named_dicom)
+        _judge_other(head, result, rules, named_dicom, more)
     masker = rules.dicom.masker
     finding = path_finding(asset, rules.path_name, masker, tokens, phrases)
     cov.count(rules.path_name.id, evaluated=1, failed=int(finding is not None))
@@ -410,8 +415,8 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     return result
 
 
-def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_dicom: bool
-                 ) -> None:
+def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_dicom: bool,
+                 more: IO[bytes] | None = None) -> None:
     """Judge bytes that are not DICOM: an envelope, a text export, or unverifiable."""
     asset = result.asset
     cov = result.coverage
@@ -426,11 +431,22 @@ def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_di
             reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
         result.findings.append(rules.problem(asset, reason))
         cov.count(rules.unverifiable.id, errors=1)
-    elif (text := analyse(head)) is not None:
+    elif (text := analyse(head, more)) is not None:
         result.stats[STAT_TEXT] = 1
         cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
         if text.kinds:
             result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
+        elif text.partial:
+            # no PHI in what was read, but not all of it could be: say so, never a silent pass
+            parts = []
+            if text.unread:
+                parts.append(f"{text.unread} item(s) too long or malformed were skipped")
+            if text.scope != "whole file":
+                parts.append(f"only the {text.scope} were read")
+            result.findings.append(rules.problem(
+                asset, f"the {FORMAT_LABELS.get(text.format, text.format)} was read in part: "
+                       f"{'; '.join(parts)}", format=text.format, sample=text.scope))
+            cov.count(rules.unverifiable.id, errors=1)
     elif high_entropy(head):
         result.stats[STAT_HIGH_ENTROPY] = 1
     else:

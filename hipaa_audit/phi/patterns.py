@@ -31,6 +31,16 @@ _NAME_CONTEXT = (
 #: Upper-case CT and DR after a number are modalities ("5 mm CT"), not Court and Drive.
 _NOT_MODALITY = r"(?!(?-i:CT|DR)\b)"
 
+#: Between a context word and its value: a bounded run of blanks around an optional ``:``/``#``
+#: (bounded, so that a long run of blanks after a cue costs linear time).
+_SEP = r"\s{0,3}[:#]?\s{0,3}"
+#: A letter of a Medicare Beneficiary Identifier: upper case, without S, L, O, I, B and Z (CMS).
+_MBI_A = "[AC-HJKMNP-RT-Y]"
+_MBI_AN = "[AC-HJKMNP-RT-Y0-9]"
+#: The CMS MBI format (11 characters, printed with or without dashes after the 4th and 7th).
+#: Its shape is its own context: digits and letters at fixed places, upper case only.
+MBI = rf"(?-i:[1-9]{_MBI_A}{_MBI_AN}\d-?{_MBI_A}{_MBI_AN}\d-?{_MBI_A}{{2}}\d{{2}})"
+
 #: One alternation, one pass per text: each named group is a Safe Harbor kind. Every pattern
 #: but ``name`` needs a digit or an ``@``; texts without either only meet :data:`NAME_IN_CONTEXT`.
 SAFE_HARBOR = re.compile(
@@ -44,7 +54,15 @@ SAFE_HARBOR = re.compile(
     rf"|(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+(?:19|20)\d{{2}}"
     rf"|\d{{1,2}}\s+(?:{_MONTHS})[a-z]*\.?\s+(?:19|20)\d{{2}})\b)"
     rf"|(?P<address>\b\d{{1,5}}\s+(?:[a-z]+\s+){{1,3}}{_NOT_MODALITY}(?:{_STREET})\b)"
-    rf"|(?P<name>{_NAME_CONTEXT})",
+    rf"|(?P<name>{_NAME_CONTEXT})"
+    rf"|(?P<mbi>\b{MBI}\b)"
+    # the numeric forms need their context word: bare, they are any nine or ten digits
+    r"|(?P<hicn>\b(?:hicn|hic\s?(?:number|no\.?|\#)|medicare\s(?:claim\s)?(?:id|number|no\.?|\#))"
+    rf"{_SEP}\d{{3}}-?\d{{2}}-?\d{{4}}-?[a-z]\d?\b)"
+    rf"|(?P<npi>\bnpi(?:\s?(?:number|no\.?|\#))?{_SEP}[12]\d{{9}}\b)"
+    rf"|(?P<dea>\bdea(?:\s?(?:number|no\.?|\#|registration))?{_SEP}[a-z][a-z9]\d{{7}}\b)"
+    r"|(?P<health_plan>\b(?:member|subscriber|policy|beneficiary|insurance|health\s?plan)"
+    rf"\s?(?:id|number|no\.?|\#){_SEP}[a-z]{{0,4}}\d[a-z0-9-]{{4,24}}\b)",
     re.IGNORECASE,
 )
 NAME_IN_CONTEXT = re.compile(f"(?P<name>{_NAME_CONTEXT})", re.IGNORECASE)
@@ -72,6 +90,36 @@ _HEXISH = re.compile(r"^[0-9a-f]{8,}$")
 MAX_CACHED = 256
 
 
+def npi_valid(digits: str) -> bool:
+    """True for a 10-digit NPI whose last digit is its Luhn check digit (with prefix 80840)."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def dea_valid(number: str) -> bool:
+    """True for a DEA registration number (2 letters, 7 digits) whose 7th digit checks out.
+
+    The check digit is the last digit of (d1 + d3 + d5) + 2 * (d2 + d4 + d6).
+    """
+    digits = number[-7:]
+    if len(number) != 9 or not digits.isdigit():
+        return False
+    d = [int(c) for c in digits]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+_LAST_TOKEN = re.compile(r"[a-z0-9]+$", re.IGNORECASE)
+#: Kinds whose match must also pass its check digit.
+_CHECKED = {"npi": npi_valid, "dea": dea_valid}
+
+
 def safe_harbor_kinds(text: str) -> Counter[str]:
     """Count the Safe Harbor identifier kinds found in ``text`` (``ssn``, ``email``...)."""
     return Counter(dict(safe_harbor_counts(text)))
@@ -94,8 +142,15 @@ def _safe_harbor_counts(text: str) -> tuple[tuple[str, int], ...]:
     found: dict[str, int] = {}
     for match in pattern.finditer(text):
         kind = match.lastgroup
-        if kind is not None:
-            found[kind] = found.get(kind, 0) + 1
+        if kind is None:
+            continue
+        checked = _CHECKED.get(kind)
+        if checked is not None:
+            token = _LAST_TOKEN.search(match.group())
+            if token is None or not checked(token.group()):
+                continue
+        kind = kind.replace("_", "-")
+        found[kind] = found.get(kind, 0) + 1
     return tuple(sorted(found.items()))
 
 
@@ -160,6 +215,42 @@ def looks_like_person_name(text: str) -> bool:
         any(len(t) >= 2 for t in tokens)
         and not PSEUDONYM_WORDS.intersection(tokens)
         and not TEMPLATE_NAME_WORDS.issuperset(tokens)
+    )
+
+
+#: One component of a PN value: runs of letters joined by single spaces, hyphens, dots or
+#: apostrophes (disjoint classes, so matching is linear).
+_PN_PART = re.compile(r"[^\W\d_]+(?:[ '.-]{1,2}[^\W\d_]+)*")
+
+
+#: DICOM defined terms and anatomy that ``^``-joined private values carry (``ORIGINAL^PRIMARY``,
+#: ``HEAD^NECK``): a value holding one is not read as a name.
+DICOM_TERM_WORDS = frozenset(
+    """original primary secondary derived axial localizer coronal sagittal oblique mpr mip
+    reformatted projection image images other none head neck chest thorax abdomen pelvis spine
+    brain body breast knee hip shoulder heart cardiac left right both bilateral prone supine
+    default standard normal high low fast slow mode series study scan protocol version build
+    on off yes no true false""".split()
+)
+
+
+def looks_like_pn_name(text: str) -> bool:
+    """True when ``text`` is shaped like a DICOM person name of a real person (``Doe^John``).
+
+    Two to five ``^``-separated components of letters, at least two of them filled in, and no
+    pseudonym or template word: ``ORIGINAL`` or ``ANON^0042`` do not qualify. Used where a
+    value's attribute says nothing of its meaning (a private element).
+    """
+    text = text.strip(" \x00")
+    parts = text.split("^")
+    if not 2 <= len(parts) <= 5 or len(text) > 64:
+        return False
+    filled = [p for p in parts if p]
+    return (
+        len(filled) >= 2
+        and all(_PN_PART.fullmatch(p) for p in filled)
+        and not DICOM_TERM_WORDS.intersection(_LETTERS.findall(text.lower()))
+        and looks_like_person_name(text)
     )
 
 

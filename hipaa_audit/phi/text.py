@@ -9,21 +9,31 @@ are not. Results are kinds and counts, never values.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from hipaa_audit.phi.patterns import (
+    MBI,
+    dea_valid,
     is_dummy_date,
     looks_like_person_name,
+    npi_valid,
     safe_harbor_counts,
 )
 
-#: Identifier kinds strong enough alone to make a file PHI.
-STRONG = frozenset({"ssn", "mrn"})
+#: Identifier kinds strong enough alone to make a file PHI (health-plan beneficiary numbers
+#: among them: a Medicare MBI or HICN, a member or subscriber id).
+STRONG = frozenset({"ssn", "mrn", "mbi", "hicn", "health-plan"})
+#: Identifiers of clinicians, not patients (NPI, DEA number): reported when a file is PHI, but
+#: never what makes it PHI, so that a roster of prescribers is not called a patient export.
+PROVIDER = frozenset({"npi", "dea"})
 
 #: CSV header words -> identifier kind (headers are lower-cased, non-letters removed).
 CSV_HEADERS: dict[str, str] = {
@@ -38,7 +48,19 @@ CSV_HEADERS: dict[str, str] = {
     "phone": "phone", "telephone": "phone", "phonenumber": "phone", "mobile": "phone",
     "email": "email", "emailaddress": "email",
     "accession": "accession", "accessionnumber": "accession",
+    "mbi": "mbi", "medicarebeneficiaryidentifier": "mbi", "hicn": "hicn", "npi": "npi",
+    "dea": "dea", "deanumber": "dea", "memberid": "health-plan", "subscriberid": "health-plan",
+    "policynumber": "health-plan", "healthplanid": "health-plan",
 }
+#: Words (and run-together phrases) of a header not in :data:`CSV_HEADERS` that still say what
+#: its cells are: ``Pt MRN#``, ``Patient SSN (last)``, ``Medicare ID``, ``Insurance Member #``.
+HEADER_WORDS = {"mrn": "mrn", "chart": "mrn", "ssn": "ssn", "mbi": "mbi", "hicn": "hicn",
+                "npi": "npi", "dea": "dea"}
+HEADER_PHRASES = (("medicalrecord", "mrn"), ("socialsecurity", "ssn"),
+                  ("medicarebeneficiary", "mbi"), ("medicareclaim", "hicn"),
+                  ("medicareid", "mbi"), ("medicarenumber", "mbi"), ("member", "health-plan"),
+                  ("subscriber", "health-plan"), ("policy", "health-plan"),
+                  ("healthplan", "health-plan"), ("insurance", "health-plan"))
 #: HL7 v2 PID fields (1-based) -> identifier kind.
 PID_FIELDS = {3: "mrn", 5: "name", 7: "birth-date", 11: "address", 13: "phone", 14: "phone",
               19: "ssn"}
@@ -55,65 +77,183 @@ SNIFF_CHARS = 4096
 _NON_LETTERS = re.compile(r"[^a-z]")
 
 
+#: Most bytes of one export read to judge it. HL7 v2, FHIR JSON and NDJSON are read as a
+#: stream up to here (a Bundle over 64 KiB is read whole); CSV and free text by their head.
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+#: Longest JSON value parsed at once (a Bundle entry, an NDJSON line) and longest HL7 segment, in
+#: characters: a longer one is skipped and counted, so memory stays bounded whatever the input.
+MAX_ITEM_CHARS = 1024 * 1024
+#: The scope of an export cut at :data:`MAX_TEXT_BYTES`.
+TRUNCATED_SCOPE = f"first {MAX_TEXT_BYTES // (1024 * 1024)} MiB"
+#: Bytes read from the stream at a time.
+CHUNK_BYTES = 1024 * 1024
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_WS = re.compile(r"[ \t\r\n\ufeff]*")
+_DECODER = json.JSONDecoder()
+_BATCH_HEADERS = ("MSH|", "FHS|", "BHS|")
+_HICN = re.compile(r"\d{3}-?\d{2}-?\d{4}-?[A-Za-z]\d?")
+_DEA = re.compile(r"[A-Za-z][A-Za-z9]\d{7}")
+_PLAN_ID = re.compile(r"[A-Za-z]{0,4}\d[A-Za-z0-9-]{4,24}")
+_MBI_CELL = re.compile(MBI)
+_WORDS = re.compile(r"[a-z]+")
+
+
 @dataclass(frozen=True, slots=True)
 class TextPhi:
-    """What a text export holds: its format, identifier kinds with counts, records with PHI."""
+    """What a text export holds: its format, identifier kinds with counts, records with PHI.
+
+    ``scope`` says how much was read (``first 64 KiB``, ``whole file``, ``first 64 MiB``);
+    ``unread`` counts the items (Bundle entries, NDJSON lines, segments) too long to parse or
+    malformed, which were skipped.
+    """
 
     format: str
     kinds: dict[str, int]
     records: int
+    scope: str = "first 64 KiB"
+    unread: int = 0
+
+    @property
+    def partial(self) -> bool:
+        """True when items were skipped or the file was longer than :data:`MAX_TEXT_BYTES`."""
+        return bool(self.unread) or self.scope == TRUNCATED_SCOPE
 
 
-def analyse(head: bytes) -> TextPhi | None:
-    """Return what the first bytes of a text export hold; ``None`` for binary data.
+@dataclass(slots=True)
+class _Source:
+    """The decoded text of an export as a stream of chunks: its head, then the rest."""
 
-    ``kinds`` is empty when the text holds no PHI by :func:`is_phi`.
+    head: bytes
+    more: IO[bytes] | None
+    encoding: str
+    read: int = 0
+    truncated: bool = False
+
+    def chunks(self) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+        self.read = len(self.head)
+        yield decoder.decode(self.head)
+        while self.more is not None:
+            if self.read >= MAX_TEXT_BYTES:
+                self.truncated = bool(self.more.read(1))
+                break
+            block = self.more.read(min(CHUNK_BYTES, MAX_TEXT_BYTES - self.read))
+            if not block:
+                break
+            self.read += len(block)
+            yield decoder.decode(block)
+        yield decoder.decode(b"", final=True)
+
+    @property
+    def scope(self) -> str:
+        if self.truncated:
+            return TRUNCATED_SCOPE
+        return "whole file" if self.more is not None else "first 64 KiB"
+
+
+def analyse(head: bytes, more: IO[bytes] | None = None) -> TextPhi | None:
+    """Return what a text export holds; ``None`` for binary data.
+
+    ``head`` is the first bytes; ``more`` (optional) the rest of the file, read as a stream for
+    the formats that are read whole (HL7 v2, FHIR JSON and NDJSON), at most
+    :data:`MAX_TEXT_BYTES` in all. ``kinds`` is empty when the text holds no PHI by
+    :func:`is_phi`.
     """
-    text = _as_text(head)
-    if text is None:
+    decoded = _as_text(head)
+    if decoded is None:
         return None
-    stripped = text.lstrip("\ufeff \r\n\t")
-    if stripped.startswith("MSH|"):
-        fmt, kinds, records = "hl7v2", *_hl7(stripped)
+    text, encoding = decoded
+    source = _Source(head, more, encoding)
+    stripped = text.lstrip("\ufeff \r\n\t\x0b")
+    unread = 0
+    if stripped.startswith(_BATCH_HEADERS):
+        fmt = "hl7v2"
+        kinds, records, unread = _hl7(_lines(source))
     elif stripped.startswith(("{", "[")) and '"resourceType"' in stripped:
-        fmt, kinds, records = "fhir-json", *_fhir_json(stripped)
-    elif stripped.startswith("<") and _FHIR_XML.search(head):
+        if _is_ndjson(stripped):
+            fmt = "fhir-ndjson"
+            kinds, records, unread = _ndjson(_lines(source))
+        else:
+            fmt = "fhir-json"
+            kinds, records, unread = _fhir_json(source, stripped)
+    elif stripped.startswith("<") and _FHIR_XML.search(text.encode("utf-8", "replace")[:65536]):
         fmt, kinds, records = "fhir-xml", *_fhir_xml(stripped)
     elif (table := _csv(stripped)) is not None:
         fmt, kinds, records = "csv", *table
     else:
         fmt, kinds, records = "text", *_free_text(stripped)
+    scope = source.scope if fmt in ("hl7v2", "fhir-json", "fhir-ndjson") else "first 64 KiB"
     if not is_phi(kinds):
-        return TextPhi(fmt, {}, 0)
-    return TextPhi(fmt, dict(sorted(kinds.items())), records)
+        return TextPhi(fmt, {}, 0, scope, unread)
+    return TextPhi(fmt, dict(sorted(kinds.items())), records, scope, unread)
 
 
 def is_phi(kinds: Counter[str] | dict[str, int]) -> bool:
-    """A strong identifier, a person's name with another identifier, or three other kinds."""
-    present = {k for k, n in kinds.items() if n}
+    """A strong identifier, a person's name with another identifier, or three other kinds.
+
+    Clinicians' identifiers (:data:`PROVIDER`) never count.
+    """
+    present = {k for k, n in kinds.items() if n} - PROVIDER
     return bool(present & STRONG) or ("name" in present and len(present) >= 2) or (
         len(present - {"date"}) >= 3)
 
 
-def _as_text(head: bytes) -> str | None:
-    if not head or b"\x00" in head[:4096]:
+def _as_text(head: bytes) -> tuple[str, str] | None:
+    """Decode the head: UTF-16 with a BOM (Excel "Unicode text"), UTF-8, else Latin-1."""
+    if not head:
         return None
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 4:  # a character cut at the end of the sample
-            text = head[: exc.start].decode("utf-8")
-        else:
-            text = head.decode("latin-1")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    elif b"\x00" in head[:4096]:
+        return None
+    else:
+        try:
+            text, encoding = head.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut at the end of the sample
+                text, encoding = head[: exc.start].decode("utf-8"), "utf-8"
+            else:
+                text, encoding = head.decode("latin-1"), "latin-1"
     sample = text[:4096]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t\f")
-    return text if controls <= len(sample) // 100 else None
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t\f\x0b\x1c")
+    if controls > len(sample) // 100 or (encoding == "utf-16" and "\ufffd" in sample):
+        return None  # control characters, or bytes that are no UTF-16 after all
+    return text, encoding
 
 
-def _hl7(text: str) -> tuple[Counter[str], int]:
+def _lines(source: _Source) -> Iterator[str | None]:
+    """Split a stream of text into lines (CR, LF or CRLF); ``None`` for a line too long.
+
+    The last line of a file cut at :data:`MAX_TEXT_BYTES` is left out: it is cut short.
+    """
+    pending = ""
+    skipping = False
+    for chunk in source.chunks():
+        parts = _NEWLINE.split(pending + chunk)
+        pending = parts.pop()
+        for part in parts:
+            if skipping:
+                skipping = False  # the end of a line too long to keep
+                continue
+            yield part
+        if len(pending) > MAX_ITEM_CHARS:
+            if not skipping:
+                yield None
+            skipping, pending = True, ""
+    if pending and not skipping and not source.truncated:
+        yield pending
+
+
+def _hl7(lines: Iterator[str | None]) -> tuple[Counter[str], int, int]:
+    """Count the identifiers of every PID segment (single messages and FHS/BHS batches)."""
     kinds: Counter[str] = Counter()
-    records = 0
-    for segment in re.split(r"\r\n|\r|\n", text):
+    records = unread = 0
+    for segment in lines:
+        if segment is None:
+            unread += 1
+            continue
+        segment = segment.lstrip("\x0b\x1c")  # MLLP framing, when a capture kept it
         if not segment.startswith("PID|"):
             continue
         fields = segment.split("|")
@@ -123,26 +263,179 @@ def _hl7(text: str) -> tuple[Counter[str], int]:
                 kinds[kind] += 1
                 found = True
         records += found
-    return kinds, records
+    return kinds, records, unread
 
 
-def _fhir_json(text: str) -> tuple[Counter[str], int]:
+def _is_ndjson(text: str) -> bool:
+    """True when the first line is a whole JSON object and the next one opens another."""
+    first, _, rest = text.partition("\n")
+    if not first.rstrip().endswith("}") or not rest.lstrip().startswith("{"):
+        return False
     try:
-        doc = json.loads(text)
+        return isinstance(json.loads(first), dict)
     except (ValueError, RecursionError):
-        return _free_text(text)  # a sample cut short, or nested past the parser: judge as text
+        return False
+
+
+def _ndjson(lines: Iterator[str | None]) -> tuple[Counter[str], int, int]:
+    """FHIR Bulk Data NDJSON: one resource per line, every line parsed on its own."""
     kinds: Counter[str] = Counter()
-    records = 0
-    for resource in _resources(doc):
-        if resource.get("resourceType") != "Patient":
+    records = unread = 0
+    for line in lines:
+        if line is None:
+            unread += 1
             continue
-        found = False
-        for element, kind in FHIR_ELEMENTS.items():
-            if resource.get(element):
-                kinds[kind] += 1
-                found = True
-        records += found
-    return kinds, records
+        if not line.strip():
+            continue
+        try:
+            resource = json.loads(line)
+        except (ValueError, RecursionError):
+            unread += 1
+            continue
+        for item in _resources(resource):
+            records += _patient(item, kinds)
+    return kinds, records, unread
+
+
+def _patient(resource: dict[str, object], kinds: Counter[str]) -> bool:
+    """Count a Patient resource's identifier elements; True when it has any."""
+    if resource.get("resourceType") != "Patient":
+        return False
+    found = False
+    for element, kind in FHIR_ELEMENTS.items():
+        if resource.get(element):
+            kinds[kind] += 1
+            found = True
+    return found
+
+
+class _TooLong(Exception):
+    """A JSON value longer than :data:`MAX_ITEM_CHARS`."""
+
+
+class _JsonStream:
+    """Just enough of a streaming JSON reader: one value at a time, each bounded in size."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self.chunks = chunks
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def _more(self, want: int) -> bool:
+        if self.pos > CHUNK_BYTES:
+            self.buf, self.pos = self.buf[self.pos:], 0
+        got = 0
+        while got < want and not self.eof:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                self.eof = True
+                break
+            self.buf += chunk
+            got += len(chunk)
+        return got > 0
+
+    def peek(self) -> str:
+        """Skip blanks; return the next character ("" at the end)."""
+        while True:
+            match = _WS.match(self.buf, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more(1):
+                return ""
+
+    def value(self) -> object:
+        """Parse the next value; :class:`_TooLong` or ``ValueError`` when it cannot be."""
+        self.peek()
+        while True:
+            try:
+                obj, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError as exc:
+                raise ValueError("nested too deep") from exc
+            except ValueError:
+                end = -1
+            if end != -1 and (end < len(self.buf) or self.eof):
+                self.pos = end
+                return obj
+            if self.eof and end == -1:
+                raise ValueError("malformed JSON")
+            if len(self.buf) - self.pos > MAX_ITEM_CHARS:
+                raise _TooLong
+            if not self._more(max(CHUNK_BYTES, len(self.buf) - self.pos)) and end != -1:
+                self.pos = end
+                return obj
+
+
+def _fhir_json(source: _Source, head_text: str) -> tuple[Counter[str], int, int]:
+    """A FHIR resource, a Bundle or an array of them, read whole as a stream.
+
+    The top level is walked member by member; each Bundle entry (or array item) is parsed on
+    its own, so a Bundle of any size costs memory for one entry at a time. An entry too long
+    or malformed stops the walk (its end cannot be found safely): what was read is judged and
+    the rest counted as unread. When the first value already fails (malformed, or nested past
+    the parser), the head is judged as free text, as before JSON was streamed.
+    """
+    stream = _JsonStream(source.chunks())
+    kinds: Counter[str] = Counter()
+    records = unread = 0
+    parsed = False
+    try:
+        first = stream.peek()
+        if first == "[":
+            stream.pos += 1
+            for item in _items(stream, "]"):
+                parsed = True
+                for resource in _resources(item):
+                    records += _patient(resource, kinds)
+        else:
+            stream.pos += 1
+            top: dict[str, object] = {}
+            while (ch := stream.peek()) not in ("}", ""):
+                if ch == ",":
+                    stream.pos += 1
+                    continue
+                key = stream.value()
+                if stream.peek() != ":":
+                    raise ValueError("expected a colon")
+                stream.pos += 1
+                if key == "entry" and stream.peek() == "[":
+                    stream.pos += 1
+                    for entry in _items(stream, "]"):
+                        parsed = True
+                        inner = entry.get("resource") if isinstance(entry, dict) else None
+                        if isinstance(inner, dict):
+                            records += _patient(inner, kinds)
+                else:
+                    value = stream.value()  # kept only when a Patient's judgement needs it
+                    if key == "resourceType" or key in FHIR_ELEMENTS:
+                        top[str(key)] = value
+            if top.get("resourceType") != "Bundle":
+                parsed = True
+                records += _patient(top, kinds)
+    except _TooLong:
+        unread += 1
+    except ValueError:  # malformed, or nested past the parser
+        unread += parsed  # at the start: judged as text below, as a sample cut short would be
+    if not parsed and not kinds:
+        free, lines = _free_text(head_text)
+        return free, lines, unread
+    return kinds, records, unread
+
+
+def _items(stream: _JsonStream, close: str) -> Iterator[object]:
+    """Yield the values of an array whose ``[`` was just read."""
+    while True:
+        ch = stream.peek()
+        if ch == close:
+            stream.pos += 1
+            return
+        if ch == ",":
+            stream.pos += 1
+            continue
+        if ch == "":
+            raise ValueError("the array is cut short")
+        yield stream.value()
 
 
 def _resources(doc: object) -> list[dict[str, object]]:
@@ -170,7 +463,29 @@ def _fhir_xml(text: str) -> tuple[Counter[str], int]:
     return kinds, patients
 
 
+def _column_kind(header: str) -> str | None:
+    """The identifier kind a CSV header names: a known header, or a word or phrase of one."""
+    lowered = header.lower()
+    key = _NON_LETTERS.sub("", lowered)
+    known = CSV_HEADERS.get(key)
+    if known is not None:
+        return known
+    for word in _WORDS.findall(lowered):
+        if word in HEADER_WORDS:
+            return HEADER_WORDS[word]
+    for phrase, kind in HEADER_PHRASES:
+        if phrase in key:
+            return kind
+    return None
+
+
 def _csv(text: str) -> tuple[Counter[str], int] | None:
+    """A table: identifier columns by their header, every other cell by its pattern.
+
+    A cell of a column whose header names no identifier still counts when it holds a Safe
+    Harbor pattern (an SSN, an MRN with its label, an MBI...), so an export with unusual
+    headers is not waved through. Bounded: the first 2000 lines of the head.
+    """
     lines = text.splitlines()[:2000]
     if len(lines) < 2:
         return None
@@ -182,15 +497,20 @@ def _csv(text: str) -> tuple[Counter[str], int] | None:
     header = rows[0]
     if len(header) < 2 or not all(len(r) == len(header) for r in rows[1:-1]):
         return None
-    columns = {i: CSV_HEADERS[key] for i, h in enumerate(header)
-               if (key := _NON_LETTERS.sub("", h.lower())) in CSV_HEADERS}
+    columns = {i: kind for i, h in enumerate(header) if (kind := _column_kind(h)) is not None}
     kinds: Counter[str] = Counter()
     records = 0
     for row in rows[1:]:
         found = False
-        for i, kind in columns.items():
-            if i < len(row) and _plausible(kind, row[i].strip()):
-                kinds[kind] += 1
+        for i, cell in enumerate(row):
+            value = cell.strip()
+            kind = columns.get(i)
+            if kind is not None:
+                if _plausible(kind, value):
+                    kinds[kind] += 1
+                    found = True
+            elif value and (pairs := safe_harbor_counts(value)):
+                kinds.update(dict(pairs))
                 found = True
         records += found
     return kinds, records
@@ -208,6 +528,16 @@ def _plausible(kind: str, value: str) -> bool:
             digits if digits[:2] in ("19", "20") else digits[4:] + digits[:4])
     if kind == "ssn":
         return bool(dict(safe_harbor_counts(value)).get("ssn"))
+    if kind == "mbi":
+        return bool(_MBI_CELL.fullmatch(value))
+    if kind == "hicn":
+        return bool(_HICN.fullmatch(value))
+    if kind == "npi":
+        return npi_valid(value)
+    if kind == "dea":
+        return bool(_DEA.fullmatch(value)) and dea_valid(value)
+    if kind == "health-plan":
+        return bool(_PLAN_ID.fullmatch(value))
     return any(ch.isdigit() for ch in value) or kind in ("address", "email")
 
 

@@ -35,6 +35,7 @@ from hipaa_audit.phi.patterns import (
     is_dummy_date,
     is_template_name,
     looks_like_person_name,
+    looks_like_pn_name,
     looks_like_pseudonym,
     safe_harbor_counts,
     safe_harbor_kinds,
@@ -599,9 +600,13 @@ def _text_findings(
         if phrases:
             lowered = text.lower()
             copies = sum(1 for phrase in phrases if phrase in lowered)
-        if not (pairs or names or copies):
+        # a private element's attribute says nothing of its meaning: its shape has to
+        shaped = int(bool((el.tag >> 16) & 1 and not names and looks_like_pn_name(text)))
+        if not (pairs or names or copies or shaped):
             continue
         kinds = dict(pairs)
+        if shaped:
+            kinds["person-name"] = shaped
         if names:
             kinds["patient-name-value"] = names
         if copies:
@@ -629,7 +634,8 @@ def _text_findings(
 
 
 def _base_kind(kind: str) -> str:
-    return {"patient-name-value": "name", "patient-id-value": "patient-id"}.get(kind, kind)
+    return {"patient-name-value": "name", "patient-id-value": "patient-id",
+            "person-name": "name"}.get(kind, kind)
 
 
 def _private_findings(
