@@ -51,6 +51,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def by_asset(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Group a findings document's findings by asset."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in doc["findings"]:
+        out.setdefault(f["asset"], []).append(f)
+    return out
+
+
 def run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``bench/SCRIPT ARGS`` from the project root; never raises on a non-zero exit."""
     return subprocess.run([sys.executable, str(ROOT / "bench" / script), *args],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult
+from conftest import CliResult, by_asset
 from test_fixtures import load_generator
 
 from hipaa_audit.archive.containers import MAX_TAR_HEADER, Limits
@@ -61,13 +61,6 @@ def scan(*args: str, cwd: Path) -> dict[str, Any]:
     assert result.code in (0, 3, 4), result.stderr
     doc: dict[str, Any] = result.json()
     return doc
-
-
-def by_asset(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for f in doc["findings"]:
-        out.setdefault(f["asset"], []).append(f)
-    return out
 
 
 def checks_of(doc: dict[str, Any], asset: str) -> set[str]:

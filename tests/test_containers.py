@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import by_asset, run_cli
 from test_fixtures import load_generator
 from test_phi_never_leaves import leaks
 
@@ -31,13 +31,6 @@ def scan(estate: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
     assert result.stderr == ""
     doc: dict[str, Any] = result.json()
     return doc
-
-
-def by_asset(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for f in doc["findings"]:
-        out.setdefault(f["asset"], []).append(f)
-    return out
 
 
 def test_every_container_expectation(estate: tuple[Path, dict[str, Any]],

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, by_asset, run_cli
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
@@ -41,13 +41,6 @@ def scan(*args: str, timeout: float = 400) -> tuple[int, dict[str, Any], str]:
     res = run_cli("scan", "network", "--format", "json", *args, timeout=timeout)
     doc = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
     return res.code, doc, res.stderr
-
-
-def by_asset(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for f in doc["findings"]:
-        out.setdefault(f["asset"], []).append(f)
-    return out
 
 
 def endpoints(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
