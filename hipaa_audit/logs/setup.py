@@ -102,7 +102,8 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
         raise LogSetupError("give at least one log file")
     extra: dict[str, Any] = {}
     if roster is not None:
-        extra["user_family"], _ = roster_families(roster, masker)
+        extra["user_family"], roles = roster_families(roster, masker)
+        extra["people"] = frozenset(extra["user_family"]) | frozenset(roles)
     if vip is not None:
         extra["vip_patients"] = patient_list(vip, masker)
     if coworkers is not None:
@@ -141,7 +142,8 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
             raise LogSetupError(f"Sigma rule: {exc}") from None
     return LogOptions(tuple(paths), fmt, mapping_from(mapping, mapping_source), settings,
                       tuple(sigma), key, tuple(anchors), tuple(cloudtrail_keys), cache,
-                      scheduler or None)
+                      scheduler or None,
+                      infer_timezone=not timezone and "timezone" not in (detectors or {}))
 
 
 def load_mapping_file(path: Path) -> dict[str, Any]:
