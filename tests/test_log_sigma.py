@@ -646,3 +646,29 @@ def test_rule_file_too_large_is_refused(tmp_path: Path) -> None:
     path.write_text("title: Huge\n" + "# filler\n" * 600_000)
     with pytest.raises(SigmaError, match=r"huge\.yml: .*larger than 4 MiB"):
         load_rules([path])
+
+
+def test_report_names_unknown_fields_and_counts_matches(tmp_path: Path) -> None:
+    from hipaa_audit.logs.sigma import report
+
+    known = write_rule(tmp_path, """
+        sel:
+          eventName: GetObject
+        condition: sel
+    """, "known.yml", title="Known")
+    # errorCode and userIdentity.type are CloudTrail fields the table has no column for
+    unknown = write_rule(tmp_path, """
+        sel:
+          eventName: ConsoleLogin
+          errorCode: Failed authentication
+          userIdentity.type|fieldref: userName
+        condition: sel
+    """, "unknown.yml", title="Unknown", rule_id="5d8b8a2e-7c1f-4a1e-9d3b-2f7e6c5a4b33")
+    rules = load_rules([known, unknown])
+    frame = events(code=["GetObject", "GetObject", "ConsoleLogin"], user=["a", "b", "c"])
+    matches = evaluate(rules, frame)
+    reports = {r.title: r for r in report(rules, frame, matches)}
+    assert reports["Known"].matches == 2 and reports["Known"].unknown_fields == ()
+    assert reports["Unknown"].matches == 0
+    assert reports["Unknown"].unknown_fields == ("errorCode", "userIdentity.type")
+    assert reports["Unknown"].as_dict()["unknown_fields"] == ["errorCode", "userIdentity.type"]

@@ -356,13 +356,20 @@ def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
 
 
 def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
-           asset: str) -> AssetResult:
-    from hipaa_audit.logs.sigma import evaluate, load_rules
+           asset: str, summary: dict[str, Any] | None = None) -> AssetResult:
+    """The findings of the Sigma rules; ``summary`` receives which rules loaded and matched."""
+    from hipaa_audit.logs.sigma import evaluate, load_rules, report
 
     result = AssetResult(asset)
     rules = load_rules(list(opts.sigma))
     check = catalog[SIGMA]
     matches = evaluate(rules, events)
+    if summary is not None:
+        reports = report(rules, events, matches)
+        summary.update({
+            "loaded": len(reports), "matched": sum(1 for r in reports if r.matches),
+            "with_unknown_fields": sum(1 for r in reports if r.unknown_fields),
+            "rules": [r.as_dict() for r in reports]})
     result.coverage.count(SIGMA, evaluated=1, failed=int(bool(matches)))
     for m in matches:
         group = ", ".join(f"{k}={v}" for k, v in m.group.items())
@@ -378,8 +385,8 @@ def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
 
 
 def summarize(events: pd.DataFrame, parsed: list[_Parsed],
-              anomalies: list[Anomaly], timezone: tuple[str, str] | None = None
-              ) -> dict[str, Any]:
+              anomalies: list[Anomaly], timezone: tuple[str, str] | None = None,
+              sigma: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the reports show: coverage per file, anomalies per kind and their timeline."""
     files = []
     for p in parsed:
@@ -393,7 +400,8 @@ def summarize(events: pd.DataFrame, parsed: list[_Parsed],
     for a in anomalies:
         counts[a.kind] = counts.get(a.kind, 0) + 1
     zone = {"timezone": {"zone": timezone[0], "source": timezone[1]}} if timezone else {}
-    return {"files": files, "events": len(events), "anomalies": counts, **zone,
+    rules = {"sigma": sigma} if sigma is not None else {}
+    return {"files": files, "events": len(events), "anomalies": counts, **zone, **rules,
             "timeline": [{"kind": a.kind, "start": iso(a.start), "end": iso(a.end),
                           "high": a.high} for a in sorted(anomalies, key=lambda a: a.start)]}
 
@@ -441,7 +449,9 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
             result.coverage.count(f"log-{kind}", evaluated=int(p.size > 0),
                                   failed=int(kind in kinds_found.get(asset, set())))
     yield from by_asset.values()
+    sigma: dict[str, Any] | None = None
     if opts.sigma and len(events):
-        yield _sigma(events, opts, catalog, first)
+        sigma = {}
+        yield _sigma(events, opts, catalog, first, sigma)
     if on_summary is not None:
-        on_summary(summarize(events, parsed, anomalies, zone))
+        on_summary(summarize(events, parsed, anomalies, zone, sigma))
