@@ -890,3 +890,24 @@ def test_record_offsets_and_zone(tmp_path: Path) -> None:
     assert parsers.record_offsets(ct) == [] and parsers.zone_of_offsets([]) is None
     # India keeps one offset all year
     assert parsers.zone_of_offsets([(1_700_000_000, 330)]) == ("Asia/Kolkata", 1)
+
+
+def test_fhir_stu3_audit_event(tmp_path: Path) -> None:
+    # STU3 names the agent by userId/reference, the source by identifier, the entity by reference
+    event = {"resourceType": "AuditEvent", "id": "stu3-1", "recorded": "2024-05-01T02:13:07Z",
+             "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+             "action": "R", "outcome": "0",
+             "agent": [{"userId": {"value": "jdoe"}, "requestor": True,
+                        "role": [{"text": "Radiologist"}],
+                        "network": {"address": "10.20.30.41", "type": "2"}}],
+             "source": {"site": "HOSP-A", "identifier": {"value": "portal.example.org"}},
+             "entity": [{"reference": {"reference": "Patient/MRN00012345"},
+                         "role": {"code": "1"}, "name": "PEMBERTON^ALICE"}]}
+    path = tmp_path / "stu3.json"
+    path.write_text(json.dumps(event))
+    events, malformed = parse(path)
+    assert malformed == []
+    got = events.iloc[0]
+    assert got["user"] == "jdoe" and got["role"] == "Radiologist" and got["action"] == "view"
+    assert got["system"] == "portal.example.org" and got["source_ip"] == "10.20.30.41"
+    assert got["patient"] == fp("MRN00012345") and got["patient_name"] == fp("PEMBERTON")

@@ -1496,6 +1496,8 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     purposes = _codes(res.get("purposeOfEvent")) + _codes(res.get("authorization"))
     if actor is not None:
         who = _dict(actor.get("who"))
+        if not who:  # STU3: the agent's userId (Identifier) and reference (Reference)
+            who = {**_dict(actor.get("reference")), "identifier": _dict(actor.get("userId"))}
         reference = _str(who.get("reference"))
         ident = _dict(who.get("identifier"))
         identifier = _str(ident.get("value"))
@@ -1518,7 +1520,9 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
             source_ip = address
         purposes += _codes(actor.get("purposeOfUse"))
     source = _dict(res.get("source"))
-    observer = _reference_label(source.get("observer"))
+    # STU3: the source's identifier (Identifier) stands for R4's observer
+    observer = _reference_label(source.get("observer")) or _str(
+        _dict(source.get("identifier")).get("value"))
     site = _str(source.get("site")) or _reference_label(source.get("site"))
     device = device or observer
     system = observer or site  # the observer is the system that wrote it (AuditSourceID)
@@ -1531,6 +1535,9 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         if not isinstance(entity, dict):
             continue
         what = _dict(entity.get("what"))
+        if not what:  # STU3: the entity's reference (Reference) and identifier (Identifier)
+            what = {**_dict(entity.get("reference")),
+                    "identifier": _dict(entity.get("identifier"))}
         reference = _str(what.get("reference"))
         ident = _dict(what.get("identifier"))
         value = _str(ident.get("value"))
