@@ -354,3 +354,23 @@ def test_cloudtrail_user_agent_is_not_a_device() -> None:
     # a new workstation is
     [found] = kinds(rows + [dict(r, device="ws9", format="atna") for r in new])["new-source"]
     assert found.variant == "device"
+
+
+def test_self_access_from_the_roster(tmp_path: Any) -> None:
+    from hipaa_audit.logs.setup import roster_patients
+    from hipaa_audit.redaction import Masker
+
+    rows = routine()
+    rows.append({"time": T0 + pd.Timedelta(days=9, hours=2), "user": "ann", "action": "view",
+                 "patient": "p-ann", "system": "PACS", "source_ip": "10.0.0.1", "device": "ws0"})
+    assert "snooping" not in kinds(rows)
+    [own] = kinds(rows, user_patient={"ann": "p-ann", "bob": "p-bob"})["snooping"]
+    assert own.subject == "ann" and "their own record" in own.message
+    # the roster's patient_id (or mrn) column, fingerprinted as the parsers do
+    masker = Masker(b"k" * 32)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("user,family,role,patient_id\nann,Smith,clerk,MRN0001^^^HOSP\n"
+                      "bob,Jones,clerk,\n")
+    assert roster_patients(roster, masker) == {"ann": masker.fingerprint("MRN0001")}
+    roster.write_text("user,family\nann,Smith\n")
+    assert roster_patients(roster, masker) == {}

@@ -105,6 +105,8 @@ class Settings:
     user_family: dict[str, str] = field(default_factory=dict)
     #: the people of the roster (their user ids): held to the working-hours schedule
     people: frozenset[str] = frozenset()
+    #: user -> keyed fingerprint of the user's own patient id (the roster's ``patient_id``)
+    user_patient: dict[str, str] = field(default_factory=dict)
     #: keyed fingerprints of VIP and co-worker patients
     vip_patients: frozenset[str] = frozenset()
     coworker_patients: frozenset[str] = frozenset()
@@ -713,7 +715,7 @@ def break_glass(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
 def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     """Reads of a same-surname, VIP or co-worker patient's record."""
-    if not (s.user_family or s.vip_patients or s.coworker_patients):
+    if not (s.user_family or s.vip_patients or s.coworker_patients or s.user_patient):
         return []
     reads = (_mask(events["action"].isin(READ_ACTIONS)) & _mask(events["patient"].notna())
              & _mask(events["user"].notna()))
@@ -737,6 +739,20 @@ def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
                 f"({len(rows)} event(s) on {rows['time'].dt.date.nunique()} day(s)).",
                 {"events": len(rows), "days": int(rows["time"].dt.date.nunique())},
                 "roster family names against the patients' (keyed fingerprints)", high=True))
+    if s.user_patient:
+        # the user's own record (the roster's patient id of the user)
+        own = events["user"].map(s.user_patient)
+        mine = _text(events[cols].iloc[np.flatnonzero(
+            reads & _mask(own.notna()) & _mask(events["patient"].astype(STRING_DTYPE)
+                                                == own.astype(STRING_DTYPE)))])
+        for key, rows in mine.groupby(["user", "patient"], observed=True):
+            user = _pair(key)[0]
+            days = int(rows["time"].dt.date.nunique())
+            out.append(_anomaly(
+                "snooping", str(user), "user", rows,
+                f"{user} read their own record as a patient ({len(rows)} event(s) on {days} "
+                "day(s)).", {"events": len(rows), "days": days},
+                "the roster's patient id of the user (keyed fingerprint)", high=True))
     for label, listed in (("a VIP", s.vip_patients), ("a co-worker", s.coworker_patients)):
         if not listed:
             continue
