@@ -286,3 +286,5 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
     # no record carries a UTC offset and no --timezone: the run says hours are judged in UTC
     assert summary["timezone"]["zone"] == "UTC"
     assert "judged in UTC" in summary["timezone"]["source"]
+    # and the run's options do not claim a zone was chosen
+    assert result.json()["run"]["options"]["timezone"].startswith("inferred")

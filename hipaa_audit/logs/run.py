@@ -79,7 +79,9 @@ class LogOptions:
     def describe(self) -> dict[str, object]:
         """The options as recorded in the run (no keys)."""
         return {"log_format": self.fmt, "sigma": [str(p) for p in self.sigma],
-                "timezone": self.settings.timezone, "chain_mac": self.chain_key is not None,
+                "timezone": ("inferred from the records (see the logs evidence)"
+                             if self.infer_timezone else self.settings.timezone),
+                "chain_mac": self.chain_key is not None,
                 "cloudtrail_keys": len(self.cloudtrail_keys), "scheduler": self.scheduler}
 
 
