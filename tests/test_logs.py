@@ -272,7 +272,7 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
         "  condition: sel\n")
     (rules / "error.yml").write_text(
         "title: Denied\nid: 6f1c2b1e-0d7a-4b8e-9a51-3c2d1e0f9a12\nlevel: low\n"
-        "logsource:\n  product: aws\ndetection:\n  sel:\n    errorCode: AccessDenied\n"
+        "logsource:\n  product: aws\ndetection:\n  sel:\n    errorMessage: Denied\n"
         "  condition: sel\n")
     result = run_cli("analyze", "logs", str(log), "--sigma", str(rules), "--format", "json",
                      "--fail-on", "none", "--no-cache")
@@ -282,7 +282,7 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
     assert (sigma["loaded"], sigma["matched"], sigma["with_unknown_fields"]) == (2, 1, 1)
     by_title = {r["title"]: r for r in sigma["rules"]}
     assert by_title["Gets"]["matches"] == 3 and by_title["Gets"]["unknown_fields"] == []
-    assert by_title["Denied"]["unknown_fields"] == ["errorCode"]
+    assert by_title["Denied"]["unknown_fields"] == ["errorMessage"]
     # no record carries a UTC offset and no --timezone: the run says hours are judged in UTC
     assert summary["timezone"]["zone"] == "UTC"
     assert "judged in UTC" in summary["timezone"]["source"]

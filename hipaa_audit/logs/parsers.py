@@ -361,10 +361,14 @@ class _Row(NamedTuple):
     target: str | None
     system: str | None
     line: int
+    #: CloudTrail only: ``errorCode`` and ``userIdentity.type`` (for Sigma rules)
+    error_code: str | None = None
+    identity_type: str | None = None
 
 
 _ROW_STRINGS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
-                "source_ip", "device", "purpose", "event_id", "code", "target", "system")
+                "source_ip", "device", "purpose", "event_id", "code", "target", "system",
+                "error_code", "identity_type")
 
 
 class _Collector:
@@ -1775,7 +1779,8 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
     return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
                 objects, size, _str(rec.get("sourceIPAddress")),
                 fp.label(_str(rec.get("userAgent"))), None, event_key, event, target,
-                _str(rec.get("eventSource")), line)
+                _str(rec.get("eventSource")), line, fp.label(_str(rec.get("errorCode"))),
+                fp.label(_str(ident.get("type"))))
 
 
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],

@@ -88,6 +88,8 @@ DEFAULT_FIELD_MAP: Mapping[str, str] = {
     "userIdentity.arn": "user",
     "userIdentity.principalId": "user",
     "userAgent": "device",
+    "errorCode": "error_code",
+    "userIdentity.type": "identity_type",
     "requestParameters.bucketName": "target",
     "EventID": "code",
     "src_ip": "source_ip",
