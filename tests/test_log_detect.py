@@ -243,3 +243,134 @@ def test_a_device_that_is_only_the_system_is_not_a_new_device() -> None:
               "patient": f"q{m}", "source_ip": "10.0.0.1", "system": "PACS-B",
               "device": "PACS-B"} for m in range(4)]
     assert "new-source" not in kinds(rows)
+
+
+def _skew_rows(source: str, fmt: str, times: list[pd.Timestamp],
+               devices: list[str]) -> list[dict[str, Any]]:
+    """Records of one file, in the file order given (``line`` is their position)."""
+    return [{"time": t, "system": "PACS", "device": d, "action": "other", "source": source,
+             "line": i + 1, "format": fmt, "event_id": f"{source}:{i}"}
+            for i, (t, d) in enumerate(zip(times, devices, strict=True))]
+
+
+def test_unordered_cloudtrail_file_is_not_clock_skew() -> None:
+    # AWS: "events don't appear in any specific order" within a CloudTrail log file
+    source = "111122223333_CloudTrail_us-east-1_20260901T0900Z_abc.json.gz"
+    times = [T0 + pd.Timedelta(seconds=int(s)) for s in
+             pd.Series(range(0, 3600, 10)).sample(frac=1, random_state=3)]
+    rows = _skew_rows(source, "cloudtrail", times, ["aws-cli/2.15"] * len(times))
+    assert detect.clock_skew(table(rows), detect.Settings(now=T0 + pd.Timedelta(days=1))) == []
+    # a record later than the file's delivery time: the clock is wrong
+    rows[5]["time"] = T0 + pd.Timedelta(hours=3)
+    [skew] = detect.clock_skew(table(rows), detect.Settings(now=T0 + pd.Timedelta(days=1)))
+    assert skew.subject_kind == "system" and skew.counts["records"] == 1
+    assert "delivery time" in skew.message and skew.counts["offset_minutes"] == 120
+
+
+def test_newest_first_export_is_read_backwards() -> None:
+    times = [T0 + pd.Timedelta(minutes=2 * i) for i in range(600)][::-1]
+    devices = ["ws1" if i % 3 else "ct1" for i in range(600)]
+    rows = _skew_rows("export.csv", "csv", times, devices)
+    settings = detect.Settings(now=T0 + pd.Timedelta(days=30))
+    assert detect.clock_skew(table(rows), settings) == []
+    # one device's clock an hour ahead: its records, and only its, are named
+    for row in rows:
+        if row["device"] == "ct1":
+            row["time"] += pd.Timedelta(hours=1)
+    found = detect.clock_skew(table(rows), settings)
+    assert {a.subject for a in found} == {"ct1"}
+    assert found[0].counts["offset_minutes"] > 50 and "newest first" in found[0].baseline
+
+
+def test_interleaved_device_with_a_lagging_clock_is_found() -> None:
+    # a syslog collector's file: a third of the records come from a modality two hours behind
+    times = [T0 + pd.Timedelta(minutes=i) for i in range(900)]
+    devices = ["mr1" if i % 3 == 0 else "ws1" for i in range(900)]
+    rows = _skew_rows("syslog.log", "atna", times, devices)
+    for row in rows:
+        if row["device"] == "mr1":
+            row["time"] -= pd.Timedelta(hours=2)
+    found = detect.clock_skew(table(rows), detect.Settings(now=T0 + pd.Timedelta(days=30)))
+    assert {a.subject for a in found} == {"mr1"}
+    assert found[0].counts["offset_minutes"] < -100
+
+
+def _nightly(user: str, days: int, hour: int) -> list[dict[str, Any]]:
+    return [{"time": T0.normalize() + pd.Timedelta(days=d, hours=hour, minutes=m), "user": user,
+             "action": "download", "system": "s3.amazonaws.com", "source_ip": "10.9.9.9"}
+            for d in range(days) for m in range(0, 40, 3)]
+
+
+def test_machine_identities_are_judged_against_their_own_hours() -> None:
+    role = "arn:aws:iam::111122223333:role/pacs-backup"
+    rows = routine() + _nightly(role, 30, 2)
+    found = kinds(rows)
+    assert "off-hours" not in found  # a nightly job is not off-hours work
+    # the same role working at an hour it never does is
+    rows += [{"time": T0.normalize() + pd.Timedelta(days=20, hours=22, minutes=m), "user": role,
+              "action": "download", "system": "s3.amazonaws.com", "source_ip": "10.9.9.9"}
+             for m in range(0, 45, 3)]
+    [off] = kinds(rows)["off-hours"]
+    assert off.subject == role and "machine identity" in off.message
+    # a person of the roster doing the nightly job's work is off-hours
+    person = [dict(r, user="eve") for r in _nightly("eve", 1, 2)]
+    found = kinds(routine() + person, people=frozenset({"ann", "bob", "cat", "eve"}))
+    assert [a.subject for a in found["off-hours"]] == ["eve"]
+    # and an account the roster does not list (an integration account) has its own hours
+    found = kinds(routine() + _nightly("ris-feed", 30, 2),
+                  people=frozenset({"ann", "bob", "cat"}))
+    assert "off-hours" not in found
+
+
+def test_dormant_relative_to_a_short_period() -> None:
+    rows = routine(days=30, users=("ann", "bob"))
+    rows += [{"time": T0 + pd.Timedelta(days=1, hours=h), "user": "dan", "action": "view",
+              "patient": "p1", "system": "PACS"} for h in range(3)]
+    rows += [{"time": T0 + pd.Timedelta(days=22, hours=h), "user": "dan", "action": "view",
+              "patient": "p2", "system": "PACS"} for h in range(3)]
+    # silent 21 of the 30 days: dormant in this month, though under the 30 days of the setting
+    [dormant] = kinds(rows)["dormant-account"]
+    assert dormant.subject == "dan" and dormant.counts["silent_days"] == 20
+    assert "of a period of 29 days" in dormant.baseline
+    # a week's holiday is not
+    rows = [r for r in rows if not (r["user"] == "dan" and r["time"] > T0 + pd.Timedelta(days=9))]
+    rows += [{"time": T0 + pd.Timedelta(days=9, hours=h), "user": "dan", "action": "view",
+              "patient": "p2", "system": "PACS"} for h in range(3)]
+    assert "dormant-account" not in kinds(rows)
+    assert detect.dormant_threshold(pd.Timedelta(days=90), detect.Settings()).days == 30
+    assert detect.dormant_threshold(pd.Timedelta(days=5), detect.Settings()).days == 7
+
+
+def test_cloudtrail_user_agent_is_not_a_device() -> None:
+    rows = routine()
+    for row in rows:
+        row["format"] = "jsonl"
+    later = T0 + pd.Timedelta(days=25)
+    new = [{"time": later + pd.Timedelta(minutes=m), "user": "bob", "action": "view",
+            "patient": "p1", "source_ip": "10.0.0.2", "system": "PACS"} for m in range(3)]
+    # a new CLI version from the user's usual address: nothing new
+    cli = [dict(r, device="aws-cli/2.16.0", format="cloudtrail") for r in new]
+    assert "new-source" not in kinds(rows + cli)
+    # a new workstation is
+    [found] = kinds(rows + [dict(r, device="ws9", format="atna") for r in new])["new-source"]
+    assert found.variant == "device"
+
+
+def test_self_access_from_the_roster(tmp_path: Any) -> None:
+    from hipaa_audit.logs.setup import roster_patients
+    from hipaa_audit.redaction import Masker
+
+    rows = routine()
+    rows.append({"time": T0 + pd.Timedelta(days=9, hours=2), "user": "ann", "action": "view",
+                 "patient": "p-ann", "system": "PACS", "source_ip": "10.0.0.1", "device": "ws0"})
+    assert "snooping" not in kinds(rows)
+    [own] = kinds(rows, user_patient={"ann": "p-ann", "bob": "p-bob"})["snooping"]
+    assert own.subject == "ann" and "their own record" in own.message
+    # the roster's patient_id (or mrn) column, fingerprinted as the parsers do
+    masker = Masker(b"k" * 32)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("user,family,role,patient_id\nann,Smith,clerk,MRN0001^^^HOSP\n"
+                      "bob,Jones,clerk,\n")
+    assert roster_patients(roster, masker) == {"ann": masker.fingerprint("MRN0001")}
+    roster.write_text("user,family\nann,Smith\n")
+    assert roster_patients(roster, masker) == {}

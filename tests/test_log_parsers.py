@@ -313,7 +313,9 @@ def check_cloudtrail(events: pd.DataFrame) -> None:
     assert list(events["code"]) == ["GetObject", "ConsoleLogin", "PutBucketPolicy",
                                     "DeleteObjects", "StopLogging"]
     get = events.iloc[0]
-    assert get["action"] == "download" and get["user"] == "jdoe"
+    # an AssumedRole's user is the role (the session issuer), not the session name
+    assert get["action"] == "download"
+    assert get["user"] == "arn:aws:iam::111122223333:role/PacsReadRole"
     assert get["role"] == "PacsReadRole" and get["bytes"] == 527342 and get["objects"] == 1
     assert get["target"] == "hosp-a-vna" and get["system"] == "s3.amazonaws.com"
     assert get["study"] == fp("studies/1.2.840.99.1.2.3")
@@ -787,3 +789,125 @@ def test_cloudtrail_event_id_holding_an_identifier(tmp_path: Path) -> None:
     events, _ = parse(path, "cloudtrail")
     assert events.iloc[0]["event_id"] == "ct.json:1"
     assert events.iloc[0]["device"] == f"hmac:{fp('portal/' + MRN)}"
+
+
+# --- issue 16: identities, inbound stores, record offsets -----------------------------------
+
+def _assumed(role: str, session: str, issuer: bool = True, path: str = "/") -> dict[str, Any]:
+    ident: dict[str, Any] = {
+        "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{session}",
+        "arn": f"arn:aws:sts::111122223333:assumed-role/{role}/{session}",
+        "accountId": "111122223333"}
+    if issuer:
+        ident["sessionContext"] = {"sessionIssuer": {
+            "type": "Role", "userName": role, "principalId": "AROAEXAMPLE",
+            "arn": f"arn:aws:iam::111122223333:role{path}{role}"}}
+    return ident
+
+
+def test_cloudtrail_assumed_role_sessions_are_the_role(tmp_path: Path) -> None:
+    records = [
+        {"eventTime": "2024-05-01T02:00:00Z", "eventName": "GetObject", "eventID": f"e{i}",
+         "eventSource": "s3.amazonaws.com", "userAgent": "[aws-cli/2.15.40]",
+         "userIdentity": ident}
+        for i, ident in enumerate([
+            _assumed("ci-deploy", "gitlab-ci-4180094"), _assumed("ci-deploy", "gitlab-ci-4180095"),
+            _assumed("ec2-pacs", "i-0abc1234def567890"),
+            _assumed("ec2-pacs", "i-0fff1234def567890", issuer=False),
+            _assumed("AWSReservedSSO_Radiology_0123456789abcdef", "jdoe@hosp-a.example",
+                     path="/aws-reserved/sso.amazonaws.com/"),
+            {"type": "IAMUser", "userName": "admin",
+             "arn": "arn:aws:iam::111122223333:user/admin"}])]
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps({"Records": records}))
+    events, _ = parse(path, "cloudtrail")
+    users = events["user"].tolist()
+    ci, pacs = "arn:aws:iam::111122223333:role/ci-deploy", "arn:aws:iam::111122223333:role/ec2-pacs"
+    assert users[:4] == [ci, ci, pacs, pacs]  # each CI job or instance is not a new user
+    assert events["role"].tolist()[:4] == ["ci-deploy", "ci-deploy", "ec2-pacs", "ec2-pacs"]
+    # people share an Identity Center role: the session (the person) is the user
+    assert users[4] == ("arn:aws:sts::111122223333:assumed-role/"
+                        "AWSReservedSSO_Radiology_0123456789abcdef/jdoe@hosp-a.example")
+    assert users[5] == "admin"
+
+
+ARCHIVE_STORE = """<AuditMessage>
+<EventIdentification EventActionCode="{act}" EventDateTime="2024-05-01T02:13:07-04:00"
+  EventOutcomeIndicator="0"><EventID csd-code="110104" codeSystemName="DCM"
+  originalText="DICOM Instances Transferred"/></EventIdentification>
+<ActiveParticipant UserID="{src}" UserIsRequestor="{src_req}" NetworkAccessPointID="10.1.2.3"
+  NetworkAccessPointTypeCode="2"><RoleIDCode csd-code="110153" codeSystemName="DCM"
+  originalText="Source Role ID"/></ActiveParticipant>
+<ActiveParticipant UserID="{dst}" UserIsRequestor="{dst_req}" NetworkAccessPointID="10.1.2.9"
+  NetworkAccessPointTypeCode="2"><RoleIDCode csd-code="110152" codeSystemName="DCM"
+  originalText="Destination Role ID"/></ActiveParticipant>
+<AuditSourceIdentification AuditSourceID="DCM4CHEE"/>
+<ParticipantObjectIdentification ParticipantObjectID="1.2.840.99.7.7" ParticipantObjectTypeCode="2"
+  ParticipantObjectTypeCodeRole="3"><ParticipantObjectIDTypeCode csd-code="110180"
+  codeSystemName="DCM" originalText="Study Instance UID"/></ParticipantObjectIdentification>
+</AuditMessage>
+"""
+
+
+@pytest.mark.parametrize(("fields", "action"), [
+    # a CT modality stores into the archive, which wrote the record: inbound
+    ({"act": "C", "src": "CT_SCANNER_1", "src_req": "true", "dst": "DCM4CHEE", "dst_req": "false"},
+     "import"),
+    # a migration sends in; the archive's AE title differs from its audit source id, but the
+    # sender asked and the receiver created the instances
+    ({"act": "C", "src": "OLD_PACS", "src_req": "true", "dst": "ARCHIVE_AE", "dst_req": "false"},
+     "import"),
+    # the archive sends out to a remote node: it is the source
+    ({"act": "R", "src": "DCM4CHEE", "src_req": "true", "dst": "REMOTE_AE", "dst_req": "false"},
+     "download"),
+    # a viewer retrieves (it asked, it is the destination)
+    ({"act": "R", "src": "ARCHIVE_AE", "src_req": "false", "dst": "VIEWER", "dst_req": "true"},
+     "download"),
+])
+def test_atna_inbound_store_is_not_an_export(fields: dict[str, str], action: str,
+                                             tmp_path: Path) -> None:
+    path = tmp_path / "store.xml"
+    path.write_text(ARCHIVE_STORE.format(**fields))
+    events, malformed = parse(path, "atna")
+    assert malformed == [] and events.iloc[0]["action"] == action
+
+
+def test_record_offsets_and_zone(tmp_path: Path) -> None:
+    winter = "2024-01-15T09:00:00.000-05:00"
+    summer = "2024-07-15T09:00:00-04:00"
+    atna = tmp_path / "a.xml"
+    atna.write_text("".join(f'<AuditMessage><EventIdentification EventDateTime="{t}"/>'
+                            "</AuditMessage>\n" for t in [winter, summer] * 5))
+    samples = parsers.record_offsets(atna)
+    assert len(samples) == 10 and {o for _, o in samples} == {-300, -240}
+    assert parsers.zone_of_offsets(samples) == ("America/New_York", 10)
+    # an affiliate in Chicago does not move the zone of the majority
+    chicago = [(w - 3600, o - 60) for w, o in samples[:3]]
+    assert parsers.zone_of_offsets(samples + chicago) == ("America/New_York", 10)
+    # Z is UTC as written, not a local offset
+    ct = tmp_path / "ct.json"
+    ct.write_text(json.dumps({"Records": [{"eventTime": "2024-05-01T02:00:00Z"}]}))
+    assert parsers.record_offsets(ct) == [] and parsers.zone_of_offsets([]) is None
+    # India keeps one offset all year
+    assert parsers.zone_of_offsets([(1_700_000_000, 330)]) == ("Asia/Kolkata", 1)
+
+
+def test_fhir_stu3_audit_event(tmp_path: Path) -> None:
+    # STU3 names the agent by userId/reference, the source by identifier, the entity by reference
+    event = {"resourceType": "AuditEvent", "id": "stu3-1", "recorded": "2024-05-01T02:13:07Z",
+             "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+             "action": "R", "outcome": "0",
+             "agent": [{"userId": {"value": "jdoe"}, "requestor": True,
+                        "role": [{"text": "Radiologist"}],
+                        "network": {"address": "10.20.30.41", "type": "2"}}],
+             "source": {"site": "HOSP-A", "identifier": {"value": "portal.example.org"}},
+             "entity": [{"reference": {"reference": "Patient/MRN00012345"},
+                         "role": {"code": "1"}, "name": "PEMBERTON^ALICE"}]}
+    path = tmp_path / "stu3.json"
+    path.write_text(json.dumps(event))
+    events, malformed = parse(path)
+    assert malformed == []
+    got = events.iloc[0]
+    assert got["user"] == "jdoe" and got["role"] == "Radiologist" and got["action"] == "view"
+    assert got["system"] == "portal.example.org" and got["source_ip"] == "10.20.30.41"
+    assert got["patient"] == fp("MRN00012345") and got["patient_name"] == fp("PEMBERTON")

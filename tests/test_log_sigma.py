@@ -646,3 +646,59 @@ def test_rule_file_too_large_is_refused(tmp_path: Path) -> None:
     path.write_text("title: Huge\n" + "# filler\n" * 600_000)
     with pytest.raises(SigmaError, match=r"huge\.yml: .*larger than 4 MiB"):
         load_rules([path])
+
+
+def test_report_names_unknown_fields_and_counts_matches(tmp_path: Path) -> None:
+    from hipaa_audit.logs.sigma import report
+
+    known = write_rule(tmp_path, """
+        sel:
+          eventName: GetObject
+        condition: sel
+    """, "known.yml", title="Known")
+    # errorMessage and additionalEventData.* are CloudTrail fields the table has no column for
+    unknown = write_rule(tmp_path, """
+        sel:
+          eventName: ConsoleLogin
+          errorMessage: Failed authentication
+          userName|fieldref: additionalEventData.MFAUsed
+        condition: sel
+    """, "unknown.yml", title="Unknown", rule_id="5d8b8a2e-7c1f-4a1e-9d3b-2f7e6c5a4b33")
+    rules = load_rules([known, unknown])
+    frame = events(code=["GetObject", "GetObject", "ConsoleLogin"], user=["a", "b", "c"])
+    matches = evaluate(rules, frame)
+    reports = {r.title: r for r in report(rules, frame, matches)}
+    assert reports["Known"].matches == 2 and reports["Known"].unknown_fields == ()
+    assert reports["Unknown"].matches == 0
+    assert reports["Unknown"].unknown_fields == ("additionalEventData.MFAUsed", "errorMessage")
+    assert reports["Unknown"].as_dict()["unknown_fields"] == ["additionalEventData.MFAUsed",
+                                                              "errorMessage"]
+
+
+def test_cloudtrail_error_code_and_identity_type_rules_fire(tmp_path: Path) -> None:
+    import json
+
+    from hipaa_audit.logs.parsers import parse_file
+    from hipaa_audit.redaction import Masker
+
+    trail = tmp_path / "ct.json"
+    trail.write_text(json.dumps({"Records": [
+        {"eventTime": "2025-03-01T08:00:00Z", "eventName": "GetObject", "eventID": "a",
+         "eventSource": "s3.amazonaws.com", "errorCode": "AccessDenied",
+         "userIdentity": {"type": "Root", "arn": "arn:aws:iam::111122223333:root"}},
+        {"eventTime": "2025-03-01T08:01:00Z", "eventName": "GetObject", "eventID": "b",
+         "eventSource": "s3.amazonaws.com",
+         "userIdentity": {"type": "IAMUser", "userName": "jdoe"}}]}))
+    frame = pd.concat([c.events for c in parse_file(trail, "cloudtrail", Masker(b"k" * 32))])
+    # as SigmaHQ's AWS rules write them
+    assert hits(tmp_path, """
+        sel:
+          errorCode: AccessDenied
+          userIdentity.type: Root
+        condition: sel
+    """, frame) == {"a"}
+    assert hits(tmp_path, """
+        sel:
+          userIdentity.type: IAMUser
+        condition: sel
+    """, frame) == {"b"}

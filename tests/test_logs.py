@@ -257,3 +257,34 @@ def test_csv_stray_quote_is_reported_not_exit_0(tmp_path: Path) -> None:
     [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
     assert bad["locations"][0]["lines"] == [12, 202] and "unbalanced quote" in bad["message"]
     assert result.json()["run"]["assets"]["events"] == 298
+
+
+def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> None:
+    log = tmp_path / "x.jsonl"
+    log.write_text("".join(json.dumps({"time": f"2026-10-01T10:0{i}:00Z", "user": "a",
+                                       "action": "view", "code": "GetObject"}) + "\n"
+                           for i in range(3)))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "get.yml").write_text(
+        "title: Gets\nid: 6f1c2b1e-0d7a-4b8e-9a51-3c2d1e0f9a11\nlevel: low\n"
+        "logsource:\n  product: aws\ndetection:\n  sel:\n    eventName: GetObject\n"
+        "  condition: sel\n")
+    (rules / "error.yml").write_text(
+        "title: Denied\nid: 6f1c2b1e-0d7a-4b8e-9a51-3c2d1e0f9a12\nlevel: low\n"
+        "logsource:\n  product: aws\ndetection:\n  sel:\n    errorMessage: Denied\n"
+        "  condition: sel\n")
+    result = run_cli("analyze", "logs", str(log), "--sigma", str(rules), "--format", "json",
+                     "--fail-on", "none", "--no-cache")
+    assert result.code == 0, result.stderr
+    [summary] = result.json()["run"]["evidence"]["logs"]
+    sigma = summary["sigma"]
+    assert (sigma["loaded"], sigma["matched"], sigma["with_unknown_fields"]) == (2, 1, 1)
+    by_title = {r["title"]: r for r in sigma["rules"]}
+    assert by_title["Gets"]["matches"] == 3 and by_title["Gets"]["unknown_fields"] == []
+    assert by_title["Denied"]["unknown_fields"] == ["errorMessage"]
+    # no record carries a UTC offset and no --timezone: the run says hours are judged in UTC
+    assert summary["timezone"]["zone"] == "UTC"
+    assert "judged in UTC" in summary["timezone"]["source"]
+    # and the run's options do not claim a zone was chosen
+    assert result.json()["run"]["options"]["timezone"].startswith("inferred")

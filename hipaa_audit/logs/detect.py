@@ -15,7 +15,9 @@ Methods (reference: auditlog.md section 6):
   unknown has no peer group and is judged on the first two tests.
 - ``off-hours``: events outside the organisation's schedule that fall in hour-of-week bins the
   user almost never uses (under ``offhours_rare`` of their other days' events), at least
-  ``offhours_min_events`` in one local day.
+  ``offhours_min_events`` in one local day. Machine identities (:func:`is_machine`: IAM roles,
+  AWS services, and accounts the roster does not list) have no schedule: any of their hours is
+  judged against their own history only.
 - ``failed-logins`` / ``password-spray``: failed logins per user in a sliding window, and distinct
   users failing from one source address in the window.
 - ``break-glass``: every emergency-access start; unjustified (no allowed purpose of use), never
@@ -26,17 +28,21 @@ Methods (reference: auditlog.md section 6):
 - ``permission-change`` and ``storage-change``: every successful permission or role change, and
   every bucket policy, ACL, encryption, versioning, lifecycle or logging change.
 - ``new-source``: a source address, or a device, first seen for a user after the baseline
-  period (each followed on its own; successful events only).
-- ``dormant-account``: the first activity after a silence of ``dormant_days``.
+  period (each followed on its own; successful events only; a CloudTrail user agent is not a
+  device).
+- ``dormant-account``: the first activity after a silence of ``dormant_days``, or of
+  ``dormant_share`` of a shorter period analysed (:func:`dormant_threshold`).
 - ``logging-gap``: silence of a system far beyond its usual inter-arrival, and audit stop events.
-- ``clock-skew``: records whose time departs from their neighbours in file order by more than
-  ``skew_tolerance``, or that lie in the future.
+- ``clock-skew``: in a file that is an ordered stream (either way), records whose time departs
+  from their neighbours by more than ``skew_tolerance``; in a CloudTrail file (unordered by
+  design), records later than the file's delivery time; and records that lie in the future.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -83,13 +89,24 @@ class Settings:
     new_source_baseline_days: int = 14
     new_source_min_history: int = 20
     dormant_days: int = 30
+    #: in a period analysed shorter than about twice ``dormant_days``, a silence is judged
+    #: against the period: at least this share of it (and ``dormant_min_days``)
+    dormant_share: float = 0.6
+    dormant_min_days: int = 7
     gap_min: str = "2h"
     gap_expected: float = 10.0
     gap_min_events: int = 500
     skew_tolerance: str = "5min"
     skew_window: int = 51
+    #: the share of a file's records on one run in time order (either way) that makes it an
+    #: ordered stream, whose record order can reveal a skewed clock
+    skew_ordered_share: float = 0.6
     #: user -> keyed fingerprint of the upper-cased family name (from the roster)
     user_family: dict[str, str] = field(default_factory=dict)
+    #: the people of the roster (their user ids): held to the working-hours schedule
+    people: frozenset[str] = frozenset()
+    #: user -> keyed fingerprint of the user's own patient id (the roster's ``patient_id``)
+    user_patient: dict[str, str] = field(default_factory=dict)
     #: keyed fingerprints of VIP and co-worker patients
     vip_patients: frozenset[str] = frozenset()
     coworker_patients: frozenset[str] = frozenset()
@@ -419,19 +436,44 @@ def bulk_export(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
 # -- off-hours -----------------------------------------------------------------------------------
 
+def is_machine(user: str, people: frozenset[str] = frozenset()) -> bool:
+    """Whether a principal is a machine identity, with a schedule of its own.
+
+    By identity type: an IAM role (``arn:aws:iam::ACCOUNT:role/NAME``: service roles, instance
+    profiles, CI roles; a person signed in through IAM Identity Center is their session ARN, not
+    the role) and an AWS service principal (``*.amazonaws.com``). When a roster is given
+    (``people``), every principal it does not list (modalities' AE titles, integration accounts,
+    patients of a portal) is judged the same way; the roster's people keep the schedule.
+    """
+    if user in people:
+        return False
+    if ":role/" in user or user.endswith(".amazonaws.com"):
+        return True
+    return bool(people)
+
+
 def off_hours(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """Events outside the schedule in hour-of-week bins the user almost never uses."""
+    """Events at hours of the week a principal almost never works at.
+
+    A person (:func:`is_machine` false) is judged on their events outside the working-hours
+    schedule; a machine identity has no such schedule, so all its events are judged, against
+    its own hour-of-week history alone (a nightly job is not off-hours; a role that suddenly
+    works at an hour it never does is).
+    """
     user, users = _codes(events["user"])
     valid = user >= 0
     if not valid.any():
         return []
+    machine = np.append(np.asarray([is_machine(str(u), s.people) for u in users], dtype=bool),
+                        False)[user]
     days = _wall_ms(events["time"], s.timezone)
     hour = days // HOUR_MS
     hour %= 24
     days //= DAY_MS
     weekday = ((days + 3) % 7).astype(np.int16)
-    cand = valid & ~(np.isin(weekday, s.workdays) & (hour >= s.workday_start)
-                     & (hour < s.workday_end))
+    cand = valid & (~(np.isin(weekday, s.workdays) & (hour >= s.workday_start)
+                      & (hour < s.workday_end)) | machine)
+    del machine
     weekday *= 24
     weekday += hour.astype(np.int16)
     how = weekday  # hour of the week
@@ -488,16 +530,23 @@ def off_hours(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
         at_k = np.arange(bounds[0][k], bounds[1][k])
         touched = _nunique(patients[at_k])
         size = int(day_size[np.searchsorted(cand_ud, ud)])
+        when = _day(first + int(seen[d]))
+        if is_machine(user_name, s.people):
+            message = (f"{user_name} (a machine identity) was active {int(count)} time(s) on "
+                       f"{when} (local) in hours of the week it almost never works, touching "
+                       f"{touched} patient(s).")
+            schedule = f"no working-hours schedule: a machine identity ({s.timezone})"
+        else:
+            message = (f"{user_name} was active {int(count)} time(s) outside working hours on "
+                       f"{when} (local) in hours of the week they almost never work, touching "
+                       f"{touched} patient(s).")
+            schedule = (f"schedule {s.workday_start:02d}:00-{s.workday_end:02d}:00 on days "
+                        f"{','.join(str(x) for x in s.workdays)} ({s.timezone})")
         out.append(evidence.anomaly(
-            "off-hours", user_name, "user", at_k,
-            f"{user_name} was active {int(count)} time(s) outside working hours on "
-            f"{_day(first + int(seen[d]))} (local) in hours of the week they almost never "
-            f"work, touching {touched} patient(s).",
+            "off-hours", user_name, "user", at_k, message,
             {"events": int(count), "patients": touched},
             f"user's hour-of-week profile on other days "
-            f"({int(user_total[u] - size)} events); schedule "
-            f"{s.workday_start:02d}:00-{s.workday_end:02d}:00 on days "
-            f"{','.join(str(x) for x in s.workdays)} ({s.timezone})", high=True))
+            f"({int(user_total[u] - size)} events); {schedule}", high=True))
     return out
 
 
@@ -666,7 +715,7 @@ def break_glass(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
 def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     """Reads of a same-surname, VIP or co-worker patient's record."""
-    if not (s.user_family or s.vip_patients or s.coworker_patients):
+    if not (s.user_family or s.vip_patients or s.coworker_patients or s.user_patient):
         return []
     reads = (_mask(events["action"].isin(READ_ACTIONS)) & _mask(events["patient"].notna())
              & _mask(events["user"].notna()))
@@ -690,6 +739,20 @@ def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
                 f"({len(rows)} event(s) on {rows['time'].dt.date.nunique()} day(s)).",
                 {"events": len(rows), "days": int(rows["time"].dt.date.nunique())},
                 "roster family names against the patients' (keyed fingerprints)", high=True))
+    if s.user_patient:
+        # the user's own record (the roster's patient id of the user)
+        own = events["user"].map(s.user_patient)
+        mine = _text(events[cols].iloc[np.flatnonzero(
+            reads & _mask(own.notna()) & _mask(events["patient"].astype(STRING_DTYPE)
+                                                == own.astype(STRING_DTYPE)))])
+        for key, rows in mine.groupby(["user", "patient"], observed=True):
+            user = _pair(key)[0]
+            days = int(rows["time"].dt.date.nunique())
+            out.append(_anomaly(
+                "snooping", str(user), "user", rows,
+                f"{user} read their own record as a patient ({len(rows)} event(s) on {days} "
+                "day(s)).", {"events": len(rows), "days": days},
+                "the roster's patient id of the user (keyed fingerprint)", high=True))
     for label, listed in (("a VIP", s.vip_patients), ("a co-worker", s.coworker_patients)):
         if not listed:
             continue
@@ -827,6 +890,9 @@ def _first_seen(events: pd.DataFrame, s: Settings, user: Ints, users: pd.Index,
         as_system = np.append(known.get_indexer(pd.Index([str(v) for v in values])), -1)[value]
         valid &= ~((as_system >= 0) & (as_system == system))
         del system, as_system
+        # a CloudTrail record's device is the client's user agent (an SDK or CLI version that
+        # changes with every upgrade), not a machine the user worked from
+        valid &= ~_mask(events["format"] == "cloudtrail")
     if not valid.any():
         return []
     width = max(len(values), 1)
@@ -881,10 +947,29 @@ def _first_seen(events: pd.DataFrame, s: Settings, user: Ints, users: pd.Index,
     return out
 
 
+def dormant_threshold(period: pd.Timedelta, s: Settings) -> pd.Timedelta:
+    """The silence that makes an account dormant in a period analysed of length ``period``.
+
+    ``dormant_days``, or, when the period is too short for such a silence to stand out (under
+    ``dormant_days / dormant_share``), ``dormant_share`` of the period, at least
+    ``dormant_min_days``: in a month of logs, an account silent for most of it.
+    """
+    full = pd.Timedelta(days=s.dormant_days)
+    share = period * s.dormant_share if 0 < s.dormant_share <= 1 else full
+    return min(full, max(share, pd.Timedelta(days=s.dormant_min_days)))
+
+
 def dormant_accounts(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """The first activity of an account after ``dormant_days`` of silence."""
+    """The first activity of an account after a silence (:func:`dormant_threshold`).
+
+    Only silences between two events of the account count: an account first seen late in the
+    period may have worked before it.
+    """
     user, users = _codes(events["user"], sort=True)
     times = _ns(events["time"])
+    known = times[times != NAT]
+    period = pd.Timedelta(int(known.max() - known.min()) if len(known) else 0, unit="ns")
+    limit = dormant_threshold(period, s)
     rows = _order(user, times)  # by user, then time (ties in table order)
     counts = np.bincount(user + 1, minlength=len(users) + 1)
     rows = rows[counts[0]:]  # without the events of no user
@@ -893,7 +978,7 @@ def dormant_accounts(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     times = times[rows]
     gap = np.diff(times)
     gap[bounds[1:-1] - 1] = -1  # no gap across two users
-    woke = np.flatnonzero(gap >= pd.Timedelta(days=s.dormant_days).value) + 1
+    woke = np.flatnonzero(gap >= limit.value) + 1
     if not len(woke):
         return []
     out = []
@@ -909,7 +994,8 @@ def dormant_accounts(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
             f"{name} became active again after {days} days of silence: {len(taken)} event(s) "
             f"and {touched} patient(s) in the next 24 hours.",
             {"silent_days": int(days), "events": len(taken), "patients": touched},
-            f"silence of at least {s.dormant_days} days", high=True))
+            f"silence of at least {limit / pd.Timedelta(days=1):g} days (of a period of "
+            f"{period / pd.Timedelta(days=1):.0f} days analysed)", high=True))
     return out
 
 
@@ -1006,11 +1092,57 @@ def _out_of_order(seq: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~keep)
 
 
-def clock_skew(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """Records out of time order in their file (beyond a tolerance), or lying in the future.
+#: A CloudTrail log file's name holds the time it was delivered: ``..._20240501T0215Z_...``.
+CLOUDTRAIL_DELIVERY = re.compile(r"_(\d{8}T\d{4})Z_[^/\\]*$")
 
-    In file order, the records outside a longest in-order run are the skewed ones: a device whose
-    clock runs ahead leaves records later ones are older than; one that lags, the reverse.
+
+def delivery_time(source: str) -> pd.Timestamp | None:
+    """The delivery time a CloudTrail log file's name holds (UTC), or None."""
+    found = CLOUDTRAIL_DELIVERY.search(source)
+    if found is None:
+        return None
+    try:
+        return pd.Timestamp(found.group(1), tz="UTC")
+    except ValueError:
+        return None
+
+
+#: How many records of a file are sampled to tell its order.
+ORDER_SAMPLE = 4001
+
+
+def _file_order(t: Ints, tol: int, share: float) -> int:
+    """How a file's records are ordered: 1 oldest first, -1 newest first, 0 no order.
+
+    A file is an ordered stream when at least ``share`` of its records (an even sample of up to
+    :data:`ORDER_SAMPLE`) lie on one run in time order (within the tolerance) read forwards, or
+    backwards: one device's skewed clock takes its own records off the run, not the others'.
+    """
+    if len(t) < 3:
+        return 0
+    step = max(1, len(t) // ORDER_SAMPLE)
+    sample = t[::step] // max(tol, 1)
+    forward = 1 - len(_out_of_order(sample)) / len(sample)
+    backward = 1 - len(_out_of_order(sample[::-1])) / len(sample)
+    if forward >= share and forward >= backward:
+        return 1
+    if backward >= share:
+        return -1
+    return 0
+
+
+def clock_skew(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
+    """Records whose clock disagrees with the others', beyond a tolerance.
+
+    - In a file that is an ordered stream (a syslog collector's file, oldest first; or an export
+      sorted newest first, read backwards; :func:`_file_order`), the records of other sources
+      around a record are the reference: the records outside a longest in-order run are the
+      skewed ones (a device whose clock runs ahead leaves records later ones are older than;
+      one that lags, the reverse).
+    - Record order means nothing in a file without one (AWS documents CloudTrail log files as
+      unordered), so there order is not used; a CloudTrail record that is later than its file's
+      delivery time (in the file's name) by more than the tolerance is skewed.
+    - A record that lies in the future is skewed, whatever the file.
     """
     tol = pd.Timedelta(s.skew_tolerance).value
     now = s.now or pd.Timestamp.now(tz="UTC")
@@ -1026,42 +1158,68 @@ def clock_skew(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     del source, line
     bounds = _bounds(counts[1:])
     stamps = _ns(events["time"])
+    formats = events["format"]
     horizon = (now + pd.Timedelta(tol)).value
     out = []
     for k in range(len(sources)):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
+        if hi == lo:
+            continue
         t = stamps[lo:hi] if rows is None else stamps[rows[lo:hi]]
-        behind = t < np.maximum.accumulate(t) - tol
+        first_row = lo if rows is None else int(rows[lo])
+        fmt = formats.iloc[first_row]
+        unordered = isinstance(fmt, str) and fmt == "cloudtrail"
+        direction = 0 if unordered else _file_order(t, tol, s.skew_ordered_share)
         future = t > horizon
+        late = np.zeros(len(t), dtype=bool)
+        delivered = delivery_time(str(sources[k])) if unordered else None
+        if delivered is not None:
+            late = t > delivered.value + tol
         flagged = np.zeros(len(t), dtype=bool)
+        seq = t if direction >= 0 else t[::-1]
+        behind = (seq < np.maximum.accumulate(seq) - tol) if direction else np.zeros(
+            len(t), dtype=bool)
         if behind.any():
             first = int(np.argmax(behind))
-            last = len(t) - 1 - int(np.argmax(behind[::-1]))
+            last = len(seq) - 1 - int(np.argmax(behind[::-1]))
             start = max(0, first - margin - int(np.searchsorted(
-                np.maximum.accumulate(t[:first + 1]), t[first] + tol)))
+                np.maximum.accumulate(seq[:first + 1]), seq[first] + tol)))
             start = max(0, min(start, first - margin))
-            end = min(len(t), last + margin)
-            flagged[start + _out_of_order(t[start:end] // tol)] = True
-        flagged |= future
+            end = min(len(seq), last + margin)
+            in_order = np.zeros(len(seq), dtype=bool)
+            in_order[start + _out_of_order(seq[start:end] // tol)] = True
+            flagged |= in_order if direction > 0 else in_order[::-1]
+        flagged |= future | late
         if not flagged.any():
             continue
         marked = np.flatnonzero(flagged)
         part_all = _text(events[[*EVIDENCE, "device", "system"]].iloc[
             marked + lo if rows is None else rows[lo:hi][marked]])
-        subject_col = "device" if part_all["device"].notna().any() else "system"
+        subject_col = "device" if not unordered and part_all["device"].notna().any() \
+            else "system"
         subjects = part_all[subject_col].fillna("(unknown)")
         around = np.delete(t, marked)
         for subject, part in part_all.groupby(subjects, observed=True):
             at = marked[_mask(subjects == subject)]
-            ref = np.interp(at, np.flatnonzero(~flagged), around) if len(around) else t[at]
+            if unordered or not len(around):
+                ref = np.full(len(at), delivered.value if delivered is not None else now.value,
+                              dtype=np.float64)
+            else:
+                ref = np.interp(at, np.flatnonzero(~flagged), around)
             delta = float(np.median(t[at] - ref)) / 6e10
+            what = ("the delivery time of their CloudTrail file" if unordered
+                    and delivered is not None else "the present" if unordered
+                    else "the records around them")
             out.append(_anomaly(
                 "clock-skew", str(subject), subject_col, part,
                 f"{len(part)} record(s) from {subject} in {sources[k]} are {abs(delta):.0f} "
-                f"minute(s) {'ahead of' if delta > 0 else 'behind'} the records around them"
+                f"minute(s) {'ahead of' if delta > 0 else 'behind'} {what}"
                 + (" (some lie in the future)" if bool(future[at].any()) else "") + ".",
                 {"records": len(part), "offset_minutes": round(delta, 1)},
-                f"the records of the same file in order; tolerance {s.skew_tolerance}"))
+                ("the file's delivery time (CloudTrail files are not in time order)"
+                 if unordered else "the records of the same file in "
+                 + ("order" if direction >= 0 else "reverse order (newest first)"))
+                + f"; tolerance {s.skew_tolerance}"))
     return out
 
 

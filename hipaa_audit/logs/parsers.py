@@ -32,9 +32,10 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import numpy as np
 import pandas as pd
@@ -360,10 +361,14 @@ class _Row(NamedTuple):
     target: str | None
     system: str | None
     line: int
+    #: CloudTrail only: ``errorCode`` and ``userIdentity.type`` (for Sigma rules)
+    error_code: str | None = None
+    identity_type: str | None = None
 
 
 _ROW_STRINGS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
-                "source_ip", "device", "purpose", "event_id", "code", "target", "system")
+                "source_ip", "device", "purpose", "event_id", "code", "target", "system",
+                "error_code", "identity_type")
 
 
 class _Collector:
@@ -550,6 +555,85 @@ def _read_head(path: Path) -> tuple[str, bool]:
     if b"\x00" in data:
         raise LogFormatError(f"{path}: binary data, not a text log")
     return data.decode("utf-8", errors="replace").lstrip("\ufeff"), whole
+
+
+# ---------------------------------------------------------------------------------------------
+# the organisation's time zone, from the UTC offsets records carry
+
+_OFFSET_TIME = re.compile(
+    r"(?<![\d])(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::\d{2}(?:[.,]\d+)?)?([+-])(\d{2}):?(\d{2})"
+    r"(?![\d])")
+#: Zones tried first when several fit the offsets equally (then every other, by name).
+PREFERRED_ZONES = (
+    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
+    "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico",
+    "America/Halifax", "America/St_Johns", "Europe/London", "Europe/Dublin", "Europe/Lisbon",
+    "Europe/Paris", "Europe/Berlin", "Europe/Helsinki", "Europe/Moscow", "Asia/Dubai",
+    "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane",
+    "Australia/Sydney", "Pacific/Auckland", "America/Sao_Paulo", "America/Mexico_City",
+    "Africa/Johannesburg", "UTC")
+
+
+def record_offsets(path: Path) -> list[tuple[int, int]]:
+    """The local UTC offsets the first records of a log carry (ATNA and FHIR times do).
+
+    Each time written with a numeric offset (``2024-05-01T02:13:07-04:00``) in the first
+    :data:`HEAD_BYTES` gives (its UTC time in epoch seconds, its offset in minutes). A ``Z``
+    (CloudTrail, or a system that writes UTC) says nothing of the local zone and is left out.
+    Nothing else of the records is kept.
+    """
+    try:
+        text, _ = _read_head(path)
+    except LogFormatError:
+        return []
+    out = []
+    for m in _OFFSET_TIME.finditer(text):
+        year, month, day, hour, minute, sign, oh, om = m.groups()
+        try:
+            local = datetime(int(year), int(month), int(day), int(hour), int(minute))
+        except ValueError:
+            continue
+        offset = (int(oh) * 60 + int(om)) * (1 if sign == "+" else -1)
+        if abs(offset) > 14 * 60:
+            continue
+        utc = local - timedelta(minutes=offset)
+        out.append((int((utc - datetime(1970, 1, 1)).total_seconds()), offset))
+    return out
+
+
+def zone_of_offsets(samples: Sequence[tuple[int, int]]) -> tuple[str, int] | None:
+    """The IANA time zone that fits most (UTC time, offset) samples, and how many it fits.
+
+    Every zone is tried (:data:`PREFERRED_ZONES` first, so that of zones fitting equally, e.g.
+    America/New_York and America/Detroit, the common one is named); a zone fits a sample when
+    its UTC offset at that moment is the sample's (so summer and winter time both count). None
+    when there is no sample.
+    """
+    if not samples:
+        return None
+    # one weight per (hour, offset): a month of records is a few hundred distinct pairs
+    weights: dict[tuple[int, int], int] = {}
+    for when, offset in samples:
+        key = (when // 3600 * 3600, offset)
+        weights[key] = weights.get(key, 0) + 1
+    others = sorted(z for z in available_timezones()
+                    if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))
+                    and z not in PREFERRED_ZONES)
+    best: tuple[str, int] | None = None
+    for name in (*PREFERRED_ZONES, *others):
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        fit = 0
+        for (when, offset), n in weights.items():
+            moment = datetime.fromtimestamp(when, tz=UTC).astimezone(zone)
+            delta = moment.utcoffset()
+            if delta is not None and int(delta.total_seconds()) // 60 == offset:
+                fit += n
+        if best is None or fit > best[1]:
+            best = (name, fit)
+    return best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,6 +829,19 @@ def _strip_namespaces(root: ET.Element) -> None:
             element.tag = element.tag.split("}", 1)[1]
 
 
+def _is_reporter(part: ET.Element, system: str | None) -> bool:
+    """Whether an active participant is the system that wrote the audit record.
+
+    Its user id, alternative user id or network access point equals the record's
+    ``AuditSourceID`` (case aside).
+    """
+    if not system:
+        return False
+    me = system.strip().lower()
+    return any((part.get(attr) or "").strip().lower() == me
+               for attr in ("UserID", "AlternativeUserID", "NetworkAccessPointID"))
+
+
 def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) -> _Row:
     if root.tag.startswith("{"):
         _strip_namespaces(root)
@@ -790,6 +887,7 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
     first_user: ET.Element | None = None
     media_type: str | None = None
     destination: str | None = None
+    local_destination = requestor_is_source = False
     for part in participants:
         uid = _str(part.get("UserID"))
         roles: list[str] = []
@@ -803,13 +901,16 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
             if "110155" not in roles and media_type is None:  # not source media
                 kind = next((_xml_code(m) for m in media if m.tag == "MediaType"), None)
                 media_type = kind or "unknown"
-        elif "110152" in roles and destination is None and uid:
-            destination = uid
+        elif "110152" in roles:
+            local_destination = local_destination or _is_reporter(part, system)
+            if destination is None and uid:
+                destination = uid
         if uid is None:
             continue
         if requestor is None and (part.get("UserIsRequestor") or "").strip().lower() in (
                 "true", "1"):
             requestor = part
+            requestor_is_source = "110153" in roles and not _is_reporter(part, system)
         is_destination = media is not None or "110152" in roles or "110154" in roles
         if first_user is None and not is_destination:
             first_user = part
@@ -870,6 +971,11 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
         study = fp.study(accession)
 
     action = _dicom_action(event_id, types, action_code, media_type is not None)
+    if event_id in ("110104", "110102") and media_type is None and (
+            local_destination or (requestor_is_source and action_code == "C")):
+        # instances sent in (a modality's or a migration's C-STORE): the archive that wrote
+        # the record is the destination, so nothing left it
+        action = "import" if event_id == "110104" else "other"
     known = (raw_patient, raw_name)
     if actor_is_patient or (user is not None and _patient_id(user) == raw_patient):
         user, source_ip, device = fp.actor(user), fp.mask(source_ip), fp.mask(device)
@@ -1394,6 +1500,8 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
     purposes = _codes(res.get("purposeOfEvent")) + _codes(res.get("authorization"))
     if actor is not None:
         who = _dict(actor.get("who"))
+        if not who:  # STU3: the agent's userId (Identifier) and reference (Reference)
+            who = {**_dict(actor.get("reference")), "identifier": _dict(actor.get("userId"))}
         reference = _str(who.get("reference"))
         ident = _dict(who.get("identifier"))
         identifier = _str(ident.get("value"))
@@ -1416,7 +1524,9 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
             source_ip = address
         purposes += _codes(actor.get("purposeOfUse"))
     source = _dict(res.get("source"))
-    observer = _reference_label(source.get("observer"))
+    # STU3: the source's identifier (Identifier) stands for R4's observer
+    observer = _reference_label(source.get("observer")) or _str(
+        _dict(source.get("identifier")).get("value"))
     site = _str(source.get("site")) or _reference_label(source.get("site"))
     device = device or observer
     system = observer or site  # the observer is the system that wrote it (AuditSourceID)
@@ -1429,6 +1539,9 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         if not isinstance(entity, dict):
             continue
         what = _dict(entity.get("what"))
+        if not what:  # STU3: the entity's reference (Reference) and identifier (Identifier)
+            what = {**_dict(entity.get("reference")),
+                    "identifier": _dict(entity.get("identifier"))}
         reference = _str(what.get("reference"))
         ident = _dict(what.get("identifier"))
         value = _str(ident.get("value"))
@@ -1558,6 +1671,46 @@ def _cloudtrail_action(event: str) -> str:
     return "other"
 
 
+#: The path of the roles IAM Identity Center makes for its permission sets: people sign in to
+#: them, and the session name is the person's sign-in name.
+_SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+
+
+def cloudtrail_principal(ident: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The user and role of a CloudTrail ``userIdentity``.
+
+    An ``AssumedRole``'s user is the role itself, the ARN of the session issuer
+    (``arn:aws:iam::ACCOUNT:role/NAME``): the session name (a CI job id, an instance id, a
+    caller-chosen label) is a detail of one session, so each CI job or instance launch is not a
+    new user. The one exception is a role of IAM Identity Center (``AWSReservedSSO_``, under
+    ``/aws-reserved/sso.amazonaws.com/``): people share the permission set's role and the session
+    name is the person, so the user is the person's session ARN. Other identities are their
+    ``userName``, else their ARN, principal id or invoking service.
+    """
+    arn = _str(ident.get("arn"))
+    user = _str(ident.get("userName"))
+    role = None
+    if ident.get("type") == "AssumedRole" or (arn and ":assumed-role/" in arn):
+        issuer = _dict(_dict(ident.get("sessionContext")).get("sessionIssuer"))
+        issuer_arn = _str(issuer.get("arn"))
+        role = _str(issuer.get("userName"))
+        parts = arn.split("/") if arn and ":assumed-role/" in arn else []
+        if role is None and len(parts) > 2:
+            role = parts[-2]
+        if issuer_arn is None and len(parts) > 2:
+            account = arn.split(":")[4] if arn and arn.count(":") >= 5 else ""
+            issuer_arn = f"arn:aws:iam::{account}:role/{parts[-2]}"
+        people = (issuer_arn is not None and _SSO_ROLE_PATH in issuer_arn) or (
+            role or "").startswith("AWSReservedSSO_")
+        if people and arn:
+            return arn, role
+        if issuer_arn is not None:
+            return issuer_arn, role
+    if user is None:
+        user = arn or _str(ident.get("principalId")) or _str(ident.get("invokedBy"))
+    return user, role
+
+
 def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: str) -> _Row:
     time = _str(rec.get("eventTime"))
     if time is None:
@@ -1568,20 +1721,7 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
     if event is None:
         raise _Bad("no eventName")
     ident = _dict(rec.get("userIdentity"))
-    arn = _str(ident.get("arn"))
-    user = _str(ident.get("userName"))
-    role = None
-    if ident.get("type") == "AssumedRole":
-        issuer = _dict(_dict(ident.get("sessionContext")).get("sessionIssuer"))
-        role = _str(issuer.get("userName"))
-        if role is None and arn and ":assumed-role/" in arn:
-            parts = arn.split("/")
-            role = parts[1] if len(parts) > 2 else None
-    if user is None:
-        if arn and ":assumed-role/" in arn:
-            user = arn.rsplit("/", 1)[-1] or arn
-        else:
-            user = arn or _str(ident.get("principalId")) or _str(ident.get("invokedBy"))
+    user, role = cloudtrail_principal(ident)
     response = _dict(rec.get("responseElements"))
     failed = bool(rec.get("errorCode")) or response.get("ConsoleLogin") == "Failure"
     params = _dict(rec.get("requestParameters"))
@@ -1639,7 +1779,8 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
     return _Row(time, user, role, action, "failure" if failed else "success", None, None, study,
                 objects, size, _str(rec.get("sourceIPAddress")),
                 fp.label(_str(rec.get("userAgent"))), None, event_key, event, target,
-                _str(rec.get("eventSource")), line)
+                _str(rec.get("eventSource")), line, fp.label(_str(rec.get("errorCode"))),
+                fp.label(_str(ident.get("type"))))
 
 
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],

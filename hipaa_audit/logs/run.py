@@ -74,11 +74,15 @@ class LogOptions:
     cache: bool = True
     #: the address of a Dask ``distributed`` scheduler that parses the files (None: here)
     scheduler: str | None = None
+    #: no time zone was given: infer it from the records' UTC offsets (:func:`timezone_for`)
+    infer_timezone: bool = False
 
     def describe(self) -> dict[str, object]:
         """The options as recorded in the run (no keys)."""
         return {"log_format": self.fmt, "sigma": [str(p) for p in self.sigma],
-                "timezone": self.settings.timezone, "chain_mac": self.chain_key is not None,
+                "timezone": ("inferred from the records (see the logs evidence)"
+                             if self.infer_timezone else self.settings.timezone),
+                "chain_mac": self.chain_key is not None,
                 "cloudtrail_keys": len(self.cloudtrail_keys), "scheduler": self.scheduler}
 
 
@@ -151,6 +155,34 @@ class _Parsed:
     def size(self) -> int:
         """How many events the file gave."""
         return self.count if self.count >= 0 else len(self.events)
+
+
+def timezone_for(files: Sequence[Path], given: str | None) -> tuple[str, str]:
+    """The time zone working hours are judged in, and how it was chosen (said in the run).
+
+    ``given`` (``--timezone`` or the settings) is used as it is. Otherwise the zone is inferred
+    from the UTC offsets the records carry (ATNA and FHIR times do,
+    :func:`~hipaa_audit.logs.parsers.record_offsets`): the zone that fits the most of them
+    (:func:`~hipaa_audit.logs.parsers.zone_of_offsets`). When no record carries an offset
+    (CloudTrail writes UTC), hours are judged in UTC, and the run says so.
+    """
+    from hipaa_audit.logs.parsers import record_offsets, zone_of_offsets
+
+    if given:
+        return given, "given"
+    samples: list[tuple[int, int]] = []
+    for path in files:
+        try:
+            samples.extend(record_offsets(path))
+        except OSError:
+            continue
+    found = zone_of_offsets(samples)
+    if found is None or found[1] == 0:
+        return "UTC", ("no record carries a UTC offset and no time zone was given (--timezone): "
+                       "hours are judged in UTC")
+    zone, fit = found
+    return zone, (f"inferred from the UTC offsets of the records ({fit} of {len(samples)} "
+                  f"sampled times fit {zone}); give --timezone to choose another")
 
 
 def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
@@ -328,13 +360,20 @@ def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
 
 
 def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
-           asset: str) -> AssetResult:
-    from hipaa_audit.logs.sigma import evaluate, load_rules
+           asset: str, summary: dict[str, Any] | None = None) -> AssetResult:
+    """The findings of the Sigma rules; ``summary`` receives which rules loaded and matched."""
+    from hipaa_audit.logs.sigma import evaluate, load_rules, report
 
     result = AssetResult(asset)
     rules = load_rules(list(opts.sigma))
     check = catalog[SIGMA]
     matches = evaluate(rules, events)
+    if summary is not None:
+        reports = report(rules, events, matches)
+        summary.update({
+            "loaded": len(reports), "matched": sum(1 for r in reports if r.matches),
+            "with_unknown_fields": sum(1 for r in reports if r.unknown_fields),
+            "rules": [r.as_dict() for r in reports]})
     result.coverage.count(SIGMA, evaluated=1, failed=int(bool(matches)))
     for m in matches:
         group = ", ".join(f"{k}={v}" for k, v in m.group.items())
@@ -350,7 +389,8 @@ def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
 
 
 def summarize(events: pd.DataFrame, parsed: list[_Parsed],
-              anomalies: list[Anomaly]) -> dict[str, Any]:
+              anomalies: list[Anomaly], timezone: tuple[str, str] | None = None,
+              sigma: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the reports show: coverage per file, anomalies per kind and their timeline."""
     files = []
     for p in parsed:
@@ -363,7 +403,9 @@ def summarize(events: pd.DataFrame, parsed: list[_Parsed],
     counts = {k: 0 for k in KINDS}
     for a in anomalies:
         counts[a.kind] = counts.get(a.kind, 0) + 1
-    return {"files": files, "events": len(events), "anomalies": counts,
+    zone = {"timezone": {"zone": timezone[0], "source": timezone[1]}} if timezone else {}
+    rules = {"sigma": sigma} if sigma is not None else {}
+    return {"files": files, "events": len(events), "anomalies": counts, **zone, **rules,
             "timeline": [{"kind": a.kind, "start": iso(a.start), "end": iso(a.end),
                           "high": a.high} for a in sorted(anomalies, key=lambda a: a.start)]}
 
@@ -392,7 +434,9 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
     events = _concat([p.events for p in parsed])
     for p in parsed:
         p.release()  # the joined table holds the events now
-    anomalies = run_all(events, opts.settings) if len(events) else []
+    zone = timezone_for(files, None if opts.infer_timezone else opts.settings.timezone)
+    settings = dataclasses.replace(opts.settings, timezone=zone[0])
+    anomalies = run_all(events, settings) if len(events) else []
     by_asset: dict[str, AssetResult] = {}
     first = str(files[0]) if files else (opts.paths[0] if opts.paths else "logs")
     for anomaly in anomalies:
@@ -409,7 +453,9 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
             result.coverage.count(f"log-{kind}", evaluated=int(p.size > 0),
                                   failed=int(kind in kinds_found.get(asset, set())))
     yield from by_asset.values()
+    sigma: dict[str, Any] | None = None
     if opts.sigma and len(events):
-        yield _sigma(events, opts, catalog, first)
+        sigma = {}
+        yield _sigma(events, opts, catalog, first, sigma)
     if on_summary is not None:
-        on_summary(summarize(events, parsed, anomalies))
+        on_summary(summarize(events, parsed, anomalies, zone, sigma))

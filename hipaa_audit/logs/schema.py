@@ -33,6 +33,9 @@ system         string                       the system that wrote the record (Au
                                             observer, eventSource)
 format         string                       ``atna``, ``fhir``, ``cloudtrail``, ``csv``, ``jsonl``
 source         string                       the file the record came from
+error_code     string                       CloudTrail ``errorCode`` (``AccessDenied``...)
+identity_type  string                       CloudTrail ``userIdentity.type`` (``Root``,
+                                            ``IAMUser``, ``AssumedRole``...)
 line           Int64                        its line (text formats) or record number (1-based)
 =============  ===========================  ==================================================
 
@@ -71,7 +74,7 @@ ACTIONS = (
 OUTCOMES = ("success", "failure")
 STRING_COLUMNS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
                   "source_ip", "device", "purpose", "event_id", "code", "target", "system",
-                  "format", "source")
+                  "format", "source", "error_code", "identity_type")
 INT_COLUMNS = ("objects", "bytes", "line")
 COLUMNS = ("time", *STRING_COLUMNS[:7], "objects", "bytes", *STRING_COLUMNS[7:], "line")
 STRING_DTYPE = pd.StringDtype("pyarrow")

@@ -59,6 +59,22 @@ def roster_families(path: Path, masker: Masker) -> tuple[dict[str, str], dict[st
     return families, roles
 
 
+def roster_patients(path: Path, masker: Masker) -> dict[str, str]:
+    """``user -> fingerprint of the user's own patient id``, when the roster has the column.
+
+    The column is ``patient_id`` (or ``mrn``): the member of staff's own record as a patient,
+    for the self-access check. A roster without it gives nothing.
+    """
+    rows = list(csv.DictReader(_read(path, "roster").splitlines()))
+    header = set(rows[0]) if rows else set()
+    user = "user" if "user" in header else "id"
+    column = next((c for c in ("patient_id", "mrn") if c in header), None)
+    if column is None:
+        return {}
+    return {r[user].strip(): masker.fingerprint(patient_key(r[column]))
+            for r in rows if r.get(user) and (r.get(column) or "").strip()}
+
+
 def patient_list(path: Path, masker: Masker) -> frozenset[str]:
     """Fingerprints of a file of patient ids (one per line; ``#`` starts a comment)."""
     ids = [line.split("#", 1)[0].strip() for line in _read(path, "patient list").splitlines()]
@@ -103,7 +119,9 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
         raise LogSetupError("give at least one log file")
     extra: dict[str, Any] = {}
     if roster is not None:
-        extra["user_family"], _ = roster_families(roster, masker)
+        extra["user_family"], roles = roster_families(roster, masker)
+        extra["people"] = frozenset(extra["user_family"]) | frozenset(roles)
+        extra["user_patient"] = roster_patients(roster, masker)
     if vip is not None:
         extra["vip_patients"] = patient_list(vip, masker)
     if coworkers is not None:
@@ -142,7 +160,8 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
             raise LogSetupError(f"Sigma rule: {exc}") from None
     return LogOptions(tuple(paths), fmt, mapping_from(mapping, mapping_source), settings,
                       tuple(sigma), key, tuple(anchors), tuple(cloudtrail_keys), cache,
-                      scheduler or None)
+                      scheduler or None,
+                      infer_timezone=not timezone and "timezone" not in (detectors or {}))
 
 
 def load_mapping_file(path: Path) -> dict[str, Any]:

@@ -88,6 +88,8 @@ DEFAULT_FIELD_MAP: Mapping[str, str] = {
     "userIdentity.arn": "user",
     "userIdentity.principalId": "user",
     "userAgent": "device",
+    "errorCode": "error_code",
+    "userIdentity.type": "identity_type",
     "requestParameters.bucketName": "target",
     "EventID": "code",
     "src_ip": "source_ip",
@@ -1019,6 +1021,66 @@ def _correlate(corr: _Correlation, frame: _Frame, masks: Mapping[int, Mask]) -> 
             corr.rule_id, corr.title, corr.level, corr.kind, round(value), group,
             _iso_ms(int(t[start])), _iso_ms(int(t[end])),
             _event_ids(frame, all_rows[start:end + 1])))
+    return out
+
+
+def _fields(node: _Node) -> set[str]:
+    """The field names a compiled condition tree tests (a ``fieldref``'s other field too)."""
+    if isinstance(node, _Leaf):
+        names = {node.field} if node.field is not None else set()
+        if node.kind == "fieldref":
+            names.add(str(node.arg[0]))
+        return names
+    if isinstance(node, _Not):
+        return _fields(node.arg)
+    return set().union(*(_fields(a) for a in node.args))
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    """One loaded rule: what it matched, and the fields it names that the table lacks.
+
+    A rule testing a field no column holds can match nothing through it: listing those fields
+    (``unknown_fields``) tells an analyst the rule was loaded but cannot fire as written.
+    """
+
+    rule_id: str
+    title: str
+    kind: str
+    source: str
+    matches: int
+    unknown_fields: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready evidence."""
+        return {"rule_id": self.rule_id, "title": self.title, "kind": self.kind,
+                "source": self.source, "matches": self.matches,
+                "unknown_fields": list(self.unknown_fields)}
+
+
+def report(rules: RuleSet, events: pd.DataFrame, matches: Sequence[SigmaMatch],
+           field_map: Mapping[str, str] | None = None) -> list[RuleReport]:
+    """Every loaded rule (plain, then correlations) with its matches and unknown fields.
+
+    ``matches`` counts the events a plain rule matched, or the groups of a correlation over its
+    threshold. A correlation's unknown fields are its group-by and value fields the table lacks.
+    """
+    frame = _Frame(events, field_map)
+    per_rule: dict[str, int] = {}
+    for m in matches:
+        per_rule[m.rule_id] = per_rule.get(m.rule_id, 0) + (m.count if m.kind == "match" else 1)
+    out = []
+    for rule in rules.rules:
+        unknown = sorted(f for f in _fields(rule.tree) if frame.resolve(f) is None)
+        out.append(RuleReport(rule.rule_id, rule.title, "rule", rule.source,
+                              per_rule.get(rule.rule_id, 0), tuple(unknown)))
+    for corr in rules.correlations:
+        names = {corr.field_for(g, k) for g in corr.group_by for k in range(len(corr.refs))}
+        if corr.value_field:
+            names.add(corr.value_field)
+        unknown = sorted(f for f in names if frame.resolve(f) is None)
+        out.append(RuleReport(corr.rule_id, corr.title, corr.kind, corr.source,
+                              per_rule.get(corr.rule_id, 0), tuple(unknown)))
     return out
 
 
