@@ -607,6 +607,12 @@ def assess_command(
     fail_on: FailOnOpt = FailOn.HIGH,
     progress: ProgressOpt = False,
     reveal_phi: RevealOpt = False,
+    fail_on_new: Annotated[bool, typer.Option(
+        "--fail-on-new", help="Exit 3 only for findings at or above --fail-on that the previous "
+        "run of this assessment file (or --baseline-run) did not have.")] = False,
+    baseline_run: Annotated[str | None, typer.Option(
+        "--baseline-run", help="With --fail-on-new: compare with this stored run (id, prefix, "
+        "latest, previous) instead of the previous run.")] = None,
 ) -> None:
     """Run the periodic assessment: every configured scanner, stored, scored and reported.
 
@@ -639,9 +645,16 @@ def assess_command(
         catalog = load_catalog()
         masker = Masker(installation_key(), reveal=reveal_phi)
         threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+        if baseline_run is not None and not fail_on_new:
+            raise fail("--baseline-run goes with --fail-on-new")
+        baseline = find_run(store, baseline_run) if baseline_run is not None else None
+        if baseline is not None and not baseline.complete:
+            raise fail(f"--baseline-run: the run {baseline.id} was interrupted; "
+                       "give a finished run (see: hipaa-audit runs list)")
         with progress_display(progress or err.is_terminal, "assess") as advance:
             done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
-                                  on_asset=advance)
+                                  on_asset=advance, fail_on_new=fail_on_new,
+                                  baseline=baseline)
         out = rep.output_dir
         try:
             written = write_reports(
@@ -658,6 +671,16 @@ def assess_command(
         con.print(f"[bold]Assessment {done.run.id}[/] stored in {store.path}")
         con.print(f"  {summary['findings']:,} findings, {summary['errors']:,} not verifiable; "
                   f"{len(done.register)} risks: " + _levels(risk))
+        treated = summary.get("treatment", {})
+        if done.run.meta.get("treatment"):
+            con.print(f"  treatment file: {treated.get('accepted', 0):,} findings accepted, "
+                      f"{treated.get('suppressed', 0):,} suppressed; "
+                      f"{treated.get('overdue', 0)} overdue mitigation(s), "
+                      f"{treated.get('lapsed', 0)} lapsed acceptance(s) or suppression(s)")
+        new = done.run.meta.get("fail_on_new")
+        if new is not None:
+            con.print(f"  --fail-on-new: {new['new_at_or_above']:,} new finding(s) at or above "
+                      f"--fail-on since run {new['baseline'] or '(none: first run)'}")
         for path in [*written.pdfs.values(), *written.findings, sums]:
             con.print(f"  wrote {path}")
         if written.fingerprint:
@@ -787,16 +810,27 @@ def runs_diff_command(
     store_path: StoreOpt = None,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.TABLE,
 ) -> None:
-    """Show findings new in B, resolved since A, and how many persist (by stable id)."""
+    """Show findings new in B, resolved since A, persisting ones, and changed decisions.
+
+    Findings are compared by stable id; decisions by risk (check and asset group).
+    """
+    from hipaa_audit.assess import register_for
+    from hipaa_audit.treatment import decision_changes
+
     with open_store(store_path) as store:
         d = store.diff(find_run(store, base), find_run(store, head))
+        catalog = load_catalog()
+        views = [{(r.check_id, r.group): r.treatment for r in register_for(store, run, catalog)}
+                 if run.complete else {} for run in (d.base, d.head)]
+        changes = decision_changes(*views)
         if fmt is ListFormat.JSON:
             def slim(f: dict[str, object]) -> dict[str, object]:
                 keys = ("id", "check_id", "severity", "status", "asset", "title")
                 return {k: f[k] for k in keys}
 
             doc = {"base": d.base.id, "head": d.head.id, "persisting": d.persisting,
-                   "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved]}
+                   "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved],
+                   "decisions": changes}
             sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
             return
         out = Console(highlight=False, soft_wrap=True)
@@ -806,6 +840,9 @@ def runs_diff_command(
             for f in rows:
                 out.print(f"  {label:<8} {f['severity']:<8} {f['check_id']}  {f['asset']}",
                           markup=False)
+        for c in changes:
+            out.print(f"  decision {c['check_id']} [{c['group']}]: {c['before']} -> "
+                      f"{c['after']}", markup=False)
 
 
 @runs_app.command("verify")

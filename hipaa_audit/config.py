@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
+
 Criticality = Literal["low", "moderate", "high"]
 
 
@@ -35,6 +37,8 @@ class AssessmentInfo(_Section):
     scope: str | None = None
     reviewer: str | None = None
     approver: str | None = None
+    #: the risk treatment register: decisions, acceptances and suppressions (treatment.py)
+    treatment: Path | None = None
 
 
 class StoreSection(_Section):
@@ -213,6 +217,9 @@ class LoadedConfig(BaseModel):
     path: Path
     digest: str
     data: Assessment
+    #: the treatment file named in ``[assessment]``, validated, and the SHA-256 of its bytes
+    treatment: Treatment | None = None
+    treatment_digest: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         """Return the configuration as JSON-ready data for the history store."""
@@ -251,6 +258,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "sign_cert": rel(data.report.sign_cert) if data.report.sign_cert else None,
         }),
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
+        "assessment": data.assessment.model_copy(update={
+            "treatment": rel(data.assessment.treatment) if data.assessment.treatment else None}),
         "logs": [s.model_copy(update={
             "paths": [str(rel(Path(p))) for p in s.paths],
             "sigma": [p if str(p) == "builtin" else rel(p) for p in s.sigma],
@@ -296,7 +305,14 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
     data = _resolve(path.resolve().parent, data)
     _check_network(path, data)
-    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data)
+    treatment, treatment_digest = None, None
+    if data.assessment.treatment is not None:
+        try:
+            treatment, treatment_digest = load_treatment(data.assessment.treatment)
+        except TreatmentError as exc:
+            raise ConfigError(f"{path}: assessment.treatment: {exc}") from None
+    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data,
+                        treatment=treatment, treatment_digest=treatment_digest)
 
 
 def _check_network(path: Path, data: Assessment) -> None:

@@ -91,6 +91,9 @@ class RegisterRow:
     remediation: str = ""
     samples: list[str] = field(default_factory=list)
     id: str = ""
+    #: the decision on the risk from the treatment file, as the reports show it
+    #: (``treatment.row_view``: decision, owner, due, status, residual, overdue...)
+    treatment: dict[str, Any] = field(default_factory=dict)
 
     def sort_key(self) -> tuple[int, int, int, int, int]:
         """Most risky first: level, likelihood, impact, severity, assets."""

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hipaa_audit.assess import register_for
+from hipaa_audit.assess import register_for, treated_register
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.risk import (
@@ -27,6 +27,7 @@ from hipaa_audit.risk import (
 )
 from hipaa_audit.scanrun import utc_now
 from hipaa_audit.store import Store, StoredRun
+from hipaa_audit.treatment import Evaluation, Treatment
 
 #: Runs shown in the trend chart.
 TREND_RUNS = 8
@@ -107,7 +108,7 @@ def _domain(name: str) -> dict[str, Any]:
 def risk_context(store: Store, run: StoredRun, catalog: Catalog,
                  detail_limit: int) -> dict[str, Any]:
     """Return everything the risk-analysis template shows for ``run``."""
-    register = register_for(store, run, catalog)
+    register, evaluation, treatment = treated_register(store, run, catalog)
     meta = run.meta
     coverage = {c["check_id"]: [c["evaluated"], c["failed"], c["errors"]]
                 for c in meta.get("coverage", [])}
@@ -160,7 +161,36 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "details": details, "detail_limit": detail_limit, "total_findings": total,
         "trend": _trend(store, run), "delta": delta,
         "pending_change": security_rule_data()["meta"].get("pending_change", ""),
+        "treatment": _treatment(meta, treatment, evaluation, detail_limit),
     }
+
+
+#: Suppressed findings listed one by one in the appendix (all are counted).
+SUPPRESSED_SHOWN = 200
+
+
+def _treatment(meta: dict[str, Any], treatment: Treatment | None, ev: Evaluation,
+               detail_limit: int) -> dict[str, Any] | None:
+    """The treatment file of the run: its digest, and every suppression with what it hid."""
+    stored = meta.get("treatment")
+    if treatment is None or not isinstance(stored, dict):
+        return None
+    hidden: dict[int, list[dict[str, Any]]] = {}
+    for slim, index in ev.suppressed:
+        hidden.setdefault(index, []).append(slim)
+    suppressions = []
+    for i, sup in enumerate(treatment.suppression):
+        found = hidden.get(i, [])
+        suppressions.append({
+            "label": treatment.label("suppression", i), "reason": sup.reason,
+            "owner": sup.owner, "approver": sup.approver, "approved": str(sup.approved),
+            "expires": str(sup.expires), "justification": sup.justification,
+            "pattern": f"check {sup.check}, group {sup.group}, asset {sup.asset}"
+                       + (f", {len(sup.finding)} finding id(s)" if sup.finding else ""),
+            "count": len(found), "findings": found[:min(detail_limit, SUPPRESSED_SHOWN)]})
+    return {"file": stored.get("file", ""), "sha256": stored.get("sha256", ""),
+            "accepted": ev.accepted, "suppressed": len(ev.suppressed),
+            "suppressions": suppressions, "decisions": len(treatment.risk)}
 
 
 def _permissions(meta: dict[str, Any]) -> dict[str, Any] | None:
