@@ -393,6 +393,8 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             "treatment": _treatment_summary(register, ev),
         },
     }
+    if cfg.attestations is not None:
+        meta["attestations"] = cfg.attestations
     if cfg.treatment is not None and cfg.data.assessment.treatment is not None:
         meta["treatment"] = record(cfg.treatment, cfg.data.assessment.treatment,
                                    cfg.treatment_digest or "")

@@ -53,6 +53,9 @@ app.add_typer(checks_app, name="checks")
 app.add_typer(runs_app, name="runs")
 analyze_app = typer.Typer(help="Analyse audit logs.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
+attest_app = typer.Typer(help="Attestations for the safeguards no scanner sees.",
+                         no_args_is_help=True)
+app.add_typer(attest_app, name="attest")
 
 err = Console(stderr=True, highlight=False)
 
@@ -866,6 +869,28 @@ def runs_verify_command(store_path: StoreOpt = None) -> None:
                   f"({len(problems)} problem(s) in {checked} runs)")
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"{checked} runs verified: the history chain in {store.path} is intact")
+
+
+@attest_app.command("init")
+def attest_init_command(
+    path: Annotated[str, typer.Argument(metavar="FILE", help="The attestation file to write.")],
+) -> None:
+    """Write the starter attestation file: all 69 requirement rows, each with its question.
+
+    Example: hipaa-audit attest init attestations.toml
+    """
+    from hipaa_audit.attest import starter_text
+
+    target = Path(path)
+    try:
+        with open(target, "x", encoding="utf-8") as f:
+            f.write(starter_text())
+    except FileExistsError:
+        raise fail(f"{target} exists; not overwritten") from None
+    except OSError as exc:
+        raise fail(f"cannot write {target}: {exc.strerror}") from None
+    err.print(f"wrote {target}: answer each row, then name it in [assessment] attestations",
+              markup=False)
 
 
 @checks_app.command("list")

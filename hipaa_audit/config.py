@@ -39,6 +39,8 @@ class AssessmentInfo(_Section):
     approver: str | None = None
     #: the risk treatment register: decisions, acceptances and suppressions (treatment.py)
     treatment: Path | None = None
+    #: the organization's answers for the safeguards no scanner sees (attest.py)
+    attestations: Path | None = None
 
 
 class StoreSection(_Section):
@@ -220,6 +222,8 @@ class LoadedConfig(BaseModel):
     #: the treatment file named in ``[assessment]``, validated, and the SHA-256 of its bytes
     treatment: Treatment | None = None
     treatment_digest: str | None = None
+    #: the attestation file, validated, its evidence files hashed (``attest.load_attestations``)
+    attestations: dict[str, Any] | None = None
 
     def as_record(self) -> dict[str, Any]:
         """Return the configuration as JSON-ready data for the history store."""
@@ -259,7 +263,9 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         }),
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
         "assessment": data.assessment.model_copy(update={
-            "treatment": rel(data.assessment.treatment) if data.assessment.treatment else None}),
+            "treatment": rel(data.assessment.treatment) if data.assessment.treatment else None,
+            "attestations": rel(data.assessment.attestations) if data.assessment.attestations
+            else None}),
         "logs": [s.model_copy(update={
             "paths": [str(rel(Path(p))) for p in s.paths],
             "sigma": [p if str(p) == "builtin" else rel(p) for p in s.sigma],
@@ -311,8 +317,17 @@ def load_config(path: Path) -> LoadedConfig:
             treatment, treatment_digest = load_treatment(data.assessment.treatment)
         except TreatmentError as exc:
             raise ConfigError(f"{path}: assessment.treatment: {exc}") from None
+    attestations = None
+    if data.assessment.attestations is not None:
+        from hipaa_audit.attest import AttestationError, load_attestations
+
+        try:
+            attestations = load_attestations(data.assessment.attestations)
+        except AttestationError as exc:
+            raise ConfigError(f"{path}: assessment.attestations: {exc}") from None
     return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data,
-                        treatment=treatment, treatment_digest=treatment_digest)
+                        treatment=treatment, treatment_digest=treatment_digest,
+                        attestations=attestations)
 
 
 def _check_network(path: Path, data: Assessment) -> None:

@@ -82,6 +82,12 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
                            scale=security_rule_data()["nist_sp800_30r1"]["levels"])
                 attachments = (Attachment(fjson, "All findings of the run (JSON)"),
                                Attachment(fcsv, "All findings of the run (CSV)"))
+                # attestation evidence, when the file still has the content hashed at the run
+                attachments += tuple(
+                    Attachment(Path(e["path"]), "Attestation evidence for "
+                               + ", ".join(e["citations"]))
+                    for e in (ctx.get("attestations") or {}).get("evidence", [])
+                    if e["unchanged"])
             else:
                 ctx = baa_context(store, run, catalog)
                 attachments = ()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hipaa_audit.assess import register_for, treated_register
+from hipaa_audit.attest import evidence_files
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.risk import (
@@ -112,7 +113,9 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
     meta = run.meta
     coverage = {c["check_id"]: [c["evaluated"], c["failed"], c["errors"]]
                 for c in meta.get("coverage", [])}
-    matrix = requirement_matrix(catalog, coverage, register)
+    attested = meta.get("attestations")
+    matrix = requirement_matrix(catalog, coverage, register,
+                                attested.get("rows", {}) if isinstance(attested, dict) else None)
     groups = meta.get("groups", [])
     previous = store.previous(run)
     delta = None
@@ -162,6 +165,9 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "trend": _trend(store, run), "delta": delta,
         "pending_change": security_rule_data()["meta"].get("pending_change", ""),
         "treatment": _treatment(meta, treatment, evaluation, detail_limit),
+        "attestations": ({"file": attested.get("file", ""), "sha256": attested.get("sha256", ""),
+                          "evidence": evidence_files(attested)}
+                         if isinstance(attested, dict) else None),
     }
 
 
