@@ -395,6 +395,10 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     }
     if cfg.attestations is not None:
         meta["attestations"] = cfg.attestations
+    if any(v.document for v in cfg.data.vendor):
+        from hipaa_audit.attest import vendor_documents
+
+        meta["vendor_documents"] = vendor_documents(cfg.data.vendor)
     if cfg.treatment is not None and cfg.data.assessment.treatment is not None:
         meta["treatment"] = record(cfg.treatment, cfg.data.assessment.treatment,
                                    cfg.treatment_digest or "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +120,24 @@ def load_attestations(path: Path) -> dict[str, Any]:
     if problems:
         raise AttestationError("\n".join(problems))
     return {"file": str(path), "sha256": hashlib.sha256(raw).hexdigest(), "rows": rows}
+
+
+def vendor_documents(vendors: Iterable[Any]) -> list[dict[str, Any]]:
+    """Hash the documents received from each vendor (``[[vendor.document]]``) for the run.
+
+    A file that cannot be read now is kept with ``sha256`` empty: the report says so.
+    """
+    out = []
+    for v in vendors:
+        for d in v.document:
+            try:
+                digest = _hash(d.file)
+            except OSError:
+                digest = ""
+            out.append({"vendor": v.name, "provisions": list(d.provisions), "name": d.file.name,
+                        "title": d.title, "sha256": digest, "received": str(d.received),
+                        "reviewer": d.reviewer, "reviewed": str(d.reviewed)})
+    return out
 
 
 def evidence_files(record: Mapping[str, Any] | None) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 
@@ -162,6 +162,36 @@ class PermissionsSection(_Scanner):
         return self
 
 
+class VendorDocument(_Section):
+    """``[[vendor.document]]``: a document the vendor sent as evidence for BAA provisions."""
+
+    #: the provisions it evidences: ``BAA-01`` ... ``BAA-16``, ``BAA-S1`` ... ``BAA-S3``
+    provisions: list[str] = Field(min_length=1)
+    file: Path
+    title: str = ""
+    received: dt.date
+    reviewer: str = Field(min_length=1)
+    reviewed: dt.date
+
+    @field_validator("provisions")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from hipaa_audit.hipaa import security_rule_data
+
+        ids = {p["id"] for p in security_rule_data()["baa_required_provisions_164_504e"]}
+        bad = [p for p in value if p not in ids]
+        if bad:
+            raise ValueError(f"unknown provision(s) {', '.join(bad)}; expected one of "
+                             f"{', '.join(sorted(ids))}")
+        return value
+
+    @model_validator(mode="after")
+    def _dates(self) -> VendorDocument:
+        if self.reviewed < self.received:
+            raise ValueError("reviewed is before received")
+        return self
+
+
 class Vendor(_Section):
     """``[[vendor]]``: a business associate and the systems it operates."""
 
@@ -177,6 +207,8 @@ class Vendor(_Section):
     #: Principals (patterns of the permission scan's ids) the vendor's staff and systems use
     principals: list[str] = Field(default_factory=list)
     subcontractors: list[str] = Field(default_factory=list)
+    #: documents received from the vendor, each evidencing BAA provisions
+    document: list[VendorDocument] = Field(default_factory=list)
 
 
 class ReportSection(_Section):
@@ -189,6 +221,8 @@ class ReportSection(_Section):
     sign_key: Path | None = None
     sign_cert: Path | None = None
     sign_passphrase_env: str | None = None
+    #: vendor documents received longer ago than this are flagged as stale evidence
+    evidence_max_age_days: int = Field(default=365, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _pair(self) -> ReportSection:
@@ -275,6 +309,9 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
                if getattr(s, k) is not None}}) for s in data.logs],
         "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
                for b in data.s3],
+        "vendor": [v.model_copy(update={"document": [
+            d.model_copy(update={"file": rel(d.file)}) for d in v.document]})
+            for v in data.vendor],
         "network": [n.model_copy(update={
             k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
                                             "client_key") if getattr(n, k) is not None})
@@ -317,6 +354,11 @@ def load_config(path: Path) -> LoadedConfig:
             treatment, treatment_digest = load_treatment(data.assessment.treatment)
         except TreatmentError as exc:
             raise ConfigError(f"{path}: assessment.treatment: {exc}") from None
+    for i, vendor in enumerate(data.vendor, 1):
+        for j, received in enumerate(vendor.document, 1):
+            if not received.file.is_file():
+                raise ConfigError(f"{path}: vendor[{i}].document[{j}].file: cannot read "
+                                  f"{received.file}")
     attestations = None
     if data.assessment.attestations is not None:
         from hipaa_audit.attest import AttestationError, load_attestations

@@ -349,6 +349,19 @@ def test_second_quarter_attests_every_row_no_scanner_sees(assessed: Assessed) ->
         assert name in listing
 
 
+def test_second_quarter_shows_the_baa_documents_received(assessed: Assessed) -> None:
+    def squeezed(pdf: Path) -> str:  # content order keeps each table cell whole
+        return "".join(subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
+                                      text=True, check=True).stdout.split())
+
+    q2 = squeezed(assessed.reports / "baa-evidence.pdf")
+    q1 = squeezed(assessed.q1_reports / "baa-evidence.pdf")
+    assert "receivedExecutedbusinessassociateagreement" not in q1
+    assert q2.count("receivedExecutedbusinessassociateagreement") == 5  # BAA-01, 02, 10-12
+    assert q2.count("staleevidencestale:Incidentresponseplan") == 2  # BAA-04, BAA-S3
+    assert "documentsrequested" in q2  # the rest, and TeleRead's, are still requested
+
+
 def test_report_command_renders_a_past_run(assessed: Assessed, tmp_path: Path) -> None:
     first_id = run_cli("runs", "list", "--store", str(assessed.store), "--format",
                        "json").json()["runs"][0]["id"]

@@ -3,6 +3,7 @@ evidence files hashed and attached to the risk-analysis PDF (read back with popp
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tomllib
 from pathlib import Path
@@ -111,3 +112,81 @@ def test_attested_rows_and_their_evidence_reach_the_pdf(tmp_path: Path) -> None:
     listing = subprocess.run(["pdfdetach", "-list", str(again)], capture_output=True, text=True,
                              check=True).stdout
     assert "sanctions.txt" not in listing
+
+
+# --- documents received from business associates ----------------------------------------------
+
+VENDOR = """
+[[vendor]]
+name = "CloudPACS Inc."
+baa_signed = 2024-03-01
+archives = ["share"]
+
+[[vendor.document]]
+provisions = ["BAA-01", "BAA-12"]
+file = "baa/executed-baa.pdf"
+title = "Executed BAA, 2024"
+received = 2026-11-02
+reviewer = "B. Reviewer, Privacy Officer"
+reviewed = 2026-11-05
+
+[[vendor.document]]
+provisions = ["BAA-04"]
+file = "baa/incident-plan.pdf"
+received = 2020-01-10
+reviewer = "B. Reviewer, Privacy Officer"
+reviewed = 2020-01-12
+"""
+
+
+def with_vendor(folder: Path, vendor: str = VENDOR) -> Path:
+    cfg = estate(folder)
+    (folder / "baa").mkdir(exist_ok=True)
+    (folder / "baa" / "executed-baa.pdf").write_bytes(b"%PDF-1.4 executed agreement\n")
+    (folder / "baa" / "incident-plan.pdf").write_bytes(b"%PDF-1.4 incident plan\n")
+    cfg.write_text(cfg.read_text() + vendor)
+    return cfg
+
+
+@pytest.mark.parametrize("change, where", [
+    (("BAA-12", "BAA-99"), "vendor[1].document[1].provisions: Value error, unknown provision"),
+    (("baa/executed-baa.pdf", "baa/missing.pdf"), "vendor[1].document[1].file: cannot read"),
+    (("reviewed = 2026-11-05", "reviewed = 2026-10-01"), "reviewed is before received"),
+    (('title = "Executed BAA, 2024"', 'colour = "red"'), "vendor[1].document[1].colour: unknown"),
+])
+def test_vendor_document_errors_name_the_key(tmp_path: Path, change: tuple[str, str],
+                                             where: str) -> None:
+    cfg = with_vendor(tmp_path, VENDOR.replace(*change))
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert str(cfg) in str(info.value) and where in str(info.value), str(info.value)
+
+
+def test_received_documents_turn_requested_into_received_and_old_ones_are_stale(
+        tmp_path: Path) -> None:
+    cfg = with_vendor(tmp_path)
+    r = run_cli("assess", "--config", str(cfg), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    text = squeezed(tmp_path / "reports" / "baa-evidence.pdf")
+    digest = hashlib.sha256(b"%PDF-1.4 executed agreement\n").hexdigest()[:16]
+    assert squeeze("received Executed BAA, 2024, received 2026-11-02, reviewed on 2026-11-05 by "
+                   f"B. Reviewer, Privacy Officer; SHA-256 {digest}") in text
+    assert squeeze("stale evidence stale: incident-plan.pdf, received 2020-01-10") in text
+    assert text.count("documentsrequested") >= 10  # the provisions nothing was received for
+    # a longer allowed age: the old document is current again
+    longer = 'output_dir = "reports"\nevidence_max_age_days = 3650\n'
+    cfg.write_text(cfg.read_text().replace('output_dir = "reports"\n', longer))
+    assert run_cli("assess", "--config", str(cfg), "--fail-on", "none").code == 0
+    text = squeezed(tmp_path / "reports" / "baa-evidence.pdf")
+    assert squeeze("received incident-plan.pdf, received 2020-01-10") in text
+    assert squeeze("stale: incident-plan.pdf") not in text
+
+
+def squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def squeezed(pdf: Path) -> str:
+    """The PDF's text in content order (table cells whole), without any whitespace."""
+    return squeeze(subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
+                                  text=True, check=True).stdout)

@@ -292,6 +292,14 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
     vendors = []
     perm = meta.get("run", {}).get("evidence", {}).get("permissions") or {}
+    max_age = int(config.get("report", {}).get("evidence_max_age_days", 365))
+    run_date = dt.date.fromisoformat(run.started_at[:10])
+    received: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in meta.get("vendor_documents", []):
+        age = (run_date - dt.date.fromisoformat(d["received"])).days
+        for pid in d["provisions"]:
+            received.setdefault((d["vendor"], pid), []).append(
+                {**d, "age_days": age, "stale": age > max_age})
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
                                 {b["asset"]: b for b in _buckets(meta)},
@@ -343,7 +351,10 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                           "technical evidence collected" if seen else "no technical evidence")
             else:
                 status = "documents requested"
-            cells.append({**p, "status": status,
+            docs = received.get((v["name"], p["id"]), [])
+            if docs and p["id"] not in TECHNICAL_PROVISIONS:
+                status = "stale evidence" if all(d["stale"] for d in docs) else "received"
+            cells.append({**p, "status": status, "documents": docs,
                           "omnibus_gap": pre_omnibus and p["id"] in OMNIBUS_PROVISIONS})
         vendors.append({**v, "assets": assets, "evidence": evidence, "provisions": cells,
                         "pre_omnibus": pre_omnibus, "technical_gaps": gaps,
@@ -354,5 +365,6 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
         "run": run, "run_meta": meta.get("run", {}), "tool_version": run.tool_version,
         "generated_at": utc_now(), "vendors": vendors, "provisions": provisions,
         "domains": (*VENDOR_DOMAINS, "Verifiability"), "omnibus_date": OMNIBUS_DATE.isoformat(),
+        "evidence_max_age_days": max_age,
         "breach": rule.get("breach_notification_subpart_d", []),
     }
