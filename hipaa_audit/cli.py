@@ -619,8 +619,8 @@ def assess_command(
 ) -> None:
     """Run the periodic assessment: every configured scanner, stored, scored and reported.
 
-    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv, findings.sarif
-    and SHA256SUMS into the [report] output_dir.
+    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv, findings.sarif,
+    junit.xml, findings.ocsf.jsonl and SHA256SUMS into the [report] output_dir.
     Example: hipaa-audit assess --config assessment.toml
     """
     from hipaa_audit.assess import run_assessment
@@ -667,10 +667,13 @@ def assess_command(
                 findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
             sarif = out / "findings.sarif"
             if done.evaluation is not None:
+                from hipaa_audit.output.exports import export_junit, export_ocsf
                 from hipaa_audit.output.sarifrun import export_sarif
 
                 export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
-                written.findings.append(sarif)
+                export_junit(done.run, done.register, out / "junit.xml")
+                export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
+                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl"]
         except (RenderError, SigningError, OSError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None
