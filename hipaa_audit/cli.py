@@ -677,7 +677,7 @@ def assess_command(
         except (RenderError, SigningError, OSError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None
-        sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
+        sums = write_checksums(out, [*written.findings, *written.pdfs.values(), *written.html])
         summary = done.run.meta["summary"]
         risk = summary["risk"]
         con = Console(highlight=False, soft_wrap=True)
@@ -694,7 +694,7 @@ def assess_command(
         if new is not None:
             con.print(f"  --fail-on-new: {new['new_at_or_above']:,} new finding(s) at or above "
                       f"--fail-on since run {new['baseline'] or '(none: first run)'}")
-        for path in [*written.pdfs.values(), *written.findings, sums]:
+        for path in [*written.pdfs.values(), *written.html, *written.findings, sums]:
             con.print(f"  wrote {path}")
         if written.fingerprint:
             con.print(f"  signed with certificate SHA-256 {written.fingerprint}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Written:
     rendered: list[Rendered] = field(default_factory=list)
     findings: list[Path] = field(default_factory=list)
     fingerprint: str | None = None
+    #: the reports as standalone HTML pages (the same templates), when written
+    html: list[Path] = field(default_factory=list)
 
 
 def catalog_digest(catalog: Catalog) -> str:
@@ -93,6 +96,11 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
                 attachments = ()
             html = Path(tmp) / f"{kind}.html"
             html.write_text(render_html(TEMPLATES[kind], ctx), encoding="utf-8")
+            if findings_dir is not None:  # the same page, standalone (inline CSS and charts)
+                page = findings_dir / pdf.with_suffix(".html").name
+                shutil.copyfile(html, page.with_name(page.name + ".partial"))
+                os.replace(page.with_name(page.name + ".partial"), page)
+                written.html.append(page)
             pdf.parent.mkdir(parents=True, exist_ok=True)
             partial = pdf.with_name(pdf.name + ".partial")
             jobs.append((kind, pdf, PdfJob(html, partial, attachments,
