@@ -24,6 +24,15 @@ from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
 from hipaa_audit.scanrun import Outcome, consume, exit_code, new_run, utc_now
 from hipaa_audit.store import Store, StoredRun
+from hipaa_audit.treatment import (
+    Evaluation,
+    Treatment,
+    evaluate,
+    from_record,
+    record,
+    row_view,
+    run_day,
+)
 
 NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
@@ -85,6 +94,7 @@ class Assessed:
     run: StoredRun
     register: list[RegisterRow]
     exit_code: int
+    evaluation: Evaluation | None = None
 
 
 def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator[AssetResult]:
@@ -293,10 +303,27 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
         yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
 
 
+def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
+    """The last finished run of the same assessment file (the ``--fail-on-new`` baseline)."""
+    for old in reversed(store.complete_runs()):
+        if old.command == "assess" and \
+                old.meta.get("run", {}).get("options", {}).get("config") == str(cfg.path):
+            return old
+    return None
+
+
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
-                   on_asset: Callable[[AssetResult], None] | None = None) -> Assessed:
-    """Run every configured scanner into ``store``; return the stored run and its register."""
+                   on_asset: Callable[[AssetResult], None] | None = None,
+                   fail_on_new: bool = False, baseline: StoredRun | None = None) -> Assessed:
+    """Run every configured scanner into ``store``; return the stored run and its register.
+
+    Findings that the treatment file accepts or suppresses do not count for ``fail_on``. With
+    ``fail_on_new`` only findings absent from ``baseline`` (default: the previous run of the
+    same assessment file) do.
+    """
+    if fail_on_new and baseline is None:
+        baseline = previous_assessment(store, cfg)
     sections = _sections(cfg)
     mask_paths = cfg.data.report.mask_paths
     targets = [t for info, _ in sections
@@ -343,9 +370,13 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         for k, n in outcome.stats.items():
             total.stats[k] = total.stats.get(k, 0) + n
     run.finished_at = utc_now()
-    code = exit_code(total.worst_failure, total.errors, fail_on)
     register = _score(store, seq, catalog, [g.info for g in groups])
-    meta = {
+    ev = _treat(store, seq, register, cfg.treatment, run_day(run.started_at))
+    known = store.finding_ids(baseline.seq) if fail_on_new and baseline is not None else set()
+    counted = {fid: sev for fid, sev in ev.open_failures.items() if fid not in known}
+    worst_open = max((Severity(s) for s in counted.values()), default=None)
+    code = exit_code(worst_open, ev.open_errors, fail_on)
+    meta: dict[str, Any] = {
         "run": run.as_dict(),
         "assessment": cfg.data.assessment.model_dump(mode="json"),
         "config": _config_record(cfg, masker, mask_paths),
@@ -359,17 +390,57 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
             "errors": total.errors,
             "severity": {s.value: total.failures.get(s, 0) for s in Severity},
             "risk": level_counts(register),
+            "treatment": _treatment_summary(register, ev),
         },
     }
+    if cfg.attestations is not None:
+        meta["attestations"] = cfg.attestations
+    if any(v.document for v in cfg.data.vendor):
+        from hipaa_audit.attest import vendor_documents
+
+        meta["vendor_documents"] = vendor_documents(cfg.data.vendor)
+    if cfg.treatment is not None and cfg.data.assessment.treatment is not None:
+        meta["treatment"] = record(cfg.treatment, cfg.data.assessment.treatment,
+                                   cfg.treatment_digest or "")
+    if fail_on_new:
+        new_at = sum(1 for s in counted.values() if fail_on and Severity(s) >= fail_on)
+        meta["fail_on_new"] = {"baseline": baseline.id if baseline else None,
+                               "new_at_or_above": new_at}
     store.close_run(seq, run.finished_at, meta)
-    return Assessed(store.resolve(run.id), register, code)
+    return Assessed(store.resolve(run.id), register, code, ev)
+
+
+def _treatment_summary(register: list[RegisterRow], ev: Evaluation) -> dict[str, int]:
+    """How many findings the treatment file accepted and suppressed, and rows it flags."""
+    return {"accepted": ev.accepted, "suppressed": len(ev.suppressed),
+            "overdue": sum(1 for r in register if r.treatment.get("overdue")),
+            "lapsed": sum(1 for r in register if r.treatment.get("lapsed"))}
+
+
+def _treat(store: Store, seq: int, register: list[RegisterRow], treatment: Treatment | None,
+           day: Any) -> Evaluation:
+    """Decide every finding of run ``seq`` by the treatment file; annotate the register."""
+    levels = {(r.check_id, r.group): r.risk for r in register}
+    ev = evaluate(treatment, store.findings(seq), levels, day)
+    for r in register:
+        r.treatment = row_view(treatment, ev.rows.get((r.check_id, r.group)), r.risk, day)
+    return ev
+
+
+def treated_register(store: Store, run: StoredRun, catalog: Catalog
+                     ) -> tuple[list[RegisterRow], Evaluation, Treatment | None]:
+    """The register of a stored run with the decisions of the treatment file stored with it."""
+    infos = [GroupInfo(g["name"], g["scanner"], g.get("criticality", "moderate"),
+                       tuple(g.get("targets", ()))) for g in run.meta.get("groups", [])]
+    register = _score(store, run.seq, catalog, infos)
+    treatment = from_record(run.meta)
+    return register, _treat(store, run.seq, register, treatment, run_day(run.started_at)), \
+        treatment
 
 
 def register_for(store: Store, run: StoredRun, catalog: Catalog) -> list[RegisterRow]:
-    """Rebuild the register of a stored run from its findings and its groups."""
-    infos = [GroupInfo(g["name"], g["scanner"], g.get("criticality", "moderate"),
-                       tuple(g.get("targets", ()))) for g in run.meta.get("groups", [])]
-    return _score(store, run.seq, catalog, infos)
+    """Rebuild the register of a stored run from its findings, groups and treatment file."""
+    return treated_register(store, run, catalog)[0]
 
 
 def _score(store: Store, seq: int, catalog: Catalog,

@@ -53,6 +53,9 @@ app.add_typer(checks_app, name="checks")
 app.add_typer(runs_app, name="runs")
 analyze_app = typer.Typer(help="Analyse audit logs.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
+attest_app = typer.Typer(help="Attestations for the safeguards no scanner sees.",
+                         no_args_is_help=True)
+app.add_typer(attest_app, name="attest")
 
 err = Console(stderr=True, highlight=False)
 
@@ -615,11 +618,18 @@ def assess_command(
     fail_on: FailOnOpt = FailOn.HIGH,
     progress: ProgressOpt = False,
     reveal_phi: RevealOpt = False,
+    fail_on_new: Annotated[bool, typer.Option(
+        "--fail-on-new", help="Exit 3 only for findings at or above --fail-on that the previous "
+        "run of this assessment file (or --baseline-run) did not have.")] = False,
+    baseline_run: Annotated[str | None, typer.Option(
+        "--baseline-run", help="With --fail-on-new: compare with this stored run (id, prefix, "
+        "latest, previous) instead of the previous run.")] = None,
 ) -> None:
     """Run the periodic assessment: every configured scanner, stored, scored and reported.
 
-    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv and SHA256SUMS
-    into the [report] output_dir. Example: hipaa-audit assess --config assessment.toml
+    Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv, findings.sarif,
+    junit.xml, findings.ocsf.jsonl and SHA256SUMS into the [report] output_dir.
+    Example: hipaa-audit assess --config assessment.toml
     """
     from hipaa_audit.assess import run_assessment
     from hipaa_audit.config import ConfigError, load_config
@@ -654,10 +664,17 @@ def assess_command(
         catalog = load_catalog()
         masker = Masker(installation_key(), reveal=reveal_phi)
         threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+        if baseline_run is not None and not fail_on_new:
+            raise fail("--baseline-run goes with --fail-on-new")
+        baseline = find_run(store, baseline_run) if baseline_run is not None else None
+        if baseline is not None and not baseline.complete:
+            raise fail(f"--baseline-run: the run {baseline.id} was interrupted; "
+                       "give a finished run (see: hipaa-audit runs list)")
         with progress_display(progress or err.is_terminal, "assess") as advance:
             try:
                 done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
-                                      on_asset=advance)
+                                      on_asset=advance, fail_on_new=fail_on_new,
+                                      baseline=baseline)
             except WorkerError as exc:  # the run stays stored as interrupted
                 raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
         out = rep.output_dir
@@ -666,7 +683,17 @@ def assess_command(
                 store, done.run, catalog,
                 {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
                 findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
-            sums = write_checksums(out, [*written.findings, *written.pdfs.values()])
+            sarif = out / "findings.sarif"
+            if done.evaluation is not None:
+                from hipaa_audit.output.exports import export_junit, export_ocsf
+                from hipaa_audit.output.sarifrun import export_sarif
+
+                export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
+                export_junit(done.run, done.register, out / "junit.xml")
+                export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
+                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl"]
+            sums = write_checksums(out, [*written.findings, *written.pdfs.values(),
+                                         *written.html])
         except (RenderError, SigningError, OSError, outfiles.OutputError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None
@@ -676,7 +703,17 @@ def assess_command(
         con.print(f"[bold]Assessment {done.run.id}[/] stored in {store.path}")
         con.print(f"  {summary['findings']:,} findings, {summary['errors']:,} not verifiable; "
                   f"{len(done.register)} risks: " + _levels(risk))
-        for path in [*written.pdfs.values(), *written.findings, sums]:
+        treated = summary.get("treatment", {})
+        if done.run.meta.get("treatment"):
+            con.print(f"  treatment file: {treated.get('accepted', 0):,} findings accepted, "
+                      f"{treated.get('suppressed', 0):,} suppressed; "
+                      f"{treated.get('overdue', 0)} overdue mitigation(s), "
+                      f"{treated.get('lapsed', 0)} lapsed acceptance(s) or suppression(s)")
+        new = done.run.meta.get("fail_on_new")
+        if new is not None:
+            con.print(f"  --fail-on-new: {new['new_at_or_above']:,} new finding(s) at or above "
+                      f"--fail-on since run {new['baseline'] or '(none: first run)'}")
+        for path in [*written.pdfs.values(), *written.html, *written.findings, sums]:
             con.print(f"  wrote {path}")
         if written.fingerprint:
             con.print(f"  signed with certificate SHA-256 {written.fingerprint}")
@@ -809,16 +846,27 @@ def runs_diff_command(
     store_path: StoreOpt = None,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.TABLE,
 ) -> None:
-    """Show findings new in B, resolved since A, and how many persist (by stable id)."""
+    """Show findings new in B, resolved since A, persisting ones, and changed decisions.
+
+    Findings are compared by stable id; decisions by risk (check and asset group).
+    """
+    from hipaa_audit.assess import register_for
+    from hipaa_audit.treatment import decision_changes
+
     with open_store(store_path) as store:
         d = store.diff(find_run(store, base), find_run(store, head))
+        catalog = load_catalog()
+        views = [{(r.check_id, r.group): r.treatment for r in register_for(store, run, catalog)}
+                 if run.complete else {} for run in (d.base, d.head)]
+        changes = decision_changes(*views)
         if fmt is ListFormat.JSON:
             def slim(f: dict[str, object]) -> dict[str, object]:
                 keys = ("id", "check_id", "severity", "status", "asset", "title")
                 return {k: f[k] for k in keys}
 
             doc = {"base": d.base.id, "head": d.head.id, "persisting": d.persisting,
-                   "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved]}
+                   "new": [slim(f) for f in d.new], "resolved": [slim(f) for f in d.resolved],
+                   "decisions": changes}
             sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
             return
         out = Console(highlight=False, soft_wrap=True)
@@ -828,6 +876,9 @@ def runs_diff_command(
             for f in rows:
                 out.print(f"  {label:<8} {f['severity']:<8} {f['check_id']}  {f['asset']}",
                           markup=False)
+        for c in changes:
+            out.print(f"  decision {c['check_id']} [{c['group']}]: {c['before']} -> "
+                      f"{c['after']}", markup=False)
 
 
 @runs_app.command("verify")
@@ -844,6 +895,28 @@ def runs_verify_command(store_path: StoreOpt = None) -> None:
                   f"({len(problems)} problem(s) in {checked} runs)")
         raise typer.Exit(EXIT_FINDINGS)
     typer.echo(f"{checked} runs verified: the history chain in {store.path} is intact")
+
+
+@attest_app.command("init")
+def attest_init_command(
+    path: Annotated[str, typer.Argument(metavar="FILE", help="The attestation file to write.")],
+) -> None:
+    """Write the starter attestation file: all 69 requirement rows, each with its question.
+
+    Example: hipaa-audit attest init attestations.toml
+    """
+    from hipaa_audit.attest import starter_text
+
+    target = Path(path)
+    try:
+        with open(target, "x", encoding="utf-8") as f:
+            f.write(starter_text())
+    except FileExistsError:
+        raise fail(f"{target} exists; not overwritten") from None
+    except OSError as exc:
+        raise fail(f"cannot write {target}: {exc.strerror}") from None
+    err.print(f"wrote {target}: answer each row, then name it in [assessment] attestations",
+              markup=False)
 
 
 @checks_app.command("list")

@@ -12,7 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 
 Criticality = Literal["low", "moderate", "high"]
 #: How deep arrays and tables may nest in a TOML file given by the user.
@@ -64,6 +66,10 @@ class AssessmentInfo(_Section):
     scope: str | None = None
     reviewer: str | None = None
     approver: str | None = None
+    #: the risk treatment register: decisions, acceptances and suppressions (treatment.py)
+    treatment: Path | None = None
+    #: the organization's answers for the safeguards no scanner sees (attest.py)
+    attestations: Path | None = None
 
 
 class StoreSection(_Section):
@@ -185,6 +191,36 @@ class PermissionsSection(_Scanner):
         return self
 
 
+class VendorDocument(_Section):
+    """``[[vendor.document]]``: a document the vendor sent as evidence for BAA provisions."""
+
+    #: the provisions it evidences: ``BAA-01`` ... ``BAA-16``, ``BAA-S1`` ... ``BAA-S3``
+    provisions: list[str] = Field(min_length=1)
+    file: Path
+    title: str = ""
+    received: dt.date
+    reviewer: str = Field(min_length=1)
+    reviewed: dt.date
+
+    @field_validator("provisions")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from hipaa_audit.hipaa import security_rule_data
+
+        ids = {p["id"] for p in security_rule_data()["baa_required_provisions_164_504e"]}
+        bad = [p for p in value if p not in ids]
+        if bad:
+            raise ValueError(f"unknown provision(s) {', '.join(bad)}; expected one of "
+                             f"{', '.join(sorted(ids))}")
+        return value
+
+    @model_validator(mode="after")
+    def _dates(self) -> VendorDocument:
+        if self.reviewed < self.received:
+            raise ValueError("reviewed is before received")
+        return self
+
+
 class Vendor(_Section):
     """``[[vendor]]``: a business associate and the systems it operates."""
 
@@ -200,6 +236,8 @@ class Vendor(_Section):
     #: Principals (patterns of the permission scan's ids) the vendor's staff and systems use
     principals: list[str] = Field(default_factory=list)
     subcontractors: list[str] = Field(default_factory=list)
+    #: documents received from the vendor, each evidencing BAA provisions
+    document: list[VendorDocument] = Field(default_factory=list)
 
 
 class ReportSection(_Section):
@@ -212,6 +250,8 @@ class ReportSection(_Section):
     sign_key: Path | None = None
     sign_cert: Path | None = None
     sign_passphrase_env: str | None = None
+    #: vendor documents received longer ago than this are flagged as stale evidence
+    evidence_max_age_days: int = Field(default=365, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _pair(self) -> ReportSection:
@@ -242,6 +282,11 @@ class LoadedConfig(BaseModel):
     path: Path
     digest: str
     data: Assessment
+    #: the treatment file named in ``[assessment]``, validated, and the SHA-256 of its bytes
+    treatment: Treatment | None = None
+    treatment_digest: str | None = None
+    #: the attestation file, validated, its evidence files hashed (``attest.load_attestations``)
+    attestations: dict[str, Any] | None = None
 
     def as_record(self) -> dict[str, Any]:
         """Return the configuration as JSON-ready data for the history store."""
@@ -280,6 +325,10 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "sign_cert": rel(data.report.sign_cert) if data.report.sign_cert else None,
         }),
         "store": StoreSection(path=rel(data.store.path) if data.store.path else None),
+        "assessment": data.assessment.model_copy(update={
+            "treatment": rel(data.assessment.treatment) if data.assessment.treatment else None,
+            "attestations": rel(data.assessment.attestations) if data.assessment.attestations
+            else None}),
         "logs": [s.model_copy(update={
             "paths": [str(rel(Path(p))) for p in s.paths],
             "sigma": [p if str(p) == "builtin" else rel(p) for p in s.sigma],
@@ -289,6 +338,9 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
                if getattr(s, k) is not None}}) for s in data.logs],
         "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
                for b in data.s3],
+        "vendor": [v.model_copy(update={"document": [
+            d.model_copy(update={"file": rel(d.file)}) for d in v.document]})
+            for v in data.vendor],
         "network": [n.model_copy(update={
             k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
                                             "client_key") if getattr(n, k) is not None})
@@ -325,7 +377,28 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
     data = _resolve(path.resolve().parent, data)
     _check_network(path, data)
-    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data)
+    treatment, treatment_digest = None, None
+    if data.assessment.treatment is not None:
+        try:
+            treatment, treatment_digest = load_treatment(data.assessment.treatment)
+        except TreatmentError as exc:
+            raise ConfigError(f"{path}: assessment.treatment: {exc}") from None
+    for i, vendor in enumerate(data.vendor, 1):
+        for j, received in enumerate(vendor.document, 1):
+            if not received.file.is_file():
+                raise ConfigError(f"{path}: vendor[{i}].document[{j}].file: cannot read "
+                                  f"{received.file}")
+    attestations = None
+    if data.assessment.attestations is not None:
+        from hipaa_audit.attest import AttestationError, load_attestations
+
+        try:
+            attestations = load_attestations(data.assessment.attestations)
+        except AttestationError as exc:
+            raise ConfigError(f"{path}: assessment.attestations: {exc}") from None
+    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data,
+                        treatment=treatment, treatment_digest=treatment_digest,
+                        attestations=attestations)
 
 
 def _check_network(path: Path, data: Assessment) -> None:

@@ -25,7 +25,7 @@ PHI_CATEGORIES = frozenset({Category.RESIDUAL_IDENTIFIER, Category.BURNED_IN_PHI
                             Category.UNENCRYPTED_PHI, Category.WEAK_ENCRYPTION})
 
 ReqStatus = Literal["gaps found", "incomplete", "supported", "not assessed",
-                    "not assessable"]
+                    "not assessable", "attested", "attestation open"]
 
 
 def risk_level(likelihood: str, impact: str) -> str:
@@ -91,6 +91,9 @@ class RegisterRow:
     remediation: str = ""
     samples: list[str] = field(default_factory=list)
     id: str = ""
+    #: the decision on the risk from the treatment file, as the reports show it
+    #: (``treatment.row_view``: decision, owner, due, status, residual, overdue...)
+    treatment: dict[str, Any] = field(default_factory=dict)
 
     def sort_key(self) -> tuple[int, int, int, int, int]:
         """Most risky first: level, likelihood, impact, severity, assets."""
@@ -227,6 +230,8 @@ class Requirement:
     status: ReqStatus = "not assessable"
     note: str = ""
     risks: list[str] = field(default_factory=list)
+    #: the organization's attestation for the row (``attest.py``), empty when none
+    attestation: dict[str, Any] = field(default_factory=dict)
 
 
 _NOT_ASSESSABLE = {
@@ -240,8 +245,15 @@ _NOT_ASSESSABLE = {
 
 
 def requirement_matrix(catalog: Catalog, coverage: Mapping[str, list[int]],
-                       register: Iterable[RegisterRow]) -> list[Requirement]:
-    """Return a status for every standard and specification of 164.308-316."""
+                       register: Iterable[RegisterRow],
+                       attestations: Mapping[str, Mapping[str, Any]] | None = None
+                       ) -> list[Requirement]:
+    """Return a status for every standard and specification of 164.308-316.
+
+    A row no scanner can evidence takes its status from ``attestations`` (by citation):
+    ``attested`` when answered, ``attestation open`` when asked but unanswered. A row the
+    scanners evidence keeps the scan's status; its attestation is shown beside it.
+    """
     risks_by_check: dict[str, list[str]] = {}
     for r in register:
         if r.failed_assets:
@@ -267,6 +279,13 @@ def requirement_matrix(catalog: Catalog, coverage: Mapping[str, list[int]],
             req.errors += errors
             req.risks.extend(risks_by_check.get(c, []))
         req.status, req.note = _requirement_status(req)
+        att = (attestations or {}).get(cite)
+        if att:
+            req.attestation = dict(att)
+            if req.status == "not assessable":
+                answered = att.get("status", "unanswered") != "unanswered"
+                req.status = "attested" if answered else "attestation open"
+                req.note = "" if answered else f"to answer: {att.get('question', '')}"
         out.append(req)
     return out
 

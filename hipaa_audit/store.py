@@ -298,6 +298,11 @@ class Store:
                                  (seq,)).fetchone()[0]
         return n
 
+    def finding_ids(self, seq: int) -> set[str]:
+        """Return the stable ids of a run's findings."""
+        return {fid for (fid,) in self.db.execute(
+            "SELECT DISTINCT fid FROM findings WHERE run_seq=?", (seq,))}
+
     def aggregate(self, seq: int) -> list[tuple[str, str, str, str, str, int, int]]:
         """Return ``(check, group, status, severity, category, findings, assets)`` rows."""
         return list(self.db.execute(

@@ -304,6 +304,64 @@ def test_runs_list_show_diff_verify(assessed: Assessed, tmp_path: Path) -> None:
     assert missing.code == 2 and "runs list" in missing.stderr
 
 
+def test_second_quarter_carries_the_treatment_file(assessed: Assessed) -> None:
+    """An accepted risk, an expired acceptance, an overdue mitigation and a suppression."""
+    out = assessed.second.stdout
+    assert "treatment file: 1 findings accepted, 1 suppressed; 1 overdue mitigation(s), " \
+        "1 lapsed acceptance(s) or suppression(s)" in out, out
+    assert "treatment file" not in assessed.first.stdout
+    text = re.sub(r"\s+", " ", pdftext(assessed.reports / "risk-analysis.pdf", layout=False))
+    assert "Accepted, residual Low" in text
+    assert "OVERDUE since" in text and "Imaging informatics (J. Rivera)" in text
+    assert "acceptance ACC-2025-11 expired on" in text
+    assert "Appendix C. Suppressed findings" in text and "FP-2026-01: 1 finding(s) suppressed" \
+        in text and "corrupt_zero_length.dcm" in text
+    q1 = re.sub(r"\s+", " ", pdftext(assessed.q1_reports / "risk-analysis.pdf", layout=False))
+    assert "Appendix C" not in q1 and "No risk treatment file is named" in q1
+    sarif = json.loads((assessed.reports / "findings.sarif").read_text(encoding="utf-8"))
+    marked = [r for r in sarif["runs"][0]["results"] if r.get("suppressions")]
+    assert sorted(r["ruleId"] for r in marked) == ["archive-unverifiable", "archive-zipcrypto"]
+    diff = run_cli("runs", "diff", "previous", "latest", "--store", str(assessed.store),
+                   "--format", "json").json()
+    changed = {c["check_id"]: c for c in diff["decisions"]}
+    assert changed["archive-zipcrypto"]["after"].startswith("accept: accepted until")
+    assert changed["dicom-residual-identifier"]["after"].startswith("mitigate: OVERDUE since")
+    assert all(c["before"] == "no decision" for c in diff["decisions"])
+
+
+def test_second_quarter_attests_every_row_no_scanner_sees(assessed: Assessed) -> None:
+    not_assessable = re.compile(r"(Required|Addressable|Standard)\s+not assessable")
+    q1 = pdftext(assessed.q1_reports / "risk-analysis.pdf")
+    assert len(not_assessable.findall(q1)) >= 20  # the search finds them when they are there
+    pdf = assessed.reports / "risk-analysis.pdf"
+    q2 = pdftext(pdf)
+    assert not not_assessable.findall(q2)
+    # three answered rows no scanner sees are "attested"; three others keep the scan's status
+    # with the attestation beside it
+    assert len(re.findall(r"(Required|Addressable|Standard)\s+attested\b", q2)) == 3
+    flat = re.sub(r"\s+", " ", pdftext(pdf, layout=False))
+    assert "Attested implemented: Annual HIPAA security training" in flat
+    assert "Attested not implemented: Policies older than 2021" in flat
+    assert len(re.findall(r"attestation open", q2)) >= 15
+    listing = subprocess.run(["pdfdetach", "-list", str(pdf)], capture_output=True, text=True,
+                             check=True).stdout
+    for name in ("sanctions-policy.txt", "training-completion.csv", "disposal-certificates.txt"):
+        assert name in listing
+
+
+def test_second_quarter_shows_the_baa_documents_received(assessed: Assessed) -> None:
+    def squeezed(pdf: Path) -> str:  # content order keeps each table cell whole
+        return "".join(subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
+                                      text=True, check=True).stdout.split())
+
+    q2 = squeezed(assessed.reports / "baa-evidence.pdf")
+    q1 = squeezed(assessed.q1_reports / "baa-evidence.pdf")
+    assert "receivedExecutedbusinessassociateagreement" not in q1
+    assert q2.count("receivedExecutedbusinessassociateagreement") == 5  # BAA-01, 02, 10-12
+    assert q2.count("staleevidencestale:Incidentresponseplan") == 2  # BAA-04, BAA-S3
+    assert "documentsrequested" in q2  # the rest, and TeleRead's, are still requested
+
+
 def test_report_command_renders_a_past_run(assessed: Assessed, tmp_path: Path) -> None:
     first_id = run_cli("runs", "list", "--store", str(assessed.store), "--format",
                        "json").json()["runs"][0]["id"]

@@ -73,35 +73,52 @@ class SarifRenderer:
         self.spool.write(dumps(self.result(finding)))
         self.count += 1
 
+    def add_doc(self, doc: dict[str, Any],
+                suppression: dict[str, str] | None = None) -> None:
+        """Spool one result from a stored finding object, with its suppression if any."""
+        if self.count:
+            self.spool.write(",\n")
+        out = self.result_doc(doc)
+        if suppression is not None:
+            out["suppressions"] = [suppression]
+        self.spool.write(dumps(out))
+        self.count += 1
+
     def result(self, finding: Finding) -> dict[str, Any]:
         """Return the SARIF ``result`` of one finding."""
-        uri = urllib.parse.quote(finding.asset, safe="/!:")
+        return self.result_doc(finding.as_dict())
+
+    def result_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Return the SARIF ``result`` of one finding object (``hipaa-audit.findings/1``)."""
+        uri = urllib.parse.quote(doc["asset"], safe="/!:")
+        locations: list[dict[str, Any]] = doc.get("locations", [])
         logical = [
             {"fullyQualifiedName": str(loc.get("path") or "/".join(loc.get("tag_path") or ())),
              "kind": "element"}
-            for loc in finding.locations
+            for loc in locations
             if loc.get("path") or loc.get("tag_path")
         ]
         location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": uri}}}
         if logical:
             location["logicalLocations"] = logical[:50]
+        severity = Severity(doc["severity"])
         out: dict[str, Any] = {
-            "ruleId": finding.check_id,
-            "level": LEVELS[finding.severity] if finding.status is Status.FAIL else "warning",
-            "message": {"text": finding.message},
+            "ruleId": doc["check_id"],
+            "level": LEVELS[severity] if doc["status"] == Status.FAIL.value else "warning",
+            "message": {"text": doc["message"]},
             "locations": [location],
-            "partialFingerprints": {"hipaaAuditFindingId/v1": finding.id},
+            "partialFingerprints": {"hipaaAuditFindingId/v1": doc["id"]},
             "properties": {
-                "id": finding.id,
-                "severity": finding.severity.value,
-                "status": finding.status.value,
-                "category": finding.category.value,
-                "hipaa": list(finding.hipaa),
-                "locations": [loc.as_dict() for loc in finding.locations],
+                "id": doc["id"],
+                "severity": doc["severity"],
+                "status": doc["status"],
+                "category": doc["category"],
+                "hipaa": list(doc.get("hipaa", [])),
+                "locations": locations,
             },
         }
-        if finding.check_id in self.index:
-            out["ruleIndex"] = self.index[finding.check_id]
+        if doc["check_id"] in self.index:
+            out["ruleIndex"] = self.index[doc["check_id"]]
         return out
 
     def finish(self, run: RunInfo, coverage: Coverage, stats: dict[str, int],

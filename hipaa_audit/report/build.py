@@ -44,6 +44,8 @@ class Written:
     rendered: list[Rendered] = field(default_factory=list)
     findings: list[Path] = field(default_factory=list)
     fingerprint: str | None = None
+    #: the reports as standalone HTML pages (the same templates), when written
+    html: list[Path] = field(default_factory=list)
 
 
 def catalog_digest(catalog: Catalog) -> str:
@@ -93,11 +95,22 @@ def write_reports(store: Store, run: StoredRun, catalog: Catalog,
                            scale=security_rule_data()["nist_sp800_30r1"]["levels"])
                 attachments = (Attachment(fjson, "All findings of the run (JSON)"),
                                Attachment(fcsv, "All findings of the run (CSV)"))
+                # attestation evidence, when the file still has the content hashed at the run
+                attachments += tuple(
+                    Attachment(Path(e["path"]), "Attestation evidence for "
+                               + ", ".join(e["citations"]))
+                    for e in (ctx.get("attestations") or {}).get("evidence", [])
+                    if e["unchanged"])
             else:
                 ctx = baa_context(store, run, catalog)
                 attachments = ()
             html = work / f"{kind}.html"
             html.write_text(render_html(TEMPLATES[kind], ctx), encoding="utf-8")
+            if findings_dir is not None:  # the same page, standalone (inline CSS and charts)
+                page = findings_dir / pdf.with_suffix(".html").name
+                private_dirs(page.parent)
+                copy_file(html, page)
+                written.html.append(page)
             (work / kind).mkdir()
             jobs.append((kind, pdf, PdfJob(html, work / kind / pdf.name, attachments,
                                            identifier=f"{run.id}-{kind}")))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,11 +13,21 @@ LEVEL_COLOURS = {"Very Low": "#6aa84f", "Low": "#b6d7a8", "Moderate": "#ffd966",
                  "High": "#f6b26b", "Very High": "#e06666"}
 
 
+#: matplotlib's SVG metadata keys; None leaves the RDF metadata block out (not valid in HTML)
+_NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+
+
 def _svg(fig: Any) -> str:
+    """The figure as inline SVG whose ids are unique within the page (several charts share one)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=_NO_METADATA)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    svg = text[text.index("<svg"):]
+    prefix = "c" + hashlib.sha256(svg.encode()).hexdigest()[:8] + "-"
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}{m.group(1)})", svg)
+    return re.sub(r"<path(?![^>]*\sd=)[^>]*/>", "", svg)  # matplotlib's empty paths
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:

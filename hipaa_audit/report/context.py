@@ -15,7 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hipaa_audit.assess import register_for
+from hipaa_audit.assess import register_for, treated_register
+from hipaa_audit.attest import evidence_files
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.risk import (
@@ -27,6 +28,7 @@ from hipaa_audit.risk import (
 )
 from hipaa_audit.scanrun import utc_now
 from hipaa_audit.store import Store, StoredRun
+from hipaa_audit.treatment import Evaluation, Treatment
 
 #: Runs shown in the trend chart.
 TREND_RUNS = 8
@@ -107,11 +109,13 @@ def _domain(name: str) -> dict[str, Any]:
 def risk_context(store: Store, run: StoredRun, catalog: Catalog,
                  detail_limit: int) -> dict[str, Any]:
     """Return everything the risk-analysis template shows for ``run``."""
-    register = register_for(store, run, catalog)
+    register, evaluation, treatment = treated_register(store, run, catalog)
     meta = run.meta
     coverage = {c["check_id"]: [c["evaluated"], c["failed"], c["errors"]]
                 for c in meta.get("coverage", [])}
-    matrix = requirement_matrix(catalog, coverage, register)
+    attested = meta.get("attestations")
+    matrix = requirement_matrix(catalog, coverage, register,
+                                attested.get("rows", {}) if isinstance(attested, dict) else None)
     groups = meta.get("groups", [])
     previous = store.previous(run)
     delta = None
@@ -160,7 +164,39 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "details": details, "detail_limit": detail_limit, "total_findings": total,
         "trend": _trend(store, run), "delta": delta,
         "pending_change": security_rule_data()["meta"].get("pending_change", ""),
+        "treatment": _treatment(meta, treatment, evaluation, detail_limit),
+        "attestations": ({"file": attested.get("file", ""), "sha256": attested.get("sha256", ""),
+                          "evidence": evidence_files(attested)}
+                         if isinstance(attested, dict) else None),
     }
+
+
+#: Suppressed findings listed one by one in the appendix (all are counted).
+SUPPRESSED_SHOWN = 200
+
+
+def _treatment(meta: dict[str, Any], treatment: Treatment | None, ev: Evaluation,
+               detail_limit: int) -> dict[str, Any] | None:
+    """The treatment file of the run: its digest, and every suppression with what it hid."""
+    stored = meta.get("treatment")
+    if treatment is None or not isinstance(stored, dict):
+        return None
+    hidden: dict[int, list[dict[str, Any]]] = {}
+    for slim, index in ev.suppressed:
+        hidden.setdefault(index, []).append(slim)
+    suppressions = []
+    for i, sup in enumerate(treatment.suppression):
+        found = hidden.get(i, [])
+        suppressions.append({
+            "label": treatment.label("suppression", i), "reason": sup.reason,
+            "owner": sup.owner, "approver": sup.approver, "approved": str(sup.approved),
+            "expires": str(sup.expires), "justification": sup.justification,
+            "pattern": f"check {sup.check}, group {sup.group}, asset {sup.asset}"
+                       + (f", {len(sup.finding)} finding id(s)" if sup.finding else ""),
+            "count": len(found), "findings": found[:min(detail_limit, SUPPRESSED_SHOWN)]})
+    return {"file": stored.get("file", ""), "sha256": stored.get("sha256", ""),
+            "accepted": ev.accepted, "suppressed": len(ev.suppressed),
+            "suppressions": suppressions, "decisions": len(treatment.risk)}
 
 
 def _permissions(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -256,6 +292,14 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
     vendors = []
     perm = meta.get("run", {}).get("evidence", {}).get("permissions") or {}
+    max_age = int(config.get("report", {}).get("evidence_max_age_days", 365))
+    run_date = dt.date.fromisoformat(run.started_at[:10])
+    received: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in meta.get("vendor_documents", []):
+        age = (run_date - dt.date.fromisoformat(d["received"])).days
+        for pid in d["provisions"]:
+            received.setdefault((d["vendor"], pid), []).append(
+                {**d, "age_days": age, "stale": age > max_age})
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
                                 {b["asset"]: b for b in _buckets(meta)},
@@ -307,7 +351,10 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                           "technical evidence collected" if seen else "no technical evidence")
             else:
                 status = "documents requested"
-            cells.append({**p, "status": status,
+            docs = received.get((v["name"], p["id"]), [])
+            if docs and p["id"] not in TECHNICAL_PROVISIONS:
+                status = "stale evidence" if all(d["stale"] for d in docs) else "received"
+            cells.append({**p, "status": status, "documents": docs,
                           "omnibus_gap": pre_omnibus and p["id"] in OMNIBUS_PROVISIONS})
         vendors.append({**v, "assets": assets, "evidence": evidence, "provisions": cells,
                         "pre_omnibus": pre_omnibus, "technical_gaps": gaps,
@@ -318,5 +365,6 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
         "run": run, "run_meta": meta.get("run", {}), "tool_version": run.tool_version,
         "generated_at": utc_now(), "vendors": vendors, "provisions": provisions,
         "domains": (*VENDOR_DOMAINS, "Verifiability"), "omnibus_date": OMNIBUS_DATE.isoformat(),
+        "evidence_max_age_days": max_age,
         "breach": rule.get("breach_notification_subpart_d", []),
     }
