@@ -75,21 +75,14 @@ def our_words(data: bytes) -> list[Word]:
     return [w for index, img in frames(data) for w in read_words(index, img)]
 
 
-def _covers(box: dict[str, int], line: ocr_images.Line) -> bool:
-    return not (box["left"] + box["width"] <= line.left or line.left + line.width <= box["left"]
-                or box["top"] + box["height"] <= line.top or line.top + line.height <= box["top"])
-
-
 def score(item: ocr_images.OcrCase, finding: Finding | None) -> dict[str, int]:
     """Found (0/1), identifier lines covered, boxes that cover no identifier line."""
     locations: list[Any] = list(finding.locations) if finding else []
     kinds = {k for loc in locations for k in loc.get("found", {})}
     wanted = [line for line in item.lines if line.identifying]
-    covered = sum(1 for line in wanted if any(
-        loc.get("frame") in item.frames_with_text and _covers(loc.get("box"), line)
-        for loc in locations))
+    covered = len(ocr_images.located(item, locations))
     stray = sum(1 for loc in locations
-                if not any(_covers(loc.get("box"), line) for line in wanted))
+                if not any(ocr_images.covers(loc.get("box"), line) for line in wanted))
     return {"found": int(bool(kinds & OWN)), "fired": int(finding is not None),
             "lines": covered, "wanted": len(wanted), "stray": stray}
 
