@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import run_cli
+from conftest import run_bench, run_cli
 from test_fixtures import load_generator
 from test_phi_never_leaves import leaks
 
@@ -138,3 +139,13 @@ def test_every_identifier_line_is_located(index: int) -> None:
     assert finding is not None
     wanted = [line.kind for line in item.lines if line.identifying]
     assert [line.kind for line in ocr_images.located(item, list(finding.locations))] == wanted
+
+
+def test_recall_bench_prints_both_readers() -> None:
+    proc = run_bench("ocr_recall.py", "--images", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "heldout set (seed 2924), 2 images" in out
+    for label in ("baseline: Tesseract on the raw image", "hipaa-audit --ocr"):
+        assert re.search(rf"{re.escape(label)} +recall +\d+/\d+ += +[\d.]+%", out), out
+    assert len(re.findall(r"CPU \d+ ms/image median", out)) == 2
