@@ -149,3 +149,18 @@ def test_recall_bench_prints_both_readers() -> None:
     for label in ("baseline: Tesseract on the raw image", "hipaa-audit --ocr"):
         assert re.search(rf"{re.escape(label)} +recall +\d+/\d+ += +[\d.]+%", out), out
     assert len(re.findall(r"CPU \d+ ms/image median", out)) == 2
+
+
+def test_odd_frames_are_read_within_bounds() -> None:
+    import numpy as np
+
+    from hipaa_audit.archive.dicom import ocr
+
+    rng = np.random.default_rng(17)
+    texture = (np.kron(rng.integers(0, 2, (128, 128)), np.ones((4, 4))) * 255).astype(np.uint8)
+    assert 0 < len(ocr.text_lines(texture)) <= ocr.MAX_LINES
+    noise = rng.integers(0, 256, (512, 512), dtype=np.uint8)  # strokes everywhere: no lines
+    assert ocr.text_lines(noise) == []
+    # a 3 x 700 strip once became a 119,700 px wide image that Tesseract refused
+    for img in (np.full((3, 700), 200, np.uint8), np.zeros((1, 1), np.uint8)):
+        assert ocr.read_words(0, img) == []

@@ -27,6 +27,8 @@ from hipaa_audit.phi.patterns import safe_harbor_counts, words_of
 
 MIN_CONFIDENCE = 40
 MIN_SIDE = 512
+#: Upscaling the whole frame stops at this side (Tesseract refuses images over 32767 px).
+MAX_SIDE = 4096
 #: Multi-frame images: frames read at most, and frames scored to choose them.
 MAX_FRAMES = 3
 MAX_SCORED_FRAMES = 64
@@ -34,6 +36,11 @@ MAX_SCORED_FRAMES = 64
 STROKE_MAX = 7
 #: Heights (pixels) of the text lines looked for, and the heights they are read at.
 LINE_HEIGHT = (5, 48)
+#: Bounds on the line search: frame side searched (larger frames are reduced), stroke runs
+#: (more is texture, not text) and lines read per frame.
+DETECT_SIDE = 1024
+MAX_RUNS = 60_000
+MAX_LINES = 48
 LINE_SCALES = (32, 48)
 MAX_SCALE = 6.0
 #: White margin around each line on the page given to Tesseract.
@@ -143,19 +150,31 @@ def text_lines(img: Any) -> list[tuple[int, int, int, int]]:
 
     Strokes are smeared along the row so that the letters of a line join, then joined into
     8-connected components; components as tall as a line of small to medium text are kept.
+    Bounded work: a frame larger than :data:`DETECT_SIDE` is searched reduced (text on such
+    frames is drawn larger), a frame whose strokes form more than :data:`MAX_RUNS` runs is
+    texture rather than text and gives no lines (it is still read whole), and at most
+    :data:`MAX_LINES` boxes are returned, those nearest the top and bottom edges first.
     """
     import numpy as np
+    from PIL import Image
 
-    mask = _strokes(img)
+    rows, cols = img.shape
+    factor = max(1, -(-max(rows, cols) // DETECT_SIDE))
+    small = img if factor == 1 else np.asarray(Image.fromarray(img).reduce(factor))
+    mask = _strokes(small)
     width = 7
     padded = np.pad(mask.astype(np.int32), ((0, 0), (width // 2 + 1, width // 2)))
     summed = np.cumsum(padded, axis=1)
     dense = (summed[:, width:] - summed[:, :-width]) >= 2
+    if np.count_nonzero(dense[:, 1:] & ~dense[:, :-1]) > MAX_RUNS:
+        return []
     boxes = []
     for left, top, right, bottom in _components(dense):
         if LINE_HEIGHT[0] <= bottom - top <= LINE_HEIGHT[1] and right - left >= 4:
-            boxes.append((left, top, right, bottom))
-    return boxes
+            boxes.append((left * factor, top * factor, min(cols, right * factor),
+                          min(rows, bottom * factor)))
+    boxes.sort(key=lambda b: (min(b[1], rows - b[3]), min(b[0], cols - b[2]), b))
+    return boxes[:MAX_LINES]
 
 
 def _components(mask: Any) -> list[tuple[int, int, int, int]]:
@@ -240,6 +259,7 @@ def read_words(frame: int, img: Any) -> list[Word]:
                         break
     base = Image.fromarray(img)
     scale = max(1, -(-MIN_SIDE // max(1, min(base.size))))
+    scale = max(1, min(scale, MAX_SIDE // max(base.size)))  # a 3 x 700 strip stays readable
     if scale > 1:
         base = base.resize((base.width * scale, base.height * scale))
     data = pytesseract.image_to_data(base, config="--psm 11", output_type=pytesseract.Output.DICT)
