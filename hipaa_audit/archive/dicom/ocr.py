@@ -99,8 +99,8 @@ def frames(data: bytes) -> list[tuple[int, Any]]:
     if count == 1:
         return [(0, _to_8bit(pixels, ds))]
     step = max(1, -(-count // MAX_SCORED_FRAMES))
-    scored = {index: _to_8bit(pixels[index], ds) for index in range(0, count, step)}
-    scores = {index: int(np.count_nonzero(_strokes(img))) for index, img in scored.items()}
+    scores = {index: int(np.count_nonzero(_strokes(_reduced(_to_8bit(pixels[index], ds)))))
+              for index in range(0, count, step)}  # one frame in 8 bits at a time
     chosen = [0, max(scores, key=lambda i: (scores[i], -i))]
     typical = sorted(scores.values())[len(scores) // 2]
     for index in sorted(scores, key=lambda i: (-scores[i], i)):
@@ -108,7 +108,16 @@ def frames(data: bytes) -> list[tuple[int, Any]]:
             break
         if all(abs(index - c) > 1 for c in chosen):
             chosen.append(index)
-    return [(index, scored[index]) for index in sorted(set(chosen))]
+    return [(index, _to_8bit(pixels[index], ds)) for index in sorted(set(chosen))]
+
+
+def _reduced(img: Any) -> Any:
+    """The frame reduced (by box averaging) so that no side exceeds :data:`DETECT_SIDE`."""
+    import numpy as np
+    from PIL import Image
+
+    factor = max(1, -(-max(img.shape) // DETECT_SIDE))
+    return img if factor == 1 else np.asarray(Image.fromarray(img).reduce(factor))
 
 
 def _to_8bit(arr: Any, ds: Any) -> Any:
@@ -156,12 +165,10 @@ def text_lines(img: Any) -> list[tuple[int, int, int, int]]:
     :data:`MAX_LINES` boxes are returned, those nearest the top and bottom edges first.
     """
     import numpy as np
-    from PIL import Image
 
     rows, cols = img.shape
     factor = max(1, -(-max(rows, cols) // DETECT_SIDE))
-    small = img if factor == 1 else np.asarray(Image.fromarray(img).reduce(factor))
-    mask = _strokes(small)
+    mask = _strokes(_reduced(img))
     width = 7
     padded = np.pad(mask.astype(np.int32), ((0, 0), (width // 2 + 1, width // 2)))
     summed = np.cumsum(padded, axis=1)
