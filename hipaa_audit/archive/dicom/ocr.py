@@ -40,7 +40,7 @@ LINE_HEIGHT = (5, 48)
 #: (more is texture, not text) and lines read per frame.
 DETECT_SIDE = 1024
 MAX_RUNS = 60_000
-MAX_LINES = 48
+MAX_LINES = 64
 LINE_SCALES = (32, 48)
 MAX_SCALE = 6.0
 #: White margin around each line on the page given to Tesseract.
@@ -162,7 +162,7 @@ def text_lines(img: Any) -> list[tuple[int, int, int, int]]:
     Bounded work: a frame larger than :data:`DETECT_SIDE` is searched reduced (text on such
     frames is drawn larger), a frame whose strokes form more than :data:`MAX_RUNS` runs is
     texture rather than text and gives no lines (it is still read whole), and at most
-    :data:`MAX_LINES` boxes are returned, those nearest the top and bottom edges first.
+    :data:`MAX_LINES` boxes are returned, those nearest a corner first.
     """
     import numpy as np
 
@@ -180,7 +180,8 @@ def text_lines(img: Any) -> list[tuple[int, int, int, int]]:
         if LINE_HEIGHT[0] <= bottom - top <= LINE_HEIGHT[1] and right - left >= 4:
             boxes.append((left * factor, top * factor, min(cols, right * factor),
                           min(rows, bottom * factor)))
-    boxes.sort(key=lambda b: (min(b[1], rows - b[3]), min(b[0], cols - b[2]), b))
+    # annotations sit in the corners: nearest first (to a side edge, plus to the top or bottom)
+    boxes.sort(key=lambda b: (min(b[0], cols - b[2]) + min(b[1], rows - b[3]), b))
     return boxes[:MAX_LINES]
 
 
