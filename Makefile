@@ -65,6 +65,7 @@ demo: system-deps $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/archive_header.py
 	$(PY) bench/ocr.py
+	$(PY) bench/ocr_recall.py
 	$(PY) bench/memory_tree.py
 	$(PY) bench/report.py
 	$(PY) bench/network.py

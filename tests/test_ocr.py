@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from conftest import run_cli
+from conftest import run_bench, run_cli
 from test_fixtures import load_generator
 from test_phi_never_leaves import leaks
+
+from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
+from hipaa_audit.archive.dicom.parser import parse_header
+from hipaa_audit.catalog import load_catalog
+from hipaa_audit.model import Location
 
 gen = load_generator()
 CHECK = "dicom-burned-in-text"
@@ -66,3 +75,92 @@ def test_ocr_reads_container_members(tmp_path: Path) -> None:
                      cwd=tmp_path)
     found = {f["asset"] for f in result.json()["findings"] if f["check_id"] == CHECK}
     assert found == {"referral.zip!/us/IM0001.dcm"}
+
+
+# Realistic burned-in annotations (fixtures/ocr_images.py): small fonts, grey on dark noise,
+# JPEG-degraded ultrasound, text on some frames of a multi-frame image. Images from the tuning
+# seed; bench/ocr_recall.py reports recall on the held-out seed.
+
+
+def load_ocr_images() -> ModuleType:
+    name = "hipaa_audit_fixture_ocr_images"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parent.parent / "fixtures" / "ocr_images.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+ocr_images = load_ocr_images()
+#: Multi-frame images whose text is on frames other than the first, middle and last.
+TEXT_ON_SOME_FRAMES = (3, 17, 20)
+#: Single-frame images with 8-12 px text, grey on noise, two of them JPEG-degraded RGB.
+SMALL_GREY_TEXT = (4, 8, 22)
+
+
+def test_text_burned_into_some_frames_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "cine"
+    root.mkdir()
+    cases = {}
+    for index in TEXT_ON_SOME_FRAMES:
+        item = ocr_images.case(ocr_images.TUNE_SEED, index)
+        assert item.identifying and item.style["frames"] > 1
+        assert not {0, item.style["frames"] // 2, item.style["frames"] - 1} & set(
+            item.frames_with_text)
+        cases[f"cine/{item.name}.dcm"] = item
+    for index in (11, 40):  # negatives: one with "L", "kVp 120"... on a few frames
+        item = ocr_images.case(ocr_images.TUNE_SEED, index, identifying=False)
+        cases[f"cine/{item.name}.dcm"] = item
+    for path, item in cases.items():
+        (tmp_path / path).write_bytes(item.data)
+    result = run_cli("scan", "archive", "cine", "--ocr", "--format", "json", "--fail-on", "none",
+                     cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    found = {f["asset"]: f for f in result.json()["findings"] if f["check_id"] == CHECK}
+    assert set(found) == {p for p, item in cases.items() if item.identifying}, sorted(found)
+    for path, finding in found.items():
+        kinds = {k for loc in finding["locations"] for k in loc["found"]}
+        assert kinds & {"patient-name-value", "patient-id-value"}, (path, kinds)
+        assert {loc["frame"] for loc in finding["locations"]} <= set(cases[path].frames_with_text)
+        assert ocr_images.located(cases[path], [
+            Location.of(**loc) for loc in finding["locations"]]), path
+
+
+@pytest.mark.parametrize("index", SMALL_GREY_TEXT)
+def test_every_identifier_line_is_located(index: int) -> None:
+    item = ocr_images.case(ocr_images.TUNE_SEED, index)
+    header = parse_header(item.data, complete=True)
+    assert header is not None and item.style["frames"] == 1 and item.style["px"] <= 12
+    words = [w for frame, img in frames(item.data) for w in read_words(frame, img)]
+    finding = burned_in_finding(words, header, item.name, load_catalog()[CHECK])
+    assert finding is not None
+    wanted = [line.kind for line in item.lines if line.identifying]
+    assert [line.kind for line in ocr_images.located(item, list(finding.locations))] == wanted
+
+
+def test_recall_bench_prints_both_readers() -> None:
+    proc = run_bench("ocr_recall.py", "--images", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "heldout set (seed 2924), 2 images" in out
+    for label in ("baseline: Tesseract on the raw image", "hipaa-audit --ocr"):
+        assert re.search(rf"{re.escape(label)} +recall +\d+/\d+ += +[\d.]+%", out), out
+    assert len(re.findall(r"CPU \d+ ms/image median", out)) == 2
+
+
+def test_odd_frames_are_read_within_bounds() -> None:
+    import numpy as np
+
+    from hipaa_audit.archive.dicom import ocr
+
+    rng = np.random.default_rng(17)
+    texture = (np.kron(rng.integers(0, 2, (128, 128)), np.ones((4, 4))) * 255).astype(np.uint8)
+    assert 0 < len(ocr.text_lines(texture)) <= ocr.MAX_LINES
+    noise = rng.integers(0, 256, (512, 512), dtype=np.uint8)  # strokes everywhere: no lines
+    assert ocr.text_lines(noise) == []
+    # a 3 x 700 strip once became a 119,700 px wide image that Tesseract refused
+    for img in (np.full((3, 700), 200, np.uint8), np.zeros((1, 1), np.uint8)):
+        assert ocr.read_words(0, img) == []
