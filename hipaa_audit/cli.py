@@ -173,7 +173,8 @@ def scan_archive_command(
         "--follow-symlinks", help="Follow links whose targets lie inside the paths given "
         "(links leaving them are never followed).")] = False,
     ocr: Annotated[bool, typer.Option(
-        "--ocr", help="Read burned-in pixel text with Tesseract (slow: about 0.6 to 1 s of CPU an image).")
+        "--ocr",
+        help="Read burned-in pixel text with Tesseract (slow: about 0.6 to 1 s of CPU an image).")
     ] = False,
     max_depth: Annotated[int, typer.Option(
         "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
