@@ -36,6 +36,9 @@ PHI_SAMPLES = {
     "hl7/adt-a01-batch.hl7": ("hl7v2", {"mrn", "name", "birth-date", "address", "ssn"}),
     "csv/worklist-unicode.txt": ("csv", {"name", "birth-date", "mrn"}),
     "csv/claims-odd-headers.csv": ("csv", {"mrn", "ssn", "mbi", "health-plan"}),
+    # a real Bulk Data export (Synthea): its SSNs are typed identifiers in the 999 range
+    "synthea/Patient.000.ndjson": ("fhir-ndjson",
+                                   {"mrn", "name", "birth-date", "address", "phone", "ssn"}),
 }
 #: Samples that hold no patient's identifier.
 CLEAN_SAMPLES = {
@@ -43,11 +46,13 @@ CLEAN_SAMPLES = {
     "hl7/ack-batch.hl7": "hl7v2",
     "csv/dose-stats-unicode.txt": "csv",
     "csv/prescriber-roster.csv": "csv",
+    "synthea/Practitioner.000.ndjson": "fhir-ndjson",
 }
 #: Values of the samples that must never reach any output.
 NEEDLES = {value: {value} for value in (
     "Chalmers", "EVERYMAN", "EVERYWOMAN", "PATID1234", "444333333", "4471902", "219-09-9999",
-    "1EG4-TE5-MK73", "XYZ123456789", "12/25/1974", "1974-12-25")}
+    "1EG4-TE5-MK73", "XYZ123456789", "12/25/1974", "1974-12-25",
+    "Medhurst46", "999-94-5397", "Abernathy Landing", "555-810-7203")}
 
 
 def _judge(path: Path) -> Any:

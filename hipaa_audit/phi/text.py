@@ -64,6 +64,8 @@ HEADER_PHRASES = (("medicalrecord", "mrn"), ("socialsecurity", "ssn"),
 #: HL7 v2 PID fields (1-based) -> identifier kind.
 PID_FIELDS = {3: "mrn", 5: "name", 7: "birth-date", 11: "address", 13: "phone", 14: "phone",
               19: "ssn"}
+#: The FHIR identifier system of US social security numbers.
+SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 #: FHIR Patient elements -> identifier kind.
 FHIR_ELEMENTS = {"identifier": "mrn", "name": "name", "birthDate": "birth-date",
                  "address": "address", "telecom": "phone"}
@@ -306,7 +308,30 @@ def _patient(resource: dict[str, object], kinds: Counter[str]) -> bool:
         if resource.get(element):
             kinds[kind] += 1
             found = True
+    if _has_ssn(resource.get("identifier")):
+        kinds["ssn"] += 1
     return found
+
+
+def _has_ssn(identifiers: object) -> bool:
+    """True when a Patient's identifiers declare a social security number.
+
+    The identifier's type (HL7 v2 table 0203 code ``SS``) or its system (``us-ssn``) says what it
+    is, whatever its digits: exports from test systems (Synthea) use the never-issued 999 range.
+    """
+    if not isinstance(identifiers, list):
+        return False
+    for ident in identifiers[:64]:
+        if not isinstance(ident, dict):
+            continue
+        if ident.get("system") == SSN_SYSTEM:
+            return True
+        kind = ident.get("type")
+        codings = kind.get("coding") if isinstance(kind, dict) else None
+        if isinstance(codings, list) and any(
+                isinstance(c, dict) and c.get("code") == "SS" for c in codings[:16]):
+            return True
+    return False
 
 
 class _TooLong(Exception):
