@@ -217,6 +217,44 @@ def test_overlapping_zip_entries_are_refused(tmp_path: Path) -> None:
     assert "dicom-residual-identifier" in checks_of(doc, "overlap.zip!/IM0002.dcm")
 
 
+def huge_directory_zip(count: int) -> bytes:
+    """A zip whose central directory lists ``count`` stored, empty entries (about 60 bytes each).
+
+    Built by hand for speed: each entry is a local header and a central directory record, as
+    APPNOTE.TXT 4.3.7 and 4.3.12 lay them out; the count goes into a ZIP64 end record when it
+    passes 65,535, as real archivers write it.
+    """
+    local, central = bytearray(), bytearray()
+    for i in range(count):
+        name = b"%07d.txt" % i
+        offset = len(local)
+        local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0)
+        local += name
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, 0, 0, 0,
+                               len(name), 0, 0, 0, 0, 0, offset)
+        central += name
+    z64 = len(local) + len(central)
+    tail = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(central),
+                       len(local))
+    tail += struct.pack("<IIQI", 0x07064B50, 0, z64, 1)
+    tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return bytes(local + central + tail)
+
+
+def test_zip_directory_past_the_caps_is_not_parsed(tmp_path: Path) -> None:
+    """A zip listing 400,000 entries is refused from its end record, before ``zipfile`` builds
+    an object for every entry (about 600 bytes each: 240 MB here)."""
+    data = huge_directory_zip(400_000)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a zip the standard library reads
+        assert len(archive.infolist()) == 400_000
+    (tmp_path / "many.zip").write_bytes(data)
+    result, peak = scan_measured("many.zip", cwd=tmp_path)
+    assert result.code == 4, result.stderr
+    (message,) = errors_of(result.json(), "many.zip")
+    assert "lists 400000 entries" in message and "not opened" in message
+    assert peak < 160, f"{peak} MiB: the directory was parsed"
+
+
 def many_entries_tar(count: int) -> bytes:
     """A tar of ``count`` directory and FIFO entries after one DICOM file (about 2 MB gzipped)."""
     head = tar_of({"IM0001.dcm": gen.fail_top_level()}, tarfile.USTAR_FORMAT, end=False)

@@ -19,6 +19,7 @@ import bz2
 import gzip
 import io
 import lzma
+import struct
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -53,6 +54,11 @@ class Limits:
 RATIO_FLOOR = 1024 * 1024
 #: The largest tar extended header (a GNU long name or link, a pax record block) read.
 MAX_TAR_HEADER = 1024 * 1024
+#: Largest zip central directory read (bytes as its end record declares them): ``zipfile`` keeps
+#: an object of about 600 bytes for every entry it lists.
+MAX_ZIP_DIRECTORY = 64 * 1024 * 1024
+#: Bytes at the end of a zip searched for its end record (the record and its longest comment).
+ZIP_EOCD_SEARCH = 22 + 65535
 #: Size of a zip local file header without its name and extra field (APPNOTE 4.3.7).
 ZIP_LOCAL_HEADER = 30
 
@@ -293,8 +299,45 @@ def overlapping_entries(infos: list[zipfile.ZipInfo]) -> set[int]:
     return shared
 
 
+def zip_directory(stream: IO[bytes]) -> tuple[int, int] | None:
+    """Return (entries, bytes) of a zip's central directory as its end record declares them.
+
+    Read from the end-of-central-directory record (and its ZIP64 counterpart) without parsing
+    the directory, so that a directory too large to hold can be refused before ``zipfile``
+    builds an object for every entry. ``None`` when no end record is found (``zipfile`` then
+    says what is wrong). The stream is left at its start.
+    """
+    size = stream.seek(0, io.SEEK_END)
+    tail_start = max(0, size - ZIP_EOCD_SEARCH)
+    stream.seek(tail_start)
+    tail = stream.read()
+    stream.seek(0)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    entries, cd_size = struct.unpack_from("<xxxxxxxxxxHI", tail, at)
+    locator = at - 20
+    if locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        (z64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
+        if 0 <= z64_offset <= size - 56:
+            stream.seek(z64_offset)
+            record = stream.read(56)
+            stream.seek(0)
+            if record[:4] == b"PK\x06\x06":
+                entries, cd_size = struct.unpack_from("<QQ", record, 32)
+    return entries, cd_size
+
+
 def _zip_members(stream: IO[bytes], limits: Limits, shared: Budget
                  ) -> Iterator[Member | MemberProblem]:
+    declared = zip_directory(stream)
+    if declared is not None and (declared[0] > limits.max_members
+                                 or declared[1] > MAX_ZIP_DIRECTORY):
+        entries, cd_size = declared
+        yield MemberProblem("", f"its directory lists {entries} entries in {cd_size} bytes, more "
+                                f"than the caps of {limits.max_members} entries and "
+                                f"{MAX_ZIP_DIRECTORY} bytes; the container was not opened")
+        return
     with zipfile.ZipFile(stream) as archive:
         # (ZipInfo.is_dir fails on an empty name)
         infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
