@@ -781,6 +781,10 @@ def test_cloudtrail_error_message_and_event_data_rules_fire(tmp_path: Path) -> N
     reports = report(rules, frame, evaluate(rules, frame))
     assert reports[0].matches == 0
     assert reports[0].unknown_fields == ("responseElements.credentials.accessKeyId",)
+    # in a table without CloudTrail records they are unknown: the rule cannot fire there
+    others = events(code=["AssumeRole"], user=["a"])
+    assert report(rules, others, evaluate(rules, others))[0].unknown_fields == (
+        "additionalEventData.MFAUsed", "responseElements.credentials.accessKeyId")
 
 
 def test_cloudtrail_detail_is_screened(tmp_path: Path) -> None:

@@ -703,6 +703,7 @@ class _Frame:
         self._leaves: dict[tuple[_Leaf, str], Mask] = {}
         self._time: npt.NDArray[np.int64] | None = None
         self._details: dict[str, pd.Series[Any]] = {}
+        self._has_detail: bool | None = None
 
     # -- fields
 
@@ -719,9 +720,17 @@ class _Frame:
         if name in columns:
             return name
         folded = self._folded_columns.get(name.lower())
-        if folded is None and DETAIL_COLUMN in columns and detail_field(name):
+        if folded is None and detail_field(name) and self.has_detail:
             return DETAIL_PREFIX + name
         return folded
+
+    @property
+    def has_detail(self) -> bool:
+        """Whether any event holds CloudTrail detail (else its fields are unknown, not empty)."""
+        if self._has_detail is None:
+            self._has_detail = DETAIL_COLUMN in self.events.columns and bool(
+                self.events[DETAIL_COLUMN].notna().any())
+        return self._has_detail
 
     def series(self, name: str) -> pd.Series[Any]:
         """The values of a resolved field: a column, or a CloudTrail field of ``detail``."""
