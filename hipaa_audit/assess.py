@@ -214,6 +214,7 @@ def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, maske
                            mapping_source=f"logs group {info.name}", sigma=section.sigma,
                            timezone=section.timezone, detectors=section.detectors,
                            roster=section.roster, vip=section.vip, coworkers=section.coworkers,
+                           patients=section.patients,
                            chain_key_env=section.chain_key_env, anchors=section.anchors,
                            cloudtrail_keys=section.cloudtrail_keys,
                            scheduler=section.scheduler)

@@ -528,6 +528,9 @@ def analyze_logs_command(
         "--vip", help="File of VIP patient ids, one per line.")] = None,
     coworkers: Annotated[str | None, typer.Option(
         "--coworkers", help="File of patient ids of co-workers, one per line.")] = None,
+    patients: Annotated[str | None, typer.Option(
+        "--patients", help="Patient list CSV (patient_id, address, deceased, department) for "
+        "the relationship checks.")] = None,
     chain_key_env: Annotated[str | None, typer.Option(
         "--chain-key-env", help="Environment variable holding the hex MAC key of hash-chained "
         "logs.")] = None,
@@ -563,7 +566,8 @@ def analyze_logs_command(
             timezone=timezone,
             detectors=load_settings_file(Path(settings)) if settings else None,
             roster=Path(roster) if roster else None, vip=Path(vip) if vip else None,
-            coworkers=Path(coworkers) if coworkers else None, chain_key_env=chain_key_env,
+            coworkers=Path(coworkers) if coworkers else None,
+            patients=Path(patients) if patients else None, chain_key_env=chain_key_env,
             anchors=[Path(p) for p in anchor or []],
             cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache,
             scheduler=scheduler)

@@ -155,6 +155,7 @@ class LogsSection(_Scanner):
     roster: Path | None = None
     vip: Path | None = None
     coworkers: Path | None = None
+    patients: Path | None = None
     chain_key_env: str | None = None
     anchors: list[Path] = Field(default_factory=list)
     cloudtrail_keys: list[Path] = Field(default_factory=list)
@@ -334,7 +335,7 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "sigma": [p if str(p) == "builtin" else rel(p) for p in s.sigma],
             "anchors": [rel(p) for p in s.anchors],
             "cloudtrail_keys": [rel(p) for p in s.cloudtrail_keys],
-            **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers")
+            **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers", "patients")
                if getattr(s, k) is not None}}) for s in data.logs],
         "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
                for b in data.s3],

@@ -374,3 +374,66 @@ def test_self_access_from_the_roster(tmp_path: Any) -> None:
     assert roster_patients(roster, masker) == {"ann": masker.fingerprint("MRN0001")}
     roster.write_text("user,family\nann,Smith\n")
     assert roster_patients(roster, masker) == {}
+
+
+def test_relationship_snooping_from_roster_and_patient_list(tmp_path: Any) -> None:
+    from hipaa_audit.logs.setup import patient_facts, roster_relations
+    from hipaa_audit.redaction import Masker
+
+    masker = Masker(b"k" * 32)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "user,family,role,emergency_contact_id,address,department\n"
+        "ann,Smith,clerk,MRN-REL^^^HOSP;MRN-REL2,\"12 Elm St., Apt 3\",Cardiology\n"
+        "bob,Jones,clerk,,\"9 Oak Road\",radiology\n"
+        "cat,Brown,clerk,,,\n")
+    patients = tmp_path / "patients.csv"
+    patients.write_text(
+        "mrn,address,deceased,department\n"
+        "MRN-HOME,12 ELM ST APT 3,,Oncology\n"
+        "MRN-DEAD,,2026-09-15,Cardiology\n"
+        "MRN-GONE,,yes,\n"
+        + "".join(f"p{i},,,Cardiology;Radiology\n" for i in range(50))
+        + "p-onc,,,Oncology\n")
+    settings = {**roster_relations(roster, masker), **patient_facts(patients, masker)}
+    assert settings["user_relatives"]["ann"] == frozenset(
+        {masker.fingerprint("MRN-REL"), masker.fingerprint("MRN-REL2")})
+    assert settings["user_department"] == {"ann": "CARDIOLOGY", "bob": "RADIOLOGY"}
+    assert settings["patient_deceased"] == {masker.fingerprint("MRN-DEAD"): "2026-09-15",
+                                           masker.fingerprint("MRN-GONE"): ""}
+    # the tables hold the parsers' keyed fingerprints of the patient ids
+    rows = routine()
+    for row in rows:
+        row["patient"] = masker.fingerprint(row["patient"])
+    base = {"system": "PACS", "source_ip": "10.0.0.1", "device": "ws0", "action": "view"}
+    day = T0 + pd.Timedelta(days=9, hours=2)
+    quiet = kinds(rows, **settings)
+    assert "snooping" not in quiet, quiet  # routine reads of patients their departments treat
+
+    def snoops(extra: list[dict[str, Any]]) -> list[detect.Anomaly]:
+        return kinds(rows + extra, **settings).get("snooping", [])
+
+    relative = {**base, "time": day, "user": "ann", "patient": masker.fingerprint("MRN-REL2")}
+    [found] = snoops([relative])
+    assert found.subject == "ann" and "emergency contact" in found.message
+    home = {**base, "time": day, "user": "ann", "patient": masker.fingerprint("MRN-HOME")}
+    [dept, same] = sorted(snoops([home]), key=lambda a: a.message)
+    assert same.subject == "ann" and "lives at their address" in same.message
+    assert dept.subject == "ann" and "no department of theirs treats" in dept.message
+    # a deceased patient read after death with no care relation; before death it is not
+    dead = masker.fingerprint("MRN-DEAD")  # ann is in Cardiology, which treats the patient
+    before = {**base, "time": T0 + pd.Timedelta(days=9), "user": "ann", "patient": dead}
+    assert snoops([before]) == []
+    [late] = snoops([dict(before, time=T0 + pd.Timedelta(days=20))])
+    assert late.subject == "ann" and "deceased patient after the date" in late.message
+    gone = {**base, "time": day, "user": "cat", "patient": masker.fingerprint("MRN-GONE")}
+    [deceased] = snoops([gone])
+    assert deceased.subject == "cat" and "deceased patient" in deceased.message
+    # cat has no department on the roster: not judged; bob in Radiology reading oncology
+    onc = {**base, "time": day, "user": "bob", "patient": masker.fingerprint("p-onc")}
+    [outside] = snoops([onc])
+    assert outside.subject == "bob" and "RADIOLOGY" in outside.message
+    assert outside.counts == {"events": 1, "patients": 1}
+    # the same patient on care_days days is a care relation
+    again = [dict(onc, time=day + pd.Timedelta(days=d)) for d in range(2)]
+    assert snoops(again) == []

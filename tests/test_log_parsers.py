@@ -911,3 +911,101 @@ def test_fhir_stu3_audit_event(tmp_path: Path) -> None:
     assert got["user"] == "jdoe" and got["role"] == "Radiologist" and got["action"] == "view"
     assert got["system"] == "portal.example.org" and got["source_ip"] == "10.20.30.41"
     assert got["patient"] == fp("MRN00012345") and got["patient_name"] == fp("PEMBERTON")
+
+
+FHIR_XML_R4 = (
+    '<AuditEvent xmlns="http://hl7.org/fhir"><id value="ae-xml-{n}"/>'
+    '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml">PEMBERTON</div>'
+    '</text>'
+    '<type><system value="http://terminology.hl7.org/CodeSystem/audit-event-type"/>'
+    '<code value="rest"/></type>'
+    '<subtype><system value="http://hl7.org/fhir/restful-interaction"/><code value="read"/>'
+    '</subtype><action value="R"/><recorded value="2024-05-01T02:1{n}:07+02:00"/>'
+    '<outcome value="0"/>'
+    '<agent><role><text value="Radiologist"/></role><who><identifier><value value="jdoe"/>'
+    '</identifier></who><requestor value="true"/>'
+    '<network><address value="10.20.30.41"/><type value="2"/></network>'
+    '<purposeOfUse><coding><code value="BTG"/></coding></purposeOfUse></agent>'
+    '<source><observer><display value="pacs.example.org"/></observer></source>'
+    '<entity><what><reference value="Patient/MRN00012345"/></what>'
+    '<role><code value="1"/></role><name value="PEMBERTON, ALICE"/></entity>'
+    '<entity><what><identifier><system value="urn:dicom:uid"/>'
+    '<value value="urn:oid:1.2.840.99.1.2.3"/></identifier></what>'
+    '<extension url="http://nema.org/fhir/extensions#0008:1155">'
+    '<extension url="NumberOfInstances"><valueInteger value="12"/></extension></extension>'
+    '</entity></AuditEvent>')
+FHIR_XML_STU3 = (
+    '<AuditEvent xmlns="http://hl7.org/fhir"><id value="stu3-xml"/>'
+    '<type><system value="http://dicom.nema.org/resources/ontology/DCM"/>'
+    '<code value="110110"/></type><action value="R"/>'
+    '<recorded value="2024-05-01T03:00:00Z"/><outcome value="4"/>'
+    '<agent><role><text value="Nurse"/></role><userId><value value="asmith"/></userId>'
+    '<requestor value="true"/><network><address value="10.20.30.42"/><type value="2"/>'
+    '</network></agent>'
+    '<source><site value="HOSP-A"/><identifier><value value="portal.example.org"/></identifier>'
+    '</source><entity><reference><reference value="Patient/MRN00099999"/></reference>'
+    '<role><code value="1"/></role><name value="QUILL^BEA"/></entity></AuditEvent>')
+
+
+def check_fhir_xml_r4(got: pd.Series, n: int = 0) -> None:
+    assert got["user"] == "jdoe" and got["role"] == "Radiologist" and got["action"] == "view"
+    assert got["code"] == "rest/read" and got["purpose"] == "BTG"
+    assert got["source_ip"] == "10.20.30.41" and got["system"] == "pacs.example.org"
+    assert got["patient"] == fp("MRN00012345") and got["patient_name"] == fp("PEMBERTON")
+    assert got["event_id"] == f"ae-xml-{n}" and got["outcome"] == "success"
+    assert got["time"] == pd.Timestamp(f"2024-05-01T00:1{n}:07Z")
+    assert got["objects"] == 12
+
+
+def test_fhir_xml_single_resource(tmp_path: Path) -> None:
+    path = tmp_path / "audit.xml"
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    + FHIR_XML_R4.format(n=0).replace("><", ">\n<"))
+    assert detect_format(path) == "fhir"
+    events, malformed = parse(path)
+    assert malformed == [] and len(events) == 1
+    check_fhir_xml_r4(events.iloc[0])
+    # the narrative is not read: nothing holds the name it shows
+    assert "PEMBERTON" not in events.astype(str).to_string()
+
+
+def test_fhir_xml_bundle_and_lines(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.xml.gz"
+    entries = "".join(f"<entry><fullUrl value=\"urn:uuid:{n}\"/><resource>"
+                      f"{FHIR_XML_R4.format(n=n)}</resource></entry>" for n in range(3))
+    bundle.write_bytes(gzip.compress(
+        ('<Bundle xmlns="http://hl7.org/fhir"><type value="collection"/>'
+         f"{entries}</Bundle>").encode()))
+    assert detect_format(bundle) == "fhir"
+    events, malformed = parse(bundle)
+    assert malformed == [] and list(events["event_id"]) == ["ae-xml-0", "ae-xml-1", "ae-xml-2"]
+    for n in range(3):
+        check_fhir_xml_r4(events.iloc[n], n)
+    lines = tmp_path / "audit.xml"
+    lines.write_text(FHIR_XML_R4.format(n=1) + "\n" + "not xml at all\n"
+                     + FHIR_XML_STU3 + "\n" + "<AuditEvent xmlns=\"http://hl7.org/fhir\">"
+                     "<id value=\"x\"/></AuditEvent>\n")
+    assert detect_format(lines) == "fhir"
+    events, malformed = parse(lines)
+    assert reasons(malformed) == [(2, "no AuditEvent"), (4, "no recorded")]
+    check_fhir_xml_r4(events.iloc[0], 1)
+    stu3 = events.iloc[1]
+    assert stu3["user"] == "asmith" and stu3["role"] == "Nurse" and stu3["action"] == "view"
+    assert stu3["system"] == "portal.example.org" and stu3["outcome"] == "failure"
+    assert stu3["patient"] == fp("MRN00099999") and stu3["patient_name"] == fp("QUILL")
+    assert list(events["line"]) == [1, 3]
+
+
+def test_fhir_xml_entities_refused_and_depth_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.xml"
+    path.write_text('<!DOCTYPE AuditEvent [<!ENTITY a "aaaaaaaaaa">'
+                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+                    '<AuditEvent xmlns="http://hl7.org/fhir"><id value="&b;"/>'
+                    '<recorded value="2024-05-01T03:00:00Z"/></AuditEvent>\n'
+                    + FHIR_XML_STU3 + "\n"
+                    + '<AuditEvent xmlns="http://hl7.org/fhir">'
+                    + "<extension>" * 200 + "</extension>" * 200
+                    + '<recorded value="2024-05-01T03:00:00Z"/></AuditEvent>\n')
+    events, malformed = parse(path, "fhir")
+    assert reasons(malformed) == [(2, "DTD not allowed"), (4, "AuditEvent nested too deep")]
+    assert list(events["event_id"]) == ["stu3-xml"]

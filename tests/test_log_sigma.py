@@ -656,12 +656,13 @@ def test_report_names_unknown_fields_and_counts_matches(tmp_path: Path) -> None:
           eventName: GetObject
         condition: sel
     """, "known.yml", title="Known")
-    # errorMessage and additionalEventData.* are CloudTrail fields the table has no column for
+    # requestParameters.* (other than bucketName) and the credentials a role assumption returns
+    # are CloudTrail fields the table does not keep
     unknown = write_rule(tmp_path, """
         sel:
           eventName: ConsoleLogin
-          errorMessage: Failed authentication
-          userName|fieldref: additionalEventData.MFAUsed
+          requestParameters.userName: admin
+          userName|fieldref: responseElements.credentials.accessKeyId
         condition: sel
     """, "unknown.yml", title="Unknown", rule_id="5d8b8a2e-7c1f-4a1e-9d3b-2f7e6c5a4b33")
     rules = load_rules([known, unknown])
@@ -670,9 +671,10 @@ def test_report_names_unknown_fields_and_counts_matches(tmp_path: Path) -> None:
     reports = {r.title: r for r in report(rules, frame, matches)}
     assert reports["Known"].matches == 2 and reports["Known"].unknown_fields == ()
     assert reports["Unknown"].matches == 0
-    assert reports["Unknown"].unknown_fields == ("additionalEventData.MFAUsed", "errorMessage")
-    assert reports["Unknown"].as_dict()["unknown_fields"] == ["additionalEventData.MFAUsed",
-                                                              "errorMessage"]
+    assert reports["Unknown"].unknown_fields == ("requestParameters.userName",
+                                                 "responseElements.credentials.accessKeyId")
+    assert reports["Unknown"].as_dict()["unknown_fields"] == [
+        "requestParameters.userName", "responseElements.credentials.accessKeyId"]
 
 
 def test_cloudtrail_error_code_and_identity_type_rules_fire(tmp_path: Path) -> None:
@@ -702,3 +704,122 @@ def test_cloudtrail_error_code_and_identity_type_rules_fire(tmp_path: Path) -> N
           userIdentity.type: IAMUser
         condition: sel
     """, frame) == {"b"}
+
+
+def _console_trail(tmp_path: Path) -> pd.DataFrame:
+    """Console sign-ins and a role assumption, parsed as ``analyze logs`` parses a trail."""
+    import json
+
+    from hipaa_audit.logs.parsers import parse_file
+    from hipaa_audit.redaction import Masker
+
+    def login(event_id: str, minute: int, result: str, mfa: str, **extra: object) -> dict:
+        return {"eventTime": f"2025-03-01T08:{minute:02d}:00Z", "eventName": "ConsoleLogin",
+                "eventID": event_id, "eventSource": "signin.amazonaws.com",
+                "userIdentity": {"type": "IAMUser", "userName": "jdoe"},
+                "responseElements": {"ConsoleLogin": result},
+                "additionalEventData": {"MFAUsed": mfa, "MobileVersion": "No",
+                                        "LoginTo": "https://console.aws.amazon.com/"},
+                **extra}
+
+    trail = tmp_path / "ct.json"
+    trail.write_text(json.dumps({"Records": [
+        login("ok-mfa", 0, "Success", "Yes"),
+        login("ok-nomfa", 1, "Success", "No"),
+        login("bad", 2, "Failure", "No", errorMessage="Failed authentication"),
+        {"eventTime": "2025-03-01T08:03:00Z", "eventName": "AssumeRole", "eventID": "assume",
+         "eventSource": "sts.amazonaws.com",
+         "userIdentity": {"type": "IAMUser", "userName": "ci"},
+         "responseElements": {
+             "credentials": {"accessKeyId": "ASIAEXAMPLEKEYID", "sessionToken": "TOKENSECRET",
+                             "secretAccessKey": "SECRETKEYVALUE", "expiration": "soon"},
+             "assumedRoleUser": {"arn": "arn:aws:sts::123456789012:assumed-role/r/s"},
+             "packedPolicySize": 6}}]}))
+    return pd.concat([c.events for c in parse_file(trail, "cloudtrail", Masker(b"k" * 32))])
+
+
+def test_cloudtrail_error_message_and_event_data_rules_fire(tmp_path: Path) -> None:
+    from hipaa_audit.logs.sigma import report
+
+    frame = _console_trail(tmp_path)
+    # after SigmaHQ's "AWS Successful Console Login Without MFA" (aws_console_login_without_mfa)
+    assert hits(tmp_path, """
+        selection:
+          eventName: ConsoleLogin
+          additionalEventData.MFAUsed: 'No'
+        filter:
+          responseElements.ConsoleLogin: Failure
+        condition: selection and not filter
+    """, frame) == {"ok-nomfa"}
+    # after the SigmaHQ-style console sign-in failure rules
+    assert hits(tmp_path, """
+        selection:
+          eventSource: signin.amazonaws.com
+          eventName: ConsoleLogin
+          errorMessage: 'Failed authentication'
+        condition: selection
+    """, frame) == {"bad"}
+    assert hits(tmp_path, """
+        selection:
+          responseElements.ConsoleLogin: Failure
+        condition: selection
+    """, frame) == {"bad"}
+    assert hits(tmp_path, """
+        selection:
+          responseElements.packedPolicySize|gte: 5
+        condition: selection
+    """, frame) == {"assume"}
+    # none of those fields is reported unknown; a credential field never is kept
+    rule = write_rule(tmp_path, """
+        sel:
+          eventName: AssumeRole
+          responseElements.credentials.accessKeyId|startswith: ASIA
+          additionalEventData.MFAUsed: 'No'
+        condition: sel
+    """, "creds.yml", title="Creds")
+    rules = load_rules([rule])
+    reports = report(rules, frame, evaluate(rules, frame))
+    assert reports[0].matches == 0
+    assert reports[0].unknown_fields == ("responseElements.credentials.accessKeyId",)
+    # in a table without CloudTrail records they are unknown: the rule cannot fire there
+    others = events(code=["AssumeRole"], user=["a"])
+    assert report(rules, others, evaluate(rules, others))[0].unknown_fields == (
+        "additionalEventData.MFAUsed", "responseElements.credentials.accessKeyId")
+
+
+def test_cloudtrail_detail_is_screened(tmp_path: Path) -> None:
+    frame = _console_trail(tmp_path)
+    detail = " ".join(str(v) for v in frame["detail"].dropna())
+    assert "Failed authentication" in detail and "MFAUsed" in detail
+    for secret in ("ASIAEXAMPLEKEYID", "TOKENSECRET", "SECRETKEYVALUE", "credentials"):
+        assert secret not in detail
+    assert "123456789012" not in detail and "hmac:" in detail  # an account id is an identifier
+    assert frame["detail"].notna().all()
+
+
+def test_correlation_grouped_by_detail_does_not_show_it(tmp_path: Path) -> None:
+    frame = _console_trail(tmp_path)
+    base = write_rule(tmp_path, """
+        sel:
+          eventName: ConsoleLogin
+        condition: sel
+    """, "base.yml", title="Logins", rule_id="2a0c7d4e-0b4e-4c6c-9a51-6e3f1b2d7c10")
+    corr = tmp_path / "corr.yml"
+    corr.write_text(textwrap.dedent("""\
+        title: Many logins per MFA use
+        id: 6c1e9f2a-3d4b-4e5f-8a9b-0c1d2e3f4a5b
+        level: high
+        correlation:
+          type: event_count
+          rules:
+            - 2a0c7d4e-0b4e-4c6c-9a51-6e3f1b2d7c10
+          group-by:
+            - additionalEventData.MFAUsed
+          timespan: 1h
+          condition:
+            gte: 2
+        """))
+    matches = [m for m in evaluate(load_rules([base, corr]), frame) if m.kind == "event_count"]
+    assert len(matches) == 1 and matches[0].count == 2
+    assert "No" not in matches[0].group.values()
+    assert matches[0].group["additionalEventData.MFAUsed"].startswith("(withheld")

@@ -272,7 +272,7 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
         "  condition: sel\n")
     (rules / "error.yml").write_text(
         "title: Denied\nid: 6f1c2b1e-0d7a-4b8e-9a51-3c2d1e0f9a12\nlevel: low\n"
-        "logsource:\n  product: aws\ndetection:\n  sel:\n    errorMessage: Denied\n"
+        "logsource:\n  product: aws\ndetection:\n  sel:\n    requestParameters.userName: x\n"
         "  condition: sel\n")
     result = run_cli("analyze", "logs", str(log), "--sigma", str(rules), "--format", "json",
                      "--fail-on", "none", "--no-cache")
@@ -282,9 +282,36 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
     assert (sigma["loaded"], sigma["matched"], sigma["with_unknown_fields"]) == (2, 1, 1)
     by_title = {r["title"]: r for r in sigma["rules"]}
     assert by_title["Gets"]["matches"] == 3 and by_title["Gets"]["unknown_fields"] == []
-    assert by_title["Denied"]["unknown_fields"] == ["errorMessage"]
+    assert by_title["Denied"]["unknown_fields"] == ["requestParameters.userName"]
     # no record carries a UTC offset and no --timezone: the run says hours are judged in UTC
     assert summary["timezone"]["zone"] == "UTC"
     assert "judged in UTC" in summary["timezone"]["source"]
     # and the run's options do not claim a zone was chosen
     assert result.json()["run"]["options"]["timezone"].startswith("inferred")
+
+
+def test_patient_list_feeds_the_relationship_checks(tmp_path: Path) -> None:
+    log = tmp_path / "access.csv"
+    log.write_text("time,user,action,patient\n" + "".join(
+        f"2026-10-0{d}T10:00:00Z,jdoe,view,MRN{d}0000\n" for d in range(1, 8))
+        + "2026-10-08T10:00:00Z,jdoe,view,MRN77031234\n")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("user,family,address\njdoe,Doe,\"27 Quillby Road\"\n")
+    patients = tmp_path / "patients.csv"
+    base = ("analyze", "logs", str(log), "--roster", str(roster), "--format", "json",
+            "--fail-on", "none", "--no-cache", "--timezone", "UTC")
+    # without the patient list nothing relates the user to the patient
+    result = run_cli(*base)
+    assert result.code == 0, result.stderr
+    assert not [f for f in result.json()["findings"] if f["check_id"] == "log-snooping"]
+    patients.write_text("patient_id,address,deceased\nMRN77031234,27 Quillby Road,\n")
+    result = run_cli(*base, "--patients", str(patients))
+    assert result.code == 0, result.stderr
+    [found] = [f for f in result.json()["findings"] if f["check_id"] == "log-snooping"]
+    assert "lives at their address" in found["message"]
+    for value in ("Quillby", "QUILLBY", "77031234"):
+        assert value not in result.stdout and value not in result.stderr
+    patients.write_text("patient_id,deceased\nMRN77031234,last spring\n")
+    result = run_cli(*base, "--patients", str(patients))
+    assert result.code == 2 and "line 2" in result.stderr and "deceased" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -165,12 +165,13 @@ def test_reveal_phi_shows_values_and_is_recorded(tree: Path) -> None:
 #: (known only by role PAT and an MRN), an MRN inside event ids, codes, targets and devices, a
 #: patient's family name in the observer's name, a patient's address.
 LOG_PLANTED = {"patient mrn": "MRN77031234", "accession": "ACC99887766",
-               "family name": "Quillfeather", "patient address": "203.0.113.199"}
+               "family name": "Quillfeather", "patient address": "203.0.113.199",
+               "session token": "FwoGZXIvYXdzEQuillTokenSecret"}
 
 
 def _log_estate(root: Path) -> list[Path]:
     root.mkdir()
-    mrn, acc, family, address = LOG_PLANTED.values()
+    mrn, acc, family, address, _token = LOG_PLANTED.values()
     fhir = root / "portal.ndjson"
     fhir.write_text("".join(json.dumps({
         "resourceType": "AuditEvent", "id": f"ae-{mrn}-{i}",
@@ -192,7 +193,12 @@ def _log_estate(root: Path) -> list[Path]:
         "eventSource": "s3.amazonaws.com", "eventID": f"evt-{mrn}",
         "userIdentity": {"type": "IAMUser", "userName": "jdoe"},
         "userAgent": f"portal/{acc}", "sourceIPAddress": "198.51.100.9",
-        "requestParameters": {"bucketName": "imaging", "key": f"{mrn}/{acc}/img.dcm"}}]}))
+        "requestParameters": {"bucketName": "imaging", "key": f"{mrn}/{acc}/img.dcm"},
+        # free text a service writes, kept screened for Sigma rules; credentials never kept
+        "errorMessage": f"No such key {mrn}/{acc}",
+        "additionalEventData": {"note": f"restore {mrn}", acc: "x"},
+        "responseElements": {"credentials": {"sessionToken": LOG_PLANTED["session token"]},
+                             "x-amz-request-id": acc}}]}))
     return [fhir, csv_log, trail]
 
 
@@ -223,6 +229,15 @@ def _cache_text(folder: Path) -> str:
 def test_log_values_never_leave(tmp_path: Path) -> None:
     """No output of ``analyze logs`` and nothing in its Parquet cache holds a planted value."""
     files = _log_estate(tmp_path / "logs")
+    rules = tmp_path / "rules.yml"  # a correlation grouped by CloudTrail free text
+    rules.write_text(
+        "title: Reads\nid: 7f3a1c2e-4b5d-4e6f-9a0b-1c2d3e4f5a6b\nlevel: high\n"
+        "logsource:\n  product: aws\ndetection:\n  sel:\n    eventName: GetObject\n"
+        "  condition: sel\n---\n"
+        "title: Reads per error\nid: 8a4b2d3f-5c6e-4f70-8b1c-2d3e4f5a6b7c\nlevel: high\n"
+        "correlation:\n  type: event_count\n  rules:\n    - 7f3a1c2e-4b5d-4e6f-9a0b-1c2d3e4f5a6b\n"
+        "  group-by:\n    - errorMessage\n    - additionalEventData.note\n  timespan: 1h\n"
+        "  condition:\n    gte: 1\n")
     data = tmp_path / "data"
     env = {**os.environ, "COLUMNS": "120", "HIPAA_AUDIT_DATA_DIR": str(data)}
     # the search finds the values where they are (the logs), so it can fail
@@ -232,7 +247,7 @@ def test_log_values_never_leave(tmp_path: Path) -> None:
         out = tmp_path / f"logs.{fmt}"
         for to_file in (False, True):
             args = [sys.executable, "-m", "hipaa_audit", "analyze", "logs", *map(str, files),
-                    "--format", fmt, "--fail-on", "none", "--progress"]
+                    "--format", fmt, "--fail-on", "none", "--progress", "--sigma", str(rules)]
             if to_file:
                 args += ["--output", str(out)]
             proc = subprocess.run(args, capture_output=True, env=env, timeout=300)

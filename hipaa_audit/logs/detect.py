@@ -22,8 +22,10 @@ Methods (reference: auditlog.md section 6):
   users failing from one source address in the window.
 - ``break-glass``: every emergency-access start; unjustified (no allowed purpose of use), never
   stopped within ``break_glass_max``, or outside declared emergencies, it is raised.
-- ``snooping``: a user reading the record of a patient with the same family name (roster), a VIP
-  or a co-worker patient (lists from the configuration).
+- ``snooping``: a user reading the record of a patient with the same family name (roster), their
+  own, an emergency contact's or a housemate's record (roster and patient list), a VIP or a
+  co-worker patient (lists from the configuration), a deceased patient after death, or patients
+  no department of theirs treats (roster and patient list; no care relation).
 - ``mass-deletion``: objects deleted per user and hour above ``delete_min``.
 - ``permission-change`` and ``storage-change``: every successful permission or role change, and
   every bucket policy, ACL, encryption, versioning, lifecycle or logging change.
@@ -110,6 +112,18 @@ class Settings:
     #: keyed fingerprints of VIP and co-worker patients
     vip_patients: frozenset[str] = frozenset()
     coworker_patients: frozenset[str] = frozenset()
+    #: user -> keyed fingerprints of the patient ids of the user's emergency contacts (roster)
+    user_relatives: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: user -> keyed fingerprint of the user's home address, normalised (roster ``address``)
+    user_address: dict[str, str] = field(default_factory=dict)
+    #: user -> the user's department, normalised (roster ``department``)
+    user_department: dict[str, str] = field(default_factory=dict)
+    #: patient -> keyed fingerprint of the patient's address, normalised (``--patients``)
+    patient_address: dict[str, str] = field(default_factory=dict)
+    #: patient -> date of death, ISO 8601 ("" when only known to be deceased) (``--patients``)
+    patient_deceased: dict[str, str] = field(default_factory=dict)
+    #: patient -> the departments treating the patient, normalised (``--patients``)
+    patient_departments: dict[str, frozenset[str]] = field(default_factory=dict)
     #: the moment "now" for future timestamps (tests pin it)
     now: pd.Timestamp | None = None
 
@@ -714,8 +728,15 @@ def break_glass(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 # -- snooping ------------------------------------------------------------------------------------
 
 def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """Reads of a same-surname, VIP or co-worker patient's record."""
-    if not (s.user_family or s.vip_patients or s.coworker_patients or s.user_patient):
+    """Reads of a patient the user may have no business with.
+
+    A same-surname, own, relative's, housemate's, VIP, co-worker or deceased patient's record,
+    and reads outside the user's department (see :func:`_relations`).
+    """
+    relations = (s.user_relatives or s.user_address or s.patient_deceased
+                 or (s.user_department and s.patient_departments))
+    if not (s.user_family or s.vip_patients or s.coworker_patients or s.user_patient
+            or relations):
         return []
     reads = (_mask(events["action"].isin(READ_ACTIONS)) & _mask(events["patient"].notna())
              & _mask(events["user"].notna()))
@@ -770,6 +791,89 @@ def snooping(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
                 {"events": len(rows), "days": days},
                 f"{label} patient list of the configuration; a care relation is access on "
                 f"{s.care_days} or more days", high=True))
+    if relations:
+        out.extend(_relations(events[cols].iloc[np.flatnonzero(reads)], s))
+    return out
+
+
+def _relations(reads: pd.DataFrame, s: Settings) -> list[Anomaly]:
+    """Reads of a patient the user is related to, who is deceased, or outside their department.
+
+    * an emergency contact: the patient is one of the user's (roster ``emergency_contact_id``);
+    * same address: the patient's address (``--patients``) is the user's (roster ``address``);
+    * deceased: read after the date of death (``--patients`` ``deceased``) on fewer than
+      ``care_days`` days (no care relation);
+    * department: the user's department (roster) is none of those treating the patient
+      (``--patients`` ``department``), on fewer than ``care_days`` days; one anomaly per user.
+
+    Addresses and patient ids are compared as keyed fingerprints; nothing else is shown.
+    """
+    if reads.empty:
+        return []
+    rows = _text(reads).reset_index(drop=True)
+    user, patient = rows["user"].astype(object), rows["patient"].astype(object)
+    out: list[Anomaly] = []
+
+    def per_pair(mask: Mask, care: bool) -> list[tuple[str, pd.DataFrame, int]]:
+        found = []
+        for key, group in rows[mask].groupby(["user", "patient"], observed=True):
+            days = int(group["time"].dt.date.nunique())
+            if not care or days < s.care_days:
+                found.append((str(_pair(key)[0]), group, days))
+        return found
+
+    if s.user_relatives:
+        pairs = {f"{u}|{p}" for u, ps in s.user_relatives.items() for p in ps}
+        related = _mask((user + "|" + patient).isin(pairs))
+        for name, group, days in per_pair(related, care=False):
+            out.append(_anomaly(
+                "snooping", name, "user", group,
+                f"{name} read the record of their emergency contact ({len(group)} event(s) on "
+                f"{days} day(s)).", {"events": len(group), "days": days},
+                "the roster's emergency contact patient ids (keyed fingerprints)", high=True))
+    if s.user_address and s.patient_address:
+        mine = user.map(s.user_address)
+        theirs = patient.map(s.patient_address)
+        same = _mask(mine.notna() & theirs.notna() & (mine == theirs))
+        for name, group, days in per_pair(same, care=False):
+            out.append(_anomaly(
+                "snooping", name, "user", group,
+                f"{name} read the record of a patient who lives at their address "
+                f"({len(group)} event(s) on {days} day(s)).",
+                {"events": len(group), "days": days},
+                "roster addresses against the patient list's (keyed fingerprints of the "
+                "normalised address)", high=True))
+    if s.patient_deceased:
+        died = pd.to_datetime(patient.map(s.patient_deceased).replace("", "1900-01-01"),
+                              utc=True, errors="coerce", format="ISO8601")
+        after = _mask(died.notna() & (rows["time"] >= died))
+        for name, group, days in per_pair(after, care=True):
+            out.append(_anomaly(
+                "snooping", name, "user", group,
+                f"{name} read the record of a deceased patient after the date of death "
+                f"({len(group)} event(s) on {days} day(s)), with no care relation seen in the "
+                "logs.", {"events": len(group), "days": days},
+                f"the patient list's date of death; a care relation is access on "
+                f"{s.care_days} or more days"))
+    if s.user_department and s.patient_departments:
+        department = user.map(s.user_department)
+        treating = {f"{p}|{d}" for p, ds in s.patient_departments.items() for d in ds}
+        known = _mask(department.notna() & patient.isin(s.patient_departments))
+        inside = _mask((patient + "|" + department.fillna("")).isin(treating))
+        outside = per_pair(known & ~inside, care=True)
+        by_user: dict[str, list[pd.DataFrame]] = {}
+        for name, group, _days in outside:
+            by_user.setdefault(name, []).append(group)
+        for name, groups in by_user.items():
+            group = pd.concat(groups).sort_values("time", kind="stable")
+            out.append(_anomaly(
+                "snooping", name, "user", group,
+                f"{name} ({s.user_department[name]}) read the records of {len(groups)} "
+                f"patient(s) no department of theirs treats ({len(group)} event(s)), with no "
+                "care relation seen in the logs.",
+                {"events": len(group), "patients": len(groups)},
+                "the roster's department against the departments of the patient list; a care "
+                f"relation is access on {s.care_days} or more days"))
     return out
 
 

@@ -42,7 +42,9 @@ import pandas as pd
 
 from hipaa_audit.logs.schema import (
     ACTIONS,
+    DETAIL_ROOTS,
     OUTCOMES,
+    SECRET_KEY,
     STRING_DTYPE,
     Chunk,
     Malformed,
@@ -73,6 +75,11 @@ FINGERPRINT_CACHE = 1_000_000
 MAX_NUMBER = 2**62
 #: Nested DICOM extensions of a FHIR entity followed at most this deep.
 MAX_EXTENSION_DEPTH = 16
+#: CloudTrail detail (``errorMessage``, ``additionalEventData``, ``responseElements``): at most
+#: this many leaves per record, this many levels deep; a longer value is fingerprinted.
+MAX_DETAIL_LEAVES = 32
+MAX_DETAIL_DEPTH = 6
+MAX_DETAIL_TEXT = 256
 
 _BLOCK = 1 << 20
 #: Text lines are read in pieces of at most this many characters (memory stays bounded).
@@ -364,11 +371,13 @@ class _Row(NamedTuple):
     #: CloudTrail only: ``errorCode`` and ``userIdentity.type`` (for Sigma rules)
     error_code: str | None = None
     identity_type: str | None = None
+    #: CloudTrail only: the screened detail (:func:`_cloudtrail_detail`)
+    detail: str | None = None
 
 
 _ROW_STRINGS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
                 "source_ip", "device", "purpose", "event_id", "code", "target", "system",
-                "error_code", "identity_type")
+                "error_code", "identity_type", "detail")
 
 
 class _Collector:
@@ -642,6 +651,10 @@ def zone_of_offsets(samples: Sequence[tuple[int, int]]) -> tuple[str, int] | Non
 _ATNA_START = re.compile(r"<AuditMessage(?=[\s>/])")
 _ATNA_END = "</AuditMessage>"
 _FHIR_RE = re.compile(r'"resourceType"\s*:\s*"(?:AuditEvent|Bundle)"')
+#: A FHIR AuditEvent or Bundle in XML (the FHIR namespace on the element).
+_FHIR_XML_RE = re.compile(r'<(?:AuditEvent|Bundle)\s[^>]*xmlns\s*=\s*["\']http://hl7\.org/fhir["\']')
+_FHIR_XML_START = re.compile(r"<AuditEvent(?=[\s>/])")
+_FHIR_XML_END = "</AuditEvent>"
 _CT_CONTAINER = re.compile(r'\{\s*"Records"\s*:')
 _NOT_HEADER_CELL = re.compile(r"^[\d\s.,:+\-/TZ]*$")
 
@@ -650,8 +663,9 @@ def detect_format(path: Path) -> str:
     """Tell the format of the log at ``path`` from its first bytes (gzip is looked inside).
 
     ``<AuditMessage`` (alone or in syslog lines) → ``atna``; a FHIR ``AuditEvent`` or ``Bundle``
-    (JSON or NDJSON) → ``fhir``; CloudTrail ``Records`` (or bare records) → ``cloudtrail``; a
-    first line holding a JSON object → ``jsonl``; a delimited text with a header → ``csv``.
+    (JSON, NDJSON, or XML in the FHIR namespace) → ``fhir``; CloudTrail ``Records`` (or bare
+    records) → ``cloudtrail``; a first line holding a JSON object → ``jsonl``; a delimited text
+    with a header → ``csv``.
     Raises :class:`LogFormatError` (naming the file) when it cannot be read or told.
     """
     path = Path(path)
@@ -675,6 +689,8 @@ def detect_format(path: Path) -> str:
                              "(FHIR AuditEvent, CloudTrail or JSON Lines)")
     if _ATNA_START.search(text):
         return "atna"
+    if _FHIR_XML_RE.search(text):
+        return "fhir"
     if _sniff_csv(text, whole) is not None:
         return "csv"
     raise LogFormatError(f"{path}: not a recognised audit log format "
@@ -745,6 +761,9 @@ def parse_file(path: Path, fmt: str, masker: Masker, mapping: ColumnMapping | No
     if fmt == "atna":
         return _parse_atna(path, fp, collector)
     if fmt == "fhir":
+        if text.lstrip().startswith("<"):
+            return _parse_atna(path, fp, collector, _FHIR_XML_START, _FHIR_XML_END,
+                               _fhir_xml_row, "AuditEvent")
         return _parse_json_records(path, "entry", _fhir_records(path, fp), collector)
     if fmt == "cloudtrail":
         return _parse_json_records(path, "Records", _cloudtrail_records(path, fp), collector)
@@ -987,8 +1006,19 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
                 fp.label(code, known, codes=True), target, fp.label(system, known), line)
 
 
-def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chunk]:
+def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector,
+                start_tag: re.Pattern[str] = _ATNA_START, end_tag: str = _ATNA_END,
+                to_row: Callable[[ET.Element, _Fingerprints, int, str], _Row] = _atna_row,
+                label: str = "AuditMessage") -> Iterator[Chunk]:
+    """Stream the XML messages of a file (ATNA; FHIR AuditEvent in XML).
+
+    Each runs from ``start_tag`` to ``end_tag`` (bare, in syslog lines, several on a line or
+    one over many), is parsed with DTDs and entities refused and at most
+    :data:`MAX_RECORD_CHARS` long, and is made a row by ``to_row``. Text outside the messages
+    that is not markup is a malformed line (``no`` ``label``).
+    """
     name = path.name
+    too_large, truncated, missing = f"{label} too large", f"truncated {label}", f"no {label}"
     buffer: list[str] = []
     size = 0
     in_message = False
@@ -1018,7 +1048,7 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
             return None
         key = f"{name}:{start_line}" if on_line == 1 else f"{name}:{start_line}:{on_line}"
         try:
-            row = _atna_row(root, fp, start_line, key)
+            row = to_row(root, fp, start_line, key)
         except _Bad as exc:
             col.bad(start_line, exc.reason)
             return None
@@ -1039,11 +1069,11 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
             pos = 0
             while True:
                 if in_message:
-                    end = piece.find(_ATNA_END, pos)
-                    restart = _ATNA_START.search(piece, pos)
+                    end = piece.find(end_tag, pos)
+                    restart = start_tag.search(piece, pos)
                     if restart is not None and (end < 0 or restart.start() < end):
-                        col.bad(start_line, "AuditMessage too large" if oversize
-                                else "truncated AuditMessage")
+                        col.bad(start_line, too_large if oversize
+                                else truncated)
                         in_message, oversize, buffer, size = False, False, [], 0
                         pos = restart.start()
                         continue
@@ -1054,9 +1084,9 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
                             if size > MAX_RECORD_CHARS:
                                 oversize, buffer, size = True, [], 0
                         break
-                    stop = end + len(_ATNA_END)
+                    stop = end + len(end_tag)
                     if oversize:
-                        col.bad(start_line, "AuditMessage too large")
+                        col.bad(start_line, too_large)
                         in_message, oversize = False, False
                         pos = stop
                         continue
@@ -1068,7 +1098,7 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
                         yield chunk
                     pos = stop
                     continue
-                match = _ATNA_START.search(piece, pos)
+                match = start_tag.search(piece, pos)
                 outside = piece[pos:] if match is None else piece[pos:match.start()]
                 if "<!" in outside and _DTD.search(outside):
                     dtd = True
@@ -1077,14 +1107,14 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
                         if _SYSLOG_PRI.match(outside):
                             # a syslog header whose XML may follow on the next lines
                             if pending_header is not None:
-                                col.bad(pending_header, "no AuditMessage")
+                                col.bad(pending_header, missing)
                             pending_header = lineno
                         elif _TAG.sub("", outside).strip() and not dtd:
-                            col.bad(lineno, "no AuditMessage")
+                            col.bad(lineno, missing)
                     break
                 if pending_header is not None and _SYSLOG_PRI.match(outside):
                     # this message has its own syslog header: the pending one stood alone
-                    col.bad(pending_header, "no AuditMessage")
+                    col.bad(pending_header, missing)
                 pending_header = None
                 touched = in_message = True
                 start_line = lineno
@@ -1093,10 +1123,10 @@ def _parse_atna(path: Path, fp: _Fingerprints, col: _Collector) -> Iterator[Chun
         if lines.error is not None:
             col.bad(lines.line, lines.error)
         if in_message:
-            col.bad(start_line, "AuditMessage too large" if oversize
-                    else "truncated AuditMessage")
+            col.bad(start_line, too_large if oversize
+                    else truncated)
         if pending_header is not None:
-            col.bad(pending_header, "no AuditMessage")
+            col.bad(pending_header, missing)
     yield from col.finish()
 
 
@@ -1589,6 +1619,52 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
                 fp.label(code, known, codes=True), None, fp.label(system, known), line)
 
 
+#: FHIR elements that are lists in JSON wherever they appear (AuditEvent R4, STU3 and R5, their
+#: data types, Bundle); ``type`` is one only under ``source``.
+_FHIR_XML_LISTS = frozenset({
+    "subtype", "purposeOfEvent", "agent", "entity", "role", "policy", "purposeOfUse", "detail",
+    "securityLabel", "coding", "extension", "modifierExtension", "category", "authorization",
+    "entry", "link"})
+#: A FHIR XML resource nested deeper than this is malformed.
+MAX_FHIR_XML_DEPTH = 32
+
+
+def _fhir_xml_value(element: ET.Element, depth: int) -> Any:
+    """A FHIR XML element as its JSON form.
+
+    A primitive's ``value``, else an object whose repeating elements (:data:`_FHIR_XML_LISTS`)
+    are lists. Narrative (``text``/``div``) and contained resources are left out.
+    """
+    if depth > MAX_FHIR_XML_DEPTH:
+        raise _Bad("AuditEvent nested too deep")
+    value = element.get("value")
+    if value is not None:
+        return value
+    out: dict[str, Any] = {}
+    url = element.get("url")
+    if url is not None:
+        out["url"] = url
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag in ("div", "contained") or (
+                tag == "text" and depth == 0):
+            continue
+        inner = _fhir_xml_value(child, depth + 1)
+        if tag in _FHIR_XML_LISTS or (tag == "type" and element.tag == "source"):
+            out.setdefault(tag, []).append(inner)
+        else:
+            out.setdefault(tag, inner)
+    return out
+
+
+def _fhir_xml_row(root: ET.Element, fp: _Fingerprints, line: int, fallback_id: str) -> _Row:
+    """A FHIR AuditEvent in XML (R4, STU3): read as its JSON form by :func:`_fhir_row`."""
+    _strip_namespaces(root)
+    resource = _fhir_xml_value(root, 0)
+    resource["resourceType"] = root.tag
+    return _fhir_row(resource, fp, line, fallback_id)
+
+
 def _fhir_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
                                                              Iterator[_Row]]:
     name = path.name
@@ -1780,7 +1856,49 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
                 objects, size, _str(rec.get("sourceIPAddress")),
                 fp.label(_str(rec.get("userAgent"))), None, event_key, event, target,
                 _str(rec.get("eventSource")), line, fp.label(_str(rec.get("errorCode"))),
-                fp.label(_str(ident.get("type"))))
+                fp.label(_str(ident.get("type"))), _cloudtrail_detail(rec, fp))
+
+
+def _cloudtrail_detail(rec: dict[str, Any], fp: _Fingerprints) -> str | None:
+    """A record's ``errorMessage``, ``additionalEventData`` and ``responseElements``, screened.
+
+    JSON text of their scalar leaves by dotted path (``responseElements.ConsoleLogin``), for
+    Sigma rules. These are free text a service or a caller writes: a value that may hold an
+    identifier (:func:`may_identify`) or longer than :data:`MAX_DETAIL_TEXT` becomes
+    ``hmac:`` and its fingerprint; a key that may, or that names a secret (``credentials``,
+    ``secretAccessKey``, ``sessionToken``... :data:`SECRET_KEY`), is dropped with what it holds;
+    lists are not followed; at most :data:`MAX_DETAIL_LEAVES` leaves, :data:`MAX_DETAIL_DEPTH`
+    levels deep.
+    """
+    out: dict[str, str] = {}
+
+    def walk(path: str, value: object, depth: int) -> None:
+        if len(out) >= MAX_DETAIL_LEAVES:
+            return
+        if isinstance(value, dict):
+            if depth >= MAX_DETAIL_DEPTH:
+                return
+            for key, inner in value.items():
+                if (not isinstance(key, str) or not key or "." in key or SECRET_KEY.search(key)
+                        or may_identify(key) or len(key) > MAX_DETAIL_TEXT):
+                    continue
+                walk(f"{path}.{key}", inner, depth + 1)
+            return
+        if isinstance(value, bool):
+            text: str | None = "true" if value else "false"
+        else:
+            text = _str(value)
+        if text is None:
+            return
+        if len(text) > MAX_DETAIL_TEXT or may_identify(text):
+            text = fp.mask(text)
+        out[path] = str(text)
+
+    for root in DETAIL_ROOTS:
+        value = rec.get(root)
+        if (root == "errorMessage") != isinstance(value, dict):
+            walk(root, value, 0)
+    return json.dumps(out, sort_keys=True, separators=(",", ":")) if out else None
 
 
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],

@@ -36,6 +36,10 @@ source         string                       the file the record came from
 error_code     string                       CloudTrail ``errorCode`` (``AccessDenied``...)
 identity_type  string                       CloudTrail ``userIdentity.type`` (``Root``,
                                             ``IAMUser``, ``AssumedRole``...)
+detail         string                       CloudTrail ``errorMessage``, ``additionalEventData``
+                                            and ``responseElements``, screened: JSON text of
+                                            their scalar leaves by dotted path (see
+                                            :func:`detail_field`), for Sigma rules only
 line           Int64                        its line (text formats) or record number (1-based)
 =============  ===========================  ==================================================
 
@@ -57,6 +61,7 @@ form. The Parquet cache keeps the categories (:func:`write_parquet`, :func:`read
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,13 +79,33 @@ ACTIONS = (
 OUTCOMES = ("success", "failure")
 STRING_COLUMNS = ("user", "role", "action", "outcome", "patient", "patient_name", "study",
                   "source_ip", "device", "purpose", "event_id", "code", "target", "system",
-                  "format", "source", "error_code", "identity_type")
+                  "format", "source", "error_code", "identity_type", "detail")
 INT_COLUMNS = ("objects", "bytes", "line")
 COLUMNS = ("time", *STRING_COLUMNS[:7], "objects", "bytes", *STRING_COLUMNS[7:], "line")
 STRING_DTYPE = pd.StringDtype("pyarrow")
 #: Text columns held as categoricals in the compact table: all but the per-event id and the
 #: study (nearly one value per export, view or import: a dictionary as large as the column).
 CATEGORY_COLUMNS = tuple(c for c in STRING_COLUMNS if c not in ("event_id", "study"))
+
+#: The CloudTrail parts kept in the ``detail`` column: ``errorMessage`` and the leaves of
+#: ``additionalEventData`` and ``responseElements``.
+DETAIL_ROOTS = ("errorMessage", "additionalEventData", "responseElements")
+#: A key naming a secret: its subtree is never kept (``responseElements.credentials`` of
+#: AssumeRole and GetSessionToken holds a session's keys and token).
+SECRET_KEY = re.compile(r"credential|secret|token|password|passwd|private", re.IGNORECASE)
+
+
+def detail_field(name: str) -> bool:
+    """Whether a CloudTrail field can be held in the ``detail`` column.
+
+    True for ``errorMessage`` and the paths under ``additionalEventData`` and
+    ``responseElements`` (``responseElements.ConsoleLogin``) with no key naming a secret
+    (:data:`SECRET_KEY`) on them: those are dropped when parsed.
+    """
+    root, _, rest = name.partition(".")
+    if root not in DETAIL_ROOTS or (root == "errorMessage") != (not rest):
+        return False
+    return not any(SECRET_KEY.search(part) for part in rest.split(".")) if rest else True
 
 
 def dtypes() -> dict[str, object]:

@@ -1,13 +1,14 @@
 """Build the options of a log analysis from the command line or a ``[[logs]]`` section.
 
 Everything is read and checked before any log is parsed: the column mapping, the Sigma rules (a
-bad rule stops the command with its file and reason), the roster, VIP and co-worker lists (turned
-into keyed fingerprints at once) and the detector settings.
+bad rule stops the command with its file and reason), the roster, VIP and co-worker lists and the
+patient list (turned into keyed fingerprints at once) and the detector settings.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import os
 import tomllib
 import zoneinfo
@@ -75,6 +76,96 @@ def roster_patients(path: Path, masker: Masker) -> dict[str, str]:
             for r in rows if r.get(user) and (r.get(column) or "").strip()}
 
 
+def normalised_address(value: str) -> str:
+    """An address compared across sources: upper case, letters and digits, single spaces."""
+    return " ".join("".join(c if c.isalnum() else " " for c in value.upper()).split())
+
+
+def normalised_department(value: str) -> str:
+    """A department name compared across sources: case and spacing aside."""
+    return " ".join(value.upper().split())
+
+
+def _split(value: str | None) -> list[str]:
+    """The values of a cell listing several, separated by ``;`` or ``|``."""
+    return [v.strip() for v in (value or "").replace("|", ";").split(";") if v.strip()]
+
+
+def roster_relations(path: Path, masker: Masker) -> dict[str, Any]:
+    """What the roster says of each user for the relationship checks, when it has the columns.
+
+    ``emergency_contact_id`` (or ``emergency_contact_mrn``): the patient ids of the user's
+    emergency contacts (``;``-separated) -> ``user_relatives``, keyed fingerprints; ``address``:
+    the user's home address -> ``user_address``, the keyed fingerprint of the normalised address
+    (:func:`normalised_address`); ``department`` -> ``user_department``.
+    """
+    rows = list(csv.DictReader(_read(path, "roster").splitlines()))
+    header = set(rows[0]) if rows else set()
+    user = "user" if "user" in header else "id"
+    out: dict[str, Any] = {}
+    contact = next((c for c in ("emergency_contact_id", "emergency_contact_mrn")
+                    if c in header), None)
+    if contact is not None:
+        out["user_relatives"] = {
+            r[user].strip(): frozenset(masker.fingerprint(patient_key(v))
+                                       for v in _split(r[contact]))
+            for r in rows if r.get(user) and _split(r.get(contact))}
+    if "address" in header:
+        out["user_address"] = {
+            r[user].strip(): masker.fingerprint(normalised_address(r["address"]))
+            for r in rows if r.get(user) and normalised_address(r.get("address") or "")}
+    if "department" in header:
+        out["user_department"] = {
+            r[user].strip(): normalised_department(r["department"])
+            for r in rows if r.get(user) and (r.get("department") or "").strip()}
+    return out
+
+
+_DECEASED_YES = frozenset({"y", "yes", "true", "1", "deceased"})
+
+
+def patient_facts(path: Path, masker: Masker) -> dict[str, Any]:
+    """A patient list (CSV) for the relationship checks, fingerprinted as it is read.
+
+    Columns: ``patient_id`` (or ``mrn``), and any of ``address`` (-> ``patient_address``, the
+    keyed fingerprint of the normalised address), ``deceased`` (a date of death, or yes/true:
+    -> ``patient_deceased``) and ``department`` (the departments treating the patient,
+    ``;``-separated -> ``patient_departments``). Raises :class:`LogSetupError` for a file
+    without a patient id column or with a date of death that is not a date.
+    """
+    rows = list(csv.DictReader(_read(path, "patient list").splitlines()))
+    header = set(rows[0]) if rows else set()
+    column = next((c for c in ("patient_id", "mrn") if c in header), None)
+    if column is None:
+        raise LogSetupError(f"{path}: the patient list needs a header with a patient_id (or "
+                            "mrn) column")
+    address: dict[str, str] = {}
+    deceased: dict[str, str] = {}
+    departments: dict[str, frozenset[str]] = {}
+    for number, row in enumerate(rows, 2):
+        pid = patient_key(row.get(column) or "")
+        if not pid:
+            continue
+        key = masker.fingerprint(pid)
+        where = normalised_address(row.get("address") or "")
+        if where:
+            address[key] = masker.fingerprint(where)
+        died = (row.get("deceased") or "").strip()
+        if died.lower() in _DECEASED_YES:
+            deceased[key] = ""
+        elif died and died.lower() not in ("n", "no", "false", "0"):
+            try:
+                deceased[key] = datetime.date.fromisoformat(died[:10]).isoformat()
+            except ValueError:
+                raise LogSetupError(f"{path}: line {number}: deceased is neither a date "
+                                    "(YYYY-MM-DD) nor yes/no") from None
+        treating = frozenset(normalised_department(d) for d in _split(row.get("department")))
+        if treating:
+            departments[key] = treating
+    return {"patient_address": address, "patient_deceased": deceased,
+            "patient_departments": departments}
+
+
 def patient_list(path: Path, masker: Masker) -> frozenset[str]:
     """Fingerprints of a file of patient ids (one per line; ``#`` starts a comment)."""
     ids = [line.split("#", 1)[0].strip() for line in _read(path, "patient list").splitlines()]
@@ -105,7 +196,8 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
                 sigma: Sequence[Path] = (), timezone: str | None = None,
                 detectors: dict[str, Any] | None = None, roster: Path | None = None,
                 vip: Path | None = None, coworkers: Path | None = None,
-                chain_key_env: str | None = None, anchors: Sequence[Path] = (),
+                patients: Path | None = None, chain_key_env: str | None = None,
+                anchors: Sequence[Path] = (),
                 cloudtrail_keys: Sequence[Path] = (), cache: bool = True,
                 scheduler: str | None = None) -> LogOptions:
     """Check and assemble the options; raise :class:`LogSetupError` with a clear message.
@@ -122,6 +214,9 @@ def log_options(paths: Sequence[str], masker: Masker, *, fmt: str = "auto",
         extra["user_family"], roles = roster_families(roster, masker)
         extra["people"] = frozenset(extra["user_family"]) | frozenset(roles)
         extra["user_patient"] = roster_patients(roster, masker)
+        extra.update(roster_relations(roster, masker))
+    if patients is not None:
+        extra.update(patient_facts(patients, masker))
     if vip is not None:
         extra["vip_patients"] = patient_list(vip, masker)
     if coworkers is not None:

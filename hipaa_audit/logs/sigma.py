@@ -8,7 +8,9 @@ factorised once, each leaf is tested on the distinct values only and broadcast b
 Field names in rules are the schema columns (:mod:`hipaa_audit.logs.schema`) or aliases
 (:data:`DEFAULT_FIELD_MAP`, extended or overridden by ``field_map``). A field that resolves to no
 column matches nothing and never raises (``null`` and ``exists: false`` hold for it, as for any
-absent field).
+absent field). CloudTrail's ``errorMessage``, ``additionalEventData.*`` and
+``responseElements.*`` resolve to their leaves in the ``detail`` column (JSON text, screened when
+parsed); they select events, and a correlation grouped by one does not show its values.
 
 Matching follows Sigma: strings compare case-insensitively unless ``|cased``; ``*`` and ``?``
 are wildcards over the whole value; ``|re`` is an unanchored RE2 search (case-sensitive unless
@@ -25,6 +27,7 @@ the events at most ``timespan`` older); a group is reported once, with its most 
 from __future__ import annotations
 
 import ipaddress
+import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +78,12 @@ from sigma.validators.base import SigmaValidationIssueSeverity
 from sigma.validators.core.condition import DanglingConditionValidator, DanglingDetectionValidator
 from sigma.validators.core.metadata import IdentifierUniquenessValidator
 from sigma.validators.core.modifiers import InvalidModifierCombinationsValidator
+
+from hipaa_audit.logs.schema import STRING_DTYPE, detail_field
+
+#: The column holding CloudTrail's screened detail, and how a field of it is named when resolved.
+DETAIL_COLUMN = "detail"
+DETAIL_PREFIX = "detail:"
 
 #: Columns searched by keyword (field-less) detections.
 KEYWORD_COLUMNS = ("user", "action", "code", "target", "system", "device")
@@ -646,6 +655,15 @@ class _Column:
         return self._ips
 
 
+def _detail_value(text: object, key: str) -> str | None:
+    """The value of ``key`` in one ``detail`` JSON text (None when absent or not readable)."""
+    try:
+        value = json.loads(str(text)).get(key)
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _to_mask(result: Any) -> Mask:
     return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -684,6 +702,8 @@ class _Frame:
         self._numbers: dict[str, npt.NDArray[np.float64]] = {}
         self._leaves: dict[tuple[_Leaf, str], Mask] = {}
         self._time: npt.NDArray[np.int64] | None = None
+        self._details: dict[str, pd.Series[Any]] = {}
+        self._has_detail: bool | None = None
 
     # -- fields
 
@@ -699,18 +719,44 @@ class _Frame:
             return self._folded_columns.get(target.lower())
         if name in columns:
             return name
-        return self._folded_columns.get(name.lower())
+        folded = self._folded_columns.get(name.lower())
+        if folded is None and detail_field(name) and self.has_detail:
+            return DETAIL_PREFIX + name
+        return folded
+
+    @property
+    def has_detail(self) -> bool:
+        """Whether any event holds CloudTrail detail (else its fields are unknown, not empty)."""
+        if self._has_detail is None:
+            self._has_detail = DETAIL_COLUMN in self.events.columns and bool(
+                self.events[DETAIL_COLUMN].notna().any())
+        return self._has_detail
+
+    def series(self, name: str) -> pd.Series[Any]:
+        """The values of a resolved field: a column, or a CloudTrail field of ``detail``."""
+        if not name.startswith(DETAIL_PREFIX):
+            return self.events[name]
+        if name not in self._details:
+            key = name[len(DETAIL_PREFIX):]
+            detail = self.column(DETAIL_COLUMN)
+            values = [_detail_value(text, key) for text in detail.strings.to_pylist()]
+            codes, uniques = pd.factorize(pd.Series([*values, None], dtype=object),
+                                          use_na_sentinel=True)
+            rows = np.asarray(codes)[detail.codes]  # a missing detail (-1) takes the None
+            self._details[name] = pd.Series(pd.Categorical.from_codes(
+                rows, dtype=pd.CategoricalDtype(pd.Index(uniques, dtype=STRING_DTYPE))))
+        return self._details[name]
 
     def column(self, name: str) -> _Column:
-        """The factorised column ``name``."""
+        """The factorised column (or ``detail`` field) ``name``."""
         if name not in self._columns:
-            self._columns[name] = _Column(self.events[name])
+            self._columns[name] = _Column(self.series(name))
         return self._columns[name]
 
     def numbers(self, name: str) -> npt.NDArray[np.float64]:
         """The column as floats per row (NaN when missing or not numeric)."""
         if name not in self._numbers:
-            series = self.events[name]
+            series = self.series(name)
             if pd.api.types.is_datetime64_any_dtype(series.dtype):
                 ms = self._ms(series).astype(np.float64)
                 ms[ms == float(_NAT)] = np.nan
@@ -746,7 +792,7 @@ class _Frame:
         out = np.full(len(rows), None, dtype=object)
         if name is None or not len(rows):
             return out
-        values = self.events[name].iloc[rows]
+        values = self.series(name).iloc[rows]
         present = np.asarray(values.notna().to_numpy(), dtype=bool)
         out[present] = [v if isinstance(v, str) else str(v) for v in values[present].tolist()]
         return out
@@ -795,7 +841,7 @@ class _Frame:
 
     def _test(self, leaf: _Leaf, name: str) -> Mask:
         kind = leaf.kind
-        series = self.events[name]
+        series = self.series(name)
         if kind == "null":
             return np.asarray(series.isna().to_numpy(), dtype=bool)
         if kind == "exists":
@@ -1012,9 +1058,14 @@ def _correlate(corr: _Correlation, frame: _Frame, masks: Mapping[int, Mask]) -> 
         chosen = candidates.index[~candidates["gid"].duplicated()].to_numpy()
     out: list[SigmaMatch] = []
     all_rows = hits["row"].to_numpy(dtype=np.intp)
+    # CloudTrail detail is free text from the asset: it selects events, it is never shown
+    withheld = {name for name in corr.group_by
+                if any((frame.resolve(corr.field_for(name, k)) or "").startswith(DETAIL_PREFIX)
+                       for k in range(len(corr.refs)))}
     for end in chosen.tolist():
         start = int(starts[end])
-        group = {name: str(hits.at[end, col])
+        group = {name: str(hits.at[end, col]) if name not in withheld
+                 else f"(withheld, group {int(gid[end]) + 1})"
                  for name, col in zip(corr.group_by, group_cols, strict=True)}
         value = float(values[end])
         out.append(SigmaMatch(
