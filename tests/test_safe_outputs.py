@@ -179,8 +179,9 @@ def test_assess_store_reports_and_data_folder_are_private(tmp_path: Path) -> Non
     reports = tmp_path / "out" / "reports"
     assert mode(tmp_path / "out") == mode(reports) == 0o700
     written = sorted(p.name for p in reports.iterdir())
-    assert written == ["SHA256SUMS", "baa-evidence.pdf", "findings.csv", "findings.json",
-                       "risk-analysis.pdf"]
+    assert written == ["SHA256SUMS", "baa-evidence.html", "baa-evidence.pdf", "findings.csv",
+                       "findings.json", "findings.ocsf.jsonl", "findings.sarif", "junit.xml",
+                       "risk-analysis.html", "risk-analysis.pdf"]
     assert all(mode(reports / name) == 0o600 for name in written)
     assert mode(store.parent) == 0o700 and mode(store) == 0o600
     companions = [store.with_name(store.name + s) for s in ("-wal", "-shm", "-journal")]
