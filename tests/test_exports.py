@@ -152,7 +152,7 @@ def uuids_and_references(doc: Any) -> tuple[list[str], set[str]]:
 def check_integrity(doc: dict[str, Any]) -> None:
     """UUIDs are version-5, unique, and every reference points inside the document."""
     defined, used = uuids_and_references(doc)
-    assert len(defined) == len(set(defined))
+    assert not [u for u in set(defined) if defined.count(u) > 1]
     assert all(uuid.UUID(u).version == 5 for u in defined)
     assert used <= set(defined), used - set(defined)
     meta = doc["metadata"]
@@ -245,3 +245,21 @@ def test_oscal_uuids_are_stable_across_runs(tmp_path: Path) -> None:
     assert first["metadata"]["parties"] == second["metadata"]["parties"]
     assert second["metadata"]["version"] != first["metadata"]["version"]  # the run id
     assert plan["metadata"]["version"] == second["metadata"]["version"]
+
+
+def test_oscal_keeps_a_finding_two_asset_groups_reach_apart(tmp_path: Path) -> None:
+    """Two groups scanning the same files have the same finding ids: the UUIDs stay unique."""
+    estate(tmp_path)
+    cfg = tmp_path / "assessment.toml"
+    cfg.write_text(cfg.read_text().replace(
+        '[report]', '[[archive]]\nname = "copy"\npaths = ["estate"]\n[report]'))
+    r = run_cli("assess", "--config", str(cfg), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    ar, plan = oscal_documents(tmp_path / "reports")
+    for doc in (ar, plan):
+        check_integrity(doc)
+    observations = ar["results"][0]["observations"]
+    groups = {p["value"] for o in observations for p in o["props"] if p["name"] == "asset-group"}
+    assert groups == {"share", "copy"}
+    assets = ar["results"][0]["local-definitions"]["inventory-items"]
+    assert sorted(a["description"].rsplit("/", 1)[-1] for a in assets) == ["a.dcm", "b.dcm"]

@@ -97,6 +97,7 @@ class OscalRun:
         self.assets: dict[str, str] = {}
         #: observation UUIDs of each (check, group)
         self.by_row: dict[tuple[str, str], list[str]] = {}
+        self._seen: dict[tuple[str, str], int] = {}
         for doc in store.findings(run.seq):
             self.observations.append(self._observation(doc))
         self.risks = [self._risk(row) for row in self.register]
@@ -139,9 +140,14 @@ class OscalRun:
     def _observation(self, doc: dict[str, Any]) -> dict[str, Any]:
         fid, asset = str(doc["id"]), str(doc["asset"])
         key = (str(doc["check_id"]), str(doc.get("group", "")))
-        obs_uuid = self.ids("observation", fid)
+        # a finding id names the check, asset and location, not the group: two asset groups
+        # that reach the same asset have the same finding; and a scanner may report two
+        # findings under one id (numbered here in the order the store keeps them)
+        seen = self._seen.get((key[1], fid), 0)
+        self._seen[(key[1], fid)] = seen + 1
+        obs_uuid = self.ids("observation", key[1], fid, *([str(seen)] if seen else []))
         self.by_row.setdefault(key, []).append(obs_uuid)
-        subject = self.assets.setdefault(asset, self.ids("asset", key[1], asset))
+        subject = self.assets.setdefault(asset, self.ids("asset", asset))
         d = self.evaluation.states.get(fid)
         state = d.state if d else "open"
         props = [_prop("finding-id", fid), _prop("check-id", key[0]),
