@@ -5,7 +5,9 @@ estate with a treatment file."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -263,3 +265,19 @@ def test_oscal_keeps_a_finding_two_asset_groups_reach_apart(tmp_path: Path) -> N
     assert groups == {"share", "copy"}
     assets = ar["results"][0]["local-definitions"]["inventory-items"]
     assert sorted(a["description"].rsplit("/", 1)[-1] for a in assets) == ["a.dcm", "b.dcm"]
+
+
+def test_oscal_documents_stay_valid_for_hostile_file_names(tmp_path: Path) -> None:
+    """A newline, a byte that is not UTF-8 and trailing blanks in a file name: OSCAL one-line
+    strings (titles, property values) cannot hold them, so they are written escaped."""
+    estate(tmp_path, MITIGATE)
+    hostile = tmp_path / "estate" / os.fsdecode(b"bad\xff\nname .dcm ")
+    shutil.copy(tmp_path / "estate" / "a.dcm", hostile)
+    hostile.chmod(0o600)
+    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    ar, plan = oscal_documents(tmp_path / "reports")
+    for doc in (ar, plan):
+        check_integrity(doc)
+    titles = [s["title"] for o in ar["results"][0]["observations"] for s in o["subjects"]]
+    assert any("\\x0aname .dcm" in t for t in titles), titles

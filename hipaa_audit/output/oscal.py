@@ -64,8 +64,20 @@ def _end_of(day: str) -> str:
     return f"{day}T23:59:59Z"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _line(text: str) -> str:
+    r"""``text`` as an OSCAL one-line string (titles, names, property values).
+
+    Control characters, such as a newline in a file name, are written as ``\xNN``;
+    surrounding whitespace is dropped; an empty string becomes ``-``.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text).strip() or "-"
+
+
 def _prop(name: str, value: str, ns: str | None = TOOL_NS) -> dict[str, str]:
-    return {"name": name, "value": value, **({"ns": ns} if ns else {})}
+    return {"name": name, "value": _line(value), **({"ns": ns} if ns else {})}
 
 
 class _Ids:
@@ -119,7 +131,7 @@ class OscalRun:
         a = self.run.meta.get("assessment", {})
         org = str(a.get("organization", ""))
         meta: dict[str, Any] = {
-            "title": f"{title}: {org}, {a.get('name', '')}",
+            "title": _line(f"{title}: {org}, {a.get('name', '')}"),
             "last-modified": _datetime(self.run.finished_at or self.run.started_at),
             "version": self.run.id,
             "oscal-version": OSCAL_VERSION,
@@ -130,7 +142,7 @@ class OscalRun:
         }
         assessor = str(a.get("assessor", ""))
         parties = {org: "organization", assessor: "person", **self.parties}
-        meta["parties"] = [{"uuid": self.ids("party", n), "type": kind, "name": n}
+        meta["parties"] = [{"uuid": self.ids("party", n), "type": kind, "name": _line(n)}
                            for n, kind in sorted(parties.items())]
         meta["responsible-parties"] = [
             {"role-id": "assessor", "party-uuids": [self.ids("party", assessor)]}]
@@ -158,13 +170,14 @@ class OscalRun:
                     for loc in doc.get("locations", [])]
         obs: dict[str, Any] = {
             "uuid": obs_uuid,
-            "title": str(doc["title"]),
+            "title": _line(str(doc["title"])),
             "description": str(doc["message"]),
             "props": props,
             "methods": ["TEST"],
             "types": ["finding"],
             "origins": [{"actors": [{"type": "tool", "actor-uuid": self.tool_uuid}]}],
-            "subjects": [{"subject-uuid": subject, "type": "inventory-item", "title": asset}],
+            "subjects": [{"subject-uuid": subject, "type": "inventory-item",
+                          "title": _line(asset)}],
             "collected": _datetime(self.run.started_at),
         }
         if evidence:
@@ -210,7 +223,7 @@ class OscalRun:
             props.append(_prop("false-positive", "yes", None))
         risk: dict[str, Any] = {
             "uuid": self.risk_uuid(row),
-            "title": f"{row.id} {row.title} ({row.group})".strip(),
+            "title": _line(f"{row.id} {row.title} ({row.group})"),
             "description": row.threat_event or row.title,
             "statement": row.vulnerability or row.title,
             "props": props,
@@ -309,13 +322,13 @@ class OscalRun:
             state = "not-satisfied" if e["failed"] else "satisfied"
             f: dict[str, Any] = {
                 "uuid": self.ids("finding", c),
-                "title": f"45 CFR {c}",
+                "title": _line(f"45 CFR {c}"),
                 "description": (f"{len(e['risks'])} risk(s) of this run cite 45 CFR {c}."
                                 if e["risks"] else
                                 f"The checks citing 45 CFR {c} found nothing."),
                 "props": [_prop("hipaa-citation", c)],
                 "target": {"type": "objective-id", "target-id": citation_id(c),
-                           "title": f"45 CFR {c}", "status": {"state": state}},
+                           "title": _line(f"45 CFR {c}"), "status": {"state": state}},
                 "origins": [{"actors": [{"type": "tool", "actor-uuid": self.tool_uuid}]}],
             }
             if e["obs"]:
@@ -407,7 +420,7 @@ class OscalRun:
             "uuid": self.ids("poam", run.id),
             "metadata": self.metadata("HIPAA Security Rule plan of action and milestones"),
             "system-id": {"identifier-type": TOOL_NS,
-                          "id": str(run.meta.get("assessment", {}).get("name", "-")) or "-"},
+                          "id": _line(str(run.meta.get("assessment", {}).get("name", "")))},
             "local-definitions": self.local_definitions(),
         }
         observations = [o for o in self.observations if o["uuid"] in wanted]
