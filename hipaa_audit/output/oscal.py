@@ -3,9 +3,11 @@
 * ``oscal-assessment-results.json``: one ``result`` for the run. Every stored finding is an
   ``observation`` (its evidence masked as in ``findings.json``); every register row is a
   ``risk`` with its NIST SP 800-30 likelihood, impact and level as ``characterizations`` and
-  the treatment file's decision: an accepted risk or a suppressed false positive is
-  ``deviation-approved`` (with a ``risk-log`` entry naming the approver and date, the expiry as
-  the ``deadline``), a decided mitigation (transfer, avoidance) ``remediating`` with a planned
+  the treatment file's decision: an accepted risk is ``deviation-approved`` (a ``risk-log``
+  entry names the approver and date, the expiry is the ``deadline``), and so is a row whose
+  findings were all suppressed as false positives (property ``false-positive``; each
+  suppressed observation names the suppression and its approver in ``remarks``); a decided
+  mitigation (transfer, avoidance) is ``remediating`` with a planned
   ``remediation`` whose milestone is the due date and whose responsible party is the owner,
   anything else ``open``. OSCAL ``findings`` are keyed to the HIPAA Security Rule citations
   (``target``: ``objective-id``), ``not-satisfied`` when a check citing them failed.
@@ -16,7 +18,7 @@
 UUIDs are version-5 UUIDs derived from stable names (the organization and assessment, then the
 check and asset group, the finding id, the citation, the owner's name), so the same risk or
 owner keeps its UUID from run to run; only the documents and the result, which describe one
-run, get the run's. Exporting the same stored run twice gives the same bytes.
+run, get the run's. Nothing else (no clock) goes in: the documents depend on the stored run only.
 
 Only OSCAL 1.1 constructs are used; the tests validate both documents with the OSCAL models of
 compliance-trestle.
