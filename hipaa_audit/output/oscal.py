@@ -78,8 +78,9 @@ def _line(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text).strip() or "-"
 
 
-def _prop(name: str, value: str, ns: str | None = TOOL_NS) -> dict[str, str]:
-    return {"name": name, "value": _line(value), **({"ns": ns} if ns else {})}
+def _prop(name: str, value: str) -> dict[str, str]:
+    """A property in this tool's namespace (OSCAL's own names are not used for its data)."""
+    return {"name": name, "value": _line(value), "ns": TOOL_NS}
 
 
 class _Ids:
@@ -222,7 +223,7 @@ class OscalRun:
         if view.get("overdue"):
             props.append(_prop("overdue", "true"))
         if str(view.get("status", "")).startswith("suppressed"):
-            props.append(_prop("false-positive", "yes", None))
+            props.append(_prop("false-positive", "yes"))
         risk: dict[str, Any] = {
             "uuid": self.risk_uuid(row),
             "title": _line(f"{row.id} {row.title} ({row.group})"),
