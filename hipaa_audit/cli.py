@@ -633,7 +633,8 @@ def assess_command(
     """Run the periodic assessment: every configured scanner, stored, scored and reported.
 
     Writes risk-analysis.pdf, baa-evidence.pdf, findings.json, findings.csv, findings.sarif,
-    junit.xml, findings.ocsf.jsonl and SHA256SUMS into the [report] output_dir.
+    junit.xml, findings.ocsf.jsonl, oscal-assessment-results.json, oscal-poam.json and
+    SHA256SUMS into the [report] output_dir.
     Example: hipaa-audit assess --config assessment.toml
     """
     from hipaa_audit.assess import run_assessment
@@ -691,12 +692,17 @@ def assess_command(
             sarif = out / "findings.sarif"
             if done.evaluation is not None:
                 from hipaa_audit.output.exports import export_junit, export_ocsf
+                from hipaa_audit.output.oscal import export_oscal
                 from hipaa_audit.output.sarifrun import export_sarif
 
                 export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
                 export_junit(done.run, done.register, out / "junit.xml")
                 export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
-                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl"]
+                oscal = [out / "oscal-assessment-results.json", out / "oscal-poam.json"]
+                export_oscal(store, done.run, catalog, done.register, done.evaluation,
+                             cfg.treatment, *oscal)
+                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl",
+                                     *oscal]
             sums = write_checksums(out, [*written.findings, *written.pdfs.values(),
                                          *written.html])
         except (RenderError, SigningError, OSError, outfiles.OutputError) as exc:

@@ -329,6 +329,39 @@ def test_second_quarter_carries_the_treatment_file(assessed: Assessed) -> None:
     assert all(c["before"] == "no decision" for c in diff["decisions"])
 
 
+def test_second_quarter_oscal_exports_show_the_decisions(assessed: Assessed) -> None:
+    """Both OSCAL documents (validated with trestle's models) carry the treatment file."""
+    from test_exports import check_integrity, oscal_documents
+
+    ar, plan = oscal_documents(assessed.reports)
+    for doc in (ar, plan):
+        check_integrity(doc)
+
+    def check_of(x: dict[str, Any]) -> str:
+        return next(p["value"] for p in x["props"] if p["name"] == "check-id")
+
+    risks = {(check_of(r), r["status"]) for r in ar["results"][0]["risks"]}
+    assert ("archive-zipcrypto", "deviation-approved") in risks
+    assert ("dicom-residual-identifier", "remediating") in risks
+    assert ("dicom-deidentification-declaration", "open") in risks  # the expired acceptance
+    for doc, items in ((ar["results"][0], ar["results"][0]["risks"]),
+                       (plan, plan["poam-items"])):
+        text = json.dumps(items)
+        assert "accepted until" in text and "OVERDUE since" in text
+        assert "deviation-approved" in text and "remediating" in text
+        fp = [o for o in doc["observations"]
+              if o.get("remarks", "").startswith("false positive (FP-2026-01)")]
+        assert [check_of(o) for o in fp] == ["archive-unverifiable"]
+        assert fp[0]["subjects"][0]["title"].endswith("corrupt_zero_length.dcm")
+    expired = next(r for r in ar["results"][0]["risks"]
+                   if check_of(r) == "dicom-deidentification-declaration")
+    assert [e["status-change"] for e in expired["risk-log"]["entries"]] == \
+        ["deviation-approved", "open"]
+    q1, _ = oscal_documents(assessed.q1_reports)
+    assert {r["uuid"] for r in q1["results"][0]["risks"]} & \
+        {r["uuid"] for r in ar["results"][0]["risks"]}  # the same risks keep their UUIDs
+
+
 def test_second_quarter_attests_every_row_no_scanner_sees(assessed: Assessed) -> None:
     not_assessable = re.compile(r"(Required|Addressable|Standard)\s+not assessable")
     q1 = pdftext(assessed.q1_reports / "risk-analysis.pdf")

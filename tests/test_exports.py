@@ -1,13 +1,18 @@
-"""The exports ``assess`` writes for other tools: JUnit XML for CI dashboards and OCSF
-Compliance Finding JSONL, from a real assessment of a small estate with a treatment file."""
+"""The exports ``assess`` writes for other tools: JUnit XML for CI dashboards, OCSF
+Compliance Finding JSONL, OSCAL assessment results and POA&M, from a real assessment of a small
+estate with a treatment file."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from conftest import run_cli
 from test_treatment import MITIGATE, SUPPRESS, accept, estate
@@ -17,13 +22,17 @@ OCSF_REQUIRED = {"activity_id", "category_uid", "class_uid", "type_uid", "time",
                  "metadata", "finding_info", "compliance"}
 
 
+#: the OSCAL documents ``assess`` writes
+OSCAL = ("oscal-assessment-results.json", "oscal-poam.json")
+
+
 def assessed(tmp_path: Path) -> Path:
     estate(tmp_path, accept() + SUPPRESS + MITIGATE)
     r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
     assert r.code == 0, r.stderr
-    assert "junit.xml" in r.stdout and "findings.ocsf.jsonl" in r.stdout
     sums = (tmp_path / "reports" / "SHA256SUMS").read_text()
-    assert "junit.xml" in sums and "findings.ocsf.jsonl" in sums
+    for name in (*OSCAL, "junit.xml", "findings.ocsf.jsonl"):
+        assert name in r.stdout and name in sums
     return tmp_path / "reports"
 
 
@@ -105,3 +114,170 @@ def test_the_reports_are_also_valid_standalone_html_pages(tmp_path: Path) -> Non
     risk = (reports / "risk-analysis.html").read_text(encoding="utf-8")
     assert "Appendix C. Suppressed findings" in risk and "OVERDUE since 2000-01-15" in risk
     assert risk.count("<svg") >= 1  # the charts, inline
+
+
+def oscal_documents(reports: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both OSCAL documents, validated with compliance-trestle's OSCAL models."""
+    from trestle.oscal import assessment_results, poam
+
+    ar = json.loads((reports / OSCAL[0]).read_text(encoding="utf-8"))
+    plan = json.loads((reports / OSCAL[1]).read_text(encoding="utf-8"))
+    assessment_results.Model.model_validate(ar)  # raises on any schema violation
+    poam.Model.model_validate(plan)
+    return ar["assessment-results"], plan["plan-of-action-and-milestones"]
+
+
+def uuids_and_references(doc: Any) -> tuple[list[str], set[str]]:
+    """Every ``uuid`` a document defines, and every UUID it refers to."""
+    defined: list[str] = []
+    used: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k == "uuid":
+                defined.append(v)
+            elif isinstance(v, str) and (k.endswith("-uuid") or k == "href"):
+                used.add(v.lstrip("#"))
+            elif k.endswith("-uuids"):
+                used.update(v)
+            else:
+                d, u = uuids_and_references(v)
+                defined += d
+                used |= u
+    elif isinstance(doc, list):
+        for v in doc:
+            d, u = uuids_and_references(v)
+            defined += d
+            used |= u
+    return defined, used
+
+
+def check_integrity(doc: dict[str, Any]) -> None:
+    """UUIDs are version-5, unique, and every reference points inside the document."""
+    defined, used = uuids_and_references(doc)
+    assert not [u for u in set(defined) if defined.count(u) > 1]
+    assert all(uuid.UUID(u).version == 5 for u in defined)
+    assert used <= set(defined), used - set(defined)
+    meta = doc["metadata"]
+    assert meta["oscal-version"].startswith("1.1.") and meta["title"] and meta["version"]
+    assert meta["last-modified"].endswith("Z")
+
+
+def test_oscal_assessment_results_and_poam(tmp_path: Path) -> None:
+    reports = assessed(tmp_path)
+    ar, plan = oscal_documents(reports)
+    for doc in (ar, plan):
+        check_integrity(doc)
+    parties = {p["uuid"]: p["name"] for p in ar["metadata"]["parties"]}
+    [result] = ar["results"]
+    # every finding is an observation, its evidence masked as in findings.json
+    findings = {f["id"]: f for f in json.loads((reports / "findings.json").read_text()
+                                               )["findings"]}
+    observations = {next(p["value"] for p in o["props"] if p["name"] == "finding-id"): o
+                    for o in result["observations"]}
+    assert observations.keys() == findings.keys()
+    for fid, o in observations.items():
+        assert [e["description"] for e in o.get("relevant-evidence", [])] == \
+            [loc.get("evidence") or loc["path"] for loc in findings[fid]["locations"]]
+    assert any("hmac=" in e["description"] for o in observations.values()
+               for e in o.get("relevant-evidence", []))
+    treated = {(next(p["value"] for p in o["props"] if p["name"] == "check-id"),
+                next(p["value"] for p in o["props"] if p["name"] == "treatment"))
+               for o in observations.values()}
+    assert ("dicom-residual-identifier", "suppressed") in treated
+    assert ("dicom-identifier-in-text", "accepted") in treated
+    suppressed = [o for o in observations.values()
+                  if {"name": "treatment", "value": "suppressed",
+                      "ns": o["props"][0]["ns"]} in o["props"]]
+    assert len(suppressed) == 1 and "false positive (FP-1)" in suppressed[0]["remarks"]
+    # risks carry the decisions: the accepted one is an approved deviation, signed
+    risks = {next(p["value"] for p in r["props"] if p["name"] == "check-id"): r
+             for r in result["risks"]}
+    accepted = risks["dicom-identifier-in-text"]
+    assert accepted["status"] == "deviation-approved"
+    assert accepted["deadline"] == "2099-12-31T23:59:59Z"  # the acceptance expires
+    [entry] = accepted["risk-log"]["entries"]
+    assert parties[entry["logged-by"][0]["party-uuid"]] == "C. Chief, COO"
+    assert entry["status-change"] == "deviation-approved"
+    overdue = risks["dicom-overlay"]
+    assert overdue["status"] == "remediating" and overdue["deadline"] == "2000-01-15T23:59:59Z"
+    assert {"name": "overdue", "value": "true", "ns": overdue["props"][0]["ns"]} \
+        in overdue["props"]
+    [plan_response] = [x for x in overdue["remediations"] if x["lifecycle"] == "planned"]
+    [task] = plan_response["tasks"]
+    assert task["timing"]["on-date"]["date"] == "2000-01-15T23:59:59Z"
+    owner = task["responsible-roles"][0]
+    assert owner["role-id"] == "risk-owner"
+    assert [parties[u] for u in owner["party-uuids"]] == ["Imaging informatics"]
+    assert risks["dicom-residual-identifier"]["status"] == "open"  # 1 of 2 suppressed
+    for r in risks.values():
+        assert {f["name"] for f in r["characterizations"][0]["facets"]} == \
+            {"likelihood", "impact", "risk"}
+    # findings are keyed to the HIPAA citations
+    targets = {f["target"]["target-id"]: f for f in result["findings"]}
+    cited = targets["hipaa-164.514-b-2-i"]
+    assert cited["target"]["type"] == "objective-id"
+    assert cited["target"]["status"]["state"] == "not-satisfied"
+    assert {r["risk-uuid"] for r in cited["related-risks"]} >= {accepted["uuid"]}
+    selected = {c["control-id"] for c in
+                result["reviewed-controls"]["control-selections"][0]["include-controls"]}
+    assert selected == targets.keys()
+    # the POA&M: an item for each risk not closed, accepted ones while the approval holds
+    items = {i["related-risks"][0]["risk-uuid"]: i for i in plan["poam-items"]}
+    assert items.keys() == {r["uuid"] for r in plan["risks"]} == \
+        {r["uuid"] for r in risks.values() if r["status"] != "closed"}
+    assert {"name": "overdue", "value": "true", "ns": overdue["props"][0]["ns"]} in \
+        items[overdue["uuid"]]["props"]
+    assert "OVERDUE since 2000-01-15" in items[overdue["uuid"]]["remarks"]
+    assert "accepted until 2099-12-31" in items[accepted["uuid"]]["remarks"]
+    assert any(o["remarks"].startswith("false positive (FP-1)")
+               for o in plan["observations"] if "remarks" in o)
+
+
+def test_oscal_uuids_are_stable_across_runs(tmp_path: Path) -> None:
+    """The same risk, finding, owner and citation keep their UUIDs in the next run."""
+    first, _ = oscal_documents(assessed(tmp_path))
+    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    second, plan = oscal_documents(tmp_path / "reports")
+    assert first["uuid"] != second["uuid"]  # a document per run
+    assert first["results"][0]["uuid"] != second["results"][0]["uuid"]
+    for part in ("observations", "risks", "findings"):
+        assert [x["uuid"] for x in first["results"][0][part]] == \
+            [x["uuid"] for x in second["results"][0][part]]
+    assert first["metadata"]["parties"] == second["metadata"]["parties"]
+    assert second["metadata"]["version"] != first["metadata"]["version"]  # the run id
+    assert plan["metadata"]["version"] == second["metadata"]["version"]
+
+
+def test_oscal_keeps_a_finding_two_asset_groups_reach_apart(tmp_path: Path) -> None:
+    """Two groups scanning the same files have the same finding ids: the UUIDs stay unique."""
+    estate(tmp_path)
+    cfg = tmp_path / "assessment.toml"
+    cfg.write_text(cfg.read_text().replace(
+        '[report]', '[[archive]]\nname = "copy"\npaths = ["estate"]\n[report]'))
+    r = run_cli("assess", "--config", str(cfg), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    ar, plan = oscal_documents(tmp_path / "reports")
+    for doc in (ar, plan):
+        check_integrity(doc)
+    observations = ar["results"][0]["observations"]
+    groups = {p["value"] for o in observations for p in o["props"] if p["name"] == "asset-group"}
+    assert groups == {"share", "copy"}
+    assets = ar["results"][0]["local-definitions"]["inventory-items"]
+    assert sorted(a["description"].rsplit("/", 1)[-1] for a in assets) == ["a.dcm", "b.dcm"]
+
+
+def test_oscal_documents_stay_valid_for_hostile_file_names(tmp_path: Path) -> None:
+    """A newline, a byte that is not UTF-8 and trailing blanks in a file name: OSCAL one-line
+    strings (titles, property values) cannot hold them, so they are written escaped."""
+    estate(tmp_path, MITIGATE)
+    hostile = tmp_path / "estate" / os.fsdecode(b"bad\xff\nname .dcm ")
+    shutil.copy(tmp_path / "estate" / "a.dcm", hostile)
+    hostile.chmod(0o600)
+    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
+    assert r.code == 0, r.stderr
+    ar, plan = oscal_documents(tmp_path / "reports")
+    for doc in (ar, plan):
+        check_integrity(doc)
+    titles = [s["title"] for o in ar["results"][0]["observations"] for s in o["subjects"]]
+    assert any("\\x0aname .dcm" in t for t in titles), titles

@@ -433,7 +433,7 @@ mask_paths = {str(mask).lower()}
         for f in out.iterdir():
             texts[f"{pdf.name}!/{f.name}"] = f.read_text("utf-8", "replace")
     for f in ("findings.json", "findings.csv", "findings.sarif", "junit.xml",
-              "findings.ocsf.jsonl"):
+              "findings.ocsf.jsonl", "oscal-assessment-results.json", "oscal-poam.json"):
         texts[f] = (reports / f).read_text("utf-8", "replace")
     with sqlite3.connect(work / "history.db") as db:
         texts["history store"] = "\n".join(db.iterdump())
@@ -459,6 +459,7 @@ def test_reveal_phi_and_unmasked_paths_show_what_the_searches_look_for(hardened:
             assert label in found, f"--reveal-phi did not show {label}"
     texts = assess_hardened(hardened, "revealed", mask=False, reveal=True)
     for where in ("history store", "history store file", "risk-analysis.pdf", "findings.json",
-                  "findings.csv", "findings.sarif", "junit.xml", "findings.ocsf.jsonl"):
+                  "findings.csv", "findings.sarif", "junit.xml", "findings.ocsf.jsonl",
+                  "oscal-assessment-results.json", "oscal-poam.json"):
         assert "folder" in leaks(texts[where], ALL_NEEDLES), where
     assert "creator mrn" in leaks(texts["history store"], ALL_NEEDLES)
