@@ -181,6 +181,7 @@ def test_assess_store_reports_and_data_folder_are_private(tmp_path: Path) -> Non
     written = sorted(p.name for p in reports.iterdir())
     assert written == ["SHA256SUMS", "baa-evidence.html", "baa-evidence.pdf", "findings.csv",
                        "findings.json", "findings.ocsf.jsonl", "findings.sarif", "junit.xml",
+                       "oscal-assessment-results.json", "oscal-poam.json",
                        "risk-analysis.html", "risk-analysis.pdf"]
     assert all(mode(reports / name) == 0o600 for name in written)
     assert mode(store.parent) == 0o700 and mode(store) == 0o600
