@@ -437,3 +437,20 @@ def test_relationship_snooping_from_roster_and_patient_list(tmp_path: Any) -> No
     # the same patient on care_days days is a care relation
     again = [dict(onc, time=day + pd.Timedelta(days=d)) for d in range(2)]
     assert snoops(again) == []
+
+
+def test_an_audit_stop_and_the_silence_after_it_are_two_findings() -> None:
+    """A system that stops its audit trail and then writes nothing gives a stop and a gap,
+    starting at the same moment; they must stay two findings with two ids."""
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.logs.run import anomaly_finding
+
+    stream = [{"time": T0 + pd.Timedelta(minutes=10 * i), "system": "PACS", "action": "view",
+               "user": "ann", "source": "pacs.log", "line": i + 1} for i in range(6048)
+              if not 3000 <= i < 3060]
+    stream[2999]["action"] = "audit-stop"  # the last record before ten silent hours
+    gaps = kinds(stream)["logging-gap"]
+    assert len(gaps) == 2 and {a.start for a in gaps} == {stream[2999]["time"]}
+    catalog = load_catalog()
+    ids = {anomaly_finding(a, catalog, "pacs.log").id for a in gaps}
+    assert len(ids) == 2

@@ -1163,11 +1163,12 @@ def logging_gaps(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
         back = starts[(starts["system"] == row["system"]) & (starts["time"] >= row["time"])]
         rows = pd.concat([stops.loc[[idx]], back.head(1)])
         until = f"restarted at {iso(back['time'].min())}" if not back.empty else "never restarted"
-        out.append(_anomaly(
+        # a variant of its own: the silence that follows a stop starts at the same moment
+        out.append(dataclasses.replace(_anomaly(
             "logging-gap", str(system), "system", rows,
             f"Audit recording was stopped on {system} at {iso(row['time'])} by "
             f"{row['user'] if isinstance(row['user'], str) else 'an unknown user'}; {until}.",
-            {"stopped": 1}, "every audit stop is listed", high=True))
+            {"stopped": 1}, "every audit stop is listed", high=True), variant="audit-stop"))
     return out
 
 
