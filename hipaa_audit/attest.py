@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hipaa_audit.hipaa import security_rule_data
+from hipaa_audit.validation import problems as validation_problems
 
 AttestStatus = Literal["implemented", "partially implemented", "not implemented",
                        "alternative measure", "not applicable", "unanswered"]
@@ -70,11 +71,8 @@ def citations() -> list[str]:
 
 
 def _hash(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_attestations(path: Path) -> dict[str, Any]:
@@ -102,10 +100,7 @@ def load_attestations(path: Path) -> dict[str, Any]:
         try:
             att = Attestation.model_validate(value)
         except ValidationError as exc:
-            for e in exc.errors():
-                msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-                where = ".".join(str(p) for p in e["loc"])
-                problems.append(f"{path}: {cite!r}{'.' + where if where else ''}: {msg}")
+            problems += validation_problems(exc, str(path), prefix=repr(cite))
             continue
         files = []
         for i, name in enumerate(att.evidence, 1):

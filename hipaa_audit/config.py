@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
+from hipaa_audit.validation import problems
 
 Criticality = Literal["low", "moderate", "high"]
 #: How deep arrays and tables may nest in a TOML file given by the user.
@@ -294,13 +295,6 @@ class LoadedConfig(BaseModel):
         return self.data.model_dump(mode="json")
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _rel_source(source: str, rel: Any) -> str:
     """A permission source with its file or folder made relative to the assessment file."""
     kind, sep, rest = source.partition(":")
@@ -367,11 +361,7 @@ def load_config(path: Path) -> LoadedConfig:
     try:
         data = Assessment.model_validate(doc)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{path}: {_where(e['loc'])}: {msg}")
-        raise ConfigError("\n".join(problems)) from None
+        raise ConfigError("\n".join(problems(exc, str(path)))) from None
     names = [n for n in group_names(data) if n]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

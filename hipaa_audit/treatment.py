@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hipaa_audit.validation import problems
+
 LEVELS = ("Very Low", "Low", "Moderate", "High", "Very High")
 Level = Literal["Very Low", "Low", "Moderate", "High", "Very High"]
 DecisionKind = Literal["mitigate", "accept", "transfer", "avoid"]
@@ -143,13 +145,6 @@ class Treatment(BaseModel):
         return entry.id or f"{kind}[{index + 1}]"
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def load_treatment(path: Path) -> tuple[Treatment, str]:
     """Read and validate a treatment file; return it and the SHA-256 of its bytes.
 
@@ -171,11 +166,7 @@ def parse_treatment(doc: Mapping[str, Any], source: str) -> Treatment:
     try:
         return Treatment.model_validate(doc)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{source}: {_where(e['loc'])}: {msg}")
-        raise TreatmentError("\n".join(problems)) from None
+        raise TreatmentError("\n".join(problems(exc, source))) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,8 @@ from hipaa_audit.store import Store, StoredRun
 
 def sha256_file(path: Path) -> str:
     """Return the SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def export_findings(store: Store, run: StoredRun, json_path: Path, csv_path: Path) -> None:
