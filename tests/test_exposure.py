@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import struct
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import run_cli
 from test_fixtures import load_generator
 
@@ -19,15 +15,6 @@ from hipaa_audit.catalog import load_catalog
 
 gen = load_generator()
 CHECK = "archive-exposed-phi"
-
-
-@pytest.fixture
-def open_tree() -> Iterator[Path]:
-    """A folder every account can enter (pytest's own tmp folders are private, mode 0700)."""
-    root = Path(tempfile.mkdtemp(prefix="hipaa-audit-exposure-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def exposures(root: Path, arg: str) -> dict[str, dict[str, Any]]:

@@ -13,8 +13,6 @@ import io
 import json
 import shutil
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +56,6 @@ NEEDLES = {value: {value} for value in (
 def _judge(path: Path) -> Any:
     with path.open("rb") as f:
         return analyse(f.read(64 * 1024), f)
-
-
-@pytest.fixture
-def open_tree() -> Iterator[Path]:
-    """A folder every account can enter, so that exposure is judged on real modes."""
-    root = Path(tempfile.mkdtemp(prefix="hipaa-audit-realworld-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _scan(root: Path, *args: str) -> dict[str, Any]:
