@@ -11,15 +11,140 @@ import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import xmlschema
 from conftest import run_cli
-from test_treatment import MITIGATE, SUPPRESS, accept, estate
+from junitparser import Error, Failure, JUnitXml, Skipped
+from ocsf.compile import Compilation, CompilationOptions
+from ocsf.repository import read_repo
+from ocsf.schema import OcsfAttr, OcsfObject, OcsfSchema
+from test_treatment import MITIGATE, SUPPRESS, accept, estate, generate
 
 #: Attributes OCSF 1.3.0 requires of a Compliance Finding (class 2003) and its base event.
 OCSF_REQUIRED = {"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id",
                  "metadata", "finding_info", "compliance"}
+
+#: the official schemas the exports are checked against, vendored (tests/schemas/README.md)
+SCHEMAS = Path(__file__).parent / "schemas"
+#: Jenkins xunit-plugin's JUnit schema (junit-10.xsd): what Jenkins validates JUnit reports with
+JUNIT_XSD = SCHEMAS / "junit-10.xsd"
+#: the OCSF 1.3.0 schema definitions a Compliance Finding (class 2003) is built from
+OCSF_SCHEMA = SCHEMAS / "ocsf-1.3.0"
+
+
+def junit_problems(report: Path | ET.Element) -> list[str]:
+    """What the JUnit XSD finds wrong with a report: one line per violation."""
+    schema = xmlschema.XMLSchema(JUNIT_XSD)
+    source = report if isinstance(report, Path) else ET.tostring(report, encoding="unicode")
+    return [f"{e.path}: {e.reason}" for e in schema.iter_errors(source)]
+
+
+@cache
+def ocsf_schema() -> OcsfSchema:
+    """The OCSF schema, compiled from the vendored definitions by OCSF's reference compiler."""
+    return Compilation(read_repo(OCSF_SCHEMA), CompilationOptions()).build()
+
+
+def ocsf_problems(event: dict[str, Any]) -> list[str]:
+    """What OCSF finds wrong with an event: required attributes, unknown or deprecated ones,
+    data types and their constraints, enums, enum captions, object constraints, type_uid."""
+    schema = ocsf_schema()
+    classes = [c for c in schema.classes.values() if c.uid == event.get("class_uid")]
+    if not classes:
+        return [f"class_uid: no class {event.get('class_uid')!r} in OCSF {schema.version}"]
+    cls = classes[0]
+    meta = event.get("metadata")
+    profiles = set(meta.get("profiles", [])) if isinstance(meta, dict) else set()
+    problems: list[str] = []
+    ocsf_object(schema, cls.attributes, cls.constraints, event, cls.name, profiles, problems)
+    if isinstance(meta, dict) and meta.get("version") != schema.version:
+        problems.append(f"metadata.version: {meta.get('version')!r} is not {schema.version}")
+    activity = event.get("activity_id")
+    if isinstance(activity, int) and event.get("type_uid") != cls.uid * 100 + activity:
+        problems.append(f"type_uid: {event.get('type_uid')!r} is not class_uid * 100 + "
+                        f"activity_id ({cls.uid * 100 + activity})")
+    return problems
+
+
+def ocsf_object(schema: OcsfSchema, attrs: dict[str, OcsfAttr],
+                constraints: dict[str, list[str]] | None, value: Any, where: str,
+                profiles: set[str], problems: list[str]) -> None:
+    """Check one event or object against its attributes (profiles not named: left out)."""
+    if not isinstance(value, dict):
+        problems.append(f"{where}: {value!r} is not an object")
+        return
+
+    def enabled(attr: OcsfAttr) -> bool:
+        named = [attr.profile] if isinstance(attr.profile, str) else attr.profile or []
+        return not named or bool(profiles & set(named))
+
+    for name, attr in attrs.items():
+        if attr.requirement == "required" and enabled(attr) and name not in value:
+            problems.append(f"{where}.{name}: required")
+    for rule, names in (constraints or {}).items():
+        present = [n for n in names if n in value]
+        if (rule == "at_least_one" and not present) or (rule == "just_one" and len(present) != 1):
+            problems.append(f"{where}: {rule} of {names}")
+    for name, item in value.items():
+        attr = attrs.get(name)
+        if attr is None or not enabled(attr):
+            problems.append(f"{where}.{name}: not an attribute here")
+            continue
+        if attr.deprecated is not None:
+            problems.append(f"{where}.{name}: deprecated since {attr.deprecated.since}")
+        if attr.is_array and not isinstance(item, list):
+            problems.append(f"{where}.{name}: {item!r} is not an array")
+            continue
+        items = list(enumerate(item)) if attr.is_array else [(None, item)]
+        for i, one in items:
+            at = f"{where}.{name}" if i is None else f"{where}.{name}[{i}]"
+            ocsf_value(schema, attr, one, at, profiles, problems)
+            if attr.enum and attr.sibling and attr.sibling in value and str(one) in attr.enum \
+                    and str(one) != "99" and value[attr.sibling] != attr.enum[str(one)].caption:
+                problems.append(f"{where}.{attr.sibling}: {value[attr.sibling]!r} is not the "
+                                f"caption of {name} {one} ({attr.enum[str(one)].caption!r})")
+
+
+#: the JSON values each OCSF base type holds
+OCSF_JSON = {"string_t": (str,), "integer_t": (int,), "long_t": (int,), "float_t": (int, float),
+             "boolean_t": (bool,), "json_t": (object,)}
+
+
+def ocsf_value(schema: OcsfSchema, attr: OcsfAttr, value: Any, where: str,
+               profiles: set[str], problems: list[str]) -> None:
+    """Check one value against its attribute's type (and the types it derives from) and enum."""
+    target: OcsfObject | None = schema.objects.get(attr.object_type or attr.type)
+    if target is not None and target.name != "object":
+        ocsf_object(schema, target.attributes, target.constraints, value, where, profiles,
+                    problems)
+        return
+    if attr.type == "object" or target is not None:  # any JSON object (``unmapped``)
+        if not isinstance(value, dict):
+            problems.append(f"{where}: {value!r} is not an object")
+        return
+    name: str | None = attr.type
+    while name is not None:
+        kind = schema.types[name]
+        allowed = OCSF_JSON.get(name)
+        if allowed and (not isinstance(value, allowed) or
+                        (isinstance(value, bool) and bool not in allowed and name != "json_t")):
+            problems.append(f"{where}: {value!r} is not {kind.caption} ({name})")
+            return
+        if kind.regex and isinstance(value, str) and not re.search(kind.regex, value):
+            problems.append(f"{where}: {value!r} does not match {name}")
+        if kind.max_len and isinstance(value, str) and len(value) > kind.max_len:
+            problems.append(f"{where}: longer than {kind.max_len} ({name})")
+        if kind.range and isinstance(value, int) and not \
+                kind.range[0] <= value <= kind.range[1]:
+            problems.append(f"{where}: {value} is out of {kind.range} ({name})")
+        if kind.values is not None and value not in kind.values:
+            problems.append(f"{where}: {value!r} is not one of {kind.values} ({name})")
+        name = kind.type
+    if attr.enum and str(value) not in attr.enum:
+        problems.append(f"{where}: {value!r} is not in the enum {sorted(attr.enum)}")
 
 
 #: the OSCAL documents ``assess`` writes
@@ -46,7 +171,9 @@ def test_junit_and_ocsf_exports(tmp_path: Path) -> None:
     cases = {c.get("name"): c for c in suites[0].findall("testcase")}
     for attr, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
         n = sum(1 for c in cases.values() if c.find(tag) is not None)
-        assert int(suites[0].get(attr, "-1")) == n and int(root.get(attr, "-1")) == n
+        assert int(suites[0].get(attr, "-1")) == n
+        # the schema has no skipped total on testsuites: dashboards add the suites up
+        assert int(root.get(attr, "-1")) == (n if attr != "skipped" else -1)
     assert int(suites[0].get("tests", "-1")) == len(cases) == int(root.get("tests", "-1"))
     skipped = cases["dicom-identifier-in-text"].find("skipped")
     assert skipped is not None and "accepted until 2099-12-31" in skipped.get("message", "")
@@ -54,12 +181,14 @@ def test_junit_and_ocsf_exports(tmp_path: Path) -> None:
     assert overlay is not None and "OVERDUE since 2000-01-15" in (overlay.text or "")
     assert all(c.get("classname") == "archive.share" for c in cases.values())
     assert any(c.find("*") is None for c in cases.values())  # checks that passed
+    check_junit_schema(reports / "junit.xml", cases)
     # OCSF: one Compliance Finding per stored finding, the required attributes present
     findings = json.loads((reports / "findings.json").read_text())["findings"]
     lines = (reports / "findings.ocsf.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
     assert len(events) == len(findings) == 5
     assert {e["metadata"]["uid"] for e in events} == {f["id"] for f in findings}
+    check_ocsf_schema(events)
     for e in events:
         assert set(e) >= OCSF_REQUIRED, OCSF_REQUIRED - set(e)
         assert (e["class_uid"], e["category_uid"], e["activity_id"], e["type_uid"]) == \
@@ -71,6 +200,98 @@ def test_junit_and_ocsf_exports(tmp_path: Path) -> None:
               for e in events if e["unmapped"]["treatment"] != "open"}
     assert states == {("dicom-identifier-in-text", "accepted", "Suppressed"),
                       ("dicom-residual-identifier", "suppressed", "Suppressed")}
+
+
+def check_junit_schema(report: Path, cases: dict[str, ET.Element]) -> None:
+    """The report is valid for junit-10.xsd, junitparser reads the same results from it, and
+    the schema check fails when the report breaks."""
+    assert not junit_problems(report)
+    [suite] = JUnitXml.fromfile(str(report))
+    results = {c.name: [type(r) for r in c.result] for c in suite}
+    kinds = {"failure": Failure, "error": Error, "skipped": Skipped}
+    assert results == {n: [kinds[e.tag] for e in c] for n, c in cases.items()}
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (
+        len(results), *(sum(1 for r in results.values() if k in r)
+                        for k in (Failure, Error, Skipped)))
+    broken = ET.parse(report).getroot()
+    del broken.find("testsuite/testcase").attrib["name"]  # type: ignore[union-attr]
+    broken.find("testsuite").set("time", "1.5 s")  # type: ignore[union-attr]
+    problems = junit_problems(broken)
+    assert len(problems) == 2, problems
+    assert any("missing required attribute 'name'" in p for p in problems), problems
+    assert any("time='1.5 s'" in p for p in problems), problems
+
+
+def broken_event(event: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``event`` with the attribute at the dotted ``path`` set (``None``: removed)."""
+    copy: dict[str, Any] = json.loads(json.dumps(event))
+    keys: list[Any] = [int(k) if k.isdigit() else k for k in path.split(".")]
+    node: Any = copy
+    for key in keys[:-1]:
+        node = node[key]
+    if value is None:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return copy
+
+
+#: breaks of a Compliance Finding, and what the OCSF check says about each
+OCSF_BREAKS = [
+    ("compliance", None, "compliance_finding.compliance: required"),
+    ("finding_info.uid", None, "compliance_finding.finding_info.uid: required"),
+    ("severity_id", 7, "compliance_finding.severity_id: 7 is not in the enum"),
+    ("severity_id", 1, "compliance_finding.severity: "),  # its caption is Informational
+    ("type_uid", 200302, "type_uid: 200302 is not class_uid * 100 + activity_id (200301)"),
+    ("class_uid", 2001, "class_uid: no class 2001"),
+    ("time", "2026-01-01T00:00:00Z", "compliance_finding.time: '2026-01-01T00:00:00Z' is not"),
+    ("compliance.status_id", "3", "compliance_finding.compliance.status_id: '3' is not"),
+    ("compliance.standards", "HIPAA", "compliance_finding.compliance.standards: 'HIPAA' is not"),
+    ("asset", "x", "compliance_finding.asset: not an attribute here"),
+    ("cloud", {"provider": "x"}, "compliance_finding.cloud: not an attribute here"),
+    ("resource", {"uid": "x"}, "compliance_finding.resource: deprecated since 1.3.0"),
+    ("resources.0", {"type": "asset"}, "compliance_finding.resources[0]: at_least_one of"),
+    ("metadata.version", "1.3", "metadata.version: '1.3' is not 1.3.0"),
+]
+
+
+def check_ocsf_schema(events: list[dict[str, Any]]) -> None:
+    """Every event is a valid OCSF 1.3.0 Compliance Finding, and the check fails when one
+    breaks."""
+    assert ocsf_schema().version == "1.3.0"
+    for line, event in enumerate(events, 1):
+        assert not ocsf_problems(event), (line, ocsf_problems(event))
+    event = next(e for e in events if e["severity_id"] != 1)
+    for path, value, expected in OCSF_BREAKS:
+        problems = ocsf_problems(broken_event(event, path, value))
+        assert any(p.startswith(expected) for p in problems), (path, problems)
+
+
+def test_exports_stay_valid_for_unverifiable_assets_and_hostile_names(tmp_path: Path) -> None:
+    """An asset that could not be checked is an OCSF Warning and a JUnit error; a file name
+    with a control character and a byte that is not UTF-8 leaves both exports valid."""
+    estate(tmp_path)
+    (tmp_path / "estate" / "c.dcm").write_bytes(generate.corrupt_truncated())
+    hostile = tmp_path / "estate" / os.fsdecode(b"bad\xff\x1bname .dcm")
+    shutil.copy(tmp_path / "estate" / "b.dcm", hostile)
+    for path in (tmp_path / "estate").iterdir():
+        path.chmod(0o600)
+    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
+    assert r.code == 4, r.stderr  # an asset not checked
+    reports = tmp_path / "reports"
+    assert not junit_problems(reports / "junit.xml")
+    [suite] = JUnitXml.fromfile(str(reports / "junit.xml"))
+    assert suite.errors == 1 and suite.failures >= 1
+    events = [json.loads(line) for line in
+              (reports / "findings.ocsf.jsonl").read_text(encoding="utf-8").splitlines()]
+    for line, event in enumerate(events, 1):
+        assert not ocsf_problems(event), (line, ocsf_problems(event))
+    unchecked = [e for e in events if e["compliance"]["status_id"] != 3]
+    assert [(e["compliance"]["status_id"], e["compliance"]["status"],
+             e["resources"][0]["name"].rsplit("/", 1)[-1]) for e in unchecked] == \
+        [(2, "Warning", "c.dcm")]
+    names = [e["resources"][0]["name"] for e in events]
+    assert any("bad" in n and "name .dcm" in n for n in names), names
 
 
 #: CSS for paged media (W3C CSS Generated Content for Paged Media: running headers, PDF

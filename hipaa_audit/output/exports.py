@@ -3,10 +3,12 @@
 * ``junit.xml``: one ``testsuite`` per asset group, one ``testcase`` per check the group ran.
   A check with open findings is a ``failure``, one with assets that could not be checked an
   ``error``; a check whose findings were all accepted or suppressed by the treatment file is
-  ``skipped`` with the reason, so CI dashboards show known, decided risks apart.
+  ``skipped`` with the reason, so CI dashboards show known, decided risks apart. Valid for
+  Jenkins' ``junit-10.xsd`` (the Maven Surefire format CI dashboards read).
 * ``findings.ocsf.jsonl``: every finding as an OCSF Compliance Finding (class 2003, category 2
   Findings, activity 1 Create), one JSON object per line. Accepted and suppressed findings carry
-  ``status_id`` 3 (Suppressed); the treatment is in ``unmapped``.
+  ``status_id`` 3 (Suppressed); the treatment is in ``unmapped``. An asset that could not be
+  checked has compliance status Warning (no result), a risk found Fail. Valid for OCSF 1.3.0.
 
 Both are built from the history store (masked findings) and the run's register.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +33,16 @@ OCSF_VERSION = "1.3.0"
 #: OCSF severity_id for each hipaa-audit severity
 OCSF_SEVERITY = {"info": (1, "Informational"), "low": (2, "Low"), "medium": (3, "Medium"),
                  "high": (4, "High"), "critical": (5, "Critical")}
+
+
+#: characters XML 1.0 cannot hold, such as a control character in a file name
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    r"""``text`` with every character XML 1.0 cannot hold written as ``\xNN`` or ``\uNNNN``."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
 
 
 def junit_tree(run: StoredRun, register: Iterable[RegisterRow]) -> ET.ElementTree:
@@ -72,7 +85,12 @@ def junit_tree(run: StoredRun, register: Iterable[RegisterRow]) -> ET.ElementTre
             suite.set(k, str(n))
             totals[k] += n
     for k, n in totals.items():
-        root.set(k, str(n))
+        if k != "skipped":  # junit-10.xsd allows skipped on a testsuite, not on testsuites
+            root.set(k, str(n))
+    for element in root.iter():  # file and group names may hold any character
+        element.text = _xml_text(element.text) if element.text else element.text
+        for k, v in element.attrib.items():
+            element.set(k, _xml_text(v))
     return ET.ElementTree(root)
 
 
@@ -90,6 +108,8 @@ def ocsf_finding(doc: dict[str, Any], run: StoredRun, state: str,
     sev_id, sev = OCSF_SEVERITY[doc["severity"]]
     failed = doc["status"] == "fail"
     status_id, status = (3, "Suppressed") if state != "open" else (1, "New")
+    # OCSF 1.3 compliance status: Warning is a check that did not yield a result
+    check_id, check = (3, "Fail") if failed else (2, "Warning")
     return {
         "activity_id": 1, "activity_name": "Create",
         "category_uid": 2, "category_name": "Findings",
@@ -108,8 +128,7 @@ def ocsf_finding(doc: dict[str, Any], run: StoredRun, state: str,
                              "type": "Rule"}},
         "compliance": {"standards": ["HIPAA"], "requirements": list(doc.get("hipaa", [])),
                        "control": doc["check_id"],
-                       "status_id": 3 if failed else 0, "status": "Fail" if failed
-                       else "Unknown"},
+                       "status_id": check_id, "status": check},
         "resources": [{"uid": doc["asset"], "name": doc["asset"], "type": "asset",
                        "group": {"name": doc.get("group", "")}}],
         "remediation": {"desc": doc.get("remediation", "")},
