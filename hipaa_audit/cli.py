@@ -353,7 +353,7 @@ def scan_s3_command(
 
     Example: hipaa-audit scan s3 imaging-archive --profile audit --sample-objects 100
     """
-    from hipaa_audit.s3.client import Access, Connection, S3SetupError
+    from hipaa_audit.aws.client import Access, Connection, S3SetupError
     from hipaa_audit.s3.rules import Scope
     from hipaa_audit.s3.run import S3Options, scan_s3
 
@@ -439,7 +439,7 @@ def scan_permissions_command(
         previous_snapshot,
         scan_permissions,
     )
-    from hipaa_audit.s3.client import Access
+    from hipaa_audit.aws.client import Access
 
     try:
         for source in sources:

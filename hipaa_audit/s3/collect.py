@@ -1,7 +1,7 @@
 """Collect what the S3 checks judge: bucket settings, an object sample, the inventory, object heads.
 
-Only List, Get and Head calls (see :mod:`hipaa_audit.s3.client`). Every answer is kept as an
-:class:`~hipaa_audit.s3.client.Answer`, so the rules can tell "not configured" from "not
+Only List, Get and Head calls (see :mod:`hipaa_audit.aws.client`). Every answer is kept as an
+:class:`~hipaa_audit.aws.client.Answer`, so the rules can tell "not configured" from "not
 supported by this store" from "access denied".
 
 Objects: a reservoir sample of ``n`` keys over the whole listing (pages of 1,000 keys: one list
@@ -28,7 +28,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
-from hipaa_audit.s3.client import Answer, Connection, call, classify
+from hipaa_audit.aws.client import Answer, Connection, call, classify
 
 FIRST_READ = 8 * 1024
 MAX_READ = 64 * 1024

@@ -20,8 +20,8 @@ from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, jud
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3 import policy as pol
-from hipaa_audit.s3.client import Answer
+from hipaa_audit.aws import policy as pol
+from hipaa_audit.aws.client import Answer
 from hipaa_audit.s3.collect import (
     MAX_READ,
     UNENCRYPTED_STATUS,
