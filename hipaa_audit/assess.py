@@ -259,13 +259,13 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
 def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: Catalog,
                          masker: Masker, run: RunInfo, store: Store, seq: int,
                          cfg: LoadedConfig) -> Iterator[AssetResult]:
+    from hipaa_audit.aws.client import Access
     from hipaa_audit.permissions.run import (
         PermissionSetupError,
         PermOptions,
         load_baseline_or_fail,
         scan_permissions,
     )
-    from hipaa_audit.aws.client import Access
 
     try:
         baseline = load_baseline_or_fail(section.baseline)

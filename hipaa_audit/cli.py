@@ -429,6 +429,7 @@ def scan_permissions_command(
 
     Example: hipaa-audit scan permissions aws fs:/srv/pacs roster:staff.csv --baseline access.toml
     """
+    from hipaa_audit.aws.client import Access
     from hipaa_audit.permissions.graph import AccessGraph
     from hipaa_audit.permissions.run import (
         PermissionSetupError,
@@ -439,7 +440,6 @@ def scan_permissions_command(
         previous_snapshot,
         scan_permissions,
     )
-    from hipaa_audit.aws.client import Access
 
     try:
         for source in sources:

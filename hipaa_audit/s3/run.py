@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hipaa_audit.archive.scanner import holds_phi
+from hipaa_audit.aws.client import Access, Connection, Observer
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.config import S3Section
 from hipaa_audit.model import AssetResult, Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.aws.client import Access, Connection, Observer
 from hipaa_audit.s3.collect import (
     BucketObservation,
     ObjectObservation,
