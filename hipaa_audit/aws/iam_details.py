@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -19,6 +19,9 @@ from hipaa_audit.aws.client import Answer, call, classify
 from hipaa_audit.aws.policy import (
     _list,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
 
 _ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
 
@@ -51,7 +54,7 @@ def _pages(client: Any, operation: str, key: str, **params: Any) -> tuple[list[A
 _DETAIL_KEYS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
 
 
-def _details(iam: Any) -> tuple[dict[str, list[Any]], Answer | None]:
+def _details(iam: IAMClient) -> tuple[dict[str, list[Any]], Answer | None]:
     pages, bad = _paginate(iam, "get_account_authorization_details",
                            Filter=["User", "Group", "Role", "LocalManagedPolicy",
                                    "AWSManagedPolicy"])
@@ -59,7 +62,7 @@ def _details(iam: Any) -> tuple[dict[str, list[Any]], Answer | None]:
             for k in _DETAIL_KEYS}, bad
 
 
-def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[str, Any]]:
+def _inline(iam: IAMClient, kind: str, name: str, problems: list[str]) -> list[dict[str, Any]]:
     """Inline policies of one user/group/role via List*Policies + Get*Policy (the fallback)."""
     names, bad = _pages(iam, f"list_{kind}_policies", "PolicyNames",
                         **{f"{kind.capitalize()}Name": name})
@@ -81,7 +84,7 @@ def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[st
     return out
 
 
-def _attached(iam: Any, kind: str, name: str, problems: list[str]) -> list[Any]:
+def _attached(iam: IAMClient, kind: str, name: str, problems: list[str]) -> list[Any]:
     items, bad = _pages(iam, f"list_attached_{kind}_policies", "AttachedPolicies",
                         **{f"{kind.capitalize()}Name": name})
     if bad is not None:
@@ -95,7 +98,7 @@ def _entity_name(entity: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
+def details_by_listing(iam: IAMClient) -> tuple[dict[str, list[Any]], list[str]]:
     """The ``GetAccountAuthorizationDetails`` shape, read with List*/Get* calls (the fallback).
 
     Returns the details (without ``Policies``: managed documents are fetched on demand) and the
@@ -148,7 +151,7 @@ def _last_used_of(users: Iterable[Any]) -> dict[str, str]:
     return out
 
 
-def _last_used(iam: Any) -> dict[str, str]:
+def _last_used(iam: IAMClient) -> dict[str, str]:
     users, _ = _pages(iam, "list_users", "Users")
     return _last_used_of(users)
 

@@ -106,7 +106,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hipaa_audit.aws.client import Access, Answer, Connection, Observer, call
 from hipaa_audit.aws.iam_details import (
@@ -155,6 +155,9 @@ from hipaa_audit.permissions.model import (
     Resource,
 )
 from hipaa_audit.s3.collect import all_buckets, bucket_region
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
 
 SOURCE = "aws"
 
@@ -553,7 +556,7 @@ def _managed(details: dict[str, Any], shape: _Shape) -> dict[str, tuple[str, Any
     return out
 
 
-def _fetch_managed(iam: Any, arn: str, shape: _Shape) -> tuple[str, Any] | str | None:
+def _fetch_managed(iam: IAMClient | None, arn: str, shape: _Shape) -> tuple[str, Any] | str | None:
     """(name, document) of a managed policy; a reason when unreadable; None when misshapen."""
     if iam is None:
         return f"managed policy {arn}: not in the IAM details"
@@ -586,7 +589,7 @@ def _is_service_user(user: dict[str, Any], shape: _Shape) -> bool:
 class _IamReader:
     """Turns the IAM details into principals, memberships and identity-policy grants."""
 
-    def __init__(self, iam: Any, facts: Facts, own_account: str | None,
+    def __init__(self, iam: IAMClient | None, facts: Facts, own_account: str | None,
                  buckets: Sequence[str]) -> None:
         self.iam = iam
         self.facts = facts
@@ -602,6 +605,7 @@ class _IamReader:
         self.facts.problems.append(Problem(SOURCE, "iam", message))
 
     def read(self) -> None:
+        assert self.iam is not None, "reading IAM takes a client"
         details, answer = _details(self.iam)
         listed = False
         if answer is not None and answer.state == "unsupported":
@@ -721,7 +725,7 @@ class _IamReader:
 
 
 def iam_facts(details: Any, buckets: Sequence[str], *, own_account: str | None = None,
-              iam: Any = None, last_used: dict[str, str] | None = None) -> Facts:
+              iam: IAMClient | None = None, last_used: dict[str, str] | None = None) -> Facts:
     """The facts of a ``GetAccountAuthorizationDetails``-shaped answer (no I/O unless ``iam``).
 
     ``iam``, when given, reads the managed policies the details lack; ``own_accounts`` of the
