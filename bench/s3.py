@@ -280,9 +280,9 @@ def run(folder: Path, n: int, sample: int, concurrency: int, kind: str) -> int:
 
 def measure(s3peers: Any, server: Any, n: int, small: int, sample_n: int,
             concurrency: int) -> int:
+    from hipaa_audit.aws.client import Access, Connection
     from hipaa_audit.catalog import load_catalog
     from hipaa_audit.redaction import Masker
-    from hipaa_audit.s3.client import Access, Connection
     from hipaa_audit.s3.collect import observe_bucket, observe_object, sample_from_listing
     from hipaa_audit.s3.rules import S3Rules, acls_disabled, judge_object
     from hipaa_audit.s3.run import S3Options, scan_s3

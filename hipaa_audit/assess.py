@@ -189,7 +189,7 @@ def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
 
 def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: Masker,
                 run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.s3.client import Connection, S3SetupError
+    from hipaa_audit.aws.client import Connection, S3SetupError
     from hipaa_audit.s3.run import options_for_section, scan_s3
 
     opts = options_for_section(section)
@@ -259,13 +259,13 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
 def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: Catalog,
                          masker: Masker, run: RunInfo, store: Store, seq: int,
                          cfg: LoadedConfig) -> Iterator[AssetResult]:
+    from hipaa_audit.aws.client import Access
     from hipaa_audit.permissions.run import (
         PermissionSetupError,
         PermOptions,
         load_baseline_or_fail,
         scan_permissions,
     )
-    from hipaa_audit.s3.client import Access
 
     try:
         baseline = load_baseline_or_fail(section.baseline)

@@ -353,7 +353,7 @@ def scan_s3_command(
 
     Example: hipaa-audit scan s3 imaging-archive --profile audit --sample-objects 100
     """
-    from hipaa_audit.s3.client import Access, Connection, S3SetupError
+    from hipaa_audit.aws.client import Access, Connection, S3SetupError
     from hipaa_audit.s3.rules import Scope
     from hipaa_audit.s3.run import S3Options, scan_s3
 
@@ -429,6 +429,7 @@ def scan_permissions_command(
 
     Example: hipaa-audit scan permissions aws fs:/srv/pacs roster:staff.csv --baseline access.toml
     """
+    from hipaa_audit.aws.client import Access
     from hipaa_audit.permissions.graph import AccessGraph
     from hipaa_audit.permissions.run import (
         PermissionSetupError,
@@ -439,7 +440,6 @@ def scan_permissions_command(
         previous_snapshot,
         scan_permissions,
     )
-    from hipaa_audit.s3.client import Access
 
     try:
         for source in sources:

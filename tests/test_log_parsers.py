@@ -16,7 +16,10 @@ from hipaa_audit.logs.parsers import (
     FORMATS,
     ColumnMapping,
     LogFormatError,
+    atna,
+    common,
     detect_format,
+    jsonstream,
     parse_file,
 )
 from hipaa_audit.logs.schema import ACTIONS, COLUMNS, Malformed, dtypes
@@ -221,7 +224,7 @@ def test_atna_messages_split_across_pieces(tmp_path: Path, monkeypatch: pytest.M
     path = tmp_path / "one-line.xml"
     path.write_text(text * 3)
     whole, _ = parse(path, "atna")
-    monkeypatch.setattr(parsers, "_LINE_PIECE", 37)
+    monkeypatch.setattr(common, "_LINE_PIECE", 37)
     pieces, malformed = parse(path, "atna")
     assert malformed == []
     assert len(pieces) == len(whole) == 12
@@ -236,7 +239,7 @@ def test_atna_oversized_message_is_skipped(tmp_path: Path, monkeypatch: pytest.M
         ["<Padding/>"] * 40) + "<AuditSourceIdentification")
     path = tmp_path / "big.log"
     path.write_text(lines[0] + "\n" + big + "\n" + lines[1] + "\n")
-    monkeypatch.setattr(parsers, "MAX_RECORD_CHARS", 300)
+    monkeypatch.setattr(atna, "MAX_RECORD_CHARS", 300)
     events, malformed = parse(path, "atna")
     assert reasons(malformed) == [(2, "AuditMessage too large")]
     assert list(events["line"]) == [1, 42]
@@ -367,7 +370,7 @@ def test_cloudtrail_streams_across_blocks(tmp_path: Path, monkeypatch: pytest.Mo
         records.append(rec)
     path = tmp_path / "big.json"
     path.write_text(json.dumps({"Records": records, "trailer": {"n": 500}}))
-    monkeypatch.setattr(parsers, "_BLOCK", 97)  # refill the decoder window often
+    monkeypatch.setattr(jsonstream, "_BLOCK", 97)  # refill the decoder window often
     events, malformed = parse(path, "cloudtrail", chunk_rows=64)
     assert malformed == []
     assert list(events["event_id"]) == [f"id-{i}" for i in range(500)]
@@ -390,7 +393,7 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
                                   "cloudtrail.json"])
 def test_json_documents_in_a_small_window(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     whole, whole_bad = parse(DATA / name)
-    monkeypatch.setattr(parsers, "_BLOCK", 50)  # records never fit: decoded key by key
+    monkeypatch.setattr(jsonstream, "_BLOCK", 50)  # records never fit: decoded key by key
     small, small_bad = parse(DATA / name)
     pd.testing.assert_frame_equal(small, whole)
     assert reasons(small_bad) == reasons(whole_bad)
@@ -635,7 +638,7 @@ def test_numbers_past_two_to_the_63_are_malformed(number: object, tmp_path: Path
 def test_cloudtrail_resumes_after_a_damaged_record(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A JSON error inside Records costs that record only, counted; the rest are read."""
-    monkeypatch.setattr(parsers, "_BLOCK", 64)  # the search for the next record spans blocks
+    monkeypatch.setattr(jsonstream, "_BLOCK", 64)  # the search for the next record spans blocks
     text = json.dumps({"Records": [_ct(i) for i in range(1, 11)]})
     damaged = text.replace('"00000000-0000-4000-8000-000000000004"',
                            '"00000000-0000-4000-8000-000000000004', 1)  # a quote missing

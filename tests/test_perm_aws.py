@@ -24,28 +24,30 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import permestate
 import s3peers
 
-from hipaa_audit.permissions.aws import (
+from hipaa_audit.aws.client import Access, Connection, is_read_only
+from hipaa_audit.aws.iam_details import details_by_listing
+from hipaa_audit.aws.iam_policy import (
     IAM_ESCALATION,
     METADATA_READS,
     Scope,
-    _IamReader,
-    acl_grants,
     action_level,
-    bucket_policy_grants,
-    collect_aws,
-    condition_texts,
-    details_by_listing,
-    iam_facts,
-    identity_grants,
     parse_document,
-    policy_principals,
     resource_ids,
     resource_scopes,
     s3_actions,
+)
+from hipaa_audit.aws.policy import condition_texts
+from hipaa_audit.permissions.aws import (
+    _IamReader,
+    acl_grants,
+    bucket_policy_grants,
+    collect_aws,
+    iam_facts,
+    identity_grants,
+    policy_principals,
     trust_memberships,
 )
 from hipaa_audit.permissions.model import ACTIONS, ANYONE, Facts, Grant, Membership
-from hipaa_audit.s3.client import Access, Connection, is_read_only
 
 pytestmark = pytest.mark.timeout(300)
 ACCOUNT = s3peers.MOTO_ACCOUNT

@@ -20,10 +20,10 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 
 import s3peers
 
+from hipaa_audit.aws.client import Access, Connection, WriteRefused, is_read_only
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3.client import Access, Connection, WriteRefused, is_read_only
 from hipaa_audit.s3.run import S3Options, scan_s3
 
 pytestmark = pytest.mark.timeout(600)

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from hipaa_audit.aws import policy as pol
+from hipaa_audit.aws.client import Answer, classify, is_aws_endpoint, is_read_only
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3 import policy as pol
-from hipaa_audit.s3.client import Answer, classify, is_aws_endpoint, is_read_only
 from hipaa_audit.s3.collect import BucketObservation
 from hipaa_audit.s3.rules import BucketContext, S3Rules, Scope, effective_bpa, judge_bucket
 

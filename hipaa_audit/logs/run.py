@@ -117,8 +117,9 @@ def _parser_version() -> str:
     from hipaa_audit.logs import parsers
 
     digest = hashlib.sha256()
-    for module in (parsers, schema):
-        digest.update(Path(str(module.__file__)).read_bytes())
+    files = sorted(Path(str(parsers.__file__)).parent.glob("*.py"))
+    for file in [*files, Path(str(schema.__file__))]:
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 

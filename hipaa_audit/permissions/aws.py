@@ -1,6 +1,6 @@
 """Collect AWS IAM and S3 access as neutral facts (principals, memberships, grants, resources).
 
-:func:`collect_aws` reads, through the read-only :class:`~hipaa_audit.s3.client.Connection`
+:func:`collect_aws` reads, through the read-only :class:`~hipaa_audit.aws.client.Connection`
 (List, Get and Head calls only, plus STS GetCallerIdentity), who may reach which bucket:
 
 - **IAM**: ``iam:GetAccountAuthorizationDetails`` (boto3's paginator) gives the users (path,
@@ -25,7 +25,7 @@
   the operation, never an exception. No object is listed or read: no PHI is touched.
 
 Translation rules (kept simple on purpose; the analysis shows conditions, it does not evaluate
-them):
+them; the action and resource tables are in :mod:`hipaa_audit.aws.iam_policy`):
 
 - Actions are matched case-insensitively (``fnmatch``) against :data:`S3_ACTIONS`, a table of
   concrete S3 actions, each mapped to one normalised action (``list``, ``read``, ``write``,
@@ -73,9 +73,9 @@ them):
   ``arn:aws:iam::ACCOUNT:*`` of the own account). The result can only overstate access, never
   hide it.
 - Principals in bucket and trust policies are read by
-  :func:`hipaa_audit.s3.policy.read_principals`, the reader ``scan s3`` uses: ``*`` →
+  :func:`hipaa_audit.aws.policy.read_principals`, the reader ``scan s3`` uses: ``*`` →
   :data:`ANYONE`, but ``*`` confined by a condition on the caller or its network (e.g.
-  ``aws:PrincipalOrgID``, ``aws:SourceVpce``; see :func:`hipaa_audit.s3.policy.confinement`)
+  ``aws:PrincipalOrgID``, ``aws:SourceVpce``; see :func:`hipaa_audit.aws.policy.confinement`)
   → ``aws:confined/CONDITIONS`` (kind ``account``; not public, judged against the baseline like
   any other principal); an account id or
   ``arn:aws:iam::ID:root`` → ``aws:account/ID`` (own account too); a user or role ARN of the own
@@ -103,30 +103,36 @@ them):
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-
-from hipaa_audit.permissions.model import (
-    ACTIONS,
-    ANYONE,
-    Facts,
-    Grant,
-    Membership,
-    Principal,
-    Problem,
-    Resource,
+from hipaa_audit.aws.client import Access, Answer, Connection, Observer, call
+from hipaa_audit.aws.iam_details import (
+    _account_of,
+    _details,
+    _last_used,
+    _last_used_of,
+    details_by_listing,
 )
-from hipaa_audit.s3.client import Access, Answer, Connection, Observer, call, classify
-from hipaa_audit.s3.collect import all_buckets, bucket_region
-from hipaa_audit.s3.policy import (
+from hipaa_audit.aws.iam_policy import (
+    _EVERYWHERE,
+    _IAM,
+    IAM,
+    OBJECT,
+    Scope,
+    _allowed_iam,
+    _denies_all_iam,
+    _matches,
+    action_level,
+    bucket_of,
+    concrete_actions,
+    normalise,
+    parse_document,
+    resource_scopes,
+)
+from hipaa_audit.aws.policy import (
     ALL_USERS,
     AUTHENTICATED_USERS,
     PolicyPrincipal,
@@ -138,298 +144,31 @@ from hipaa_audit.s3.policy import (
     read_principals,
     statements,
 )
+from hipaa_audit.permissions.model import (
+    ACTIONS,
+    ANYONE,
+    Facts,
+    Grant,
+    Membership,
+    Principal,
+    Problem,
+    Resource,
+)
+from hipaa_audit.s3.collect import all_buckets, bucket_region
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
 
 SOURCE = "aws"
-#: The pseudo-action standing for full IAM control (``iam:*`` or ``*``): admin of every bucket.
-IAM_ADMIN = "iam:*"
-#: IAM actions that let a principal grant itself more: they count like ``iam:*``.
-IAM_ESCALATION: tuple[str, ...] = tuple(f"iam:{name}".lower() for name in (
-    "AttachUserPolicy", "AttachGroupPolicy", "AttachRolePolicy", "PutUserPolicy",
-    "PutGroupPolicy", "PutRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion",
-    "AddUserToGroup", "UpdateAssumeRolePolicy", "CreateAccessKey", "PassRole"))
-_IAM: frozenset[str] = frozenset({IAM_ADMIN, *IAM_ESCALATION})
-#: Everywhere (a Deny on ``*``).
-_EVERYWHERE = "*"
-
-_LIST = ("ListBucket", "ListBucketVersions", "ListBucketMultipartUploads",
-         "ListMultipartUploadParts")
-#: Reads of object content: only these read PHI.
-_READ = ("GetObject", "GetObjectVersion", "GetObjectTorrent", "GetObjectVersionTorrent",
-         "GetObjectVersionForReplication")
-#: Reads of metadata and configuration: they read no PHI, so they grant nothing here (listed so
-#: that the table says it on purpose; see :data:`METADATA_READS`).
-_METADATA = ("GetObjectAcl", "GetObjectVersionAcl", "GetObjectTagging", "GetObjectVersionTagging",
-             "GetObjectAttributes", "GetObjectVersionAttributes", "GetObjectRetention",
-             "GetObjectLegalHold", "GetBucketPolicy", "GetBucketPolicyStatus", "GetBucketAcl",
-             "GetBucketLocation", "GetBucketVersioning", "GetBucketLogging", "GetBucketTagging",
-             "GetBucketOwnershipControls", "GetBucketPublicAccessBlock",
-             "GetBucketObjectLockConfiguration", "GetBucketNotification", "GetBucketCORS",
-             "GetBucketWebsite", "GetEncryptionConfiguration", "GetLifecycleConfiguration",
-             "GetReplicationConfiguration", "GetInventoryConfiguration",
-             "GetAnalyticsConfiguration", "GetMetricsConfiguration",
-             "GetIntelligentTieringConfiguration", "GetAccelerateConfiguration",
-             "GetBucketRequestPayment")
-#: The metadata and configuration reads (lower case, ``s3:`` prefix): no normalised action.
-METADATA_READS: frozenset[str] = frozenset(f"s3:{name}".lower() for name in _METADATA)
-_WRITE = ("PutObject", "PutObjectTagging", "PutObjectVersionTagging", "PutObjectRetention",
-          "PutObjectLegalHold", "RestoreObject", "AbortMultipartUpload", "ReplicateObject")
-_DELETE = ("DeleteObject", "DeleteObjectVersion", "DeleteObjectTagging",
-           "DeleteObjectVersionTagging", "DeleteBucket")
-_ADMIN = ("PutBucketPolicy", "DeleteBucketPolicy", "PutBucketAcl", "PutObjectAcl",
-          "PutObjectVersionAcl", "PutEncryptionConfiguration", "PutBucketPublicAccessBlock",
-          "PutBucketOwnershipControls", "DeleteBucketOwnershipControls", "PutBucketVersioning",
-          "PutLifecycleConfiguration", "PutBucketObjectLockConfiguration",
-          "PutReplicationConfiguration", "BypassGovernanceRetention", "PutBucketLogging",
-          "PutAccountPublicAccessBlock")
-#: Concrete S3 actions (lower case, ``s3:`` prefix) → normalised action.
-S3_ACTIONS: dict[str, str] = {
-    f"s3:{name}".lower(): action
-    for action, names in (("list", _LIST), ("read", _READ), ("write", _WRITE),
-                          ("delete", _DELETE), ("admin", _ADMIN))
-    for name in names
-}
-#: ARN levels: an S3 action applies to the bucket, its objects or the account; IAM to IAM.
-BUCKET, OBJECT, ACCOUNT, IAM = "bucket", "object", "account", "iam"
-_S3_LEVELS = frozenset({BUCKET, OBJECT, ACCOUNT})
-_BUCKET_HEADS = ("ListBucket", "GetBucket", "PutBucket", "DeleteBucket")
-_OBJECT_OTHERS = ("AbortMultipartUpload", "ListMultipartUploadParts", "BypassGovernanceRetention")
 
 
-def _level_of(name: str) -> str:
-    if name == "PutAccountPublicAccessBlock":
-        return ACCOUNT
-    if name.startswith(_BUCKET_HEADS):
-        return BUCKET
-    return OBJECT if "Object" in name or name in _OBJECT_OTHERS else BUCKET
-
-
-_S3_LEVEL: dict[str, str] = {f"s3:{name}".lower(): _level_of(name)
-                             for names in (_LIST, _READ, _WRITE, _DELETE, _ADMIN)
-                             for name in names}
-#: What every pattern is matched against: the S3 table and the IAM actions that count.
-_ALL_CONCRETE: tuple[str, ...] = (*S3_ACTIONS, IAM_ADMIN, *IAM_ESCALATION)
 _ASSUME = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity")
-_S3_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::([^/]+)(?:/(.*))?$")
-#: A resource covering every IAM entity of one account (or of every account).
-_IAM_ACCOUNT_WIDE = re.compile(r"^arn:(?:aws[a-z-]*|\*):(?:iam|\*)::(\d{12}|\*):\*$")
-_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
+
+
 #: READ_ACP reads the ACL itself (metadata, no PHI): it grants nothing.
 _ACL_ACTIONS = {"READ": ("list",), "WRITE": ("write", "delete"), "READ_ACP": (),
                 "WRITE_ACP": ("admin",), "FULL_CONTROL": ACTIONS}
 _LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
-
-
-# =============================================================================================
-# Pure translation: actions, resources, conditions, principals
-
-
-def _matches(patterns: Iterable[str], names: Iterable[str]) -> set[str]:
-    lowered = [p.lower() for p in patterns]
-    return {n for n in names if any(fnmatchcase(n, p) for p in lowered)}
-
-
-def concrete_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozenset[str]:
-    """The concrete actions (lower case) of :data:`S3_ACTIONS` and the IAM ones a statement allows.
-
-    The IAM ones are ``iam:*`` (standing for full IAM control) and :data:`IAM_ESCALATION`.
-    ``patterns`` are the statement's ``Action`` (or, with ``not_action``, its ``NotAction``:
-    then every concrete action none of them matches).
-    """
-    hit = _matches(patterns, _ALL_CONCRETE)
-    return frozenset(set(_ALL_CONCRETE) - hit if not_action else hit)
-
-
-def action_level(concrete: str) -> str:
-    """The ARN level a concrete action applies to: ``bucket``, ``object``, ``account``, ``iam``."""
-    return IAM if concrete in _IAM else _S3_LEVEL.get(concrete, BUCKET)
-
-
-def normalise(concrete: Iterable[str]) -> frozenset[str]:
-    """Map concrete actions (from :func:`concrete_actions`) to the normalised :data:`ACTIONS`."""
-    return frozenset("admin" if c in _IAM else S3_ACTIONS[c]
-                     for c in concrete if c in _IAM or c in S3_ACTIONS)
-
-
-def s3_actions(patterns: Iterable[str], *, not_action: bool = False) -> frozenset[str]:
-    """The normalised S3 actions that ``Action`` (or ``NotAction``) patterns grant on a bucket.
-
-    >>> sorted(s3_actions(["s3:Get*"]))
-    ['read']
-    >>> sorted(s3_actions(["s3:*Object"]))
-    ['delete', 'read', 'write']
-    """
-    return normalise(concrete_actions(patterns, not_action=not_action) - _IAM)
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Where one ``Resource`` pattern reaches: a resource id at some ARN levels.
-
-    ``resource`` is ``s3://B`` or ``s3://B/PREFIX`` (``*``: everywhere, only in a Deny's scope);
-    ``levels`` are among ``bucket``, ``object``, ``account``, ``iam``; ``exact`` marks one
-    object key (no wildcard) rather than everything under the prefix.
-    """
-
-    resource: str
-    levels: frozenset[str]
-    exact: bool = False
-
-
-_BOTH = frozenset({BUCKET, OBJECT})
-_BUCKET_ONLY = frozenset({BUCKET})
-_OBJECT_ONLY = frozenset({OBJECT})
-
-
-def _wild(text: str) -> int | None:
-    """The index of the first ``*`` or ``?`` in ``text``, or None."""
-    found = [i for i in (text.find("*"), text.find("?")) if i >= 0]
-    return min(found) if found else None
-
-
-def _rid(bucket: str, prefix: str) -> str:
-    prefix = prefix.strip("/")
-    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-
-
-def _key_scope(bucket: str, key: str, *, strict: bool) -> Scope | None:
-    """The object scope of ``arn:aws:s3:::BUCKET/KEY`` (at least / at most what it reaches)."""
-    w = _wild(key)
-    if w is None:
-        if not key.strip("/"):
-            return None if strict else Scope(f"s3://{bucket}", _OBJECT_ONLY)
-        return Scope(_rid(bucket, key), _OBJECT_ONLY, exact=True)
-    if strict:
-        # only a single trailing ``*`` certainly covers everything under a prefix
-        if w != len(key) - 1 or key[w] != "*":
-            return None
-        return Scope(_rid(bucket, key[:w]), _OBJECT_ONLY)
-    head = key[:w]
-    return Scope(_rid(bucket, head[:head.rfind("/")] if "/" in head else ""), _OBJECT_ONLY)
-
-
-def _pattern_scopes(pattern: str, buckets: Sequence[str], *, strict: bool) -> list[Scope]:
-    if pattern == "*":
-        every = frozenset(_S3_LEVELS)
-        return [Scope(_EVERYWHERE, every)] if strict else [
-            Scope(f"s3://{b}", every) for b in buckets]
-    m = _S3_ARN.match(pattern)
-    if not m:
-        return []
-    bucket_pattern, key = m.groups()
-    w = _wild(bucket_pattern)
-    if w is None:
-        if key is None:
-            return [Scope(f"s3://{bucket_pattern}", _BUCKET_ONLY)]
-        scope = _key_scope(bucket_pattern, key, strict=strict)
-        return [scope] if scope is not None else []
-    out: list[Scope] = []
-    if strict:
-        if bucket_pattern == "*" and key is None:
-            return [Scope(_EVERYWHERE, _BOTH)]
-        if bucket_pattern == "*" and key == "*":
-            return [Scope(_EVERYWHERE, _OBJECT_ONLY)]
-        for b in buckets:
-            if not fnmatchcase(b, bucket_pattern):
-                continue
-            if key is None:
-                # a trailing * also matches "/KEY": every object of the bucket
-                out.append(Scope(f"s3://{b}",
-                                 _BOTH if bucket_pattern.endswith("*") else _BUCKET_ONLY))
-            elif (scope := _key_scope(b, key, strict=True)) is not None:
-                out.append(scope)
-        return out
-    # a wildcard in the bucket part can match "/" and anything after it: every object of a
-    # bucket its literal head matches (overstated rather than missed)
-    head = bucket_pattern[:w] + "*"
-    for b in buckets:
-        levels = set()
-        if key is None and fnmatchcase(b, bucket_pattern):
-            levels.add(BUCKET)
-        if fnmatchcase(b, head):
-            levels.add(OBJECT)
-        if levels:
-            out.append(Scope(f"s3://{b}", frozenset(levels)))
-    return out
-
-
-def resource_scopes(patterns: Iterable[Any], buckets: Sequence[str], *,
-                    not_resource: bool = False, strict: bool = False) -> list[Scope]:
-    """Where ``Resource`` patterns reach, per ARN level (see :class:`Scope`).
-
-    Wildcards expand against ``buckets`` (the listed buckets); an explicit bucket name is kept
-    even when not listed. By default the scopes are *at most* what the patterns reach, as an
-    Allow needs (a wildcard inside a key is cut to its parent prefix); with ``strict`` they are
-    *at least* what they reach, as a Deny needs (``*`` stays ``*``; a key pattern counts only as
-    ``P*``/``P/*`` or one exact key). With ``not_resource`` the patterns are a ``NotResource``:
-    every listed bucket at the levels no pattern covers entirely. Non-S3 resources name nothing.
-    """
-    texts = [str(p) for p in patterns]
-    if not_resource:
-        excluded = [s for p in texts for s in _pattern_scopes(p, buckets, strict=True)]
-        out: list[Scope] = []
-        for b in buckets:
-            rid = f"s3://{b}"
-            levels = set(_S3_LEVELS)
-            if any(fnmatchcase(f"arn:aws:s3:::{b}", p) for p in texts):
-                levels.discard(BUCKET)
-            for s in excluded:
-                if s.resource in (_EVERYWHERE, rid) and not s.exact:
-                    levels -= s.levels
-            if levels:
-                out.append(Scope(rid, frozenset(levels)))
-        return out
-    found: list[Scope] = []
-    for p in texts:
-        for scope in _pattern_scopes(p, buckets, strict=strict):
-            if scope not in found:
-                found.append(scope)
-    return found
-
-
-def resource_ids(patterns: Iterable[Any], buckets: Sequence[str], *,
-                 not_resource: bool = False) -> list[str]:
-    """The resource ids (``s3://B`` or ``s3://B/PREFIX``) that ``Resource`` patterns reach.
-
-    The ids of :func:`resource_scopes` at the bucket or object level, each once.
-    """
-    out: list[str] = []
-    for scope in resource_scopes(patterns, buckets, not_resource=not_resource):
-        if scope.levels & _BOTH and scope.resource not in out:
-            out.append(scope.resource)
-    return out
-
-
-def _covers_iam(statement: dict[str, Any]) -> bool:
-    if "NotResource" in statement:
-        return True
-    return any(r == "*" or r.startswith(("arn:aws:iam:", "arn:*"))
-               for r in (str(x) for x in _list(statement.get("Resource"))))
-
-
-def _allowed_iam(statement: dict[str, Any], concrete: frozenset[str]) -> frozenset[str]:
-    """The IAM actions of an Allow that count (CreateAccessKey on oneself is key rotation)."""
-    iam = concrete & _IAM
-    resources = [str(r) for r in _list(statement.get("Resource"))]
-    if "NotResource" not in statement and resources and all(
-            "${aws:username}" in r.lower() for r in resources):
-        iam -= {"iam:createaccesskey"}
-    return iam if iam and _covers_iam(statement) else frozenset()
-
-
-def _denies_all_iam(statement: dict[str, Any], own_account: str | None) -> bool:
-    """True when a Deny's resources cover every IAM entity of the own account."""
-    for r in (str(x) for x in _list(statement.get("Resource"))):
-        if r in ("*", "arn:*"):
-            return True
-        m = _IAM_ACCOUNT_WIDE.match(r)
-        if m and (m.group(1) == "*" or own_account is None or m.group(1) == own_account):
-            return True
-    return False
-
-
-def bucket_of(resource: str) -> str:
-    """``s3://B`` for ``s3://B`` or ``s3://B/PREFIX``."""
-    return "s3://" + resource.removeprefix("s3://").split("/", 1)[0]
 
 
 def _principal(pid: str, kind: Any, name: str, human: bool = False) -> Principal:
@@ -467,7 +206,7 @@ def policy_principals(statement: dict[str, Any], own_account: str | None, *,
                       known: Collection[str] = ()) -> tuple[list[Who], list[str]]:
     """Map the ``Principal`` of a bucket or trust policy statement to principals.
 
-    The statement is read by :func:`hipaa_audit.s3.policy.read_principals`, the reader ``scan
+    The statement is read by :func:`hipaa_audit.aws.policy.read_principals`, the reader ``scan
     s3`` uses too. ``known`` are the ids (``aws:user/NAME``, ``aws:role/NAME``) IAM listed in
     the own account: when ``own_account`` is unknown, only an ARN naming one of them maps to a
     user or role. Returns the principals and the values that could not be resolved
@@ -751,17 +490,6 @@ def trust_memberships(role: str, doc: dict[str, Any], own_account: str | None, *
 # I/O: IAM
 
 
-def parse_document(value: Any) -> dict[str, Any]:
-    """A policy document as IAM returns it: a dict, a JSON string or a URL-encoded JSON string."""
-    if isinstance(value, dict):
-        return value
-    text = str(value)
-    try:
-        return load(text)
-    except ValueError:
-        return load(urllib.parse.unquote(text))
-
-
 class _Shape:
     """Counts the entries of IAM answers skipped for an unexpected shape (keys only, no values)."""
 
@@ -813,120 +541,6 @@ class _Shape:
                                       f"{'entry' if total == 1 else 'entries'} skipped: {where})")
 
 
-def _paginate(client: Any, operation: str, **params: Any
-              ) -> tuple[list[dict[str, Any]], Answer | None]:
-    """Every page of ``operation`` (boto3's paginator; one call when there is none)."""
-    pages: list[dict[str, Any]] = []
-    try:
-        if client.can_paginate(operation):
-            for page in client.get_paginator(operation).paginate(**params):
-                page.pop("ResponseMetadata", None)
-                pages.append(page)
-        else:
-            answer = call(client, operation, **params)
-            if not answer.ok:
-                return pages, answer
-            pages.append(answer.data)
-    except (ClientError, BotoCoreError, ResponseParserError) as exc:
-        return pages, classify(exc)
-    return pages, None
-
-
-def _pages(client: Any, operation: str, key: str, **params: Any) -> tuple[list[Any], Answer | None]:
-    """Every item under ``key`` across the pages; the failing answer, if one failed."""
-    pages, bad = _paginate(client, operation, **params)
-    return [item for page in pages for item in _list(page.get(key))], bad
-
-
-_DETAIL_KEYS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
-
-
-def _details(iam: Any) -> tuple[dict[str, list[Any]], Answer | None]:
-    pages, bad = _paginate(iam, "get_account_authorization_details",
-                           Filter=["User", "Group", "Role", "LocalManagedPolicy",
-                                   "AWSManagedPolicy"])
-    return {k: [item for page in pages for item in _list(page.get(k))]
-            for k in _DETAIL_KEYS}, bad
-
-
-def _inline(iam: Any, kind: str, name: str, problems: list[str]) -> list[dict[str, Any]]:
-    """Inline policies of one user/group/role via List*Policies + Get*Policy (the fallback)."""
-    names, bad = _pages(iam, f"list_{kind}_policies", "PolicyNames",
-                        **{f"{kind.capitalize()}Name": name})
-    if bad is not None:
-        problems.append(bad.reason(f"inline policies of {kind} {name} "
-                                   f"(iam:List{kind.capitalize()}Policies)"))
-    out: list[dict[str, Any]] = []
-    for policy in names:
-        if not isinstance(policy, str) or not policy:
-            out.append({})  # the details reader reports the shape
-            continue
-        got = call(iam, f"get_{kind}_policy", **{f"{kind.capitalize()}Name": name,
-                                                 "PolicyName": policy})
-        if got.ok:
-            out.append({"PolicyName": policy, "PolicyDocument": got.data.get("PolicyDocument")})
-        else:
-            problems.append(got.reason(f"inline policy {policy} of {kind} {name} "
-                                       f"(iam:Get{kind.capitalize()}Policy)"))
-    return out
-
-
-def _attached(iam: Any, kind: str, name: str, problems: list[str]) -> list[Any]:
-    items, bad = _pages(iam, f"list_attached_{kind}_policies", "AttachedPolicies",
-                        **{f"{kind.capitalize()}Name": name})
-    if bad is not None:
-        problems.append(bad.reason(f"attached policies of {kind} {name} "
-                                   f"(iam:ListAttached{kind.capitalize()}Policies)"))
-    return items
-
-
-def _entity_name(entity: Any, key: str) -> str | None:
-    value = entity.get(key) if isinstance(entity, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def details_by_listing(iam: Any) -> tuple[dict[str, list[Any]], list[str]]:
-    """The ``GetAccountAuthorizationDetails`` shape, read with List*/Get* calls (the fallback).
-
-    Returns the details (without ``Policies``: managed documents are fetched on demand) and the
-    reasons of every call that failed. An entry of an unexpected shape is passed on unchanged,
-    for the details reader to skip and report.
-    """
-    problems: list[str] = []
-    out: dict[str, list[Any]] = {"UserDetailList": [], "GroupDetailList": [],
-                                 "RoleDetailList": [], "Policies": []}
-    users, bad = _pages(iam, "list_users", "Users")
-    if bad is not None:
-        problems.append(bad.reason("IAM users (iam:ListUsers)"))
-    for user in users:
-        name = _entity_name(user, "UserName")
-        if name is None:
-            out["UserDetailList"].append(user)
-            continue
-        groups, bad = _pages(iam, "list_groups_for_user", "Groups", UserName=name)
-        if bad is not None:
-            problems.append(bad.reason(f"groups of user {name} (iam:ListGroupsForUser)"))
-        tags, bad = _pages(iam, "list_user_tags", "Tags", UserName=name)
-        out["UserDetailList"].append({
-            **user, "GroupList": [g.get("GroupName") if isinstance(g, dict) else g
-                                  for g in groups], "Tags": tags,
-            "AttachedManagedPolicies": _attached(iam, "user", name, problems),
-            "UserPolicyList": _inline(iam, "user", name, problems)})
-    for kind, Kind in (("group", "Group"), ("role", "Role")):
-        entities, bad = _pages(iam, f"list_{kind}s", f"{Kind}s")
-        if bad is not None:
-            problems.append(bad.reason(f"IAM {kind}s (iam:List{Kind}s)"))
-        for entity in entities:
-            name = _entity_name(entity, f"{Kind}Name")
-            if name is None:
-                out[f"{Kind}DetailList"].append(entity)
-                continue
-            out[f"{Kind}DetailList"].append({
-                **entity, "AttachedManagedPolicies": _attached(iam, kind, name, problems),
-                f"{Kind}PolicyList": _inline(iam, kind, name, problems)})
-    return out, problems
-
-
 def _managed(details: dict[str, Any], shape: _Shape) -> dict[str, tuple[str, Any]]:
     """Managed policy ARN → (name, default version document)."""
     out: dict[str, tuple[str, Any]] = {}
@@ -942,7 +556,7 @@ def _managed(details: dict[str, Any], shape: _Shape) -> dict[str, tuple[str, Any
     return out
 
 
-def _fetch_managed(iam: Any, arn: str, shape: _Shape) -> tuple[str, Any] | str | None:
+def _fetch_managed(iam: IAMClient | None, arn: str, shape: _Shape) -> tuple[str, Any] | str | None:
     """(name, document) of a managed policy; a reason when unreadable; None when misshapen."""
     if iam is None:
         return f"managed policy {arn}: not in the IAM details"
@@ -972,36 +586,10 @@ def _is_service_user(user: dict[str, Any], shape: _Shape) -> bool:
     return "/service/" in str(user.get("Path", "/")) or "service-account" in tags
 
 
-def _last_used_of(users: Iterable[Any]) -> dict[str, str]:
-    """User name → ISO date of ``PasswordLastUsed`` (entries without it are left out)."""
-    out = {}
-    for user in users:
-        name = _entity_name(user, "UserName")
-        when = user.get("PasswordLastUsed") if name is not None else None
-        if name is not None and when is not None and hasattr(when, "date"):
-            out[name] = when.date().isoformat()
-    return out
-
-
-def _last_used(iam: Any) -> dict[str, str]:
-    users, _ = _pages(iam, "list_users", "Users")
-    return _last_used_of(users)
-
-
-def _account_of(entities: Iterable[dict[str, Any]]) -> str | None:
-    """The account most ARNs of the IAM answer belong to (AWS-managed policies aside)."""
-    seen: Counter[str] = Counter()
-    for entity in entities:
-        m = _ARN_ACCOUNT.match(str(entity.get("Arn", "")))
-        if m:
-            seen[m.group(1)] += 1
-    return seen.most_common(1)[0][0] if seen else None
-
-
 class _IamReader:
     """Turns the IAM details into principals, memberships and identity-policy grants."""
 
-    def __init__(self, iam: Any, facts: Facts, own_account: str | None,
+    def __init__(self, iam: IAMClient | None, facts: Facts, own_account: str | None,
                  buckets: Sequence[str]) -> None:
         self.iam = iam
         self.facts = facts
@@ -1017,6 +605,7 @@ class _IamReader:
         self.facts.problems.append(Problem(SOURCE, "iam", message))
 
     def read(self) -> None:
+        assert self.iam is not None, "reading IAM takes a client"
         details, answer = _details(self.iam)
         listed = False
         if answer is not None and answer.state == "unsupported":
@@ -1136,7 +725,7 @@ class _IamReader:
 
 
 def iam_facts(details: Any, buckets: Sequence[str], *, own_account: str | None = None,
-              iam: Any = None, last_used: dict[str, str] | None = None) -> Facts:
+              iam: IAMClient | None = None, last_used: dict[str, str] | None = None) -> Facts:
     """The facts of a ``GetAccountAuthorizationDetails``-shaped answer (no I/O unless ``iam``).
 
     ``iam``, when given, reads the managed policies the details lack; ``own_accounts`` of the
@@ -1259,7 +848,7 @@ def collect_aws(access: Access, *, buckets: Sequence[str] | None = None,
 
     ``buckets`` restricts the scan to those buckets (a name not listed becomes a Problem);
     ``observer(service, operation)`` sees every API call before it is sent. Raises
-    :class:`~hipaa_audit.s3.client.S3SetupError` when the credentials, role or endpoint cannot
+    :class:`~hipaa_audit.aws.client.S3SetupError` when the credentials, role or endpoint cannot
     be used; everything unreadable after that is a :class:`Problem` in the facts. The own
     account (STS, else the ARNs of the IAM answer) goes to ``own_accounts`` when known.
     """
@@ -1290,9 +879,5 @@ def collect_aws(access: Access, *, buckets: Sequence[str] | None = None,
     return facts
 
 
-__all__ = ["IAM_ADMIN", "IAM_ESCALATION", "METADATA_READS", "S3_ACTIONS", "PolicyFacts",
-           "Scope", "Who", "acl_grants", "action_level", "bucket_of", "bucket_policy_grants",
-           "collect_aws",
-           "concrete_actions", "condition_texts", "details_by_listing", "iam_facts",
-           "identity_grants", "normalise", "parse_document", "policy_principals",
-           "resource_ids", "resource_scopes", "s3_actions", "trust_memberships"]
+__all__ = ["PolicyFacts", "Who", "acl_grants", "bucket_policy_grants", "collect_aws", "iam_facts",
+           "identity_grants", "policy_principals", "trust_memberships"]

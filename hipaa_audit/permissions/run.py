@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.aws.client import Access
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.model import AssetResult
 from hipaa_audit.permissions.baseline import Baseline, BaselineError, covers
@@ -32,7 +33,6 @@ from hipaa_audit.permissions.graph import AccessGraph, action_text
 from hipaa_audit.permissions.model import Facts, Problem
 from hipaa_audit.permissions.rules import Context, is_external, judge, riskiest
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3.client import Access
 
 #: Principals listed per resource in the summary.
 SHOWN = 12
@@ -90,13 +90,13 @@ def parse_source(source: str) -> tuple[str, str, str]:
 
 def collect(opts: PermOptions, masker: Masker) -> tuple[Facts, list[str]]:
     """Read every source into one :class:`Facts`; return it with per-source timings."""
+    from hipaa_audit.aws.client import S3SetupError
     from hipaa_audit.permissions.exports import (
         PermissionSourceError,
         collect_pacs,
         collect_roster,
     )
     from hipaa_audit.permissions.fs import collect_fs
-    from hipaa_audit.s3.client import S3SetupError
 
     facts = Facts()
     timings: list[str] = []

@@ -1,7 +1,7 @@
 """Collect what the S3 checks judge: bucket settings, an object sample, the inventory, object heads.
 
-Only List, Get and Head calls (see :mod:`hipaa_audit.s3.client`). Every answer is kept as an
-:class:`~hipaa_audit.s3.client.Answer`, so the rules can tell "not configured" from "not
+Only List, Get and Head calls (see :mod:`hipaa_audit.aws.client`). Every answer is kept as an
+:class:`~hipaa_audit.aws.client.Answer`, so the rules can tell "not configured" from "not
 supported by this store" from "access denied".
 
 Objects: a reservoir sample of ``n`` keys over the whole listing (pages of 1,000 keys: one list
@@ -23,12 +23,15 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hipaa_audit.archive.dicom.parser import NeedMoreData, ParsedHeader, parse_header
-from hipaa_audit.s3.client import Answer, Connection, call, classify
+from hipaa_audit.aws.client import Answer, Connection, call, classify
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 FIRST_READ = 8 * 1024
 MAX_READ = 64 * 1024
@@ -152,7 +155,7 @@ def observe_bucket(conn: Connection, bucket: str) -> BucketObservation:
     return obs
 
 
-def _inventory_config(s3: Any, bucket: str) -> Inventory | None:
+def _inventory_config(s3: S3Client, bucket: str) -> Inventory | None:
     answer = call(s3, "list_bucket_inventory_configurations", Bucket=bucket)
     configs = answer.data.get("InventoryConfigurationList", []) if answer.ok else []
     # a configuration listing EncryptionStatus first; the report's own schema is checked later
@@ -173,7 +176,7 @@ def _split(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _latest_manifest(s3: Any, inv: Inventory) -> dict[str, Any] | None:
+def _latest_manifest(s3: S3Client, inv: Inventory) -> dict[str, Any] | None:
     bucket, base = _split(inv.report)
     answer = call(s3, "list_objects_v2", Bucket=bucket, Prefix=base, Delimiter="/")
     if not answer.ok:
@@ -321,7 +324,7 @@ def sample_from_inventory(conn: Connection, obs: BucketObservation, n: int,
     return Sample(sorted(reservoir.items), reservoir.seen, 0, "inventory")
 
 
-def read_head(s3: Any, bucket: str, key: str, size: int) -> tuple[Answer, bytes,
+def read_head(s3: S3Client, bucket: str, key: str, size: int) -> tuple[Answer, bytes,
                                                                   ParsedHeader | None, bool]:
     """Read an object's first bytes and walk its DICOM header, growing the read when needed.
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, judge, promises_dicom
+from hipaa_audit.aws import policy as pol
+from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3 import policy as pol
-from hipaa_audit.s3.client import Answer
 from hipaa_audit.s3.collect import (
     MAX_READ,
     UNENCRYPTED_STATUS,

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hipaa_audit.archive.scanner import holds_phi
+from hipaa_audit.aws.client import Access, Connection, Observer
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.config import S3Section
 from hipaa_audit.model import AssetResult, Status
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3.client import Access, Connection, Observer
 from hipaa_audit.s3.collect import (
     BucketObservation,
     ObjectObservation,
@@ -118,7 +118,7 @@ def scan_s3(opts: S3Options, catalog: Catalog, masker: Masker, *,
             ) -> Iterator[AssetResult]:
     """Scan the buckets of ``opts``; yield one result per sampled object and per bucket.
 
-    Raises :class:`~hipaa_audit.s3.client.S3SetupError` when the store cannot be used at all
+    Raises :class:`~hipaa_audit.aws.client.S3SetupError` when the store cannot be used at all
     (no credentials, a role that cannot be assumed, an endpoint that does not answer).
     ``on_bucket`` receives each bucket's summary for the reports; ``observer`` each API call.
     """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -26,6 +26,12 @@ from botocore.parsers import ResponseParserError
 
 from hipaa_audit import __version__
 from hipaa_audit.network.targets import is_ip
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
+    from mypy_boto3_sts import STSClient
 
 Provider = Literal["auto", "aws", "compatible"]
 State = Literal["ok", "absent", "unsupported", "denied", "failed"]
@@ -203,6 +209,19 @@ class Connection:
             raise WriteRefused(f"refused {service}:{model.name}: hipaa-audit only reads")
         if self.observer is not None:
             self.observer(service, model.name)
+
+    @overload
+    def client(self, service: Literal["s3"] = "s3", region: str | None = None) -> S3Client: ...
+
+    @overload
+    def client(self, service: Literal["s3control"], region: str | None = None
+               ) -> S3ControlClient: ...
+
+    @overload
+    def client(self, service: Literal["iam"], region: str | None = None) -> IAMClient: ...
+
+    @overload
+    def client(self, service: Literal["sts"], region: str | None = None) -> STSClient: ...
 
     def client(self, service: str = "s3", region: str | None = None) -> Any:
         """Return the (cached) read-only client of ``service`` in ``region``."""
