@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import Coverage, Finding, Location, RunInfo, Severity, Status
+from hipaa_audit.model import Coverage, Finding, Location, RunInfo, Severity, Status, outcome_of
 from hipaa_audit.redaction import Masker
 from hipaa_audit.store import Store, StoredRun
 
@@ -327,31 +327,30 @@ def coverage_and_stats(assets: Sequence[Asset]) -> tuple[Coverage, dict[str, int
     stats: Counter[str] = Counter()
     containers: set[str] = set()
     for a in assets:
+        own = Coverage()  # this asset's outcomes, merged into the run's below
         failed = {f.check_id for f in a.findings if f.status is Status.FAIL}
         stats["files"] += 1
         error = any(f.status is Status.ERROR for f in a.findings)
-        cov.count("archive-unverifiable", evaluated=1, errors=int(error))
-        if error:
-            continue
-        if a.kind == "text":
+        own.record("archive-unverifiable", outcome_of(failed=False, error=error))
+        if a.kind == "text" and not error:
             stats["text"] += 1
-            cov.count("archive-unencrypted-phi", evaluated=1,
-                      failed=int("archive-unencrypted-phi" in failed))
-        elif a.kind == "zip":
+            own.record("archive-unencrypted-phi",
+                       outcome_of(failed="archive-unencrypted-phi" in failed))
+        elif a.kind == "zip" and not error:
             containers.add(a.path.split("!/", 1)[0])
             stats["container_members"] += 1
-            cov.count("archive-zipcrypto", evaluated=1, failed=int("archive-zipcrypto" in failed))
-        else:
+            own.record("archive-zipcrypto", outcome_of(failed="archive-zipcrypto" in failed))
+        elif not error:
             stats["dicom"] += 1
             for check_id in DICOM_CHECKS:
-                cov.count(check_id, evaluated=1, failed=int(check_id in failed))
+                own.record(check_id, outcome_of(failed=check_id in failed))
             if a.ocr:
                 stats["images_read_by_ocr"] += 1
-                cov.count("dicom-burned-in-text", evaluated=1,
-                          failed=int("dicom-burned-in-text" in failed))
-        if failed:  # permissions are judged on the files found holding PHI
-            cov.count("archive-exposed-phi", evaluated=1,
-                      failed=int("archive-exposed-phi" in failed))
+                own.record("dicom-burned-in-text",
+                           outcome_of(failed="dicom-burned-in-text" in failed))
+        if failed and not error:  # permissions are judged on the files found holding PHI
+            own.record("archive-exposed-phi", outcome_of(failed="archive-exposed-phi" in failed))
+        cov.merge(own)
     stats["containers"] = len(containers)
     return cov, dict(sorted(stats.items()))
 

@@ -102,7 +102,7 @@ def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator
     for target in targets:
         result = AssetResult(target)
         result.findings.append(check.finding(target, why, status=Status.ERROR))
-        result.coverage.count(NOT_CHECKED, errors=1)
+        result.coverage.record(NOT_CHECKED, "error")
         yield result
 
 

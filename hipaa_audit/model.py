@@ -10,7 +10,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -149,30 +149,75 @@ def finding_id(check_id: str, asset: str, key: str = "") -> str:
     return digest.hexdigest()[:20]
 
 
+#: How one check ended on one asset: ``pass`` (examined, nothing found), ``fail`` (a risk
+#: found), ``error`` (it could not be decided: unverifiable). A check that does not apply to an
+#: asset records nothing.
+Outcome = Literal["pass", "fail", "error"]
+#: Which outcome stands when a check records several on one asset: a risk found is a fact even
+#: when part of the asset could not be read, and a part left unread is never a pass.
+OUTCOME_RANK: Mapping[str, int] = {"pass": 0, "error": 1, "fail": 2}
+#: What one outcome adds to ``[evaluated, failed, errors]``.
+_TALLY: Mapping[str, tuple[int, int, int]] = {"pass": (1, 0, 0), "fail": (1, 1, 0),
+                                              "error": (1, 0, 1)}
+
+
+def outcome_of(*, failed: bool, error: bool = False) -> Outcome:
+    """The outcome of a check that found a risk (``failed``) or could not decide (``error``)."""
+    return "fail" if failed else ("error" if error else "pass")
+
+
 @dataclass(slots=True)
 class Coverage:
-    """Per-check coverage counters of a run, mergeable across workers.
+    """The one coverage recorder of every scanner: how each check ended, per asset.
 
-    ``counts`` maps a check id to ``[evaluated, failed, errors]``: how many assets the check
-    was evaluated on, failed on, or could not evaluate.
+    A scanner records each check's outcome on the asset of an :class:`AssetResult` with
+    :meth:`record` (``pass``, ``fail`` or ``error``; a check that does not apply records
+    nothing). A check counts once per asset: when it records several outcomes on one asset, the
+    strongest stands (``fail`` over ``error`` over ``pass``, :data:`OUTCOME_RANK`). Merging the
+    results of a run adds them up, so ``counts`` maps a check id to ``[evaluated, failed,
+    errors]``: the assets the check was run on, those where it found a risk, and those where it
+    could not decide. ``failed`` and ``errors`` are parts of ``evaluated``, never overlapping;
+    the assets that passed are ``evaluated - failed - errors``.
     """
 
-    counts: dict[str, list[int]] = field(default_factory=dict)
+    #: Counts merged in from other assets (``[evaluated, failed, errors]`` per check).
+    totals: dict[str, list[int]] = field(default_factory=dict)
+    #: This asset's own outcome per check, not yet merged anywhere.
+    own: dict[str, Outcome] = field(default_factory=dict)
 
-    def count(self, check_id: str, *, evaluated: int = 0, failed: int = 0, errors: int = 0) -> None:
-        """Add to the counters of one check."""
-        c = self.counts.get(check_id)
-        if c is None:
-            self.counts[check_id] = [evaluated, failed, errors]
-        else:
-            c[0] += evaluated
-            c[1] += failed
-            c[2] += errors
+    def record(self, check_id: str, result: Outcome) -> None:
+        """Record how ``check_id`` ended on this asset (the strongest outcome stands)."""
+        held = self.own.get(check_id)
+        if held is None or OUTCOME_RANK[result] > OUTCOME_RANK[held]:
+            self.own[check_id] = result
 
-    def merge(self, other: Coverage) -> None:
-        """Add every counter of ``other`` to this coverage."""
-        for check_id, (evaluated, failed, errors) in other.counts.items():
-            self.count(check_id, evaluated=evaluated, failed=failed, errors=errors)
+    @property
+    def counts(self) -> dict[str, list[int]]:
+        """``[evaluated, failed, errors]`` per check: the merged totals plus this asset."""
+        out = Coverage({check_id: list(row) for check_id, row in self.totals.items()})
+        for check_id, result in self.own.items():
+            out._add(check_id, *_TALLY[result])
+        return out.totals
+
+    def merge(self, other: Coverage, *, same_asset: bool = False) -> None:
+        """Add ``other``'s counts to these; ``same_asset``: its outcomes are of this asset.
+
+        Two parts of one asset's judgement (a bucket's settings and its object sample) merge
+        with ``same_asset`` so that each check still counts once on that asset.
+        """
+        for check_id, row in other.totals.items():
+            self._add(check_id, *row)
+        for check_id, result in other.own.items():
+            if same_asset:
+                self.record(check_id, result)
+            else:
+                self._add(check_id, *_TALLY[result])
+
+    def _add(self, check_id: str, evaluated: int, failed: int, errors: int) -> None:
+        row = self.totals.setdefault(check_id, [0, 0, 0])
+        row[0] += evaluated
+        row[1] += failed
+        row[2] += errors
 
     def as_list(self) -> list[dict[str, Any]]:
         """Return the coverage rows sorted by check id, JSON-ready."""

@@ -143,7 +143,7 @@ def test_failed_commands_are_errors_never_passes() -> None:
     assert ("network-target-unverifiable", "medium") in found
     obs_all = Observation(Target("tls", "h", 443), "tls", reachable="open", speaks="tls", tls=obs)
     j = judge(obs_all, load_policies()["nist-800-52r2"], load_catalog(), ProbeOptions(), now=NOW)
-    assert j.result.coverage.counts["tls-robot"] == [0, 0, 1]
+    assert j.result.coverage.counts["tls-robot"] == [1, 0, 1]  # run, undecided: an error
 
 
 def test_plaintext_dicom_and_http() -> None:
@@ -192,8 +192,8 @@ def test_a_pass_is_not_counted_when_a_version_went_untested() -> None:
     del t.versions["TLSv1.0"]
     obs = Observation(Target("tls", "h", 443), "tls", reachable="open", speaks="tls", tls=t)
     j = judge(obs, load_policies()["nist-800-52r2"], load_catalog(), ProbeOptions(), now=NOW)
-    assert j.result.coverage.counts["tls-broken-cipher"] == [0, 0, 1]
-    assert j.result.coverage.counts["tls-legacy-protocol"] == [0, 0, 1]
+    assert j.result.coverage.counts["tls-broken-cipher"] == [1, 0, 1]
+    assert j.result.coverage.counts["tls-legacy-protocol"] == [1, 0, 1]
 
 
 def test_validation_errors_do_not_quote_the_certificate() -> None:

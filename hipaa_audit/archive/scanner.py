@@ -35,7 +35,7 @@ from hipaa_audit.archive.exposure import exposure_finding, file_access, names_id
 from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, NotAsWalked, display_name, open_walked
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
+from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status, outcome_of
 from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
 
@@ -109,7 +109,7 @@ class ArchiveRules:
         """Return the result of an asset that could not be checked at all, and why."""
         result = AssetResult(asset, stats=dict(stats))
         result.findings.append(self.problem(asset, reason))
-        result.coverage.count(self.unverifiable.id, evaluated=1, errors=1)
+        result.coverage.record(self.unverifiable.id, "error")
         return result
 
     def problem(self, asset: str, reason: str, **where: object) -> Finding:
@@ -214,7 +214,7 @@ def _check_exposure(path: bytes, st: os.stat_result, results: list[AssetResult],
         return
     own = results[0]
     finding = exposure_finding(file_access(path, st), own.asset, rules.exposure)
-    own.coverage.count(rules.exposure.id, evaluated=1, failed=int(finding is not None))
+    own.coverage.record(rules.exposure.id, outcome_of(failed=finding is not None))
     if finding is not None:
         own.findings.append(finding)
 
@@ -250,7 +250,7 @@ def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules
     """
     own = AssetResult(asset, stats={STAT_FILES: 1, STAT_CONTAINERS: 1} if depth == 1
                       else {STAT_CONTAINERS: 1})
-    own.coverage.count(rules.unverifiable.id, evaluated=1)
+    own.coverage.record(rules.unverifiable.id, "pass")
     results = [own]
     try:
         for member in members(kind, stream, asset.rsplit("!/", 1)[-1], rules.limits, budget):
@@ -267,12 +267,12 @@ def scan_container(stream: IO[bytes], kind: str, asset: str, rules: ArchiveRules
     except BombError as exc:
         own.findings.append(rules.problem(
             asset, f"the container {exc.reason}; what follows was not checked"))
-        own.coverage.count(rules.unverifiable.id, errors=1)
+        own.coverage.record(rules.unverifiable.id, "error")
     except CONTAINER_ERRORS as exc:
         own.findings.append(rules.problem(
             asset, f"the {kind} container cannot be read ({type(exc).__name__}); its members "
                    "after the fault were not checked"))
-        own.coverage.count(rules.unverifiable.id, errors=1)
+        own.coverage.record(rules.unverifiable.id, "error")
     return results
 
 
@@ -304,7 +304,7 @@ def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> 
     cov = result.coverage
     if problem.encrypted is not None:
         weak = problem.encrypted == "zipcrypto"
-        cov.count(rules.zipcrypto.id, evaluated=1, failed=int(weak))
+        cov.record(rules.zipcrypto.id, outcome_of(failed=weak))
         if weak:
             result.findings.append(rules.zipcrypto.finding(
                 asset, "The member is encrypted with legacy ZipCrypto, a cipher broken by "
@@ -364,13 +364,13 @@ def read_pixels(data: bytes, header: ParsedHeader, result: AssetResult,
     try:
         words = [w for index, img in frames(data) for w in read_words(index, img)]
     except Exception as exc:  # a codec pydicom lacks, odd pixel data: reported, never fatal
-        cov.count(rules.burned_text.id, evaluated=1, errors=1)
+        cov.record(rules.burned_text.id, "error")
         result.findings.append(rules.problem(
             result.asset, f"--ocr could not decode its pixels ({type(exc).__name__})"))
         return
     result.stats[STAT_OCR] = 1
     finding = burned_in_finding(words, header, result.asset, rules.burned_text)
-    cov.count(rules.burned_text.id, evaluated=1, failed=int(finding is not None))
+    cov.record(rules.burned_text.id, outcome_of(failed=finding is not None))
     if finding is not None:
         result.findings.append(finding)
 
@@ -398,7 +398,7 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
     """
     result = AssetResult(asset, stats={STAT_FILES: 1})
     cov = result.coverage
-    cov.count(rules.unverifiable.id, evaluated=1)
+    cov.record(rules.unverifiable.id, "pass")
     tokens: frozenset[str] = frozenset()
     phrases: frozenset[str] = frozenset()
     if header is not None:
@@ -407,7 +407,7 @@ def judge(header: ParsedHeader | None, asset: str, rules: ArchiveRules, *, named
         _judge_other(head, result, rules, named_dicom, more)
     masker = rules.dicom.masker
     finding = path_finding(asset, rules.path_name, masker, tokens, phrases)
-    cov.count(rules.path_name.id, evaluated=1, failed=int(finding is not None))
+    cov.record(rules.path_name.id, outcome_of(failed=finding is not None))
     if finding is not None:
         result.findings.append(finding)
     if rules.mask_paths:
@@ -430,10 +430,10 @@ def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_di
         if not empty and high_entropy(head):
             reason += " (its bytes look random: encrypted in an unknown way, or corrupt)"
         result.findings.append(rules.problem(asset, reason))
-        cov.count(rules.unverifiable.id, errors=1)
+        cov.record(rules.unverifiable.id, "error")
     elif (text := analyse(head, more)) is not None:
         result.stats[STAT_TEXT] = 1
-        cov.count(rules.text_phi.id, evaluated=1, failed=int(bool(text.kinds)))
+        cov.record(rules.text_phi.id, outcome_of(failed=bool(text.kinds)))
         if text.kinds:
             result.findings.append(_text_phi_finding(text, asset, rules.text_phi))
         elif text.partial:
@@ -446,7 +446,7 @@ def _judge_other(head: bytes, result: AssetResult, rules: ArchiveRules, named_di
             result.findings.append(rules.problem(
                 asset, f"the {FORMAT_LABELS.get(text.format, text.format)} was read in part: "
                        f"{'; '.join(parts)}", format=text.format, sample=text.scope))
-            cov.count(rules.unverifiable.id, errors=1)
+            cov.record(rules.unverifiable.id, "error")
     elif high_entropy(head):
         result.stats[STAT_HIGH_ENTROPY] = 1
     else:
@@ -462,8 +462,8 @@ def _judge_dicom(header: ParsedHeader, result: AssetResult, rules: ArchiveRules
     findings, tokens, phrases = audit_dicom_terms(header, asset, rules.dicom)
     failed = {f.check_id for f in findings}
     for check_id in rules.dicom.check_ids:
-        cov.count(check_id, evaluated=1, failed=int(check_id in failed),
-                  errors=int(header.fault is not None))
+        cov.record(check_id, outcome_of(failed=check_id in failed,
+                                        error=header.fault is not None))
     result.findings.extend(findings)
     if header.fault is not None:
         result.findings.append(rules.problem(
@@ -472,5 +472,5 @@ def _judge_dicom(header: ParsedHeader, result: AssetResult, rules: ArchiveRules
             "checked",
             offset=header.fault.offset,
         ))
-        cov.count(rules.unverifiable.id, errors=1)
+        cov.record(rules.unverifiable.id, "error")
     return tokens, phrases

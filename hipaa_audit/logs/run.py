@@ -40,7 +40,7 @@ import pandas as pd
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
-from hipaa_audit.model import AssetResult, Location, Severity, Status
+from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
 from hipaa_audit.outfiles import open_binary_output, private_dirs, write_text
 from hipaa_audit.redaction import Masker, data_dir
 
@@ -281,8 +281,8 @@ def _file_result(parsed: _Parsed, catalog: Catalog) -> AssetResult:
     asset = str(parsed.path)
     result = AssetResult(asset, stats={STAT_FILES: 1, STAT_EVENTS: parsed.size})
     check = catalog[UNVERIFIABLE]
-    result.coverage.count(UNVERIFIABLE, evaluated=1,
-                          errors=int(bool(parsed.malformed) or parsed.problem is not None))
+    result.coverage.record(UNVERIFIABLE, outcome_of(
+        failed=False, error=bool(parsed.malformed) or parsed.problem is not None))
     if parsed.problem is not None:
         result.findings.append(check.finding(
             asset, f"The log could not be read: {parsed.problem}.", status=Status.ERROR,
@@ -312,7 +312,7 @@ def _integrity(path: Path, opts: LogOptions, catalog: Catalog, result: AssetResu
 
 def _issues(result: AssetResult, catalog: Catalog, issues: Sequence[Any], what: str) -> None:
     check = catalog[INTEGRITY]
-    result.coverage.count(INTEGRITY, evaluated=1, failed=int(bool(issues)))
+    result.coverage.record(INTEGRITY, outcome_of(failed=bool(issues)))
     for i, issue in enumerate(issues):
         window = "/".join(t for t in (issue.first_time, issue.last_time) if t) or None
         result.findings.append(check.finding(
@@ -330,7 +330,7 @@ def _trail(root: Path, opts: LogOptions, catalog: Catalog) -> AssetResult:
         result.findings.append(catalog[UNVERIFIABLE].finding(
             result.asset, "The CloudTrail digests were not verified: no public key was given "
             "(--cloudtrail-key).", status=Status.ERROR, key="digests"))
-        result.coverage.count(INTEGRITY, evaluated=1, errors=1)
+        result.coverage.record(INTEGRITY, "error")
         return result
     report = verify_cloudtrail(root, list(opts.cloudtrail_keys))
     result.stats["cloudtrail_digests"] = report.digests
@@ -375,7 +375,7 @@ def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
             "loaded": len(reports), "matched": sum(1 for r in reports if r.matches),
             "with_unknown_fields": sum(1 for r in reports if r.unknown_fields),
             "rules": [r.as_dict() for r in reports]})
-    result.coverage.count(SIGMA, evaluated=1, failed=int(bool(matches)))
+    result.coverage.record(SIGMA, outcome_of(failed=bool(matches)))
     for m in matches:
         group = ", ".join(f"{k}={v}" for k, v in m.group.items())
         result.findings.append(check.finding(
@@ -420,7 +420,7 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
         result = AssetResult(pattern)
         result.findings.append(catalog[UNVERIFIABLE].finding(
             pattern, "No log file matches this path.", status=Status.ERROR))
-        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+        result.coverage.record(UNVERIFIABLE, "error")
         yield result
     for root in trails:
         yield _trail(root, opts, catalog)
@@ -450,9 +450,10 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
     for p in parsed:
         asset = str(p.path)
         result = by_asset.setdefault(asset, AssetResult(asset))
+        found = kinds_found.get(asset, set())
         for kind in KINDS:
-            result.coverage.count(f"log-{kind}", evaluated=int(p.size > 0),
-                                  failed=int(kind in kinds_found.get(asset, set())))
+            if p.size > 0 or kind in found:  # a file without events is no evidence either way
+                result.coverage.record(f"log-{kind}", outcome_of(failed=kind in found))
     yield from by_asset.values()
     sigma: dict[str, Any] | None = None
     if opts.sigma and len(events):

@@ -65,9 +65,6 @@ class _Verdicts:
     def __init__(self, asset: str, catalog: Catalog, policy: Policy) -> None:
         self.asset, self.catalog, self.policy = asset, catalog, policy
         self.result = AssetResult(asset)
-        self._failed: set[str] = set()
-        self._evaluated: set[str] = set()
-        self._errors: set[str] = set()
 
     def fail(self, check_id: str, message: str, *, key: str = "",
              severity: Severity | None = None, topic: str | None = None,
@@ -82,35 +79,28 @@ class _Verdicts:
             severity: Severity | None = None, key: str = "") -> None:
         self.result.findings.append(self.catalog[check_id].finding(
             self.asset, message, severity=severity, key=key, locations=locations))
-        self._evaluated.add(check_id)
-        self._failed.add(check_id)
+        self.result.coverage.record(check_id, "fail")
 
     def passed(self, *check_ids: str) -> None:
-        self._evaluated.update(check_ids)
+        for check_id in check_ids:
+            self.result.coverage.record(check_id, "pass")
 
     def error(self, check_id: str) -> None:
-        self._errors.add(check_id)
+        self.result.coverage.record(check_id, "error")
 
     def unverifiable(self, message: str, key: str, **where: Any) -> None:
         check = self.catalog[UNVERIFIABLE]
         self.result.findings.append(check.finding(
             self.asset, message, status=Status.ERROR, key=key,
             locations=(Location.of(**where),) if where else ()))
-        self._errors.add(UNVERIFIABLE)
+        self.result.coverage.record(UNVERIFIABLE, "error")
 
     def finish(self) -> AssetResult:
-        """Count coverage and return the asset's result.
+        """Return the asset's result.
 
-        A failure found counts as evaluated; a pass counts only when nothing the check needs
-        went untested, otherwise it is an error on that check.
+        Its coverage holds one outcome per check: a failure found stands; otherwise a check
+        that any command it needs could not run is an error, never a pass.
         """
-        for check_id in sorted(self._evaluated | self._errors):
-            if check_id in self._failed:
-                self.result.coverage.count(check_id, evaluated=1, failed=1)
-            elif check_id in self._errors:
-                self.result.coverage.count(check_id, errors=1)
-            else:
-                self.result.coverage.count(check_id, evaluated=1)
         self.result.stats["endpoints"] = 1
         return self.result
 

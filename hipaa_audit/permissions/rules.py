@@ -145,7 +145,7 @@ def _path_text(g: AccessGraph, path: tuple[str, ...], grant: Grant) -> str:
 
 
 class _Out:
-    """Findings per asset, and coverage counts."""
+    """Findings per asset, and coverage: one outcome per check and asset."""
 
     def __init__(self) -> None:
         self.results: dict[str, AssetResult] = {}
@@ -159,12 +159,11 @@ class _Out:
     def add(self, finding: Finding) -> None:
         result = self.result(finding.asset)
         result.findings.append(finding)
-        result.coverage.count(finding.check_id, evaluated=1,
-                              failed=int(finding.status is Status.FAIL),
-                              errors=int(finding.status is Status.ERROR))
+        result.coverage.record(finding.check_id,
+                               "fail" if finding.status is Status.FAIL else "error")
 
-    def passed(self, asset: str, check_id: str, n: int = 1) -> None:
-        self.result(asset).coverage.count(check_id, evaluated=n)
+    def passed(self, asset: str, check_id: str) -> None:
+        self.result(asset).coverage.record(check_id, "pass")
 
 
 def _severity(base: Severity, phi: bool, conditional: bool) -> Severity:

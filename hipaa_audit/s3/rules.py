@@ -20,7 +20,7 @@ from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, jud
 from hipaa_audit.aws import policy as pol
 from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.model import AssetResult, Location, Severity, Status
+from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
     MAX_READ,
@@ -136,8 +136,7 @@ def _record(result: AssetResult, rules: S3Rules, check_id: str, outcome: Outcome
     if outcome is None:
         return
     check = rules.checks[check_id]
-    result.coverage.count(check_id, evaluated=1, failed=int(outcome.verdict == "fail"),
-                          errors=int(outcome.verdict == "error"))
+    result.coverage.record(check_id, outcome.verdict)
     if outcome.verdict == "fail":
         locations = (Location.of(**outcome.where),) if outcome.where else ()
         result.findings.append(check.finding(result.asset, outcome.message,
@@ -477,7 +476,7 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
                    f"{obs.exists.reason(what) if obs.exists.state != 'absent' else what}.")
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, message, status=Status.ERROR))
-        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+        result.coverage.record(UNVERIFIABLE, "error")
         return result
     tags = obs.answers.get("tagging")
     if tags is not None and not tags.ok and tags.state != "absent":
@@ -485,7 +484,7 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
             result.asset, f"{tags.reason('The bucket tags')}. Whether it holds PHI or audit "
             "records (tags phi, hipaa-retention) is known only from the configuration.",
             status=Status.ERROR, key="tags", locations=(Location.of(check="tags"),)))
-        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+        result.coverage.record(UNVERIFIABLE, "error")
     days = rules.retention_days
     for check_id, outcome in (
         ("s3-default-encryption", _default_encryption(obs)),
@@ -542,11 +541,11 @@ def judge_sample(obs: BucketObservation, sample: Sample, rules: S3Rules) -> Asse
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, f"The S3 Inventory report could not be used: {inv.problem}. The objects "
             "were listed and sampled instead.", status=Status.ERROR, key="inventory"))
-        result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+        result.coverage.record(UNVERIFIABLE, "error")
     if sample.method == "inventory" and inv is not None:
         result.stats[STAT_INVENTORY] = inv.total
         bare = inv.by_status.get(UNENCRYPTED_STATUS, 0)
-        result.coverage.count("s3-object-unencrypted", evaluated=1, failed=int(bare > 0))
+        result.coverage.record("s3-object-unencrypted", outcome_of(failed=bare > 0))
         if bare:
             result.findings.append(rules.checks["s3-object-unencrypted"].finding(
                 result.asset,
@@ -578,7 +577,7 @@ def judge_object(item: ObjectObservation, obs: BucketObservation, rules: S3Rules
             result.findings.append(rules.archive.problem(
                 asset, f"the DICOM header runs past the first {MAX_READ // 1024} KiB read; the "
                 "elements in them were checked"))
-            result.coverage.count(rules.archive.unverifiable.id, errors=1)
+            result.coverage.record(rules.archive.unverifiable.id, "error")
     else:
         result = AssetResult(asset)
         if item.body is not None:  # its PHI checks could not run
@@ -586,7 +585,7 @@ def judge_object(item: ObjectObservation, obs: BucketObservation, rules: S3Rules
                 asset, f"The object's content was not checked for PHI: "
                 f"{item.body.reason('reading its first bytes')}.", status=Status.ERROR,
                 key="content", locations=(Location.of(check=rules.archive.unverifiable.id),)))
-            result.coverage.count(rules.archive.unverifiable.id, evaluated=1, errors=1)
+            result.coverage.record(rules.archive.unverifiable.id, "error")
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_OBJECTS] = 1
     phi = holds_phi([result])

@@ -82,8 +82,9 @@ def options_for_section(section: S3Section) -> S3Options:
 
 
 def _merge(into: AssetResult, other: AssetResult) -> None:
+    """Add the other half of a bucket's judgement (its object sample) to the bucket's."""
     into.findings.extend(other.findings)
-    into.coverage.merge(other.coverage)
+    into.coverage.merge(other.coverage, same_asset=True)
     for key, value in other.stats.items():
         into.stats[key] = into.stats.get(key, 0) + value
 
@@ -93,7 +94,7 @@ def _listing_denied(rules: S3Rules, reason: str) -> AssetResult:
     result.findings.append(rules.checks[UNVERIFIABLE].finding(
         result.asset, f"The buckets could not be listed. {reason}. Name the buckets to scan.",
         status=Status.ERROR))
-    result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
+    result.coverage.record(UNVERIFIABLE, "error")
     return result
 
 
