@@ -19,6 +19,7 @@ from test_perm_rules import run as perm_run
 from test_s3_policy import observation, ok
 
 from hipaa_audit.archive.scanner import ArchiveRules, judge
+from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.logs.run import LogOptions, analyze_logs
 from hipaa_audit.model import AssetResult, Coverage, Status, outcome_of
@@ -28,7 +29,6 @@ from hipaa_audit.network.policy import load_policies
 from hipaa_audit.network.rules import judge as judge_endpoint
 from hipaa_audit.network.targets import Target
 from hipaa_audit.redaction import Masker
-from hipaa_audit.s3.client import Answer
 from hipaa_audit.s3.rules import BucketContext, S3Rules, Scope, judge_bucket
 
 sys.path.insert(0, str(ROOT / "fixtures"))
