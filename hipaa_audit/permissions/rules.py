@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import AccountUse, PermissionChange, PermissionGrant, PermissionPath
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
 from hipaa_audit.permissions.baseline import Baseline
 from hipaa_audit.permissions.graph import AccessGraph, Reach, action_text, grant_key
@@ -190,10 +191,10 @@ def _grant_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> 
         who = sorted(members.get(p, []))
         inherited = (f" {len(who)} member(s) inherit it: {', '.join(who[:SHOWN])}"
                      f"{' …' if len(who) > SHOWN else ''}." if who else "")
-        loc = Location.of(principal=p, resource=grant.resource,
-                          actions=action_text(grant.actions), grant=grant.source,
-                          conditions="; ".join(grant.conditions) or None,
-                          roles=", ".join(roles) or "none")
+        loc = Location.of_evidence(PermissionGrant(
+            principal=p, resource=grant.resource, actions=action_text(grant.actions),
+            grant=grant.source, conditions="; ".join(grant.conditions) or None,
+            roles=", ".join(roles) or "none"))
         where = "a resource holding PHI" if phi else "the resource"
         if not allowed:
             why = ("the baseline gives it no role" if not roles else
@@ -246,9 +247,9 @@ def _path_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> N
             reaches.sort(key=lambda r: r.resource)
             resources = sorted({r.resource for r in reaches})
             acts = frozenset().union(*(r.actions for r in reaches))
-            locs = tuple(Location.of(principal=leaf, resource=r.resource,
-                                     path=_path_text(g, r.path, r.grant),
-                                     actions=action_text(r.actions))
+            locs = tuple(Location.of_evidence(PermissionPath(
+                principal=leaf, resource=r.resource, path=_path_text(g, r.path, r.grant),
+                actions=action_text(r.actions)))
                          for r in reaches[:SHOWN])
             listed = ", ".join(resources[:SHOWN]) + (" …" if len(resources) > SHOWN else "")
             out.add(check.finding(
@@ -276,9 +277,9 @@ def _exposure_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) 
             phi = resource in g.phi
             conditional = all(r.grant.conditions for r in reaches)
             acts = frozenset().union(*(r.actions for r in reaches))
-            locs = tuple(Location.of(principal=p, resource=resource,
-                                     path=_path_text(g, r.path, r.grant),
-                                     actions=action_text(r.actions))
+            locs = tuple(Location.of_evidence(PermissionPath(
+                principal=p, resource=resource, path=_path_text(g, r.path, r.grant),
+                actions=action_text(r.actions)))
                          for r in reaches[:SHOWN])
             who = {ANYONE: "Anyone", "aws:account/*": "Any authenticated AWS user"}.get(
                 p, f"The account {p.split('/', 1)[-1]}")
@@ -305,7 +306,7 @@ def _roster_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
             out.passed(pid, ROSTER)
             continue
         person = index.get(info.name.lower())
-        loc = Location.of(principal=pid, last_used=info.last_used)
+        loc = Location.of_evidence(AccountUse(principal=pid, last_used=info.last_used))
         if person is None:
             out.add(check.finding(
                 pid, f"The enabled account {info.name} ({info.source}) matches no one in the "
@@ -367,7 +368,8 @@ def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
             check = catalog[ADDED]
             sev = Severity.HIGH if asset in g.phi and kind == "grants" else check.severity
             out.add(check.finding(asset, f"Added since the previous run: {key}.", severity=sev,
-                                  locations=(Location.of(principal=principal, change=key),),
+                                  locations=(Location.of_evidence(
+                                      PermissionChange(principal=principal, change=key)),),
                                   key=f"+{key}"))
         for key in sorted(before - after):
             asset, principal = _resource_of(key)
@@ -375,7 +377,8 @@ def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
                 continue  # not read in full this run: absent is not removed
             out.add(catalog[REMOVED].finding(
                 asset, f"Removed since the previous run: {key}.",
-                locations=(Location.of(principal=principal, change=key),), key=f"-{key}"))
+                locations=(Location.of_evidence(
+                    PermissionChange(principal=principal, change=key)),), key=f"-{key}"))
         out.passed("permissions", ADDED)
 
 

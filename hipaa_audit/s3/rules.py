@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, judge, promises_dicom
 from hipaa_audit.catalog import Catalog, Check
+from hipaa_audit.evidence import S3Inventory, S3Observation, UncheckedPart
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3 import policy as pol
@@ -116,14 +117,15 @@ class Outcome:
     verdict: Verdict
     message: str = ""
     severity: Severity | None = None
-    where: dict[str, Any] = field(default_factory=dict)
+    where: S3Observation = field(default_factory=lambda: S3Observation())
 
 
-def _pass(**where: Any) -> Outcome:
+def _pass(**where: Unpack[S3Observation]) -> Outcome:
     return Outcome("pass", where=where)
 
 
-def _fail(message: str, severity: Severity | None = None, **where: Any) -> Outcome:
+def _fail(message: str, severity: Severity | None = None,
+          **where: Unpack[S3Observation]) -> Outcome:
     return Outcome("fail", message, severity, where)
 
 
@@ -139,13 +141,14 @@ def _record(result: AssetResult, rules: S3Rules, check_id: str, outcome: Outcome
     result.coverage.count(check_id, evaluated=1, failed=int(outcome.verdict == "fail"),
                           errors=int(outcome.verdict == "error"))
     if outcome.verdict == "fail":
-        locations = (Location.of(**outcome.where),) if outcome.where else ()
+        locations = (Location.of_evidence(outcome.where),) if outcome.where else ()
         result.findings.append(check.finding(result.asset, outcome.message,
                                              severity=outcome.severity, locations=locations))
     elif outcome.verdict == "error":
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, f"{check.title}: not verified. {outcome.message}",
-            status=Status.ERROR, key=check_id, locations=(Location.of(check=check_id),)))
+            status=Status.ERROR, key=check_id,
+            locations=(Location.of_evidence(UncheckedPart(check=check_id)),)))
 
 
 # -- exposure: Block Public Access, ACLs, policies ----------------------------------------------
@@ -484,7 +487,8 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, f"{tags.reason('The bucket tags')}. Whether it holds PHI or audit "
             "records (tags phi, hipaa-retention) is known only from the configuration.",
-            status=Status.ERROR, key="tags", locations=(Location.of(check="tags"),)))
+            status=Status.ERROR, key="tags",
+            locations=(Location.of_evidence(UncheckedPart(check="tags")),)))
         result.coverage.count(UNVERIFIABLE, evaluated=1, errors=1)
     days = rules.retention_days
     for check_id, outcome in (
@@ -553,9 +557,10 @@ def judge_sample(obs: BucketObservation, sample: Sample, rules: S3Rules) -> Asse
                 f"The S3 Inventory report of {inv.report.rsplit('/', 2)[-2]} lists {bare} of "
                 f"{inv.total} object(s) stored without server-side encryption (NOT-SSE).",
                 key="inventory",
-                locations=(Location.of(method="inventory", report=inv.report,
-                                       by_status=dict(sorted(inv.by_status.items())),
-                                       sample_keys=inv.unencrypted),)))
+                locations=(Location.of_evidence(S3Inventory(
+                    method="inventory", report=inv.report,
+                    by_status=dict(sorted(inv.by_status.items())),
+                    sample_keys=inv.unencrypted)),)))
     return result
 
 
@@ -585,7 +590,8 @@ def judge_object(item: ObjectObservation, obs: BucketObservation, rules: S3Rules
             result.findings.append(rules.checks[UNVERIFIABLE].finding(
                 asset, f"The object's content was not checked for PHI: "
                 f"{item.body.reason('reading its first bytes')}.", status=Status.ERROR,
-                key="content", locations=(Location.of(check=rules.archive.unverifiable.id),)))
+                key="content",
+                locations=(Location.of_evidence(UncheckedPart(check=rules.archive.unverifiable.id)),)))
             result.coverage.count(rules.archive.unverifiable.id, evaluated=1, errors=1)
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_OBJECTS] = 1

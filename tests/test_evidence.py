@@ -1,0 +1,91 @@
+"""The evidence types: every catalog check declares its shapes, and the checker rejects strays.
+
+Every finding any test builds in-process is checked against its check's declared shapes by the
+``evidence_fits_its_type`` fixture of ``conftest.py``; the tests here show that the checker
+itself can fail, and that the table and the catalog agree.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hipaa_audit.catalog import load_catalog
+from hipaa_audit.evidence import (
+    CHECK_EVIDENCE,
+    CipherSuite,
+    EndpointSetting,
+    PermissionGrant,
+    UncheckedPart,
+    evidence_problems,
+    stored_run_evidence,
+)
+from hipaa_audit.model import Location
+
+
+def test_every_catalog_check_declares_its_evidence_and_nothing_else_is_declared() -> None:
+    catalog = set(load_catalog())
+    assert sorted(catalog - set(CHECK_EVIDENCE)) == []
+    assert sorted(set(CHECK_EVIDENCE) - catalog) == []
+
+
+def _grant(**extra: object) -> dict[str, object]:
+    return {**PermissionGrant(principal="alice", resource="s3://phi", actions="read",
+                              grant="policy P", conditions=None, roles="none"), **extra}
+
+
+def test_a_location_of_the_declared_type_fits() -> None:
+    assert evidence_problems("perm-beyond-role", [_grant()]) == []
+    assert evidence_problems("s3-unverifiable", [UncheckedPart(check="s3-versioning")]) == []
+    assert evidence_problems("tls-cbc-cipher", [CipherSuite(
+        protocol="TLSv1.2", suite="AES128-SHA", policy="nist", clause="3.3.1")]) == []
+    assert evidence_problems("https-hsts-weak", [EndpointSetting(setting="max-age", value=60)]) \
+        == []
+
+
+@pytest.mark.parametrize(("check_id", "fields", "why"), [
+    ("perm-beyond-role", _grant(color="red"), "color: Extra inputs are not permitted"),
+    ("perm-beyond-role", {k: v for k, v in _grant().items() if k != "roles"},
+     "roles: Field required"),
+    ("perm-beyond-role", _grant(roles=3), "roles: Input should be a valid string"),
+    ("https-hsts-weak", {"setting": "max-age", "value": 1.5}, "value"),
+    ("s3-unverifiable", {"check": "s3-versioning", "bucket": "b"}, "bucket"),
+    ("log-integrity", {"kind": "gap", "stream": "a.log", "position": "3", "window": None},
+     "position: Input should be a valid integer"),
+    ("a-check-nobody-declared", {"x": 1}, "no evidence type is declared"),
+    ("perm-unverifiable", {"x": 1}, "the check writes no location"),
+])
+def test_a_stray_key_a_missing_key_or_a_wrong_type_is_a_problem(
+        check_id: str, fields: dict[str, object], why: str) -> None:
+    problems = evidence_problems(check_id, [fields])
+    assert len(problems) == 1 and why in problems[0], problems
+
+
+def test_the_fixture_fails_a_test_whose_finding_writes_an_undeclared_key(
+        evidence_fits_its_type: list[str]) -> None:
+    check = load_catalog()["s3-versioning"]
+    check.finding("s3://b", "x", locations=(Location.of(status="Suspended", owner="x"),))
+    assert len(evidence_fits_its_type) == 1 and "owner" in evidence_fits_its_type[0]
+    evidence_fits_its_type.clear()  # the problem was planted: do not fail this test for it
+
+
+def test_a_typed_location_renders_in_the_order_it_was_built() -> None:
+    loc = Location.of_evidence(PermissionGrant(principal="alice", resource="s3://phi",
+                                               actions="read", grant="policy P",
+                                               conditions=None, roles="none"))
+    assert json.dumps(loc.as_dict()) == json.dumps(
+        {"principal": "alice", "resource": "s3://phi", "actions": "read", "grant": "policy P",
+         "roles": "none"})
+    assert loc == Location.of(principal="alice", resource="s3://phi", actions="read",
+                              grant="policy P", conditions=None, roles="none")
+
+
+def test_stored_run_evidence_narrows_what_the_store_gives_back() -> None:
+    meta: dict[str, object] = {"run": {"evidence": {
+        "endpoints": [{"asset": "https://h:443"}, "not a row"], "buckets": "not a list",
+        "permissions": ["not", "an", "object"], "logs": [{"files": []}]}}}
+    found = stored_run_evidence(meta)
+    assert found == {"endpoints": [{"asset": "https://h:443"}], "logs": [{"files": []}]}
+    assert stored_run_evidence({}) == {}
+    assert stored_run_evidence({"run": {"evidence": None}}) == {}
