@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any, NotRequired, cast
+from typing import Any, Literal, NotRequired, cast
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
@@ -356,6 +356,22 @@ Evidence = (DicomElement | DicomValue | DicomTextMatch | DicomBlock | DicomSetti
             | UncheckedPart | PermissionGrant | PermissionPath | AccountUse | PermissionChange
             | LogAnomaly | RuleMatch | IntegrityBreak | MalformedRecords)
 
+#: Every key a location may hold (a test keeps it equal to the keys of the types above):
+#: readers name keys through it, so a key no check writes is a type error where it is read.
+EvidenceKey = Literal[
+    "accounts", "acl", "action", "actions", "algorithm", "baseline", "box", "bucket_key",
+    "by_status", "change", "check", "clause", "component", "conditions", "counts", "creator",
+    "days", "device", "elements", "error", "event_ids", "evidence", "fingerprint", "format",
+    "found", "frame", "grant", "grants", "group", "keyword", "kind", "last_used", "level",
+    "lines", "method", "min_tls", "mode", "name_length", "neutralised_by", "off", "offset",
+    "owner", "ownership", "path", "permissions", "policy", "position", "principal", "protocol",
+    "reason", "reasons", "records", "report", "resource", "retention", "roles", "rule", "rules",
+    "sample", "sample_keys", "setting", "severity", "source_ip", "sse", "stage", "statements",
+    "status", "store_says_public", "stream", "suite", "system", "tag_path", "target", "unknown",
+    "unread_items", "unresolved", "user", "value", "vr", "window", "words", "writable_folder",
+    "years",
+]
+
 _ANOMALY_CHECKS = ("log-break-glass", "log-bulk-export", "log-clock-skew", "log-dormant-account",
                    "log-failed-logins", "log-logging-gap", "log-mass-deletion", "log-new-source",
                    "log-off-hours", "log-password-spray", "log-permission-change",
@@ -461,7 +477,7 @@ class StorageEncryption(TypedDict):
     """Whether the storage under a scanned path is encrypted at rest, and how that was found."""
 
     target: str
-    device: NotRequired[str | None]
+    device: str | None
     encrypted: bool | None
     evidence: str
 

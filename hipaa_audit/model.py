@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from hipaa_audit.evidence import Evidence
+    from hipaa_audit.evidence import Evidence, EvidenceKey
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -112,6 +112,15 @@ class Location(NamedTuple):
             if k == key:
                 return v
         return default
+
+    def text(self, key: EvidenceKey) -> str:
+        """Return one location key as text: ``""`` when absent or ``None``.
+
+        ``key`` must be a key some evidence type declares, so mypy rejects a read of a key
+        no check writes.
+        """
+        value = self.get(key)
+        return "" if value is None else str(value)
 
 
 class Finding(NamedTuple):

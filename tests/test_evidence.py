@@ -8,14 +8,18 @@ itself can fail, and that the table and the catalog agree.
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pytest
 
+from hipaa_audit.archive.pathnames import PATH_KEYS
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.evidence import (
     CHECK_EVIDENCE,
     CipherSuite,
     EndpointSetting,
+    EvidenceKey,
+    IntegrityBreak,
     PermissionGrant,
     UncheckedPart,
     evidence_problems,
@@ -89,3 +93,21 @@ def test_stored_run_evidence_narrows_what_the_store_gives_back() -> None:
     assert found == {"endpoints": [{"asset": "https://h:443"}], "logs": [{"files": []}]}
     assert stored_run_evidence({}) == {}
     assert stored_run_evidence({"run": {"evidence": None}}) == {}
+
+
+def test_the_key_literal_is_exactly_the_keys_the_types_declare() -> None:
+    declared = {k for shapes in CHECK_EVIDENCE.values() for shape in shapes
+                for k in shape.__annotations__}
+    assert set(get_args(EvidenceKey)) == declared
+
+
+def test_the_path_valued_keys_masked_in_archive_findings_are_keys_archive_checks_write() -> None:
+    written = {k for check in load_catalog().for_scanner("archive")
+               for shape in CHECK_EVIDENCE[check.id] for k in shape.__annotations__}
+    assert PATH_KEYS and written >= PATH_KEYS, sorted(PATH_KEYS - written)
+
+
+def test_text_reads_a_declared_key_as_text() -> None:
+    loc = Location.of_evidence(IntegrityBreak(kind="gap", stream="a.log", position=3,
+                                              window=None))
+    assert (loc.text("position"), loc.text("window"), loc.text("principal")) == ("3", "", "")

@@ -125,8 +125,8 @@ def names_identifier(finding: Finding) -> bool:
     if finding.check_id != RESIDUAL_CHECK:
         return False
     return any(
-        loc.get("kind") in IDENTIFIER_KINDS
-        and Severity(loc.get("severity", finding.severity.value)) >= Severity.MEDIUM
+        loc.text("kind") in IDENTIFIER_KINDS
+        and Severity(loc.text("severity") or finding.severity.value) >= Severity.MEDIUM
         for loc in finding.locations
     )
 

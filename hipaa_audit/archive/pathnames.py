@@ -19,7 +19,7 @@ from datetime import date
 from functools import lru_cache
 
 from hipaa_audit.catalog import Check
-from hipaa_audit.evidence import PathComponent
+from hipaa_audit.evidence import EvidenceKey, PathComponent
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, worst
 from hipaa_audit.phi.patterns import safe_harbor_counts
 from hipaa_audit.redaction import Masker, shape
@@ -29,7 +29,7 @@ PATH_CHECK = "archive-identifier-in-path"
 #: Separator of a container and its member in an asset (``a.zip!/b.dcm``).
 MEMBER_SEPARATOR = "!/"
 #: Location keys of archive findings whose values are paths (masked with the asset).
-PATH_KEYS = frozenset({"blocked_by", "writable_folder"})
+PATH_KEYS: frozenset[EvidenceKey] = frozenset({"writable_folder"})
 
 _TOKENS = re.compile(r"[0-9A-Za-z]+")
 _UID_LIKE = re.compile(r"\d+(?:\.\d+){2,}")

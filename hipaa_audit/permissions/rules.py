@@ -410,11 +410,11 @@ def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[dict[str, s
             if f.status is not Status.FAIL or f.check_id in (ROSTER, ADDED, REMOVED):
                 continue
             for loc in f.locations[:1]:
-                principal, resource = loc.get("principal"), loc.get("resource") or f.asset
+                principal, resource = loc.text("principal"), loc.text("resource") or f.asset
                 if not principal:
                     continue
-                path = loc.get("path") or (f"{principal} -{loc.get('grant') or 'grant'} "
-                                           f"[{loc.get('actions') or ''}]-> {resource}")
+                path = loc.text("path") or (f"{principal} -{loc.text('grant') or 'grant'} "
+                                            f"[{loc.text('actions')}]-> {resource}")
                 rows.append((-f.severity.rank, -str(path).count("->"), f.check_id, str(path),
                              {"severity": f.severity.value, "check": f.check_id,
                               "principal": str(principal), "resource": str(resource),

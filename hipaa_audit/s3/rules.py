@@ -515,7 +515,7 @@ def summarize_bucket(obs: BucketObservation, ctx: BucketContext, result: AssetRe
                      sample: Sample | None) -> dict[str, Any]:
     """The bucket's row in the run's evidence (no object keys, no PHI)."""
     failed = sorted({f.check_id for f in result.findings if f.status is Status.FAIL})
-    errors = sorted({str(f.locations[0].get("check")) for f in result.findings
+    errors = sorted({f.locations[0].text("check") for f in result.findings
                      if f.status is Status.ERROR and f.locations})
     sse = _sse_default(obs)
     return {
