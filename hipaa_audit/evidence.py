@@ -557,12 +557,26 @@ class LogFile(TypedDict):
     last: str | None
 
 
+class AnomalyMark(TypedDict):
+    """One anomaly on the reports' timeline."""
+
+    kind: str
+    start: str
+    end: str
+    high: bool
+
+
 class LogSummary(TypedDict):
-    """What one log analysis read and found (the reports' audit-log table)."""
+    """What one log analysis read and found (the reports' audit-log table and timeline)."""
 
     files: list[LogFile]
     events: int
     anomalies: dict[str, int]
+    timeline: list[AnomalyMark]
+    #: the time zone of naive timestamps, and where it came from
+    timezone: NotRequired[dict[str, str]]
+    #: which Sigma rules loaded and matched
+    sigma: NotRequired[dict[str, Any]]
     group: NotRequired[str]
 
 
@@ -590,6 +604,7 @@ class PermissionSummary(TypedDict, total=False):
     phi_resources: list[PhiResource]
     problems: int
     findings: dict[str, int]
+    riskiest: list[dict[str, str]]
     watched: dict[str, list[dict[str, Any]]]
     snapshot: dict[str, Any]
     group: str

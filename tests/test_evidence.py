@@ -8,9 +8,12 @@ itself can fail, and that the table and the catalog agree.
 from __future__ import annotations
 
 import json
-from typing import get_args
+import sys
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from conftest import ROOT
 
 from hipaa_audit.archive.pathnames import PATH_KEYS
 from hipaa_audit.catalog import load_catalog
@@ -20,12 +23,21 @@ from hipaa_audit.evidence import (
     EndpointSetting,
     EvidenceKey,
     IntegrityBreak,
+    LogAnomaly,
+    LogSummary,
     PermissionGrant,
     UncheckedPart,
     evidence_problems,
     stored_run_evidence,
 )
+from hipaa_audit.logs.run import analyze_logs
+from hipaa_audit.logs.setup import log_options
 from hipaa_audit.model import Location
+from hipaa_audit.redaction import Masker
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+import logchain
+import loggen
 
 
 def test_every_catalog_check_declares_its_evidence_and_nothing_else_is_declared() -> None:
@@ -111,3 +123,28 @@ def test_text_reads_a_declared_key_as_text() -> None:
     loc = Location.of_evidence(IntegrityBreak(kind="gap", stream="a.log", position=3,
                                               window=None))
     assert (loc.text("position"), loc.text("window"), loc.text("principal")) == ("3", "", "")
+
+
+def test_a_log_analysis_in_process_writes_only_declared_evidence(tmp_path: Path) -> None:
+    """Anomalies, Sigma matches, chain breaks and malformed records, through the real runner.
+
+    (The CLI tests run in a child process, which the evidence fixture does not see.)
+    """
+    loggen.write_all(tmp_path, loggen.generate(seed=3, days=40, users=40, patients=400),
+                     formats=["jsonl"])
+    logchain.write_chain(tmp_path / "audit-chain.jsonl", logchain.sample_records(40))
+    logchain.delete(tmp_path / "audit-chain.jsonl", tmp_path / "audit-chain-bad.jsonl", 15)
+    (tmp_path / "broken.jsonl").write_text(
+        '{"time": "2026-10-01T10:00:00Z", "user": "ann", "action": "view"}\n{not json\n')
+    masker = Masker(b"k" * 32)
+    opts = log_options([str(tmp_path / n) for n in ("events.jsonl", "audit-chain-bad.jsonl",
+                                                     "broken.jsonl")],
+                       masker, sigma=[Path("builtin")], cache=False)
+    summaries: list[dict[str, Any]] = []
+    results = list(analyze_logs(opts, load_catalog(), masker, on_summary=summaries.append))
+    written = {f.check_id for r in results for f in r.findings if f.locations}
+    assert {"log-sigma", "log-integrity", "log-unverifiable"} <= written, sorted(written)
+    assert any(c.startswith("log-") and c in CHECK_EVIDENCE and LogAnomaly in CHECK_EVIDENCE[c]
+               for c in written), sorted(written)
+    [summary] = summaries
+    assert set(summary) <= set(LogSummary.__annotations__), sorted(set(summary))
