@@ -148,3 +148,16 @@ def test_a_log_analysis_in_process_writes_only_declared_evidence(tmp_path: Path)
                for c in written), sorted(written)
     [summary] = summaries
     assert set(summary) <= set(LogSummary.__annotations__), sorted(set(summary))
+
+
+def test_the_report_benchmark_builds_only_declared_evidence() -> None:
+    """Its synthetic findings stand for real ones: they must have the real shapes."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import report as bench_report
+
+    gen = bench_report.Generator(load_catalog())
+    made = [a for group in range(2) for a, _ in zip(gen.assets(group, ocr=True), range(3000),
+                                                    strict=False)]
+    checks = {f.check_id for a in made for f in a.findings}
+    assert {"dicom-residual-identifier", "archive-unencrypted-phi", "archive-exposed-phi"} \
+        <= checks, sorted(checks)
