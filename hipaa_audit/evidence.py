@@ -5,8 +5,12 @@ fields of one TypedDict below, in the order the TypedDict is built (that order i
 order, so the ``hipaa-audit.findings/1`` output does not change). Rules build the TypedDicts
 (``Location.of_evidence(PermissionGrant(principal=..., ...))``) or pass their fields through a
 helper typed with ``**where: Unpack[...]``, so mypy checks every key where it is written. The
-DICOM hot path builds its location tuples by hand (no dict per element); its shapes are declared
-here all the same.
+DICOM hot path builds its location tuples by hand (no dict per element), and a log anomaly names
+its subject key at run time (``user``, ``system``, ``device`` or ``source_ip``): their shapes are
+declared here all the same, and checked at run time only.
+
+Readers go through ``Location.text(key)``, whose ``key`` is an :data:`EvidenceKey` (the literal
+of every key declared here), so reading a key no check writes is a type error.
 
 :data:`CHECK_EVIDENCE` says which shapes each catalog check may write, and
 :func:`evidence_problems` checks a finding against it at run time (pydantic, extra keys
