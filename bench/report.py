@@ -160,7 +160,7 @@ class Generator:
                 "anyone who can read the file can read them.",
                 severity=Severity.CRITICAL if "ssn" in kinds else None,
                 locations=(Location.of(format="hl7v2", found=kinds, records=records,
-                                       sample="first 64 KiB"),)))
+                                       sample="first 64 KiB", unread_items=None),)))
         return asset
 
     def zip_member(self, asset: Asset) -> Asset:
@@ -234,7 +234,8 @@ class Generator:
                 path, "This file holds PHI and any local account may read it (mode 0644, "
                 "owner pacs, group pacs).",
                 locations=(Location.of(setting="file-system permissions", owner="pacs",
-                                       group="pacs", mode="0644", permissions="-rw-r--r--"),)))
+                                       group="pacs", mode="0644", permissions="-rw-r--r--",
+                                       acl=None, writable_folder=None),)))
         if rng.random() < 0.04:
             out.append(c["dicom-overlay"].finding(
                 path, "1 overlay element(s) remain (OverlayComments); overlays are drawn over "

@@ -10,7 +10,10 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from hipaa_audit.evidence import Evidence, EvidenceKey
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -77,7 +80,8 @@ class Location(NamedTuple):
     """Where inside an asset a finding was seen.
 
     ``fields`` holds the scanner's own location keys in output order, e.g. for DICOM
-    ``tag_path``, ``keyword``, ``path`` and ``evidence``. Values must already be masked.
+    ``tag_path``, ``keyword``, ``path`` and ``evidence``; their shapes per check are the types
+    of :mod:`hipaa_audit.evidence`. Values must already be masked.
     A tuple, so that building and pickling millions of them stays cheap.
     """
 
@@ -87,6 +91,14 @@ class Location(NamedTuple):
     def of(cls, **values: Any) -> Location:
         """Build a location from keyword arguments (``None`` values are not rendered)."""
         return cls(tuple(values.items()))
+
+    @classmethod
+    def of_evidence(cls, evidence: Evidence) -> Location:
+        """Build a location from one typed evidence dict of :mod:`hipaa_audit.evidence`.
+
+        The fields keep the dict's order, which is the order the JSON output shows.
+        """
+        return cls(tuple(evidence.items()))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the location as a JSON-ready dict."""
@@ -100,6 +112,15 @@ class Location(NamedTuple):
             if k == key:
                 return v
         return default
+
+    def text(self, key: EvidenceKey) -> str:
+        """Return one location key as text: ``""`` when absent or ``None``.
+
+        ``key`` must be a key some evidence type declares, so mypy rejects a read of a key
+        no check writes.
+        """
+        value = self.get(key)
+        return "" if value is None else str(value)
 
 
 class Finding(NamedTuple):

@@ -28,6 +28,31 @@ def open_tree() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def evidence_fits_its_type(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Check every finding a test builds in this process against its check's evidence types.
+
+    ``Check.finding`` is wrapped (it still builds the real finding); at the end of the test,
+    any location that fits none of the types ``hipaa_audit.evidence.CHECK_EVIDENCE`` declares
+    for its check fails the test. Tests of the checker itself take the list and empty it.
+    """
+    from hipaa_audit.catalog import Check
+    from hipaa_audit.evidence import evidence_problems
+
+    problems: list[str] = []
+    build = Check.finding
+
+    def checked(self: Check, *args: Any, **kwargs: Any) -> Any:
+        finding = build(self, *args, **kwargs)
+        problems.extend(evidence_problems(finding.check_id,
+                                          [dict(loc.fields) for loc in finding.locations]))
+        return finding
+
+    monkeypatch.setattr(Check, "finding", checked)
+    yield problems
+    assert not problems, "evidence that fits no declared type:\n" + "\n".join(problems[:20])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep the fingerprint key (and later the history store) out of the user's home."""

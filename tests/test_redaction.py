@@ -112,12 +112,16 @@ def test_very_long_components_are_judged_by_their_head_and_not_cached() -> None:
 def test_mask_result_masks_path_valued_locations_too() -> None:
     from hipaa_audit.archive.pathnames import mask_result
     from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.evidence import FileAccess
     from hipaa_audit.model import AssetResult, Location
 
     masker = Masker(b"k" * 32)
     asset = "share/Doe_John_MRN12345678/IM1.dcm"
     finding = load_catalog()["archive-exposed-phi"].finding(asset, "open", locations=(
-        Location.of(mode="0644", writable_folder="/srv/share/Doe_John_MRN12345678"),))
+        Location.of_evidence(FileAccess(
+            setting="file-system permissions", owner="root", group="root", mode="0644",
+            permissions="-rw-r--r--", acl=None,
+            writable_folder="/srv/share/Doe_John_MRN12345678")),))
     result = mask_result(AssetResult(asset, findings=[finding]), masker)
     text = repr(result)
     assert "MRN12345678" not in text and "Doe_John" not in text

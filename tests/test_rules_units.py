@@ -182,10 +182,13 @@ def test_a_patient_named_path_alone_does_not_make_a_file_hold_phi() -> None:
                          catalog["archive-identifier-in-path"], masker)
     assert named is not None and named.severity.value == "high"
     assert not holds_phi([AssetResult(named.asset, findings=[named])])
+    from hipaa_audit.evidence import DicomElement
     from hipaa_audit.model import Location
 
     residual = catalog["dicom-residual-identifier"].finding(named.asset, "x", locations=(
-        Location.of(tag_path=("00100010",), kind="patient-name", severity="high"),))
+        Location.of_evidence(DicomElement(
+            tag_path=("00100010",), keyword="PatientName", path="PatientName", vr="PN",
+            kind="patient-name", severity="high", evidence=masker.evidence("Doe^John", "PN"))),))
     assert holds_phi([AssetResult(named.asset, findings=[named, residual])])
 
 

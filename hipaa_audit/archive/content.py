@@ -13,6 +13,8 @@ import os
 import zlib
 from pathlib import Path
 
+from hipaa_audit.evidence import StorageEncryption
+
 _PGP_ARMOR = b"-----BEGIN PGP MESSAGE-----"
 _AGE = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 _CMS_PEM = (b"-----BEGIN PKCS7-----", b"-----BEGIN CMS-----")
@@ -62,30 +64,30 @@ def high_entropy(head: bytes) -> bool:
     return len(zlib.compress(sample, 1)) >= ENTROPY_RATIO * len(sample)
 
 
-def storage_encryption(path: str) -> dict[str, object]:
+def storage_encryption(path: str) -> StorageEncryption:
     """Say whether the file system holding ``path`` sits on a dm-crypt block device.
 
-    Follows the device-mapper stack (LVM over LUKS, for instance) through ``/sys``. Returns
-    ``{"target", "device", "encrypted": True | False | None, "evidence"}``; ``None`` when it
-    cannot be told (a network, overlay or memory file system).
+    Follows the device-mapper stack (LVM over LUKS, for instance) through ``/sys``.
+    ``encrypted`` is ``None`` when it cannot be told (a network, overlay or memory file system).
     """
     try:
         dev = os.stat(path).st_dev
     except OSError as exc:
-        return {"target": path, "device": None, "encrypted": None,
-                "evidence": f"cannot stat ({exc.strerror})"}
+        return StorageEncryption(target=path, device=None, encrypted=None,
+                                 evidence=f"cannot stat ({exc.strerror})")
     number = f"{os.major(dev)}:{os.minor(dev)}"
     node = Path("/sys/dev/block") / number
     if not node.exists():
-        return {"target": path, "device": number, "encrypted": None,
-                "evidence": "not a block device (network, overlay or memory file system)"}
+        return StorageEncryption(
+            target=path, device=number, encrypted=None,
+            evidence="not a block device (network, overlay or memory file system)")
     found = _crypt_below(node.resolve(), depth=0)
-    return {
-        "target": path,
-        "device": node.resolve().name,
-        "encrypted": found is not None,
-        "evidence": f"dm-crypt ({found})" if found else "no dm-crypt layer below this device",
-    }
+    return StorageEncryption(
+        target=path,
+        device=node.resolve().name,
+        encrypted=found is not None,
+        evidence=f"dm-crypt ({found})" if found else "no dm-crypt layer below this device",
+    )
 
 
 def _crypt_below(node: Path, depth: int) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hipaa_audit.catalog import Check
+from hipaa_audit.evidence import FileAccess
 from hipaa_audit.model import Finding, Location, Severity, Status
 
 ACL_XATTR = "system.posix_acl_access"
@@ -124,8 +125,8 @@ def names_identifier(finding: Finding) -> bool:
     if finding.check_id != RESIDUAL_CHECK:
         return False
     return any(
-        loc.get("kind") in IDENTIFIER_KINDS
-        and Severity(loc.get("severity", finding.severity.value)) >= Severity.MEDIUM
+        loc.text("kind") in IDENTIFIER_KINDS
+        and Severity(loc.text("severity") or finding.severity.value) >= Severity.MEDIUM
         for loc in finding.locations
     )
 
@@ -143,18 +144,16 @@ def exposure_finding(access: Access, asset: str, check: Check) -> Finding | None
                        "delete it")
     if not reasons:
         return None
-    evidence = {
-        "owner": access.owner,
-        "group": access.group,
-        "mode": f"{stat.S_IMODE(mode):04o}",
-        "permissions": stat.filemode(mode),
-    }
-    location = Location.of(
+    evidence = FileAccess(
         setting="file-system permissions",
-        **evidence,
+        owner=access.owner,
+        group=access.group,
+        mode=f"{stat.S_IMODE(mode):04o}",
+        permissions=stat.filemode(mode),
         acl=", ".join(access.acl_entries) or None,
         writable_folder=access.writable_folder,
     )
+    location = Location.of_evidence(evidence)
     return check.finding(
         asset,
         f"This file holds PHI and {'; '.join(reasons)} (mode {evidence['mode']}, owner "

@@ -19,6 +19,7 @@ from datetime import date
 from functools import lru_cache
 
 from hipaa_audit.catalog import Check
+from hipaa_audit.evidence import EvidenceKey, PathComponent
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, worst
 from hipaa_audit.phi.patterns import safe_harbor_counts
 from hipaa_audit.redaction import Masker, shape
@@ -28,7 +29,7 @@ PATH_CHECK = "archive-identifier-in-path"
 #: Separator of a container and its member in an asset (``a.zip!/b.dcm``).
 MEMBER_SEPARATOR = "!/"
 #: Location keys of archive findings whose values are paths (masked with the asset).
-PATH_KEYS = frozenset({"blocked_by", "writable_folder"})
+PATH_KEYS: frozenset[EvidenceKey] = frozenset({"writable_folder"})
 
 _TOKENS = re.compile(r"[0-9A-Za-z]+")
 _UID_LIKE = re.compile(r"\d+(?:\.\d+){2,}")
@@ -203,24 +204,24 @@ def path_finding(
     """
     severity_by_kind: dict[str, str] = check.params.get("severity_by_kind", {})
     tokens, phrases = _own_terms(asset, tokens, phrases)
-    locs: list[Location] = []
+    locs: list[PathComponent] = []
     severities: list[Severity] = []
     for position, part in enumerate(components(asset)):
         kinds = component_kinds(part, tokens, phrases)
         if not kinds:
             continue
         severities.extend(Severity(severity_by_kind.get(k, check.severity.value)) for k in kinds)
-        locs.append(Location.of(component=position, found=list(kinds),
-                                evidence=masker.evidence(part)))
+        locs.append(PathComponent(component=position, found=list(kinds),
+                                  evidence=masker.evidence(part)))
     if not locs:
         return None
-    found = sorted({k for loc in locs for k in loc.get("found")})
+    found = sorted({k for loc in locs for k in loc["found"]})
     return check.finding(
         asset,
         f"{len(locs)} component(s) of this path look like patient identifiers "
         f"({', '.join(found)}): the name alone discloses them to anyone who can list the "
         "folder, and it is copied into every report that names the file.",
         severity=worst(severities),
-        locations=tuple(locs),
+        locations=tuple(Location.of_evidence(loc) for loc in locs),
     )
 

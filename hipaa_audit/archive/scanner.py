@@ -16,7 +16,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Unpack
 
 from hipaa_audit.archive.containers import (
     BombError,
@@ -35,6 +35,7 @@ from hipaa_audit.archive.exposure import exposure_finding, file_access, names_id
 from hipaa_audit.archive.pathnames import PATH_CHECK, mask_result, path_finding
 from hipaa_audit.archive.walk import FileTask, NotAsWalked, display_name, open_walked
 from hipaa_audit.catalog import Catalog, Check
+from hipaa_audit.evidence import ArchiveProblem, ContainerSetting, ElidedName, TextExport
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status, outcome_of
 from hipaa_audit.phi.text import TextPhi, analyse
 from hipaa_audit.redaction import Masker
@@ -112,9 +113,9 @@ class ArchiveRules:
         result.coverage.record(self.unverifiable.id, "error")
         return result
 
-    def problem(self, asset: str, reason: str, **where: object) -> Finding:
+    def problem(self, asset: str, reason: str, **where: Unpack[ArchiveProblem]) -> Finding:
         """Return the ``unverifiable`` finding (status ``error``) for an asset."""
-        locations = (Location.of(**where),) if where else ()
+        locations = (Location.of_evidence(where),) if where else ()
         return self.unverifiable.finding(
             asset, f"Not checked: {reason}.", status=Status.ERROR, locations=locations
         )
@@ -294,8 +295,8 @@ def _long_name_finding(asset: str, name: str, rules: ArchiveRules) -> Finding:
         f"The member's name is {len(name)} characters long, more than the {MAX_MEMBER_NAME} "
         "kept in a report: its middle is replaced by its length and a keyed fingerprint. Names "
         "this long are not written by ordinary tools.",
-        locations=(Location.of(name_length=len(name),
-                               fingerprint=rules.dicom.masker.fingerprint(name)),),
+        locations=(Location.of_evidence(ElidedName(
+            name_length=len(name), fingerprint=rules.dicom.masker.fingerprint(name))),),
     )
 
 
@@ -309,7 +310,8 @@ def _member_problem(problem: MemberProblem, asset: str, rules: ArchiveRules) -> 
             result.findings.append(rules.zipcrypto.finding(
                 asset, "The member is encrypted with legacy ZipCrypto, a cipher broken by "
                        "known-plaintext attacks: not encryption in the HIPAA sense.",
-                locations=(Location.of(setting="zip encryption", evidence="ZipCrypto"),)))
+                locations=(Location.of_evidence(
+                    ContainerSetting(setting="zip encryption", evidence="ZipCrypto")),)))
         else:
             result.stats[STAT_ENCRYPTED] = 1
         return result
@@ -384,8 +386,9 @@ def _text_phi_finding(text: TextPhi, asset: str, check: Check) -> Finding:
         f"This unencrypted {label} holds PHI ({summary}) in {text.records} record(s); anyone "
         "who can read the file can read them.",
         severity=severity,
-        locations=(Location.of(format=text.format, found=text.kinds, records=text.records,
-                               sample=text.scope, unread_items=text.unread or None),),
+        locations=(Location.of_evidence(TextExport(
+            format=text.format, found=text.kinds, records=text.records, sample=text.scope,
+            unread_items=text.unread or None)),),
     )
 
 

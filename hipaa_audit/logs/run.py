@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import IntegrityBreak, MalformedRecords, RuleMatch
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
 from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
@@ -294,8 +295,8 @@ def _file_result(parsed: _Parsed, catalog: Catalog) -> AssetResult:
         result.findings.append(check.finding(
             asset, f"{len(parsed.malformed)} record(s) could not be parsed "
             f"({'; '.join(reasons)}); they were not reviewed.", status=Status.ERROR,
-            key="malformed", locations=(Location.of(lines=lines, reasons=reasons,
-                                                    records=len(parsed.malformed)),)))
+            key="malformed", locations=(Location.of_evidence(MalformedRecords(
+                lines=lines, reasons=reasons, records=len(parsed.malformed))),)))
     return result
 
 
@@ -318,8 +319,9 @@ def _issues(result: AssetResult, catalog: Catalog, issues: Sequence[Any], what: 
         result.findings.append(check.finding(
             result.asset, f"{what}: {issue.kind}: {issue.detail}",
             key=f"{issue.kind}:{issue.position}:{i}",
-            locations=(Location.of(kind=issue.kind, stream=issue.stream,
-                                   position=issue.position, window=window),)))
+            locations=(Location.of_evidence(IntegrityBreak(
+                kind=issue.kind, stream=issue.stream, position=issue.position,
+                window=window)),)))
 
 
 def _trail(root: Path, opts: LogOptions, catalog: Catalog) -> AssetResult:
@@ -383,9 +385,9 @@ def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
             + (f" for {group}" if group else "") + f" between {m.first_time} and {m.last_time}.",
             severity=SIGMA_LEVELS.get(m.level.lower(), check.severity),
             key=f"{m.rule_id}:{group}:{m.first_time}",
-            locations=(Location.of(rule=m.rule_id, level=m.level, kind=m.kind, group=m.group,
-                                   window=f"{m.first_time}/{m.last_time}",
-                                   event_ids=list(m.event_ids)),)))
+            locations=(Location.of_evidence(RuleMatch(
+                rule=m.rule_id, level=m.level, kind=m.kind, group=m.group,
+                window=f"{m.first_time}/{m.last_time}", event_ids=list(m.event_ids))),)))
     return result
 
 

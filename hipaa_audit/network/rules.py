@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import CipherSuite, EndpointSetting
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.grade import grade
@@ -68,7 +69,7 @@ class _Verdicts:
 
     def fail(self, check_id: str, message: str, *, key: str = "",
              severity: Severity | None = None, topic: str | None = None,
-             **where: Any) -> None:
+             **where: Unpack[EndpointSetting]) -> None:
         if topic is not None:
             where.setdefault("clause", self.policy.cite(topic))
             where.setdefault("policy", self.policy.name)
@@ -88,7 +89,7 @@ class _Verdicts:
     def error(self, check_id: str) -> None:
         self.result.coverage.record(check_id, "error")
 
-    def unverifiable(self, message: str, key: str, **where: Any) -> None:
+    def unverifiable(self, message: str, key: str, **where: Unpack[EndpointSetting]) -> None:
         check = self.catalog[UNVERIFIABLE]
         self.result.findings.append(check.finding(
             self.asset, message, status=Status.ERROR, key=key,
@@ -409,8 +410,9 @@ def _suite_finding(v: _Verdicts, check_id: str, hits: list[tuple[str, Suite]], w
     names = [f"{s.name} ({ver})" for ver, s in hits]
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     v.add(check_id, f"{len(hits)} accepted suite(s) {what}: {shown}.",
-          tuple(Location.of(protocol=ver, suite=s.name, policy=v.policy.name,
-                            clause=v.policy.cite("suites")) for ver, s in hits),
+          tuple(Location.of_evidence(CipherSuite(protocol=ver, suite=s.name, policy=v.policy.name,
+                                                 clause=v.policy.cite("suites")))
+                for ver, s in hits),
           severity=severity, key=key)
 
 

@@ -28,8 +28,8 @@ STYLE = {
 
 
 def _where(finding: Finding) -> str:
-    parts = [str(loc.get("path") or loc.get("keyword") or loc.get("suite")
-                 or loc.get("protocol") or loc.get("setting") or "")
+    parts = [loc.text("path") or loc.text("keyword") or loc.text("suite")
+             or loc.text("protocol") or loc.text("setting")
              for loc in finding.locations]
     parts = [p for p in parts if p]
     shown = ", ".join(parts[:3])

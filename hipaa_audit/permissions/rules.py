@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import AccountUse, PermissionChange, PermissionGrant, PermissionPath
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
 from hipaa_audit.permissions.baseline import Baseline
 from hipaa_audit.permissions.graph import AccessGraph, Reach, action_text, grant_key
@@ -189,10 +190,10 @@ def _grant_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> 
         who = sorted(members.get(p, []))
         inherited = (f" {len(who)} member(s) inherit it: {', '.join(who[:SHOWN])}"
                      f"{' …' if len(who) > SHOWN else ''}." if who else "")
-        loc = Location.of(principal=p, resource=grant.resource,
-                          actions=action_text(grant.actions), grant=grant.source,
-                          conditions="; ".join(grant.conditions) or None,
-                          roles=", ".join(roles) or "none")
+        loc = Location.of_evidence(PermissionGrant(
+            principal=p, resource=grant.resource, actions=action_text(grant.actions),
+            grant=grant.source, conditions="; ".join(grant.conditions) or None,
+            roles=", ".join(roles) or "none"))
         where = "a resource holding PHI" if phi else "the resource"
         if not allowed:
             why = ("the baseline gives it no role" if not roles else
@@ -245,9 +246,9 @@ def _path_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) -> N
             reaches.sort(key=lambda r: r.resource)
             resources = sorted({r.resource for r in reaches})
             acts = frozenset().union(*(r.actions for r in reaches))
-            locs = tuple(Location.of(principal=leaf, resource=r.resource,
-                                     path=_path_text(g, r.path, r.grant),
-                                     actions=action_text(r.actions))
+            locs = tuple(Location.of_evidence(PermissionPath(
+                principal=leaf, resource=r.resource, path=_path_text(g, r.path, r.grant),
+                actions=action_text(r.actions)))
                          for r in reaches[:SHOWN])
             listed = ", ".join(resources[:SHOWN]) + (" …" if len(resources) > SHOWN else "")
             out.add(check.finding(
@@ -275,9 +276,9 @@ def _exposure_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) 
             phi = resource in g.phi
             conditional = all(r.grant.conditions for r in reaches)
             acts = frozenset().union(*(r.actions for r in reaches))
-            locs = tuple(Location.of(principal=p, resource=resource,
-                                     path=_path_text(g, r.path, r.grant),
-                                     actions=action_text(r.actions))
+            locs = tuple(Location.of_evidence(PermissionPath(
+                principal=p, resource=resource, path=_path_text(g, r.path, r.grant),
+                actions=action_text(r.actions)))
                          for r in reaches[:SHOWN])
             who = {ANYONE: "Anyone", "aws:account/*": "Any authenticated AWS user"}.get(
                 p, f"The account {p.split('/', 1)[-1]}")
@@ -304,7 +305,7 @@ def _roster_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
             out.passed(pid, ROSTER)
             continue
         person = index.get(info.name.lower())
-        loc = Location.of(principal=pid, last_used=info.last_used)
+        loc = Location.of_evidence(AccountUse(principal=pid, last_used=info.last_used))
         if person is None:
             out.add(check.finding(
                 pid, f"The enabled account {info.name} ({info.source}) matches no one in the "
@@ -366,7 +367,8 @@ def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
             check = catalog[ADDED]
             sev = Severity.HIGH if asset in g.phi and kind == "grants" else check.severity
             out.add(check.finding(asset, f"Added since the previous run: {key}.", severity=sev,
-                                  locations=(Location.of(principal=principal, change=key),),
+                                  locations=(Location.of_evidence(
+                                      PermissionChange(principal=principal, change=key)),),
                                   key=f"+{key}"))
         for key in sorted(before - after):
             asset, principal = _resource_of(key)
@@ -374,7 +376,8 @@ def _change_checks(g: AccessGraph, ctx: Context, catalog: Catalog, out: _Out) ->
                 continue  # not read in full this run: absent is not removed
             out.add(catalog[REMOVED].finding(
                 asset, f"Removed since the previous run: {key}.",
-                locations=(Location.of(principal=principal, change=key),), key=f"-{key}"))
+                locations=(Location.of_evidence(
+                    PermissionChange(principal=principal, change=key)),), key=f"-{key}"))
         out.passed("permissions", ADDED)
 
 
@@ -406,11 +409,11 @@ def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[dict[str, s
             if f.status is not Status.FAIL or f.check_id in (ROSTER, ADDED, REMOVED):
                 continue
             for loc in f.locations[:1]:
-                principal, resource = loc.get("principal"), loc.get("resource") or f.asset
+                principal, resource = loc.text("principal"), loc.text("resource") or f.asset
                 if not principal:
                     continue
-                path = loc.get("path") or (f"{principal} -{loc.get('grant') or 'grant'} "
-                                           f"[{loc.get('actions') or ''}]-> {resource}")
+                path = loc.text("path") or (f"{principal} -{loc.text('grant') or 'grant'} "
+                                            f"[{loc.text('actions')}]-> {resource}")
                 rows.append((-f.severity.rank, -str(path).count("->"), f.check_id, str(path),
                              {"severity": f.severity.value, "check": f.check_id,
                               "principal": str(principal), "resource": str(resource),

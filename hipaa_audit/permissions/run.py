@@ -248,8 +248,10 @@ def previous_snapshot(ref: str, store_path: Path | None
             run = store.resolve(ref)
     except StoreError as exc:
         raise PermissionSetupError(f"--previous {ref}: {exc}") from None
-    evidence = run.meta.get("run", {}).get("evidence", {}).get("permissions")
-    if not isinstance(evidence, dict) or "snapshot" not in evidence:
+    from hipaa_audit.evidence import stored_run_evidence
+
+    evidence = stored_run_evidence(run.meta).get("permissions")
+    if evidence is None or "snapshot" not in evidence:
         raise PermissionSetupError(f"--previous {ref}: the run {run.id} has no permissions scan")
     return _checked(evidence["snapshot"], ref), f"run {run.id}"
 

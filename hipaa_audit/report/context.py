@@ -10,14 +10,21 @@ import datetime as dt
 import fnmatch
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hipaa_audit.assess import register_for, treated_register
 from hipaa_audit.attest import evidence_files
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import (
+    BucketSummary,
+    EndpointSummary,
+    PermissionSummary,
+    RunEvidence,
+    stored_run_evidence,
+)
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.risk import (
     LEVELS,
@@ -111,6 +118,7 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
     """Return everything the risk-analysis template shows for ``run``."""
     register, evaluation, treatment = treated_register(store, run, catalog)
     meta = run.meta
+    evidence = stored_run_evidence(meta)
     coverage = {c["check_id"]: [c["evaluated"], c["failed"], c["errors"]]
                 for c in meta.get("coverage", [])}
     attested = meta.get("attestations")
@@ -153,11 +161,13 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
         "matrix": matrix, "matrix_counts": dict(status_counts),
         "groups": groups, "stat_labels": STAT_LABELS, "scanners": scanners,
         "not_examined": not_examined,
-        "storage": meta.get("run", {}).get("evidence", {}).get("storage", []),
-        "endpoints": sorted(_endpoints(meta), key=lambda e: (e.get("group", ""), e["asset"])),
-        "buckets": sorted(_buckets(meta), key=lambda b: (b.get("group", ""), b["asset"])),
-        "logs": list(meta.get("run", {}).get("evidence", {}).get("logs", [])),
-        "permissions": _permissions(meta),
+        "storage": evidence.get("storage", []),
+        "endpoints": sorted(evidence.get("endpoints", []),
+                            key=lambda e: (e.get("group", ""), e["asset"])),
+        "buckets": sorted(evidence.get("buckets", []),
+                          key=lambda b: (b.get("group", ""), b["asset"])),
+        "logs": evidence.get("logs", []),
+        "permissions": _permissions(evidence),
         "endpoint_policies": sorted({f"{g['name']}: {g.get('options', {}).get('policy')}"
                                      for g in groups if g["scanner"] == "network"}),
         "domains": sorted(domains.values(), key=lambda d: -d["failed"]),
@@ -199,22 +209,12 @@ def _treatment(meta: dict[str, Any], treatment: Treatment | None, ev: Evaluation
             "suppressions": suppressions, "decisions": len(treatment.risk)}
 
 
-def _permissions(meta: dict[str, Any]) -> dict[str, Any] | None:
+def _permissions(evidence: RunEvidence) -> PermissionSummary | None:
     """The permission scan's summary stored with the run (without its snapshot)."""
-    found = meta.get("run", {}).get("evidence", {}).get("permissions")
-    if not isinstance(found, dict):
+    found = evidence.get("permissions")
+    if found is None:
         return None
-    return {k: v for k, v in found.items() if k != "snapshot"}
-
-
-def _endpoints(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The network scanner's per-endpoint summaries stored with the run."""
-    return list(meta.get("run", {}).get("evidence", {}).get("endpoints", []))
-
-
-def _buckets(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The S3 scanner's per-bucket summaries stored with the run."""
-    return list(meta.get("run", {}).get("evidence", {}).get("buckets", []))
+    return cast(PermissionSummary, {k: v for k, v in found.items() if k != "snapshot"})
 
 
 def _endpoint_url(text: str) -> str:
@@ -228,8 +228,8 @@ def _endpoint_url(text: str) -> str:
 
 
 def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
-                   config_dir: Path, endpoints: dict[str, dict[str, Any]],
-                   buckets: dict[str, dict[str, Any]] | None = None,
+                   config_dir: Path, endpoints: Mapping[str, EndpointSummary],
+                   buckets: Mapping[str, BucketSummary] | None = None,
                    principals: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The vendor's systems, each with the asset prefix findings are matched on."""
     by_name = {g["name"]: g for g in groups}
@@ -262,12 +262,13 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
     return out
 
 
-def _vendor_reach(vendor: dict[str, Any], perm: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _vendor_reach(vendor: dict[str, Any],
+                  perm: PermissionSummary) -> list[dict[str, Any]] | None:
     """What the vendor's principals can reach, from the permission scan (``None``: not asked)."""
     patterns = vendor.get("principals", [])
     if not patterns:
         return None
-    watched = perm.get("watched", {}) if isinstance(perm, dict) else {}
+    watched = perm.get("watched", {})
     rows = []
     for principal, reach in sorted(watched.items()):
         if any(fnmatch.fnmatchcase(principal, p) for p in patterns):
@@ -288,10 +289,12 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     register = register_for(store, run, catalog)
     domain_of = {c.id: catalog.categories[c.category].domain for c in catalog.values()}
     group_cov = {g["name"]: {c["check_id"]: c for c in g.get("coverage", [])} for g in groups}
-    endpoint_by_target = {e["target"]: e for e in _endpoints(meta)}
-    endpoint_by_target.update({e["asset"]: e for e in _endpoints(meta)})
+    run_evidence = stored_run_evidence(meta)
+    endpoints = run_evidence.get("endpoints", [])
+    endpoint_by_target = {e["target"]: e for e in endpoints}
+    endpoint_by_target.update({e["asset"]: e for e in endpoints})
     vendors = []
-    perm = meta.get("run", {}).get("evidence", {}).get("permissions") or {}
+    perm = run_evidence.get("permissions") or PermissionSummary()
     max_age = int(config.get("report", {}).get("evidence_max_age_days", 365))
     run_date = dt.date.fromisoformat(run.started_at[:10])
     received: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -302,9 +305,8 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                 {**d, "age_days": age, "stale": age > max_age})
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
-                                {b["asset"]: b for b in _buckets(meta)},
-                                principals=(perm.get("watched") or {}) if isinstance(perm, dict)
-                                else ())
+                                {b["asset"]: b for b in run_evidence.get("buckets", [])},
+                                principals=perm.get("watched") or {})
         rows = store.tally_assets(run.seq, [a["target"] for a in assets])
         evidence = []
         for dom in VENDOR_DOMAINS:

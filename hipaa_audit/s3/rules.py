@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, judge, promises_dicom
 from hipaa_audit.aws import policy as pol
 from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import Catalog, Check
+from hipaa_audit.evidence import S3Inventory, S3Observation, UncheckedPart
 from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
@@ -116,14 +117,15 @@ class Outcome:
     verdict: Verdict
     message: str = ""
     severity: Severity | None = None
-    where: dict[str, Any] = field(default_factory=dict)
+    where: S3Observation = field(default_factory=lambda: S3Observation())
 
 
-def _pass(**where: Any) -> Outcome:
+def _pass(**where: Unpack[S3Observation]) -> Outcome:
     return Outcome("pass", where=where)
 
 
-def _fail(message: str, severity: Severity | None = None, **where: Any) -> Outcome:
+def _fail(message: str, severity: Severity | None = None,
+          **where: Unpack[S3Observation]) -> Outcome:
     return Outcome("fail", message, severity, where)
 
 
@@ -138,13 +140,14 @@ def _record(result: AssetResult, rules: S3Rules, check_id: str, outcome: Outcome
     check = rules.checks[check_id]
     result.coverage.record(check_id, outcome.verdict)
     if outcome.verdict == "fail":
-        locations = (Location.of(**outcome.where),) if outcome.where else ()
+        locations = (Location.of_evidence(outcome.where),) if outcome.where else ()
         result.findings.append(check.finding(result.asset, outcome.message,
                                              severity=outcome.severity, locations=locations))
     elif outcome.verdict == "error":
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, f"{check.title}: not verified. {outcome.message}",
-            status=Status.ERROR, key=check_id, locations=(Location.of(check=check_id),)))
+            status=Status.ERROR, key=check_id,
+            locations=(Location.of_evidence(UncheckedPart(check=check_id)),)))
 
 
 # -- exposure: Block Public Access, ACLs, policies ----------------------------------------------
@@ -483,7 +486,8 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
         result.findings.append(rules.checks[UNVERIFIABLE].finding(
             result.asset, f"{tags.reason('The bucket tags')}. Whether it holds PHI or audit "
             "records (tags phi, hipaa-retention) is known only from the configuration.",
-            status=Status.ERROR, key="tags", locations=(Location.of(check="tags"),)))
+            status=Status.ERROR, key="tags",
+            locations=(Location.of_evidence(UncheckedPart(check="tags")),)))
         result.coverage.record(UNVERIFIABLE, "error")
     days = rules.retention_days
     for check_id, outcome in (
@@ -510,7 +514,7 @@ def summarize_bucket(obs: BucketObservation, ctx: BucketContext, result: AssetRe
                      sample: Sample | None) -> dict[str, Any]:
     """The bucket's row in the run's evidence (no object keys, no PHI)."""
     failed = sorted({f.check_id for f in result.findings if f.status is Status.FAIL})
-    errors = sorted({str(f.locations[0].get("check")) for f in result.findings
+    errors = sorted({f.locations[0].text("check") for f in result.findings
                      if f.status is Status.ERROR and f.locations})
     sse = _sse_default(obs)
     return {
@@ -552,9 +556,10 @@ def judge_sample(obs: BucketObservation, sample: Sample, rules: S3Rules) -> Asse
                 f"The S3 Inventory report of {inv.report.rsplit('/', 2)[-2]} lists {bare} of "
                 f"{inv.total} object(s) stored without server-side encryption (NOT-SSE).",
                 key="inventory",
-                locations=(Location.of(method="inventory", report=inv.report,
-                                       by_status=dict(sorted(inv.by_status.items())),
-                                       sample_keys=inv.unencrypted),)))
+                locations=(Location.of_evidence(S3Inventory(
+                    method="inventory", report=inv.report,
+                    by_status=dict(sorted(inv.by_status.items())),
+                    sample_keys=inv.unencrypted)),)))
     return result
 
 
@@ -584,7 +589,8 @@ def judge_object(item: ObjectObservation, obs: BucketObservation, rules: S3Rules
             result.findings.append(rules.checks[UNVERIFIABLE].finding(
                 asset, f"The object's content was not checked for PHI: "
                 f"{item.body.reason('reading its first bytes')}.", status=Status.ERROR,
-                key="content", locations=(Location.of(check=rules.archive.unverifiable.id),)))
+                key="content",
+                locations=(Location.of_evidence(UncheckedPart(check=rules.archive.unverifiable.id)),)))
             result.coverage.record(rules.archive.unverifiable.id, "error")
     result.stats.pop(STAT_FILES, None)
     result.stats[STAT_OBJECTS] = 1

@@ -22,6 +22,7 @@ from typing import Any
 from hipaa_audit.archive.dicom.parser import ParsedHeader
 from hipaa_audit.archive.dicom.rules import identifier_terms
 from hipaa_audit.catalog import Check
+from hipaa_audit.evidence import Box, OcrText
 from hipaa_audit.model import Finding, Location
 from hipaa_audit.phi.patterns import safe_harbor_counts, words_of
 
@@ -334,7 +335,7 @@ def burned_in_finding(words: list[Word], header: ParsedHeader, asset: str,
     lines: dict[tuple[int, int], list[Word]] = {}
     for word in words:
         lines.setdefault((word.frame, word.top // 12), []).append(word)
-    locations = []
+    locations: list[OcrText] = []
     for (frame, _), line in sorted(lines.items()):
         text = " ".join(w.text for w in sorted(line, key=lambda w: w.left)).replace("*", "^")
         kinds = dict(safe_harbor_counts(text))
@@ -351,16 +352,15 @@ def burned_in_finding(words: list[Word], header: ParsedHeader, asset: str,
         top = min(w.top for w in line)
         right = max(w.left + w.width for w in line)
         bottom = max(w.top + w.height for w in line)
-        locations.append(Location.of(
-            frame=frame, box={"left": left, "top": top, "width": right - left,
-                              "height": bottom - top},
+        locations.append(OcrText(
+            frame=frame, box=Box(left=left, top=top, width=right - left, height=bottom - top),
             found=dict(sorted(kinds.items())), words=len(line)))
     if not locations:
         return None
-    summary = sorted({k for loc in locations for k in loc.get("found", {})})
+    summary = sorted({k for loc in locations for k in loc["found"]})
     return check.finding(
         asset,
         f"Text burned into the pixels matches identifiers ({', '.join(summary)}) in "
         f"{len(locations)} place(s); boxes are given, words are not.",
-        locations=tuple(locations),
+        locations=tuple(Location.of_evidence(loc) for loc in locations),
     )

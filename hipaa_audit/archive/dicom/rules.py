@@ -29,6 +29,13 @@ from hipaa_audit.archive.dicom.profile import (
     Profile,
 )
 from hipaa_audit.catalog import Catalog, Check
+from hipaa_audit.evidence import (
+    DicomBlock,
+    DicomElement,
+    DicomSetting,
+    DicomTextMatch,
+    DicomValue,
+)
 from hipaa_audit.model import Finding, Location, Severity, worst
 from hipaa_audit.phi.patterns import (
     PSEUDONYM_WORDS,
@@ -373,12 +380,12 @@ def _meta_uid(scan: _Scan, rules: DicomRules, declared: bool, options: frozenset
     meta_uid, sop_uid = _ascii(meta.value), _ascii(sop.value)
     if meta_uid == sop_uid:
         return
-    loc = Location.of(
+    loc = Location.of_evidence(DicomElement(
         tag_path=tag_path(meta), keyword="MediaStorageSOPInstanceUID", path=readable_path(meta),
         vr="UI", kind="uid", action="U", severity=Severity.MEDIUM.value,
         evidence=rules.masker.evidence(meta_uid, "UI"),
         reason="differs from SOPInstanceUID: the file meta kept a UID the data set replaced",
-    )
+    ))
     scan.residual.append((loc, Severity.MEDIUM, "uid"))
 
 
@@ -531,8 +538,8 @@ def _repeating_group(
         rules.masker.evidence(text, el.vr) if text else f"{el.vr} {el.length} bytes of overlay bits"
     )
     scan.overlay.append(
-        Location.of(tag_path=tag_path(el), keyword=row.keyword or "OverlayData",
-                    path=readable_path(el), vr=el.vr, evidence=evidence)
+        Location.of_evidence(DicomValue(tag_path=tag_path(el), keyword=row.keyword or "OverlayData",
+                                        path=readable_path(el), vr=el.vr, evidence=evidence))
     )
 
 
@@ -613,10 +620,10 @@ def _text_findings(
             kinds["patient-id-value"] = copies
         totals.update(kinds)
         severities.extend(sev_by_kind.get(_base_kind(k), Severity.MEDIUM) for k in kinds)
-        locs.append(Location.of(
+        locs.append(Location.of_evidence(DicomTextMatch(
             tag_path=tag_path(el), keyword=keyword_of(el.tag), path=readable_path(el), vr=el.vr,
             found=dict(sorted(kinds.items())), evidence=rules.masker.evidence(text, el.vr),
-        ))
+        )))
     if not locs:
         return
     severity = worst(severities)
@@ -662,10 +669,10 @@ def _private_findings(
             label = creator
         else:
             label = rules.masker.evidence(creator, "LO")
-        locs.append(Location.of(
+        locs.append(Location.of_evidence(DicomBlock(
             tag_path=tag_path(block.first), keyword="PrivateCreator",
             path=readable_path(block.first), creator=label, elements=block.count,
-        ))
+        )))
     if not locs:
         return
     count = sum(int(loc.get("elements", 0)) for loc in locs)
@@ -732,8 +739,9 @@ def _graphics_findings(out: list[Finding], scan: _Scan, rules: DicomRules, asset
         ))
     if scan.curve_groups:
         locs = tuple(
-            Location.of(tag_path=tag_path(scan.curve_first[g]), keyword="CurveData",
-                        path=f"({g:04X},xxxx)", elements=n)
+            Location.of_evidence(DicomBlock(tag_path=tag_path(scan.curve_first[g]),
+                                            keyword="CurveData", path=f"({g:04X},xxxx)",
+                                            elements=n))
             for g, n in sorted(scan.curve_groups.items())
         )
         out.append(rules.curve.finding(
@@ -743,8 +751,9 @@ def _graphics_findings(out: list[Finding], scan: _Scan, rules: DicomRules, asset
         out.append(rules.icon.finding(
             asset,
             "An Icon Image Sequence remains: a thumbnail of the pixels, with any burned-in text.",
-            locations=(Location.of(tag_path=tag_path(scan.icon), keyword="IconImageSequence",
-                                   path=readable_path(scan.icon)),),
+            locations=(Location.of_evidence(DicomBlock(
+                tag_path=tag_path(scan.icon), keyword="IconImageSequence",
+                path=readable_path(scan.icon))),),
         ))
 
 
@@ -762,8 +771,9 @@ def _burned_in_findings(
         out.append(check.finding(
             asset, "BurnedInAnnotation is YES: the pixels show text that header "
                    "de-identification does not remove.",
-            locations=(Location.of(tag_path=tag_path(el), keyword="BurnedInAnnotation",
-                                   path=readable_path(el), evidence="YES"),),
+            locations=(Location.of_evidence(DicomValue(
+                tag_path=tag_path(el), keyword="BurnedInAnnotation", path=readable_path(el),
+                evidence="YES")),),
         ))
         return
     if value == "NO" or "clean_pixel_data" in options:
@@ -787,9 +797,9 @@ def _burned_in_findings(
         f"BurnedInAnnotation is {value} on {reason}, a kind of image that often carries "
         "burned-in text; the pixels were not examined (use --ocr).",
         severity=check.severity.lowered(),
-        locations=(Location.of(tag_path=(f"{BURNED_IN_ANNOTATION:08X}",),
-                               keyword="BurnedInAnnotation", setting=value,
-                               evidence=_other_value_evidence(el, value, rules) or value),),
+        locations=(Location.of_evidence(DicomSetting(
+            tag_path=(f"{BURNED_IN_ANNOTATION:08X}",), keyword="BurnedInAnnotation",
+            setting=value, evidence=_other_value_evidence(el, value, rules) or value)),),
     ))
 
 
@@ -823,16 +833,16 @@ def _declaration_findings(
         return
     problems: list[Location] = []
     if DEIDENTIFICATION_METHOD not in top and DEIDENTIFICATION_CODES not in top:
-        problems.append(Location.of(
+        problems.append(Location.of_evidence(DicomSetting(
             tag_path=(f"{DEIDENTIFICATION_METHOD:08X}",), keyword="DeidentificationMethod",
-            setting="absent, and DeidentificationMethodCodeSequence absent too"))
+            setting="absent, and DeidentificationMethodCodeSequence absent too")))
     burned_value = burned_in_setting(top.get(BURNED_IN_ANNOTATION))
     if (header.reached_pixel_data and burned_value != "NO"
             and "clean_pixel_data" not in options):
-        problems.append(Location.of(
+        problems.append(Location.of_evidence(DicomSetting(
             tag_path=(f"{BURNED_IN_ANNOTATION:08X}",), keyword="BurnedInAnnotation",
             setting=burned_value,
-            evidence=_other_value_evidence(top.get(BURNED_IN_ANNOTATION), burned_value, rules)))
+            evidence=_other_value_evidence(top.get(BURNED_IN_ANNOTATION), burned_value, rules))))
     if not problems:
         return
     out.append(rules.declaration.finding(
