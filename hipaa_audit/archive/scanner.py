@@ -461,9 +461,13 @@ def _judge_dicom(header: ParsedHeader, result: AssetResult, rules: ArchiveRules
     result.stats[STAT_DICOM] = 1
     findings, tokens, phrases = audit_dicom_terms(header, asset, rules.dicom)
     failed = {f.check_id for f in findings}
+    errors = int(header.fault is not None)
+    counts = cov.counts
     for check_id in rules.dicom.check_ids:
-        cov.count(check_id, evaluated=1, failed=int(check_id in failed),
-                  errors=int(header.fault is not None))
+        if check_id in counts:
+            cov.count(check_id, evaluated=1, failed=int(check_id in failed), errors=errors)
+        else:  # the common case: a fresh result's first count of the check
+            counts[check_id] = [1, int(check_id in failed), errors]
     result.findings.extend(findings)
     if header.fault is not None:
         result.findings.append(rules.problem(
