@@ -64,6 +64,7 @@ demo: system-deps $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/archive_header.py
+	$(PY) bench/archive_small.py
 	$(PY) bench/ocr.py
 	$(PY) bench/ocr_recall.py
 	$(PY) bench/memory_tree.py

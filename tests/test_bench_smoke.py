@@ -28,6 +28,24 @@ def test_bench_quick_prints_every_ratio() -> None:
     assert re.search(r"^overall: (PASS|FAIL)", out, re.MULTILINE)
 
 
+@pytest.mark.slow
+def test_small_ct_bench_prints_both_ratios_for_the_scan_and_the_command() -> None:
+    # three studies: one clinical, one leaky export, one de-identified (fixtures/smallct.py)
+    proc = run_bench("archive_small.py", "--files", "300", "--repeats", "1")
+    out = proc.stdout
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+    assert "100 clinical, 100 deidentified, 100 leaky" in out, out
+    for key in "abcdeg":
+        assert re.search(rf"^\({key}\) .+ [\d,]+ ", out, re.MULTILINE), f"no row ({key})\n{out}"
+    for label in ("ours (d)", "pipeline (e)", "command (g)"):
+        for base, bar in (("naive (c)", "3.0"), ("parse-only (b)", "1.0")):
+            assert re.search(rf"^  {re.escape(f'{label} / {base}')} += +[\d.]+x .*"
+                             rf"bar >= {bar}x +(PASS|FAIL)$", out, re.MULTILINE), out
+    # a fast scan that skipped the work would fail here
+    assert re.search(r"^every file got the findings it must .*: PASS$", out, re.MULTILINE), out
+    assert re.search(r"^overall: (PASS|FAIL)$", out, re.MULTILINE)
+
+
 def test_ocr_bench_prints_ms_per_image() -> None:
     proc = run_bench("ocr.py", "--images", "1")
     assert proc.returncode == 0, proc.stderr

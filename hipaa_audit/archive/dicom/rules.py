@@ -113,10 +113,17 @@ class DicomRules:
     masker: Masker
     residual_severity: dict[str, Severity]
     text_severity: dict[str, Severity]
+    #: The catalog parameters the rules read, taken once (not per file).
+    safe_creators: frozenset[str]
+    high_risk_modalities: frozenset[str]
+    secondary_capture_modalities: frozenset[str]
+    #: The ids of every check these rules evaluate on a DICOM file.
+    check_ids: tuple[str, ...] = field(init=False, default=())
 
     @classmethod
     def build(cls, catalog: Catalog, profile: Profile, masker: Masker) -> DicomRules:
         """Take the DICOM checks from the catalog."""
+        burned_in = catalog["dicom-burned-in-annotation"]
         return cls(
             residual=catalog["dicom-residual-identifier"],
             false_deid=catalog["dicom-false-deidentification"],
@@ -124,23 +131,27 @@ class DicomRules:
             private=catalog["dicom-private-elements"],
             overlay=catalog["dicom-overlay"],
             curve=catalog["dicom-curve-data"],
-            burned_in=catalog["dicom-burned-in-annotation"],
+            burned_in=burned_in,
             icon=catalog["dicom-icon-image"],
             declaration=catalog["dicom-deidentification-declaration"],
             profile=profile,
             masker=masker,
             residual_severity=_severity_map(catalog["dicom-residual-identifier"]),
             text_severity=_severity_map(catalog["dicom-identifier-in-text"]),
+            safe_creators=_param_set(catalog["dicom-private-elements"], "safe_private_creators"),
+            high_risk_modalities=_param_set(burned_in, "high_risk_modalities"),
+            secondary_capture_modalities=_param_set(burned_in, "secondary_capture_modalities"),
         )
 
-    @property
-    def check_ids(self) -> tuple[str, ...]:
-        """The ids of every check these rules evaluate on a DICOM file."""
-        return tuple(
-            c.id
-            for c in (self.residual, self.false_deid, self.in_text, self.private, self.overlay,
-                      self.curve, self.burned_in, self.icon, self.declaration)
-        )
+    def __post_init__(self) -> None:
+        checks = (self.residual, self.false_deid, self.in_text, self.private, self.overlay,
+                  self.curve, self.burned_in, self.icon, self.declaration)
+        object.__setattr__(self, "check_ids", tuple(c.id for c in checks))
+
+
+def _param_set(check: Check, name: str) -> frozenset[str]:
+    """Read a check's list parameter ``name`` as a set."""
+    return frozenset(check.params.get(name, []))
 
 
 def _severity_map(check: Check) -> dict[str, Severity]:
@@ -187,6 +198,20 @@ class TextDecoder:
             return decode_bytes(value, self.encodings, {0x5C, 0x5E, 0x3D})
         except Exception:  # a malformed value is still evidence; fall back byte-for-byte
             return value.decode("latin-1")
+
+
+#: Longest Specific Character Set value whose decoder is remembered (real ones are short).
+CACHED_CHARSET = 128
+
+
+def text_decoder(charset: bytes | None) -> TextDecoder:
+    """Return the decoder for a Specific Character Set value; remembered for short values."""
+    if charset is not None and len(charset) > CACHED_CHARSET:
+        return TextDecoder(charset)
+    return _cached_decoder(charset)
+
+
+_cached_decoder = lru_cache(maxsize=64)(TextDecoder)
 
 
 def kind_of(tag: int, keyword: str, vr: str) -> str:
@@ -296,7 +321,7 @@ def audit_dicom_terms(
     the path check looks for them in the file's own path.
     """
     top = {el.tag: el for el in header.elements if not el.path}
-    decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
+    decoder = text_decoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
     declared, options, declared_how = _declaration(header.elements, top, decoder)
     actions = rules.profile.actions(options)
     masker = rules.masker
@@ -424,7 +449,7 @@ def identifier_terms(header: ParsedHeader) -> tuple[frozenset[str], frozenset[st
     date in its usual spellings. Pseudonyms and dummies are left out. Used by ``--ocr``.
     """
     top = {el.tag: el for el in header.elements if not el.path}
-    decoder = TextDecoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
+    decoder = text_decoder(_value(top.get(SPECIFIC_CHARACTER_SET)))
     declared = _declaration(header.elements, top, decoder)[0]
     scan = _Scan()
     for el in header.elements:
@@ -652,7 +677,7 @@ def _private_findings(
     if not scan.blocks:
         return
     check = rules.private
-    safe: frozenset[str] = frozenset(check.params.get("safe_private_creators", []))
+    safe = rules.safe_creators
     retain_safe = "retain_safe_private" in options
     own = _own_values(scan.top, decoder)
     locs: list[Location] = []
@@ -781,8 +806,8 @@ def _burned_in_findings(
     modality = _ascii(_value(top.get(MODALITY)) or b"").upper()
     sop_class = _ascii(_value(top.get(SOP_CLASS_UID)) or b"")
     image_type = _ascii(_value(top.get(IMAGE_TYPE)) or b"").upper().split("\\")
-    risky = set(check.params.get("high_risk_modalities", []))
-    secondary = set(check.params.get("secondary_capture_modalities", []))
+    risky = rules.high_risk_modalities
+    secondary = rules.secondary_capture_modalities
     reason = ""
     if sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
         reason = "a secondary capture"
