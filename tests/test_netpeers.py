@@ -422,6 +422,8 @@ def test_peers_stop_on_error(tmp_path: Path, certs: netpeers.Certs) -> None:
 
 
 def test_start_failure_reports_output(tmp_path: Path, certs: netpeers.Certs) -> None:
+    # storescp listens first and loads its key afterwards: readiness is a TLS handshake, which
+    # a storescp about to exit can never complete, so the exit is reported whatever the load.
     broken = dataclasses.replace(certs, rsa_key=tmp_path / "missing.key")
     with pytest.raises(RuntimeError, match="exited") as info:
         netpeers.storescp(broken, tmp_path, "tls")
@@ -431,6 +433,26 @@ def test_start_failure_reports_output(tmp_path: Path, certs: netpeers.Certs) -> 
         busy.listen()
         with pytest.raises(RuntimeError, match="in use"):
             netpeers.legacy(certs, port=busy.getsockname()[1])
+
+
+def test_readiness_checks(peers: dict[str, netpeers.Peer], certs: netpeers.Certs) -> None:
+    client = (certs.client_crt, certs.client_key)
+    assert netpeers.tls_handshake_ok(peers["storescp_tls"].port)
+    assert netpeers.tls_handshake_ok(peers["storescp_tls_client_required"].port, client)
+    assert not netpeers.tls_handshake_ok(peers["storescp_plain"].port, timeout=5)
+    assert not netpeers.tls_handshake_ok(peers["closed"].port)
+    assert netpeers.ORTHANC_STARTED in peers["orthanc_plain"].output()
+
+
+def test_orthanc_start_failure_after_dicom_listen(tmp_path: Path) -> None:
+    # Orthanc listens on its DICOM port, then fails to bind the HTTP one and exits: readiness
+    # waits for its "started" line, so this is reported as an exit, never as a ready peer.
+    with socket.socket() as busy:
+        busy.bind((netpeers.HOST, 0))
+        busy.listen()
+        with pytest.raises(RuntimeError, match="exited") as info:
+            netpeers.orthanc(tmp_path, http_port=busy.getsockname()[1])
+    assert "already in use" in str(info.value)
 
 
 def test_cli_run_demo(tmp_path: Path) -> None:
