@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_treatment import estate, pdftext
+from helpers import estate, pdftext
 
 from hipaa_audit.attest import citations, load_attestations, starter_text
 from hipaa_audit.catalog import load_catalog

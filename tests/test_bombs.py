@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import CliResult, by_asset
-from test_fixtures import load_generator
+from helpers import load_generator
 
 from hipaa_audit.archive.containers import MAX_TAR_HEADER, Limits
 from hipaa_audit.archive.scanner import MAX_MEMBER_NAME, ArchiveRules, scan_file

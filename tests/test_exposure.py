@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import run_cli
-from test_fixtures import load_generator
+from helpers import load_generator
 
 from hipaa_audit.archive.exposure import Access, exposure_finding, parse_acl
 from hipaa_audit.catalog import load_catalog

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
-from test_logs import EQUIVALENT, EXCEPTIONS, matches
+from helpers import EQUIVALENT, EXCEPTIONS, matches
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import loggen

@@ -10,8 +10,7 @@ from types import ModuleType
 
 import pytest
 from conftest import run_bench, run_cli
-from test_fixtures import load_generator
-from test_phi_never_leaves import leaks
+from helpers import leaks, load_generator
 
 from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
 from hipaa_audit.archive.dicom.parser import parse_header

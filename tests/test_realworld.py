@@ -19,7 +19,7 @@ from typing import Any
 import pydicom.data
 import pytest
 from conftest import ROOT, run_cli
-from test_phi_never_leaves import leaks
+from helpers import leaks
 
 from hipaa_audit.phi.text import MAX_ITEM_CHARS, analyse
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import load_generator
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from test_fixtures import load_generator
 
 from hipaa_audit.archive.dicom.parser import parse_header
 from hipaa_audit.archive.dicom.profile import load_profile

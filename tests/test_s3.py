@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
-from test_phi_never_leaves import leaks
+from helpers import leaks
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from test_fixtures import load_generator
-from test_phi_never_leaves import leaks
+from helpers import leaks, load_generator
 
 from hipaa_audit.phi.text import analyse
 
