@@ -17,6 +17,8 @@ import pytest
 from conftest import run_cli
 from helpers import leaks, load_generator
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 
 

@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
 import s3peers
 
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # the demo's fixed ports
+
 _spec = importlib.util.spec_from_file_location("demo", ROOT / "fixtures" / "demo.py")
 assert _spec and _spec.loader
 demo: Any = importlib.util.module_from_spec(_spec)

@@ -17,6 +17,8 @@ from hipaa_audit.catalog import load_catalog
 from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.risk import requirement_matrix
 
+pytestmark = pytest.mark.e2e
+
 SANCTIONS = """
 ["164.308(a)(1)(ii)(C)"]
 question = "Is there a written sanction policy?"

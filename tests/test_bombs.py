@@ -33,6 +33,8 @@ from hipaa_audit.archive.walk import FileTask, walk_paths
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.redaction import Masker
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 MIB = 1024 * 1024
 

@@ -10,6 +10,8 @@ import pytest
 from conftest import run_cli
 from helpers import load_generator
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 
 

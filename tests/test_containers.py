@@ -11,6 +11,8 @@ import pytest
 from conftest import by_asset, run_cli
 from helpers import leaks, load_generator
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 
 

@@ -12,6 +12,8 @@ from conftest import run_cli
 
 from hipaa_audit.archive.content import _crypt_below, envelope, high_entropy, storage_encryption
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize(
     ("head", "kind"),

@@ -12,8 +12,11 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 from helpers import MITIGATE, OSCAL, SUPPRESS, accept, check_integrity, estate, oscal_documents
+
+pytestmark = pytest.mark.e2e
 
 #: Attributes OCSF 1.3.0 requires of a Compliance Finding (class 2003) and its base event.
 OCSF_REQUIRED = {"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id",

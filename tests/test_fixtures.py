@@ -14,6 +14,8 @@ import pytest
 from conftest import run_cli
 from helpers import load_generator
 
+pytestmark = pytest.mark.e2e
+
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 

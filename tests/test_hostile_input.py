@@ -30,6 +30,8 @@ from hipaa_audit.archive.dicom.parser import (
     parse_header,
 )
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 
 #: Small valid files in each encoding the walker reads, with sequences inside.

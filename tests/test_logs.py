@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import logchain
 import loggen
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 FORMATS = {"jsonl": "events.jsonl", "csv": "events.csv", "atna": "audit-atna.log",
            "fhir": "auditevents.ndjson", "cloudtrail": "cloudtrail.json.gz"}
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from hipaa_audit.network.probes import parse_hsts
 from hipaa_audit.network.rules import judge
 from hipaa_audit.network.targets import Target, TargetError, parse_target
 
+pytestmark = pytest.mark.unit
+
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 ECDHE = Suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 128,
               False, "ECDH", 253, "X25519")

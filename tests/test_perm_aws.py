@@ -47,7 +47,7 @@ from hipaa_audit.permissions.aws import (
 from hipaa_audit.permissions.model import ACTIONS, ANYONE, Facts, Grant, Membership
 from hipaa_audit.s3.client import Access, Connection, is_read_only
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ACCOUNT = s3peers.MOTO_ACCOUNT
 ALL = frozenset(ACTIONS)
 BUCKETS = ["imaging-archive", "public-share", "research-deid", "teaching-files"]

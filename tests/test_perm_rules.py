@@ -24,6 +24,8 @@ from hipaa_audit.permissions.model import (
 from hipaa_audit.permissions.rules import Context, judge
 from hipaa_audit.permissions.run import PermOptions, analyse
 
+pytestmark = pytest.mark.unit
+
 ARCHIVE = "s3://imaging-archive"
 BASELINE: dict[str, Any] = {
     "roles": {

@@ -21,6 +21,8 @@ import pytest
 from helpers import PLANTED, leaks, load_generator, squash, variants
 from pydicom.dataset import Dataset
 
+pytestmark = pytest.mark.e2e
+
 FORMATS = ("table", "json", "jsonl", "sarif", "csv")
 
 

@@ -19,6 +19,8 @@ from hipaa_audit.model import Finding
 from hipaa_audit.phi.patterns import looks_like_person_name, safe_harbor_kinds
 from hipaa_audit.redaction import Masker
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("kind", "vr", "text", "declared", "expected"),

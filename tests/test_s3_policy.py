@@ -15,6 +15,8 @@ from hipaa_audit.s3.client import Answer, classify, is_aws_endpoint, is_read_onl
 from hipaa_audit.s3.collect import BucketObservation
 from hipaa_audit.s3.rules import BucketContext, S3Rules, Scope, effective_bpa, judge_bucket
 
+pytestmark = pytest.mark.unit
+
 B = "arn:aws:s3:::b"
 
 

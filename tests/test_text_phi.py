@@ -10,6 +10,8 @@ from helpers import leaks, load_generator
 
 from hipaa_audit.phi.text import analyse
 
+pytestmark = pytest.mark.e2e
+
 gen = load_generator()
 PHI = gen.EXPORT_PHI
 NOT_PHI = gen.EXPORT_NOT_PHI

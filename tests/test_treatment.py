@@ -30,6 +30,8 @@ from hipaa_audit.treatment import (
 sys.path.insert(0, str(ROOT / "fixtures"))
 import generate
 
+pytestmark = pytest.mark.e2e
+
 DAY = dt.date(2026, 12, 6)
 CRITICAL_CHECK = "dicom-identifier-in-text"  # what fail_every_identifier() triggers at critical
 
