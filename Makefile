@@ -1,12 +1,12 @@
 # hipaa-audit: `make demo` runs a whole assessment of a generated sample estate;
-# `make test` installs what is missing and runs lint, types and the tests.
+# `make test` installs what is missing and runs lint, types and the tests CI needs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: test demo bench lint install system-deps clean
+.PHONY: test test-all demo bench lint install system-deps clean
 
 # tools the tests run as real peers; installed with apt when missing and we are root
 # (pango, harfbuzz-subset and fonts for WeasyPrint; poppler for the tests that read the PDFs;
@@ -40,8 +40,17 @@ system-deps:
 	  else echo "missing one of: $(SYSTEM_COMMANDS); install $(SYSTEM_PACKAGES)"; exit 1; fi; \
 	fi
 
+# Tests by kind (markers in pyproject.toml, README "Tests"): `make test` is what CI runs, every
+# contract included; `make test-all` adds the long variants (`slow`); benchmark smoke tests
+# (`bench`) run in `make bench`. PYTEST_ARGS passes more options (e.g. -n 2 with pytest-xdist).
+PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
+PYTEST_ARGS ?=
+
 test: system-deps lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(PYTEST) -m "not bench and not slow" $(PYTEST_ARGS)
+
+test-all: system-deps lint
+	$(PYTEST) -m "not bench" $(PYTEST_ARGS)
 
 # A whole assessment of a generated sample estate, twice (this quarter, then the next, so the
 # report shows a trend and `runs diff` has changes). Exit codes 3 (findings) and 4
@@ -62,7 +71,8 @@ demo: system-deps $(STAMP)
 	$(VENV)/bin/hipaa-audit runs verify --store $(DEMO_DIR)/history.db
 	@echo "Reports: $(DEMO_DIR)/reports/risk-analysis.pdf and $(DEMO_DIR)/reports/baa-evidence.pdf"
 
-bench: $(STAMP)
+bench: system-deps $(STAMP)
+	$(PYTEST) -m bench $(PYTEST_ARGS)
 	$(PY) bench/archive_header.py
 	$(PY) bench/archive_small.py
 	$(PY) bench/ocr.py

@@ -1,4 +1,10 @@
-"""Shared test helpers: an isolated data folder, and running the real CLI as a subprocess."""
+"""Shared fixtures: an isolated data folder, running the real CLI, and the real servers.
+
+The test servers (``fixtures/netpeers.py``'s whole set, ``fixtures/s3peers.py``'s moto and
+SeaweedFS estates) start once per session, the first time a test asks for them, and stop at
+the end; tests that need a fresh or differently configured server start their own.
+Plain helper functions shared by several test files live in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,30 @@ from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+import netpeers
+import s3peers
+
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The kinds of test (markers registered in pyproject.toml); a test without one is ``unit``.
+KINDS = ("unit", "e2e", "fixtures", "bench")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that declares no kind as ``unit`` (so ``-m unit`` selects them).
+
+    Under pytest-xdist (``-n N --dist loadgroup``) every test file stays on one worker, so its
+    module fixtures are built once, and the tests marked ``serial`` (fixed ports) all run on
+    the same worker, one after the other.
+    """
+    xdist = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            item.add_marker(pytest.mark.unit)
+        if xdist:
+            group = "serial" if item.get_closest_marker("serial") else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
@@ -105,3 +134,52 @@ def run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.Compl
 @pytest.fixture
 def cli() -> Any:
     return run_cli
+
+
+def pid_running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: Popen.wait() reaps ours, a zombie is a leak)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+@pytest.fixture(scope="session")
+def netpeer_certs(tmp_path_factory: pytest.TempPathFactory) -> netpeers.Certs:
+    """The test PKI of ``fixtures/netpeers.py`` (CA, leaves, client certificate)."""
+    return netpeers.make_certs(tmp_path_factory.mktemp("netpeers-certs"))
+
+
+@pytest.fixture(scope="session")
+def netpeer_set(netpeer_certs: netpeers.Certs,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[netpeers.Peers]:
+    """Every kind of network peer (``start_set(..., "all")``), started once per session.
+
+    Tests only probe these; one that must stop or reconfigure a peer starts its own. At the
+    end every server must be stopped: none alive, no process left running.
+    """
+    folder = tmp_path_factory.mktemp("netpeers")
+    with netpeers.Peers(folder) as group:
+        netpeers.start_set(group, netpeer_certs, folder, "all")
+        yield group
+    started = list(group.peers.values())
+    assert not [p.name for p in started if p.alive()]
+    assert not [p.pid for p in started if p.pid is not None and pid_running(p.pid)]
+
+
+@pytest.fixture(scope="session")
+def s3_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s3peers.S3Server]]:
+    """moto and SeaweedFS with their planted estates (``start_set(..., "all")``), once per session.
+
+    Tests read these; one that writes must put back what it changed. At the end both servers
+    must be stopped.
+    """
+    servers = s3peers.start_set(tmp_path_factory.mktemp("s3peers"), "all")
+    try:
+        yield servers
+    finally:
+        s3peers.stop_set(servers)
+    assert not [s.kind for s in servers.values() if s.alive()]
+    assert not [s.pid for s in servers.values() if s.pid is not None and pid_running(s.pid)]

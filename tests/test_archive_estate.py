@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from test_fixtures import load_generator
-from test_phi_never_leaves import leaks
+from helpers import leaks, load_generator
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 

@@ -18,13 +18,15 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, CliResult, run_cli
-from test_phi_never_leaves import leaks
+from helpers import leaks
 
 from hipaa_audit.hipaa import security_rule_data
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
 import s3peers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # the demo's fixed ports
 
 _spec = importlib.util.spec_from_file_location("demo", ROOT / "fixtures" / "demo.py")
 assert _spec and _spec.loader
@@ -331,7 +333,7 @@ def test_second_quarter_carries_the_treatment_file(assessed: Assessed) -> None:
 
 def test_second_quarter_oscal_exports_show_the_decisions(assessed: Assessed) -> None:
     """Both OSCAL documents (validated with trestle's models) carry the treatment file."""
-    from test_exports import check_integrity, oscal_documents
+    from helpers import check_integrity, oscal_documents
 
     ar, plan = oscal_documents(assessed.reports)
     for doc in (ar, plan):

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_treatment import estate, pdftext
+from helpers import estate, pdftext
 
 from hipaa_audit.attest import citations, load_attestations, starter_text
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.risk import requirement_matrix
+
+pytestmark = pytest.mark.e2e
 
 SANCTIONS = """
 ["164.308(a)(1)(ii)(C)"]

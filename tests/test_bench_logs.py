@@ -7,6 +7,8 @@ import re
 import pytest
 from conftest import run_bench
 
+pytestmark = pytest.mark.bench
+
 DETECTORS = ("bulk-export", "off-hours", "failed-logins", "break-glass", "snooping",
              "mass-deletion", "permission-change", "new-source", "dormant-account", "logging-gap",
              "clock-skew")

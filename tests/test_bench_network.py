@@ -7,6 +7,8 @@ import re
 import pytest
 from conftest import run_bench
 
+pytestmark = pytest.mark.bench
+
 QUICK = 6
 
 

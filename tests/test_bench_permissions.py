@@ -7,6 +7,8 @@ import re
 import pytest
 from conftest import run_bench
 
+pytestmark = pytest.mark.bench
+
 
 @pytest.mark.timeout(240)
 def test_permissions_bench_quick_prints_every_figure() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import run_bench
+
+pytestmark = pytest.mark.bench
 
 SIZE = r"(?:\d+ MiB|\d+\.\d GiB)"
 LINES = (

@@ -8,8 +8,9 @@ import re
 import pytest
 from conftest import run_bench
 
+pytestmark = pytest.mark.bench
 
-@pytest.mark.slow
+
 def test_bench_quick_prints_every_ratio() -> None:
     proc = run_bench("archive_header.py", "--quick")
     assert proc.returncode == 0, proc.stderr

@@ -25,13 +25,15 @@ from typing import Any
 
 import pytest
 from conftest import CliResult, by_asset
-from test_fixtures import load_generator
+from helpers import load_generator
 
 from hipaa_audit.archive.containers import MAX_TAR_HEADER, Limits
 from hipaa_audit.archive.scanner import MAX_MEMBER_NAME, ArchiveRules, scan_file
 from hipaa_audit.archive.walk import FileTask, walk_paths
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.redaction import Masker
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 MIB = 1024 * 1024

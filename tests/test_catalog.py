@@ -10,6 +10,8 @@ from hipaa_audit.catalog import CatalogError, load_catalog, parse_catalog_file
 from hipaa_audit.hipaa import known_citations
 from hipaa_audit.model import Category
 
+pytestmark = pytest.mark.unit
+
 GOOD = """
 [[check]]
 id = "demo-check"

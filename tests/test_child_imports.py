@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.e2e
+
 TOOL = Path(sys.executable).parent / "hipaa-audit"
 
 PLANTED = """\

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from test_fixtures import load_generator
+from helpers import load_generator
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 

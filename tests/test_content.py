@@ -12,6 +12,8 @@ from conftest import run_cli
 
 from hipaa_audit.archive.content import _crypt_below, envelope, high_entropy, storage_encryption
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize(
     ("head", "kind"),
@@ -48,10 +50,15 @@ def test_real_openssl_and_gpg_output_is_recognised(tmp_path: Path) -> None:
                    check=True)
     expected = {"encrypted_openssl-enc": 1}
     if shutil.which("gpg"):
-        subprocess.run(["gpg", "--batch", "--yes", "--homedir", str(tmp_path), "--passphrase",
-                        "x", "--pinentry-mode", "loopback", "-c", "-o",
-                        str(tree / "export.csv.gpg"), str(tree / "plain.csv")],
-                       check=True, capture_output=True)
+        try:
+            subprocess.run(["gpg", "--batch", "--yes", "--homedir", str(tmp_path), "--passphrase",
+                            "x", "--pinentry-mode", "loopback", "-c", "-o",
+                            str(tree / "export.csv.gpg"), str(tree / "plain.csv")],
+                           check=True, capture_output=True)
+        finally:  # gpg leaves its agent running as a daemon: stop it
+            if shutil.which("gpgconf"):
+                subprocess.run(["gpgconf", "--homedir", str(tmp_path), "--kill", "gpg-agent"],
+                               check=False, capture_output=True)
         expected["encrypted_openpgp"] = 1
     result = run_cli("scan", "archive", "exports", "--format", "json", cwd=tmp_path)
     assets = result.json()["run"]["assets"]

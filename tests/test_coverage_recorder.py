@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-from test_network_rules import NOW, tls
-from test_perm_rules import estate
-from test_perm_rules import run as perm_run
-from test_s3_policy import observation, ok
+from helpers import NOW, observation, ok, perm_run, tls
+from helpers import perm_estate as estate
 
 from hipaa_audit.archive.scanner import ArchiveRules, judge
 from hipaa_audit.aws.client import Answer

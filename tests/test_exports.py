@@ -9,19 +9,30 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import xmlschema
 from conftest import run_cli
+from helpers import (
+    MITIGATE,
+    OSCAL,
+    SUPPRESS,
+    accept,
+    check_integrity,
+    estate,
+    generate,
+    oscal_documents,
+)
 from junitparser import Error, Failure, JUnitXml, Skipped
 from ocsf.compile import Compilation, CompilationOptions
 from ocsf.repository import read_repo
 from ocsf.schema import OcsfAttr, OcsfObject, OcsfSchema
-from test_treatment import MITIGATE, SUPPRESS, accept, estate, generate
+
+pytestmark = pytest.mark.e2e
 
 #: Attributes OCSF 1.3.0 requires of a Compliance Finding (class 2003) and its base event.
 OCSF_REQUIRED = {"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id",
@@ -145,10 +156,6 @@ def ocsf_value(schema: OcsfSchema, attr: OcsfAttr, value: Any, where: str,
         name = kind.type
     if attr.enum and str(value) not in attr.enum:
         problems.append(f"{where}: {value!r} is not in the enum {sorted(attr.enum)}")
-
-
-#: the OSCAL documents ``assess`` writes
-OSCAL = ("oscal-assessment-results.json", "oscal-poam.json")
 
 
 def assessed(tmp_path: Path) -> Path:
@@ -335,52 +342,6 @@ def test_the_reports_are_also_valid_standalone_html_pages(tmp_path: Path) -> Non
     risk = (reports / "risk-analysis.html").read_text(encoding="utf-8")
     assert "Appendix C. Suppressed findings" in risk and "OVERDUE since 2000-01-15" in risk
     assert risk.count("<svg") >= 1  # the charts, inline
-
-
-def oscal_documents(reports: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both OSCAL documents, validated with compliance-trestle's OSCAL models."""
-    from trestle.oscal import assessment_results, poam
-
-    ar = json.loads((reports / OSCAL[0]).read_text(encoding="utf-8"))
-    plan = json.loads((reports / OSCAL[1]).read_text(encoding="utf-8"))
-    assessment_results.Model.model_validate(ar)  # raises on any schema violation
-    poam.Model.model_validate(plan)
-    return ar["assessment-results"], plan["plan-of-action-and-milestones"]
-
-
-def uuids_and_references(doc: Any) -> tuple[list[str], set[str]]:
-    """Every ``uuid`` a document defines, and every UUID it refers to."""
-    defined: list[str] = []
-    used: set[str] = set()
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if k == "uuid":
-                defined.append(v)
-            elif isinstance(v, str) and (k.endswith("-uuid") or k == "href"):
-                used.add(v.lstrip("#"))
-            elif k.endswith("-uuids"):
-                used.update(v)
-            else:
-                d, u = uuids_and_references(v)
-                defined += d
-                used |= u
-    elif isinstance(doc, list):
-        for v in doc:
-            d, u = uuids_and_references(v)
-            defined += d
-            used |= u
-    return defined, used
-
-
-def check_integrity(doc: dict[str, Any]) -> None:
-    """UUIDs are version-5, unique, and every reference points inside the document."""
-    defined, used = uuids_and_references(doc)
-    assert not [u for u in set(defined) if defined.count(u) > 1]
-    assert all(uuid.UUID(u).version == 5 for u in defined)
-    assert used <= set(defined), used - set(defined)
-    meta = doc["metadata"]
-    assert meta["oscal-version"].startswith("1.1.") and meta["title"] and meta["version"]
-    assert meta["last-modified"].endswith("Z")
 
 
 def test_oscal_assessment_results_and_poam(tmp_path: Path) -> None:

@@ -7,11 +7,14 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import run_cli
-from test_fixtures import load_generator
+from helpers import load_generator
 
 from hipaa_audit.archive.exposure import Access, exposure_finding, parse_acl
 from hipaa_audit.catalog import load_catalog
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 CHECK = "archive-exposed-phi"

@@ -6,30 +6,17 @@ scan must report (check id, severity, tag paths). These tests run the real CLI o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import run_cli
+from helpers import load_generator
+
+pytestmark = pytest.mark.e2e
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
-
-def load_generator() -> ModuleType:
-    """Import ``fixtures/generate.py`` (not a package) under a name of its own."""
-    name = "hipaa_audit_fixture_generator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 generator = load_generator()

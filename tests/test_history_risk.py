@@ -22,6 +22,8 @@ from hipaa_audit.risk import (
 )
 from hipaa_audit.store import Store
 
+pytestmark = pytest.mark.unit
+
 
 def finding(check: str, asset: str, status: Status = Status.FAIL) -> Finding:
     return load_catalog()[check].finding(asset, "synthetic", status=status)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from test_fixtures import load_generator
+from helpers import load_generator
 
 from hipaa_audit.archive.dicom.parser import (
     LONG_VRS,
@@ -29,6 +29,8 @@ from hipaa_audit.archive.dicom.parser import (
     ParsedHeader,
     parse_header,
 )
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 

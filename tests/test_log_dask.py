@@ -25,7 +25,7 @@ from hipaa_audit.redaction import Masker
 sys.path.insert(0, str(ROOT / "fixtures"))
 import loggen
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 MASKER = Masker(b"k" * 32)
 FILES = ("events.jsonl", "audit-atna.log", "events.csv")
 

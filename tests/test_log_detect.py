@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from hipaa_audit.logs import detect, schema
+
+pytestmark = pytest.mark.unit
 
 T0 = pd.Timestamp("2026-09-01T08:00:00Z")
 

@@ -38,6 +38,8 @@ from hipaa_audit.logs.integrity import chain as chain_code
 sys.path.insert(0, str(ROOT / "fixtures"))
 import logchain as lc
 
+pytestmark = pytest.mark.unit
+
 N = 20
 KEY = bytes.fromhex("6b" * 32)
 

@@ -25,6 +25,8 @@ from hipaa_audit.logs.parsers import (
 from hipaa_audit.logs.schema import ACTIONS, COLUMNS, Malformed, dtypes
 from hipaa_audit.redaction import Masker
 
+pytestmark = pytest.mark.unit
+
 DATA = Path(__file__).parent / "data" / "logs"
 MASKER = Masker(b"k" * 32)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
-from test_logs import EQUIVALENT, EXCEPTIONS, matches
+from helpers import EQUIVALENT, EXCEPTIONS, matches
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import loggen
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 SCREEN = 25
 MEDIUM_OR_ABOVE = ("medium", "high", "critical")
 #: what each format is given as: the trail folder's log files, or the file
@@ -49,7 +49,9 @@ def analyse(folder: Path, fmt: str, timezone: str | None) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("timezone", ["America/New_York", None])
+# Without --timezone (records keep their own offsets) is the long variant: make test-all.
+@pytest.mark.parametrize("timezone", ["America/New_York",
+                                      pytest.param(None, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("fmt", list(INPUTS))
 def test_planted_anomalies_stand_out(month: Path, fmt: str, timezone: str | None) -> None:
     doc = analyse(month, fmt, timezone)

@@ -14,6 +14,8 @@ import pytest
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.sigma import RuleSet, SigmaError, SigmaMatch, evaluate, load_rules
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "checks" / "sigma"
 

@@ -27,6 +27,8 @@ from hipaa_audit.logs import schema
 sys.path.insert(0, str(ROOT / "fixtures"))
 import loggen
 
+pytestmark = pytest.mark.fixtures
+
 SMALL = {"days": 45, "users": 60, "patients": 800}
 SYSLOG = re.compile(r'^<(\d+)>1 (\S+) (\S+) (\S+) - (\S+) \[audit@32473 eventID="([^"]+)"\] '
                     r"(<AuditMessage>.*</AuditMessage>)$")

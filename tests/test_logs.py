@@ -12,30 +12,20 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ROOT, CliResult, run_cli
-from test_phi_never_leaves import squash
+from helpers import EQUIVALENT, EXCEPTIONS, matches, squash
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import logchain
 import loggen
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 FORMATS = {"jsonl": "events.jsonl", "csv": "events.csv", "atna": "audit-atna.log",
            "fhir": "auditevents.ndjson", "cloudtrail": "cloudtrail.json.gz"}
-#: CloudTrail holds the S3 and console side of the activity only: a user's few S3 calls give no
-#: baseline of source addresses, and the trail's own StopLogging names the trail and an IAM user,
-#: not the PACS the label names.
-EXCEPTIONS = {("cloudtrail", "new-source"), ("cloudtrail", "logging-gap")}
-#: CloudTrail has no role or permission events of the PACS: its permission changes are bucket
-#: policy changes, reported as storage changes.
-EQUIVALENT = {"permission-change": {"permission-change", "storage-change"}}
-
-
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loggen.Activity]:
     folder = tmp_path_factory.mktemp("logs")
@@ -52,23 +42,6 @@ def analyze(folder: Path, *files: str, fmt: str = "json", extra: tuple[str, ...]
                      "--format", fmt, "--fail-on", "none", *extra, timeout=600)
     assert "Traceback" not in result.stderr, result.stderr
     return result
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def matches(finding: dict[str, Any], label: dict[str, Any]) -> bool:
-    kind = finding["check_id"].removeprefix("log-")
-    if kind not in EQUIVALENT.get(label["kind"], {label["kind"]}):
-        return False
-    loc = finding["locations"][0]
-    names = {loc.get(k) for k in ("user", "source_ip", "system", "device")} - {None}
-    if not names & ({label.get(k) for k in ("user", "source_ip", "system", "device")} - {None}):
-        return False
-    start, end = (_time(t) for t in loc["window"].split("/"))
-    slack = timedelta(minutes=5)
-    return start <= _time(label["end"]) + slack and _time(label["start"]) <= end + slack
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Real servers only (openssl s_server, Python http.server, dcmtk storescp, Orthanc), probed with
 the standard library, ``openssl s_client`` (TLS 1.0/1.1, which Python's OpenSSL 3 refuses) and
-pynetdicom. The ``all`` set is started once for the module.
+pynetdicom. The ``all`` set is the session's (``netpeer_set`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ import dataclasses
 import datetime as dt
 import http.client
 import json
-import os
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, pid_running
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -35,37 +33,24 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
 
+pytestmark = pytest.mark.fixtures
+
 SCRIPT = ROOT / "fixtures" / "netpeers.py"
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> netpeers.Certs:
-    return netpeers.make_certs(tmp_path_factory.mktemp("netpeers") / "certs")
+def certs(netpeer_certs: netpeers.Certs) -> netpeers.Certs:
+    return netpeer_certs
 
 
 @pytest.fixture(scope="module")
-def peers(certs: netpeers.Certs,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, netpeers.Peer]]:
-    folder = tmp_path_factory.mktemp("netpeers-work")
-    with netpeers.Peers(folder) as group:
-        started = netpeers.start_set(group, certs, folder, "all")
-        yield started
-    assert not [p.name for p in started.values() if p.alive()]
-    assert not [p.pid for p in started.values() if p.pid is not None and pid_running(p.pid)]
+def peers(netpeer_set: netpeers.Peers) -> dict[str, netpeers.Peer]:
+    """The session's ``all`` set (conftest.py checks at its end that every server stopped)."""
+    return netpeer_set.peers
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not running; Popen.wait() reaps ours, so a zombie here would be a leak too.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
 def trusting(certs: netpeers.Certs, *, check_hostname: bool = True) -> ssl.SSLContext:
@@ -422,6 +407,8 @@ def test_peers_stop_on_error(tmp_path: Path, certs: netpeers.Certs) -> None:
 
 
 def test_start_failure_reports_output(tmp_path: Path, certs: netpeers.Certs) -> None:
+    # storescp listens first and loads its key afterwards: readiness is a TLS handshake, which
+    # a storescp about to exit can never complete, so the exit is reported whatever the load.
     broken = dataclasses.replace(certs, rsa_key=tmp_path / "missing.key")
     with pytest.raises(RuntimeError, match="exited") as info:
         netpeers.storescp(broken, tmp_path, "tls")
@@ -431,6 +418,26 @@ def test_start_failure_reports_output(tmp_path: Path, certs: netpeers.Certs) -> 
         busy.listen()
         with pytest.raises(RuntimeError, match="in use"):
             netpeers.legacy(certs, port=busy.getsockname()[1])
+
+
+def test_readiness_checks(peers: dict[str, netpeers.Peer], certs: netpeers.Certs) -> None:
+    client = (certs.client_crt, certs.client_key)
+    assert netpeers.tls_handshake_ok(peers["storescp_tls"].port)
+    assert netpeers.tls_handshake_ok(peers["storescp_tls_client_required"].port, client)
+    assert not netpeers.tls_handshake_ok(peers["storescp_plain"].port, timeout=5)
+    assert not netpeers.tls_handshake_ok(peers["closed"].port)
+    assert netpeers.ORTHANC_STARTED in peers["orthanc_plain"].output()
+
+
+def test_orthanc_start_failure_after_dicom_listen(tmp_path: Path) -> None:
+    # Orthanc listens on its DICOM port, then fails to bind the HTTP one and exits: readiness
+    # waits for its "started" line, so this is reported as an exit, never as a ready peer.
+    with socket.socket() as busy:
+        busy.bind((netpeers.HOST, 0))
+        busy.listen()
+        with pytest.raises(RuntimeError, match="exited") as info:
+            netpeers.orthanc(tmp_path, http_port=busy.getsockname()[1])
+    assert "already in use" in str(info.value)
 
 
 def test_cli_run_demo(tmp_path: Path) -> None:

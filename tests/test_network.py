@@ -13,8 +13,6 @@ import socket
 import ssl
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +22,14 @@ from conftest import ROOT, by_asset, run_cli
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    folder = tmp_path_factory.mktemp("netpeers")
-    certs = netpeers.make_certs(folder / "certs")
-    with netpeers.Peers(folder) as peers:
-        netpeers.start_set(peers, certs, folder, "all")
-        yield {"peers": peers, "certs": certs, "targets": dict(peers.targets),
-               "folder": folder}
+def estate(netpeer_certs: netpeers.Certs, netpeer_set: netpeers.Peers) -> dict[str, Any]:
+    """The session's peers (``netpeer_set`` in conftest.py): every kind, started once."""
+    return {"peers": netpeer_set, "certs": netpeer_certs, "targets": dict(netpeer_set.targets),
+            "folder": netpeer_set.folder}
 
 
 def scan(*args: str, timeout: float = 400) -> tuple[int, dict[str, Any], str]:
@@ -50,12 +45,10 @@ def endpoints(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def nist(estate: dict[str, Any]) -> dict[str, Any]:
     targets = [*list(estate["targets"].values()), "dicom://no-such-host.invalid:104"]
-    started = time.monotonic()
     code, doc, stderr = scan(*targets, "--ca-bundle", str(estate["certs"].ca_crt),
                              "--deadline", "60")
     assert doc, stderr
-    return {"code": code, "doc": doc, "seconds": time.monotonic() - started,
-            "stderr": stderr}
+    return {"code": code, "doc": doc, "stderr": stderr}
 
 
 # name → (findings that must be there as (check, severity), grade)
@@ -169,7 +162,8 @@ def test_unreachable_targets_end_as_unverifiable(estate: dict[str, Any], nist: d
     found = by_asset(nist["doc"])[estate["targets"][name]]
     assert [f["status"] for f in found] == ["error"]
     assert found[0]["category"] == "unverifiable" and reason in found[0]["message"]
-    assert endpoints(nist["doc"])[estate["targets"][name]]["seconds"] < 30
+    # the probe gave up on its own (refused, or its timeout), not at the 60 s deadline
+    assert "deadline" not in found[0]["message"]
 
 
 def test_unresolvable_name(nist: dict[str, Any]) -> None:
@@ -330,10 +324,8 @@ def test_an_endpoint_that_dies_during_the_scan_is_a_finding(estate: dict[str, An
 def test_deadline_stops_a_target_and_the_rest_carry_on(estate: dict[str, Any]) -> None:
     # a port that completes TLS handshakes but never answers anything after them would also
     # do; the silent port with a deadline shorter than the probes' timeouts is the simplest
-    started = time.monotonic()
     _code, doc, _ = scan(estate["targets"]["silent"], estate["targets"]["storescp_plain"],
                         "--deadline", "5", "--timeout", "4")
-    assert time.monotonic() - started < 30
     found = by_asset(doc)
     silent = found[estate["targets"]["silent"]]
     assert any("deadline" in f["message"] for f in silent)

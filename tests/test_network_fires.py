@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, by_asset, run_cli
-from test_network_rules import NOW, tls
+from helpers import NOW, tls
 
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.network.collect import ProbeOptions
@@ -28,7 +28,7 @@ from hipaa_audit.network.targets import Target
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
+from helpers import ECDHE, NOW, TLS13, cert, tls
 
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.grade import grade
 from hipaa_audit.network.observation import (
-    CertInfo,
     DicomProbe,
     HttpProbe,
     Observation,
@@ -22,12 +20,7 @@ from hipaa_audit.network.probes import parse_hsts
 from hipaa_audit.network.rules import judge
 from hipaa_audit.network.targets import Target, TargetError, parse_target
 
-NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
-ECDHE = Suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 128,
-              False, "ECDH", 253, "X25519")
-TLS13 = Suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256, False, "ECDH", 253,
-              "X25519")
-
+pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize("text, url", [
     ("https://Portal.Example.org", "https://portal.example.org:443"),
@@ -48,31 +41,6 @@ def test_every_policy_loads_and_cites_its_source() -> None:
     assert not any(s.startswith("TLS_DHE_")
                    for s in policies["mozilla-intermediate"].tls12_suites or ())
     assert policies["dicom-bcp195"].cite("versions").startswith("DICOM PS3.15 Annex B B.10")
-
-
-def cert(**kw: object) -> CertInfo:
-    base: dict[str, object] = dict(
-        key_type="rsa", key_size=2048, curve=None, signature_algorithm="sha256WithRSAEncryption",
-        signature_hash="sha256", not_before="2026-09-01T00:00:00Z",
-        not_after="2027-08-01T00:00:00Z", lifetime_days=334, self_signed=False,
-        hostname_used="portal.example.org", hostname_ok=True,
-        validation={"Mozilla": None}, ocsp_stapled=True)
-    base.update(kw)
-    return CertInfo(**base)  # type: ignore[arg-type]
-
-
-def tls(**kw: object) -> TlsObservation:
-    obs = TlsObservation(
-        versions={"SSLv2": False, "SSLv3": False, "TLSv1.0": False, "TLSv1.1": False,
-                  "TLSv1.2": True, "TLSv1.3": True},
-        suites={"TLSv1.2": [ECDHE], "TLSv1.3": [TLS13]}, curves=["X25519", "secp256r1"],
-        cert=cert(), hsts={"max_age": 63072000, "include_subdomains": True, "preload": False},
-        hsts_checked=True, heartbleed=False, ccs_injection=False,
-        robot="NOT_VULNERABLE_RSA_NOT_SUPPORTED", secure_renegotiation=True,
-        client_renegotiation=False, compression=False, fallback_scsv=True, ems=True)
-    for k, v in kw.items():
-        setattr(obs, k, v)
-    return obs
 
 
 def judged(t: TlsObservation | None = None, kind: str = "https", policy: str = "nist-800-52r2",

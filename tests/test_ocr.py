@@ -10,13 +10,14 @@ from types import ModuleType
 
 import pytest
 from conftest import run_bench, run_cli
-from test_fixtures import load_generator
-from test_phi_never_leaves import leaks
+from helpers import leaks, load_generator
 
 from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
 from hipaa_audit.archive.dicom.parser import parse_header
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Location
+
+pytestmark = pytest.mark.e2e
 
 gen = load_generator()
 CHECK = "dicom-burned-in-text"
@@ -141,6 +142,7 @@ def test_every_identifier_line_is_located(index: int) -> None:
     assert [line.kind for line in ocr_images.located(item, list(finding.locations))] == wanted
 
 
+@pytest.mark.bench
 def test_recall_bench_prints_both_readers() -> None:
     proc = run_bench("ocr_recall.py", "--images", "2")
     assert proc.returncode == 0, proc.stderr

@@ -18,6 +18,8 @@ from conftest import run_cli
 from hipaa_audit.model import Severity
 from hipaa_audit.scanrun import EXIT_FINDINGS, EXIT_OK, EXIT_UNVERIFIED, exit_code
 
+pytestmark = pytest.mark.e2e
+
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 CATEGORIES = {
     "residual-identifier", "burned-in-phi", "unencrypted-phi", "weak-encryption", "exposure",

@@ -49,7 +49,7 @@ from hipaa_audit.permissions.aws import (
 )
 from hipaa_audit.permissions.model import ACTIONS, ANYONE, Facts, Grant, Membership
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ACCOUNT = s3peers.MOTO_ACCOUNT
 ALL = frozenset(ACTIONS)
 BUCKETS = ["imaging-archive", "public-share", "research-deid", "teaching-files"]

@@ -20,6 +20,8 @@ from hipaa_audit.permissions.exports import (
 from hipaa_audit.permissions.model import Facts, Person
 from hipaa_audit.redaction import Masker
 
+pytestmark = pytest.mark.unit
+
 DATA = Path(__file__).parent / "data" / "permissions"
 MASKER = Masker(b"k" * 32)
 TODAY = dt.date(2025, 1, 15)

@@ -30,8 +30,9 @@ from hipaa_audit.permissions.fs import (
 )
 from hipaa_audit.permissions.model import ANYONE, Facts, Grant
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setfacl") is None,
-                                reason="needs root (chown) and setfacl")
+pytestmark = [pytest.mark.unit,
+              pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setfacl") is None,
+                                 reason="needs root (chown) and setfacl")]
 
 HOST = f"fs:{socket.gethostname()}"
 ANY = ("any local account",)

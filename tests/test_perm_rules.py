@@ -5,94 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import ARCHIVE, BASELINE, READ
+from helpers import perm_estate as estate
+from helpers import perm_run as run
 
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Severity, Status
 from hipaa_audit.permissions.baseline import BaselineError, parse_baseline
 from hipaa_audit.permissions.graph import AccessGraph
 from hipaa_audit.permissions.model import (
-    ACTIONS,
     ANYONE,
     Facts,
     Grant,
     Membership,
-    Person,
-    Principal,
     Problem,
-    Resource,
 )
 from hipaa_audit.permissions.rules import Context, judge
 from hipaa_audit.permissions.run import PermOptions, analyse
 
-ARCHIVE = "s3://imaging-archive"
-BASELINE: dict[str, Any] = {
-    "roles": {
-        "radiologist": {"allow": [{"resource": ARCHIVE, "actions": ["read"]},
-                                  {"resource": "fs:/srv/pacs/*", "actions": ["read"]}]},
-        "archive-admin": {"allow": [{"resource": "*", "actions": ["admin"]}]},
-        "public": {"allow": [{"resource": "s3://research-deid", "actions": ["read"]}]},
-        "partner": {"allow": [{"resource": ARCHIVE, "actions": ["read"]}]},
-    },
-    "principals": {
-        "aws:group/radiologists": ["radiologist"],
-        "aws:group/admins": {"roles": ["archive-admin"], "members": ["aws:user/dave"]},
-        "aws:user/dave": ["archive-admin"],
-        "anyone": ["public"],
-        "aws:role/partner-reader": ["partner"],
-        "aws:role/archive-reader": ["partner"],
-        "aws:account/111122223333": ["partner"],
-    },
-    "phi": {"resources": [ARCHIVE, "fs:/srv/pacs"]},
-    "trusted": {"accounts": ["111122223333"]},
-}
-ALL = frozenset(ACTIONS)
-READ = frozenset({"list", "read"})
-
-
-def user(name: str, human: bool = True, disabled: bool = False) -> Principal:
-    return Principal(f"aws:user/{name}", "user", name, "aws", human=human, disabled=disabled)
-
-
-def estate() -> Facts:
-    f = Facts(sources=["aws", "roster"])
-    for name in ("alice", "dave", "mallory", "erin", "frank", "carol"):
-        f.add_principal(user(name))
-    f.add_principal(user("svc-ingest", human=False))
-    f.add_principal(Principal("aws:group/radiologists", "group", "radiologists", "aws"))
-    f.add_principal(Principal("aws:group/admins", "group", "admins", "aws"))
-    f.add_principal(Principal("aws:role/archive-reader", "role", "archive-reader", "aws"))
-    f.add_principal(Principal("aws:role/partner-reader", "role", "partner-reader", "aws"))
-    for r in (ARCHIVE, "s3://public-share", "s3://research-deid"):
-        f.add_resource(Resource(r, "bucket", system="aws:123456789012"))
-    f.memberships += [
-        Membership("aws:user/alice", "aws:group/radiologists", "member-of", "iam"),
-        Membership("aws:user/carol", "aws:group/radiologists", "member-of", "iam"),
-        Membership("aws:user/dave", "aws:group/admins", "member-of", "iam"),
-        Membership("aws:user/mallory", "aws:group/admins", "member-of", "iam"),
-        Membership("aws:account/999999999999", "aws:role/archive-reader", "can-assume",
-                   "iam:trust-policy:archive-reader"),
-        Membership("aws:account/111122223333", "aws:role/partner-reader", "can-assume",
-                   "iam:trust-policy:partner-reader"),
-    ]
-    f.grants += [
-        Grant("aws:group/radiologists", ARCHIVE, READ, "iam:policy/ReadArchive"),
-        Grant("aws:group/admins", ARCHIVE, ALL, "iam:inline/admins/all"),
-        Grant("aws:user/erin", ARCHIVE, ALL, "iam:inline/erin/s3all"),
-        Grant("aws:user/frank", ARCHIVE, READ, "s3:bucket-policy"),
-        Grant(ANYONE, "s3://public-share", READ, "s3:acl"),
-        Grant(ANYONE, "s3://research-deid", frozenset({"read"}), "s3:bucket-policy"),
-        Grant("aws:role/archive-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
-        Grant("aws:role/partner-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
-    ]
-    f.people += [
-        Person("alice", "fp1", ("alice",), ("radiologist",), True),
-        Person("erin", "fp2", ("erin",), ("Radiologist",), True),
-        Person("dave", "fp3", ("dave",), (), True),
-        Person("mallory", "fp4", ("mallory",), ("radiologist",), True),
-        Person("carol", "fp5", ("carol",), ("radiologist",), False, ended="2026-06-30"),
-    ]
-    return f
-
+pytestmark = pytest.mark.unit
 
 def by_check(results: list[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
@@ -105,11 +36,6 @@ def by_check(results: list[Any]) -> dict[str, list[Any]]:
 @pytest.fixture(scope="module")
 def catalog() -> Any:
     return load_catalog()
-
-
-def run(catalog: Any, facts: Facts, previous: dict[str, list[str]] | None = None) -> Any:
-    opts = PermOptions(parse_baseline(BASELINE), ("aws",), previous=previous)
-    return analyse(facts, opts, catalog)
 
 
 def test_each_planted_difference_and_nothing_else(catalog: Any) -> None:

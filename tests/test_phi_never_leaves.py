@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -19,57 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import PLANTED, leaks, load_generator, squash, variants
 from pydicom.dataset import Dataset
-from test_fixtures import load_generator
+
+pytestmark = pytest.mark.e2e
 
 FORMATS = ("table", "json", "jsonl", "sarif", "csv")
-#: Whitespace and the box-drawing characters of the table: a value folded over two table lines
-#: must still be found.
-_SQUASH = re.compile(r"[\s\u2500-\u257f]+")
 
 
 
 generator = load_generator()
-
-
-def squash(text: str) -> str:
-    return _SQUASH.sub("", text).lower()
-
-
-def variants(label: str, value: str) -> set[str]:
-    """The forms in which ``value`` could leak: as is, PN parts, cases, dates, escapes."""
-    forms = {value, value.replace("^", " "), value.replace("^", ", ")}
-    if "^" in value:
-        forms.update(part for part in value.split("^") if len(part) >= 4)
-    if re.fullmatch(r"\d{8}", value):
-        y, m, d = value[:4], value[4:6], value[6:]
-        forms.update({f"{y}-{m}-{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{y}/{m}/{d}"})
-    digits = re.sub(r"\D", "", value)
-    if label in ("phone", "ssn"):
-        forms.update({digits, re.sub(r"[()]", "", value).replace(" ", "-")})
-    if label == "address":
-        forms.add("Larkspur")
-    if label == "non-utf-8 name":
-        forms.update({"nnimann", "Br\\xf6nnimann", "Br\\u00f6nnimann"})
-    for form in list(forms):
-        forms.add(json.dumps(form)[1:-1])  # the JSON escape of non-ASCII letters
-        forms.add(form.encode("unicode_escape").decode("ascii"))
-    return {f for f in forms if len(f) >= 4}
-
-
-PLANTED = generator.phi_values()
-NEEDLES: dict[str, set[str]] = {label: variants(label, v) for label, v in PLANTED.items()}
-
-
-def leaks(text: str, needles: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
-    """Return label -> the forms of that planted value found in ``text``."""
-    flat = squash(text)
-    found: dict[str, set[str]] = {}
-    for label, forms in (NEEDLES if needles is None else needles).items():
-        hits = {f for f in forms if squash(f) in flat}
-        if hits:
-            found[label] = hits
-    return found
 
 
 @dataclass

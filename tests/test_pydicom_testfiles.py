@@ -14,6 +14,8 @@ import pydicom.data
 import pytest
 from conftest import run_cli
 
+pytestmark = pytest.mark.e2e
+
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 
 

@@ -4,6 +4,8 @@ The samples live in ``tests/realworld/`` with their sources and licenses (its RE
 The tests of PHI found (issue 17, items 1 and 3) failed before their change; those of clean
 samples guard against false positives. The recall and false-positive figures in README.md come
 from :func:`test_recall_and_false_positives_on_samples`.
+
+pytestmark = pytest.mark.e2e
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pydicom.data
 import pytest
 from conftest import ROOT, run_cli
-from test_phi_never_leaves import leaks
+from helpers import leaks
 
 from hipaa_audit.phi.text import MAX_ITEM_CHARS, analyse
 

@@ -14,6 +14,8 @@ import pytest
 from hipaa_audit.archive.pathnames import component_kinds, mask_path, masked_component
 from hipaa_audit.redaction import DATA_DIR_ENV, Masker, installation_key, shape
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("key", [b"k" * 32, b"short", b"x" * 100])
 @pytest.mark.parametrize("value", ["Whitmore^Eleanor", "", "Müller^Jörg", "219-09-9999"])

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import load_generator
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from test_fixtures import load_generator
 
 from hipaa_audit.archive.dicom.parser import parse_header
 from hipaa_audit.archive.dicom.profile import load_profile
@@ -18,6 +18,8 @@ from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Finding
 from hipaa_audit.phi.patterns import looks_like_person_name, safe_harbor_kinds
 from hipaa_audit.redaction import Masker
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,12 @@ may pass, the scan must send no write, and no planted PHI value may reach any ou
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
-from test_phi_never_leaves import leaks
+from helpers import leaks
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 
@@ -26,16 +25,14 @@ from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.run import S3Options, scan_s3
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TRUSTED = "111111111111"
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s3peers.S3Server]]:
-    folder = tmp_path_factory.mktemp("s3")
-    peers = s3peers.start_set(folder, "all")
-    yield peers
-    s3peers.stop_set(peers)
+def servers(s3_set: dict[str, s3peers.S3Server]) -> dict[str, s3peers.S3Server]:
+    """The session's moto and SeaweedFS estates (``s3_set`` in conftest.py)."""
+    return s3_set
 
 
 def scan(server: s3peers.S3Server, *args: str, fmt: str = "json") -> Any:

@@ -19,7 +19,7 @@ from conftest import ROOT, by_asset, run_cli
 sys.path.insert(0, str(ROOT / "fixtures"))
 import s3peers
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from helpers import ABSENT, observation, ok
 
 from hipaa_audit.aws import policy as pol
 from hipaa_audit.aws.client import Answer, classify, is_aws_endpoint, is_read_only
@@ -14,6 +15,8 @@ from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import BucketObservation
 from hipaa_audit.s3.rules import BucketContext, S3Rules, Scope, effective_bpa, judge_bucket
+
+pytestmark = pytest.mark.unit
 
 B = "arn:aws:s3:::b"
 
@@ -119,21 +122,6 @@ def test_classify_and_read_only() -> None:
         [True, True, True, True, False, False, False, False, False]
     assert is_aws_endpoint(None) and is_aws_endpoint("https://s3.eu-west-1.amazonaws.com")
     assert not is_aws_endpoint("http://127.0.0.1:9000")
-
-
-def ok(**data: object) -> Answer:
-    return Answer("ok", dict(data))
-
-
-ABSENT = Answer("absent", code="NotFound", http=404)
-
-
-def observation(**answers: Answer) -> BucketObservation:
-    base = {k: ABSENT for k in ("encryption", "policy", "policy_status", "bpa", "ownership",
-                                "lock", "lifecycle", "replication", "tagging")}
-    base.update(acl=ok(Grants=[]), versioning=ok(), logging=ok())
-    base.update(answers)
-    return BucketObservation("b", ok(), answers=base, account_id="123456789012")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from conftest import ROOT
 
 from hipaa_audit.outfiles import OutputError, check_output, open_output, private_dirs
 
+pytestmark = pytest.mark.e2e
+
 TOOL = Path(sys.executable).parent / "hipaa-audit"
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 weasyprint = pytest.importorskip("weasyprint")
 pytest.importorskip("pyhanko.sign")
 

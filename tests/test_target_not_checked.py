@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_configured_path_that_does_not_exist(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from conftest import ROOT, run_cli
 
 from hipaa_audit.config import MAX_TOML_DEPTH, parse_toml
 
+pytestmark = pytest.mark.e2e
+
 DEPTH = 5000
 DEEP = {
     "arrays": "x = " + "[" * DEPTH + "]" * DEPTH + "\n",

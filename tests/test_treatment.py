@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import ROOT, CliResult, run_cli
+from helpers import MITIGATE, SUPPRESS, accept, estate, pdftext
 
 from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.treatment import (
@@ -30,77 +30,13 @@ from hipaa_audit.treatment import (
 sys.path.insert(0, str(ROOT / "fixtures"))
 import generate
 
+pytestmark = pytest.mark.e2e
+
 DAY = dt.date(2026, 12, 6)
 CRITICAL_CHECK = "dicom-identifier-in-text"  # what fail_every_identifier() triggers at critical
 
-ACCEPT = """
-[[risk]]
-id = "ACC-1"
-check = "dicom-identifier-in-text"
-group = "share"
-decision = "accept"
-owner = "PACS administrator"
-justification = "Teaching files stay on an isolated workstation until the vendor fix ships."
-approver = "C. Chief, COO"
-approved = {approved}
-expires = {expires}
-level = "{level}"
-residual = "Low"
-"""
-
-SUPPRESS = """
-[[suppression]]
-id = "FP-1"
-check = "dicom-residual-identifier"
-asset = "*/b.dcm"
-reason = "Phantom study: the value is the phantom's model name."
-owner = "PACS administrator"
-approver = "B. Reviewer, Privacy Officer"
-approved = 2026-01-01
-expires = 2099-01-01
-"""
-
-MITIGATE = """
-[[risk]]
-check = "dicom-overlay"
-decision = "mitigate"
-owner = "Imaging informatics"
-due = 2000-01-15
-"""
-
-
-def accept(approved: str = "2026-01-01", expires: str = "2099-12-31",
-           level: str = "High") -> str:
-    return ACCEPT.format(approved=approved, expires=expires, level=level)
-
-
-def estate(folder: Path, treatment: str | None = None) -> Path:
-    """Two failing DICOM files and an assessment file naming the treatment file."""
-    (folder / "estate").mkdir(parents=True, exist_ok=True)
-    (folder / "estate" / "a.dcm").write_bytes(generate.fail_every_identifier())
-    (folder / "estate" / "b.dcm").write_bytes(generate.fail_top_level())
-    for path in (folder / "estate").iterdir():  # private files: the risk levels do not depend
-        path.chmod(0o600)                       # on where the test folder is
-    (folder / "estate").chmod(0o700)
-    named = 'treatment = "treatment.toml"\n' if treatment is not None else ""
-    (folder / "assessment.toml").write_text(
-        '[assessment]\norganization = "Org"\nname = "Q"\nassessor = "A"\n' + named
-        + '[store]\npath = "history.db"\n[[archive]]\nname = "share"\npaths = ["estate"]\n'
-        '[report]\noutput_dir = "reports"\n', encoding="utf-8")
-    if treatment is not None:
-        (folder / "treatment.toml").write_text(treatment, encoding="utf-8")
-    return folder / "assessment.toml"
-
-
 def assess(folder: Path, *args: str) -> CliResult:
     return run_cli("assess", "--config", str(folder / "assessment.toml"), *args)
-
-
-def pdftext(pdf: Path) -> str:
-    """The PDF's text in reading order, every run of whitespace one space."""
-    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
-                         check=True).stdout
-    return " ".join(out.split())
 
 
 def runs_json(folder: Path, *args: str) -> dict:  # type: ignore[type-arg]

@@ -1,0 +1,403 @@
+"""Helpers shared by several test files (tests never import each other).
+
+- :func:`load_generator` imports ``fixtures/generate.py``;
+- :func:`leaks` and its needles find the PHI planted by the generator (and variants of it) in
+  any text;
+- :func:`estate` writes a small assessment with an optional treatment file (:func:`accept`,
+  :data:`SUPPRESS`, :data:`MITIGATE`); :func:`pdftext` reads a PDF back with poppler;
+- :func:`oscal_documents` and :func:`check_integrity` validate the OSCAL exports;
+- :func:`matches` tells whether a log finding matches an injected anomaly's label.
+
+Fixtures go to ``conftest.py``; plain functions and constants come here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from conftest import ROOT
+
+from hipaa_audit.aws.client import Answer
+from hipaa_audit.network.observation import CertInfo, Suite, TlsObservation
+from hipaa_audit.permissions.baseline import parse_baseline
+from hipaa_audit.permissions.model import (
+    ACTIONS,
+    ANYONE,
+    Facts,
+    Grant,
+    Membership,
+    Person,
+    Principal,
+    Resource,
+)
+from hipaa_audit.permissions.run import PermOptions, analyse
+from hipaa_audit.s3.collect import BucketObservation
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+import generate
+
+# ---------------------------------------------------------------------------------------------
+# The fixture generator
+
+
+def load_generator() -> ModuleType:
+    """Import ``fixtures/generate.py`` (not a package) under a name of its own."""
+    name = "hipaa_audit_fixture_generator"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+generator = load_generator()
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted PHI, and finding it in an output
+
+
+#: Whitespace and the box-drawing characters of the table: a value folded over two table lines
+#: must still be found.
+_SQUASH = re.compile(r"[\s\u2500-\u257f]+")
+
+
+def squash(text: str) -> str:
+    """``text`` lower-cased, without whitespace and table rules (folded values still match)."""
+    return _SQUASH.sub("", text).lower()
+
+
+def variants(label: str, value: str) -> set[str]:
+    """The forms in which ``value`` could leak: as is, PN parts, cases, dates, escapes."""
+    forms = {value, value.replace("^", " "), value.replace("^", ", ")}
+    if "^" in value:
+        forms.update(part for part in value.split("^") if len(part) >= 4)
+    if re.fullmatch(r"\d{8}", value):
+        y, m, d = value[:4], value[4:6], value[6:]
+        forms.update({f"{y}-{m}-{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{y}/{m}/{d}"})
+    digits = re.sub(r"\D", "", value)
+    if label in ("phone", "ssn"):
+        forms.update({digits, re.sub(r"[()]", "", value).replace(" ", "-")})
+    if label == "address":
+        forms.add("Larkspur")
+    if label == "non-utf-8 name":
+        forms.update({"nnimann", "Br\\xf6nnimann", "Br\\u00f6nnimann"})
+    for form in list(forms):
+        forms.add(json.dumps(form)[1:-1])  # the JSON escape of non-ASCII letters
+        forms.add(form.encode("unicode_escape").decode("ascii"))
+    return {f for f in forms if len(f) >= 4}
+
+
+PLANTED = generator.phi_values()
+NEEDLES: dict[str, set[str]] = {label: variants(label, v) for label, v in PLANTED.items()}
+
+
+def leaks(text: str, needles: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """Return label -> the forms of that planted value found in ``text``."""
+    flat = squash(text)
+    found: dict[str, set[str]] = {}
+    for label, forms in (NEEDLES if needles is None else needles).items():
+        hits = {f for f in forms if squash(f) in flat}
+        if hits:
+            found[label] = hits
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# A small assessment with a treatment file
+
+
+ACCEPT = """
+[[risk]]
+id = "ACC-1"
+check = "dicom-identifier-in-text"
+group = "share"
+decision = "accept"
+owner = "PACS administrator"
+justification = "Teaching files stay on an isolated workstation until the vendor fix ships."
+approver = "C. Chief, COO"
+approved = {approved}
+expires = {expires}
+level = "{level}"
+residual = "Low"
+"""
+
+SUPPRESS = """
+[[suppression]]
+id = "FP-1"
+check = "dicom-residual-identifier"
+asset = "*/b.dcm"
+reason = "Phantom study: the value is the phantom's model name."
+owner = "PACS administrator"
+approver = "B. Reviewer, Privacy Officer"
+approved = 2026-01-01
+expires = 2099-01-01
+"""
+
+MITIGATE = """
+[[risk]]
+check = "dicom-overlay"
+decision = "mitigate"
+owner = "Imaging informatics"
+due = 2000-01-15
+"""
+
+
+def accept(approved: str = "2026-01-01", expires: str = "2099-12-31",
+           level: str = "High") -> str:
+    """The :data:`ACCEPT` risk acceptance with these dates and level."""
+    return ACCEPT.format(approved=approved, expires=expires, level=level)
+
+
+def estate(folder: Path, treatment: str | None = None) -> Path:
+    """Two failing DICOM files and an assessment file naming the treatment file."""
+    (folder / "estate").mkdir(parents=True, exist_ok=True)
+    (folder / "estate" / "a.dcm").write_bytes(generate.fail_every_identifier())
+    (folder / "estate" / "b.dcm").write_bytes(generate.fail_top_level())
+    for path in (folder / "estate").iterdir():  # private files: the risk levels do not depend
+        path.chmod(0o600)                       # on where the test folder is
+    (folder / "estate").chmod(0o700)
+    named = 'treatment = "treatment.toml"\n' if treatment is not None else ""
+    (folder / "assessment.toml").write_text(
+        '[assessment]\norganization = "Org"\nname = "Q"\nassessor = "A"\n' + named
+        + '[store]\npath = "history.db"\n[[archive]]\nname = "share"\npaths = ["estate"]\n'
+        '[report]\noutput_dir = "reports"\n', encoding="utf-8")
+    if treatment is not None:
+        (folder / "treatment.toml").write_text(treatment, encoding="utf-8")
+    return folder / "assessment.toml"
+
+
+def pdftext(pdf: Path) -> str:
+    """The PDF's text in reading order, every run of whitespace one space."""
+    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    return " ".join(out.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# OSCAL exports
+
+
+#: the OSCAL documents ``assess`` writes
+OSCAL = ("oscal-assessment-results.json", "oscal-poam.json")
+
+
+def oscal_documents(reports: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both OSCAL documents, validated with compliance-trestle's OSCAL models."""
+    from trestle.oscal import assessment_results, poam
+
+    ar = json.loads((reports / OSCAL[0]).read_text(encoding="utf-8"))
+    plan = json.loads((reports / OSCAL[1]).read_text(encoding="utf-8"))
+    assessment_results.Model.model_validate(ar)  # raises on any schema violation
+    poam.Model.model_validate(plan)
+    return ar["assessment-results"], plan["plan-of-action-and-milestones"]
+
+
+def uuids_and_references(doc: Any) -> tuple[list[str], set[str]]:
+    """Every ``uuid`` a document defines, and every UUID it refers to."""
+    defined: list[str] = []
+    used: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k == "uuid":
+                defined.append(v)
+            elif isinstance(v, str) and (k.endswith("-uuid") or k == "href"):
+                used.add(v.lstrip("#"))
+            elif k.endswith("-uuids"):
+                used.update(v)
+            else:
+                d, u = uuids_and_references(v)
+                defined += d
+                used |= u
+    elif isinstance(doc, list):
+        for v in doc:
+            d, u = uuids_and_references(v)
+            defined += d
+            used |= u
+    return defined, used
+
+
+def check_integrity(doc: dict[str, Any]) -> None:
+    """UUIDs are version-5, unique, and every reference points inside the document."""
+    defined, used = uuids_and_references(doc)
+    assert not [u for u in set(defined) if defined.count(u) > 1]
+    assert all(uuid.UUID(u).version == 5 for u in defined)
+    assert used <= set(defined), used - set(defined)
+    meta = doc["metadata"]
+    assert meta["oscal-version"].startswith("1.1.") and meta["title"] and meta["version"]
+    assert meta["last-modified"].endswith("Z")
+
+
+# ---------------------------------------------------------------------------------------------
+# Log findings against the generator's labels
+
+
+#: CloudTrail holds the S3 and console side of the activity only: a user's few S3 calls give no
+#: baseline of source addresses, and the trail's own StopLogging names the trail and an IAM user,
+#: not the PACS the label names.
+EXCEPTIONS = {("cloudtrail", "new-source"), ("cloudtrail", "logging-gap")}
+#: CloudTrail has no role or permission events of the PACS: its permission changes are bucket
+#: policy changes, reported as storage changes.
+EQUIVALENT = {"permission-change": {"permission-change", "storage-change"}}
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def matches(finding: dict[str, Any], label: dict[str, Any]) -> bool:
+    """Kinds agree, it names the label's user (or source, system, device), windows overlap."""
+    kind = finding["check_id"].removeprefix("log-")
+    if kind not in EQUIVALENT.get(label["kind"], {label["kind"]}):
+        return False
+    loc = finding["locations"][0]
+    names = {loc.get(k) for k in ("user", "source_ip", "system", "device")} - {None}
+    if not names & ({label.get(k) for k in ("user", "source_ip", "system", "device")} - {None}):
+        return False
+    start, end = (_time(t) for t in loc["window"].split("/"))
+    slack = timedelta(minutes=5)
+    return start <= _time(label["end"]) + slack and _time(label["start"]) <= end + slack
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders of the network rules' observations (a good TLS 1.2+1.3 endpoint, changed per test)
+
+NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+ECDHE = Suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 128,
+              False, "ECDH", 253, "X25519")
+TLS13 = Suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256, False, "ECDH", 253,
+              "X25519")
+
+
+def cert(**kw: object) -> CertInfo:
+    base: dict[str, object] = dict(
+        key_type="rsa", key_size=2048, curve=None, signature_algorithm="sha256WithRSAEncryption",
+        signature_hash="sha256", not_before="2026-09-01T00:00:00Z",
+        not_after="2027-08-01T00:00:00Z", lifetime_days=334, self_signed=False,
+        hostname_used="portal.example.org", hostname_ok=True,
+        validation={"Mozilla": None}, ocsp_stapled=True)
+    base.update(kw)
+    return CertInfo(**base)  # type: ignore[arg-type]
+
+
+def tls(**kw: object) -> TlsObservation:
+    obs = TlsObservation(
+        versions={"SSLv2": False, "SSLv3": False, "TLSv1.0": False, "TLSv1.1": False,
+                  "TLSv1.2": True, "TLSv1.3": True},
+        suites={"TLSv1.2": [ECDHE], "TLSv1.3": [TLS13]}, curves=["X25519", "secp256r1"],
+        cert=cert(), hsts={"max_age": 63072000, "include_subdomains": True, "preload": False},
+        hsts_checked=True, heartbleed=False, ccs_injection=False,
+        robot="NOT_VULNERABLE_RSA_NOT_SUPPORTED", secure_renegotiation=True,
+        client_renegotiation=False, compression=False, fallback_scsv=True, ems=True)
+    for k, v in kw.items():
+        setattr(obs, k, v)
+    return obs
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-made permission facts: one estate with each planted difference, and its analysis
+
+ARCHIVE = "s3://imaging-archive"
+BASELINE: dict[str, Any] = {
+    "roles": {
+        "radiologist": {"allow": [{"resource": ARCHIVE, "actions": ["read"]},
+                                  {"resource": "fs:/srv/pacs/*", "actions": ["read"]}]},
+        "archive-admin": {"allow": [{"resource": "*", "actions": ["admin"]}]},
+        "public": {"allow": [{"resource": "s3://research-deid", "actions": ["read"]}]},
+        "partner": {"allow": [{"resource": ARCHIVE, "actions": ["read"]}]},
+    },
+    "principals": {
+        "aws:group/radiologists": ["radiologist"],
+        "aws:group/admins": {"roles": ["archive-admin"], "members": ["aws:user/dave"]},
+        "aws:user/dave": ["archive-admin"],
+        "anyone": ["public"],
+        "aws:role/partner-reader": ["partner"],
+        "aws:role/archive-reader": ["partner"],
+        "aws:account/111122223333": ["partner"],
+    },
+    "phi": {"resources": [ARCHIVE, "fs:/srv/pacs"]},
+    "trusted": {"accounts": ["111122223333"]},
+}
+ALL = frozenset(ACTIONS)
+READ = frozenset({"list", "read"})
+
+
+def user(name: str, human: bool = True, disabled: bool = False) -> Principal:
+    return Principal(f"aws:user/{name}", "user", name, "aws", human=human, disabled=disabled)
+
+
+def perm_estate() -> Facts:
+    f = Facts(sources=["aws", "roster"])
+    for name in ("alice", "dave", "mallory", "erin", "frank", "carol"):
+        f.add_principal(user(name))
+    f.add_principal(user("svc-ingest", human=False))
+    f.add_principal(Principal("aws:group/radiologists", "group", "radiologists", "aws"))
+    f.add_principal(Principal("aws:group/admins", "group", "admins", "aws"))
+    f.add_principal(Principal("aws:role/archive-reader", "role", "archive-reader", "aws"))
+    f.add_principal(Principal("aws:role/partner-reader", "role", "partner-reader", "aws"))
+    for r in (ARCHIVE, "s3://public-share", "s3://research-deid"):
+        f.add_resource(Resource(r, "bucket", system="aws:123456789012"))
+    f.memberships += [
+        Membership("aws:user/alice", "aws:group/radiologists", "member-of", "iam"),
+        Membership("aws:user/carol", "aws:group/radiologists", "member-of", "iam"),
+        Membership("aws:user/dave", "aws:group/admins", "member-of", "iam"),
+        Membership("aws:user/mallory", "aws:group/admins", "member-of", "iam"),
+        Membership("aws:account/999999999999", "aws:role/archive-reader", "can-assume",
+                   "iam:trust-policy:archive-reader"),
+        Membership("aws:account/111122223333", "aws:role/partner-reader", "can-assume",
+                   "iam:trust-policy:partner-reader"),
+    ]
+    f.grants += [
+        Grant("aws:group/radiologists", ARCHIVE, READ, "iam:policy/ReadArchive"),
+        Grant("aws:group/admins", ARCHIVE, ALL, "iam:inline/admins/all"),
+        Grant("aws:user/erin", ARCHIVE, ALL, "iam:inline/erin/s3all"),
+        Grant("aws:user/frank", ARCHIVE, READ, "s3:bucket-policy"),
+        Grant(ANYONE, "s3://public-share", READ, "s3:acl"),
+        Grant(ANYONE, "s3://research-deid", frozenset({"read"}), "s3:bucket-policy"),
+        Grant("aws:role/archive-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
+        Grant("aws:role/partner-reader", ARCHIVE, READ, "iam:policy/ReadArchive"),
+    ]
+    f.people += [
+        Person("alice", "fp1", ("alice",), ("radiologist",), True),
+        Person("erin", "fp2", ("erin",), ("Radiologist",), True),
+        Person("dave", "fp3", ("dave",), (), True),
+        Person("mallory", "fp4", ("mallory",), ("radiologist",), True),
+        Person("carol", "fp5", ("carol",), ("radiologist",), False, ended="2026-06-30"),
+    ]
+    return f
+
+
+def perm_run(catalog: Any, facts: Facts, previous: dict[str, list[str]] | None = None) -> Any:
+    opts = PermOptions(parse_baseline(BASELINE), ("aws",), previous=previous)
+    return analyse(facts, opts, catalog)
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 answers and bucket observations for the pure bucket rules
+
+def ok(**data: object) -> Answer:
+    return Answer("ok", dict(data))
+
+
+ABSENT = Answer("absent", code="NotFound", http=404)
+
+
+def observation(**answers: Answer) -> BucketObservation:
+    base = {k: ABSENT for k in ("encryption", "policy", "policy_status", "bpa", "ownership",
+                                "lock", "lifecycle", "replication", "tagging")}
+    base.update(acl=ok(Grants=[]), versioning=ok(), logging=ok())
+    base.update(answers)
+    return BucketObservation("b", ok(), answers=base, account_id="123456789012")
