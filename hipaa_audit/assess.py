@@ -11,17 +11,31 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from hipaa_audit import __version__
-from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import LoadedConfig, LogsSection, PermissionsSection, S3Section
-from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
+from hipaa_audit.config import (
+    ConfigError,
+    LoadedConfig,
+    LogsSection,
+    PermissionsSection,
+    S3Section,
+)
+from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
+from hipaa_audit.scanner import (
+    AnyScanner,
+    ScanContext,
+    ScannerSetupError,
+    Setup,
+    scanner_for,
+    scanner_names,
+    unverified,
+)
 from hipaa_audit.scanrun import Outcome, consume, exit_code, new_run, utc_now
 from hipaa_audit.store import Store, StoredRun
 from hipaa_audit.treatment import (
@@ -34,7 +48,6 @@ from hipaa_audit.treatment import (
     run_day,
 )
 
-NOT_CHECKED = "assessment-target-not-checked"
 #: Scanners the assessment file may name that this version cannot run yet.
 PENDING_SCANNERS: tuple[str, ...] = ()
 #: Finding categories that show PHI is stored in an asset (marks it for the permission scan).
@@ -97,20 +110,9 @@ class Assessed:
     evaluation: Evaluation | None = None
 
 
-def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator[AssetResult]:
-    check = catalog[NOT_CHECKED]
-    for target in targets:
-        result = AssetResult(target)
-        result.findings.append(check.finding(target, why, status=Status.ERROR))
-        result.coverage.count(NOT_CHECKED, errors=1)
-        yield result
-
-
 def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     """The targets of one scanner section, as its findings name their assets."""
-    if scanner == "archive":
-        return tuple(str(p) for p in section.paths)
-    if scanner == "network":  # the section's plan (see _sections)
+    if scanner == "network":  # the section's plan (see plan_groups)
         return tuple(t.url for t in section.targets)
     if scanner == "s3":
         return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
@@ -119,52 +121,67 @@ def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     return tuple(section.sources)
 
 
-def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
-    """Every scanner section of the assessment with its asset group, in the order they run."""
-    data = cfg.data
-    by_scanner: list[tuple[str, list[Any]]] = [
-        ("archive", list(data.archive)), ("network", list(data.network)), ("s3", list(data.s3)),
-        ("logs", list(data.logs)),
-        ("permissions", [data.permissions] if data.permissions is not None else []),
-    ]
-    out: list[tuple[GroupInfo, Any]] = []
-    for scanner, sections in by_scanner:
+@dataclass(slots=True)
+class PlannedGroup:
+    """One scanner section of the assessment, planned before anything is scanned.
+
+    ``info`` is the asset group as stored and reported; ``plan`` is None when the plan step
+    failed with ``problem`` (the group's targets are then reported as unverifiable).
+    """
+
+    info: GroupInfo
+    section: Any
+    setup: Setup
+    scanner: AnyScanner | None = None
+    plan: Any = None
+    problem: str | None = None
+
+
+def _section_list(cfg: LoadedConfig, scanner: str) -> list[Any]:
+    """The sections of ``scanner`` in the assessment file (``[permissions]`` is a single one)."""
+    value = getattr(cfg.data, scanner, None)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
+    """Plan every scanner section of the assessment, in the order they run, each once.
+
+    A section whose scanner refuses it outright (:attr:`Scanner.setup_stops_assessment`) raises
+    :class:`ConfigError` naming the file and the section; another plan error makes the group's
+    targets unverifiable when it runs.
+    """
+    out: list[PlannedGroup] = []
+    for scanner_name in scanner_names():
+        sections = _section_list(cfg, scanner_name)
         for i, s in enumerate(sections, 1):
-            name = s.name or (scanner if len(sections) == 1 else f"{scanner}-{i}")
-            # a network section runs as its plan: targets parsed, files loaded, once
-            work = plan_for_section(s) if scanner == "network" else s
-            out.append((GroupInfo(name, scanner, s.criticality, _targets(scanner, work)), work))
+            name = s.name or (scanner_name if len(sections) == 1 else f"{scanner_name}-{i}")
+            setup = Setup(strict=False, reveal_phi=masker.reveal, group=name, masker_=masker)
+            if scanner_name not in _CONTRACT:
+                # a network section runs as its plan: targets parsed, files loaded, once
+                work = plan_for_section(s) if scanner_name == "network" else s
+                out.append(PlannedGroup(GroupInfo(name, scanner_name, s.criticality,
+                                                  _targets(scanner_name, work)), work, setup))
+                continue
+            scanner = scanner_for(scanner_name)
+            plan, problem = None, None
+            try:
+                plan = scanner.plan(s, setup)
+            except ScannerSetupError as exc:
+                if scanner.setup_stops_assessment:
+                    where = f"{scanner_name}[{i}]" if isinstance(
+                        getattr(cfg.data, scanner_name), list) else scanner_name
+                    raise ConfigError(f"{cfg.source or cfg.path}: {where}: {exc}") from None
+                problem = str(exc)
+            targets = tuple(scanner.targets(s, plan, setup))
+            out.append(PlannedGroup(GroupInfo(name, scanner_name, s.criticality, targets), s,
+                                    setup, scanner, plan, problem))
     return out
 
 
-def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Catalog,
-                     run: RunInfo, mask_paths: bool = False) -> Iterator[AssetResult]:
-    from hipaa_audit.archive.content import storage_encryption
-    from hipaa_audit.archive.pathnames import mask_path, mask_result
-    from hipaa_audit.archive.run import scan_archive
-
-    def shown(path: str) -> str:
-        return mask_path(path, masker) if mask_paths else path
-
-    present = [t for t in info.targets if os.path.lexists(t)]
-    missing = [t for t in info.targets if t not in present]
-    for result in _not_checked(catalog, missing, "The configured path does not exist."):
-        yield mask_result(result, masker) if mask_paths else result
-    run.evidence.setdefault("storage", []).extend(
-        {**storage_encryption(p), "target": shown(p)} for p in present)
-    if present:
-        yield from scan_archive(present, masker=masker, workers=section.workers,
-                                limits=Limits(max_depth=section.max_depth), ocr=section.ocr,
-                                follow_links=section.follow_symlinks, mask_paths=mask_paths)
-
-
-def _shown_group(info: GroupInfo, masker: Masker, mask_paths: bool) -> GroupInfo:
-    """The group as stored and reported: archive paths masked when ``mask_paths``."""
-    if not mask_paths or info.scanner != "archive":
-        return info
-    from hipaa_audit.archive.pathnames import mask_path
-
-    return replace(info, targets=tuple(mask_path(t, masker) for t in info.targets))
+#: Scanners driven through the contract (the others still through their own functions).
+_CONTRACT = ("archive",)
 
 
 def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
@@ -196,7 +213,7 @@ def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: M
     try:
         conn = Connection(opts.access)
     except S3SetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
         return
     buckets = run.evidence.setdefault("buckets", [])
     yield from scan_s3(opts, catalog, masker, conn=conn,
@@ -219,14 +236,14 @@ def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, maske
                            cloudtrail_keys=section.cloudtrail_keys,
                            scheduler=section.scheduler)
     except LogSetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
         return
     summaries = run.evidence.setdefault("logs", [])
     try:
         yield from analyze_logs(opts, catalog, masker,
                                 on_summary=lambda s: summaries.append({**s, "group": info.name}))
     except ClusterError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
 
 
 def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
@@ -275,7 +292,7 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
         roster = RosterMapping.from_toml(section.roster_mapping) if section.roster_mapping \
             else None
     except (PermissionSetupError, ValueError) as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
         return
     previous, label = None, None
     sources = [str(s) for s in section.sources]
@@ -301,7 +318,7 @@ def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: 
     try:
         yield from scan_permissions(opts, catalog, masker, on_summary=keep)
     except PermissionSetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
 
 
 def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
@@ -316,8 +333,11 @@ def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None,
-                   fail_on_new: bool = False, baseline: StoredRun | None = None) -> Assessed:
+                   fail_on_new: bool = False, baseline: StoredRun | None = None,
+                   groups: list[PlannedGroup] | None = None) -> Assessed:
     """Run every configured scanner into ``store``; return the stored run and its register.
+
+    ``groups``: the sections as :func:`plan_groups` planned them (planned here when None).
 
     Findings that the treatment file accepts or suppresses do not count for ``fail_on``. With
     ``fail_on_new`` only findings absent from ``baseline`` (default: the previous run of the
@@ -325,21 +345,24 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     """
     if fail_on_new and baseline is None:
         baseline = previous_assessment(store, cfg)
-    sections = _sections(cfg)
+    planned = plan_groups(cfg, masker) if groups is None else groups
     mask_paths = cfg.data.report.mask_paths
-    targets = [t for info, _ in sections
-               for t in _shown_group(info, masker, mask_paths).targets]
-    run = new_run("assess", targets, reveal_phi=masker.reveal,
+    run = new_run("assess", [t for p in planned for t in p.info.targets],
+                  reveal_phi=masker.reveal,
                   options={"config": str(cfg.path), "config_sha256": cfg.digest})
     seq = store.open_run(run.id, run.command, run.started_at, __version__, cfg.digest)
-    groups: list[GroupRun] = []
+    done: list[GroupRun] = []
     total = Outcome(run)
-    for info, section in sections:
-        group = GroupRun(_shown_group(info, masker, mask_paths))
+    for p in planned:
+        info, section = p.info, p.section
+        group = GroupRun(info)
         started = time.monotonic()
-        if info.scanner == "archive":
-            group.options = {"ocr": section.ocr, "mask_paths": mask_paths}
-            results = _archive_results(section, info, masker, catalog, run, mask_paths)
+        if p.scanner is not None:
+            group.options = dict(p.scanner.summary(section))
+            if p.plan is None:
+                results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
+            else:
+                results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup))
         elif info.scanner == "network":
             group.options = {"policy": section.policy.name,
                              "gentle": section.options.probe.gentle}
@@ -351,19 +374,15 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         elif info.scanner == "logs":
             group.options = {"log_format": section.format, "sigma": len(section.sigma)}
             results = _logs_results(section, info, catalog, masker, run)
-        elif info.scanner == "permissions":
+        else:
             group.options = {"baseline": str(section.baseline), "sources": len(section.sources)}
             results = _permissions_results(section, info, catalog, masker, run, store, seq, cfg)
-        else:
-            group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
-            results = _not_checked(catalog, info.targets,
-                                   f"Not examined: {group.note}. Assess it by other means.")
         outcome = consume(results, _StoreSink(store, seq, info.name), run, None,
                           on_asset=on_asset)
         group.seconds = time.monotonic() - started
         group.coverage, group.stats, group.errors = outcome.coverage, outcome.stats, outcome.errors
         group.findings = sum(outcome.failures.values()) + outcome.errors
-        groups.append(group)
+        done.append(group)
         total.coverage.merge(outcome.coverage)
         total.errors += outcome.errors
         for sev, n in outcome.failures.items():
@@ -371,7 +390,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         for k, n in outcome.stats.items():
             total.stats[k] = total.stats.get(k, 0) + n
     run.finished_at = utc_now()
-    register = _score(store, seq, catalog, [g.info for g in groups])
+    register = _score(store, seq, catalog, [g.info for g in done])
     ev = _treat(store, seq, register, cfg.treatment, run_day(run.started_at))
     known = store.finding_ids(baseline.seq) if fail_on_new and baseline is not None else set()
     counted = {fid: sev for fid, sev in ev.open_failures.items() if fid not in known}
@@ -383,7 +402,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         "config": _config_record(cfg, masker, mask_paths),
         "coverage": total.coverage.as_list(),
         "stats": dict(sorted(total.stats.items())),
-        "groups": [g.as_dict() for g in groups],
+        "groups": [g.as_dict() for g in done],
         "exit_code": code,
         "fail_on": fail_on.value if fail_on else "none",
         "summary": {

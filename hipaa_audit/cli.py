@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,11 +26,12 @@ from rich.progress import (
 )
 
 from hipaa_audit import __version__, outfiles
-from hipaa_audit.archive.containers import Limits
+from hipaa_audit.archive.options import DEFAULT_MAX_DEPTH
 from hipaa_audit.catalog import CatalogError, load_catalog
 from hipaa_audit.model import AssetResult, parse_severity
 from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.redaction import Masker, installation_key
+from hipaa_audit.scanner import ScanContext, ScannerOptions, ScannerSetupError, Setup, scanner_for
 from hipaa_audit.scanrun import EXIT_INTERNAL, EXIT_USAGE, consume, new_run
 
 if TYPE_CHECKING:
@@ -154,6 +154,44 @@ def progress_display(
         yield advance
 
 
+def run_scan(name: str, options: ScannerOptions, *, fmt: OutputFormat, output: str | None,
+             fail_on: FailOn, progress: bool, reveal_phi: bool = False,
+             after: Callable[[Any], None] | None = None) -> NoReturn:
+    """Run one scanner through its contract: plan, scan, render, exit with the outcome's code.
+
+    Every ``scan`` and ``analyze`` command parses its flags into the scanner's options model and
+    calls this. A plan error exits 2 with its message; ``after`` receives the plan once the
+    results are rendered (for extra files such as the permission graph).
+    """
+    from hipaa_audit.cluster import ClusterError
+    from hipaa_audit.engine import WorkerError
+
+    scanner = scanner_for(name)
+    setup = Setup(strict=True, reveal_phi=reveal_phi)
+    try:
+        plan = scanner.plan(options, setup)
+    except ScannerSetupError as exc:
+        raise fail(str(exc)) from None
+    catalog = load_catalog()
+    run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=reveal_phi,
+                  options=scanner.describe(plan))
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    with open_output(output) as stream, progress_display(
+            show, scanner.command, scanner.total(plan), unit=scanner.unit) as advance:
+        renderer = make_renderer(fmt, stream, catalog, __version__)
+        results = scanner.scan(plan, ScanContext(catalog, run, setup))
+        try:
+            outcome = consume(results, renderer, run, threshold, on_asset=advance)
+        except (ScannerSetupError, ClusterError) as exc:
+            raise fail(str(exc)) from None
+        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
+            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
+    if after is not None:
+        after(plan)
+    raise typer.Exit(outcome.exit_code)
+
+
 @scan_app.command("archive")
 def scan_archive_command(
     paths: Annotated[
@@ -178,7 +216,7 @@ def scan_archive_command(
     ] = False,
     max_depth: Annotated[int, typer.Option(
         "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
-    ] = Limits().max_depth,
+    ] = DEFAULT_MAX_DEPTH,
     mask_paths: Annotated[bool, typer.Option(
         "--mask-paths", help="Replace every file or folder name that looks like a patient "
         "identifier by its shape and keyed fingerprint in all output.")] = False,
@@ -187,47 +225,13 @@ def scan_archive_command(
 
     Example: hipaa-audit scan archive /mnt/pacs-export --format json --output findings.json
     """
-    from hipaa_audit.archive.content import storage_encryption
-    from hipaa_audit.archive.pathnames import mask_path
-    from hipaa_audit.archive.run import scan_archive
-    from hipaa_audit.archive.walk import count_files
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.engine import WorkerError
+    from hipaa_audit.archive.options import ArchiveOptions
 
-    missing = [p for p in paths if not os.path.lexists(p)]
-    if missing:
-        raise fail(f"no such file or directory: {', '.join(missing)}")
-    if ocr:
-        from hipaa_audit.archive.dicom.ocr import OcrUnavailable, check_available
-
-        try:
-            check_available()
-        except OcrUnavailable as exc:
-            raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key(), reveal=reveal_phi)
-    shown = [mask_path(p, masker) for p in paths] if mask_paths else list(paths)
-    run = new_run("scan archive", shown, reveal_phi=reveal_phi,
-                  options={"workers": workers, "max_depth": max_depth, "ocr": ocr,
-                           "scheduler": scheduler, "follow_symlinks": follow_symlinks,
-                           "mask_paths": mask_paths})
-    run.evidence["storage"] = [{**storage_encryption(p), "target": t}
-                               for p, t in zip(paths, shown, strict=True)]
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    count = functools.partial(count_files, paths, follow_links=follow_symlinks)
-    with open_output(output) as stream, progress_display(show, "scan archive", count) as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_archive(paths, masker=masker, workers=workers,
-                               limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler,
-                               follow_links=follow_symlinks, mask_paths=mask_paths)
-        try:
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-        except ClusterError as exc:
-            raise fail(str(exc)) from None
-        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
-            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
-    raise typer.Exit(outcome.exit_code)
+    options = ArchiveOptions.from_command_line(
+        paths=list(paths), ocr=ocr, workers=workers, follow_symlinks=follow_symlinks,
+        max_depth=max_depth, scheduler=scheduler, mask_paths=mask_paths)
+    run_scan("archive", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress,
+             reveal_phi=reveal_phi)
 
 
 @scan_app.command("network")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hipaa_audit.archive.options import ArchiveOptions
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 from hipaa_audit.validation import problems
 
@@ -80,20 +81,29 @@ class StoreSection(_Section):
 
 
 class _Scanner(_Section):
-    """What every scanner section shares: a name for its asset group and its criticality."""
+    """What every scanner section shares: a name for its asset group and its criticality.
+
+    A section is its scanner's options model (the package's ``options.py``) plus these two
+    keys; the options only the command line sets are refused here.
+    """
 
     name: str | None = Field(default=None, min_length=1)
     criticality: Criticality = "moderate"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _file_keys_only(cls, data: Any) -> Any:
+        cli_only = getattr(cls, "command_line_only", None)
+        if isinstance(data, dict) and cli_only is not None:
+            bad = sorted(set(data) & cli_only())
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: a command-line option, not a key of "
+                                 "this section")
+        return data
 
-class ArchiveSection(_Scanner):
-    """``[[archive]]``: folders and files to scan for PHI."""
 
-    paths: list[Path] = Field(min_length=1)
-    ocr: bool = False
-    workers: int = Field(default=1, ge=1, le=256)
-    follow_symlinks: bool = False
-    max_depth: int = Field(default=3, ge=1, le=16)
+class ArchiveSection(ArchiveOptions, _Scanner):
+    """``[[archive]]``: folders and files to scan for PHI (the options of ``scan archive``)."""
 
 
 class NetworkSection(_Scanner):
@@ -284,6 +294,8 @@ class LoadedConfig(BaseModel):
     path: Path
     digest: str
     data: Assessment
+    #: the path as it was given (messages name the file as the user wrote it)
+    source: str = ""
     #: the treatment file named in ``[assessment]``, validated, and the SHA-256 of its bytes
     treatment: Treatment | None = None
     treatment_digest: str | None = None
@@ -312,7 +324,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         return p if p.is_absolute() else base / p
 
     update: dict[str, Any] = {
-        "archive": [a.model_copy(update={"paths": [rel(p) for p in a.paths]})
+        "archive": [a.model_copy(update={"paths": [str(rel(Path(p))) for p in a.paths],
+                                         "mask_paths": data.report.mask_paths})
                     for a in data.archive],
         "report": data.report.model_copy(update={
             "output_dir": rel(data.report.output_dir),
@@ -387,7 +400,8 @@ def load_config(path: Path) -> LoadedConfig:
             attestations = load_attestations(data.assessment.attestations)
         except AttestationError as exc:
             raise ConfigError(f"{path}: assessment.attestations: {exc}") from None
-    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data,
+    return LoadedConfig(path=path.resolve(), source=str(path),
+                        digest=hashlib.sha256(raw).hexdigest(), data=data,
                         treatment=treatment, treatment_digest=treatment_digest,
                         attestations=attestations)
 

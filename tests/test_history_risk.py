@@ -150,7 +150,7 @@ output_dir = "out"
 def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text(GOOD)
     cfg = load_config(tmp_path / "a.toml")
-    assert cfg.data.archive[0].paths == [tmp_path / "data"]
+    assert cfg.data.archive[0].paths == [str(tmp_path / "data")]
     assert cfg.data.report.output_dir == tmp_path / "out"
     assert len(cfg.digest) == 64
 
