@@ -24,7 +24,6 @@ from hipaa_audit.config import (
     S3Section,
 )
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
-from hipaa_audit.network.setup import NetworkPlan, plan_for_section
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
 from hipaa_audit.scanner import (
@@ -112,8 +111,6 @@ class Assessed:
 
 def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     """The targets of one scanner section, as its findings name their assets."""
-    if scanner == "network":  # the section's plan (see plan_groups)
-        return tuple(t.url for t in section.targets)
     if scanner == "s3":
         return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
     if scanner == "logs":
@@ -159,10 +156,8 @@ def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
             name = s.name or (scanner_name if len(sections) == 1 else f"{scanner_name}-{i}")
             setup = Setup(strict=False, reveal_phi=masker.reveal, group=name, masker_=masker)
             if scanner_name not in _CONTRACT:
-                # a network section runs as its plan: targets parsed, files loaded, once
-                work = plan_for_section(s) if scanner_name == "network" else s
                 out.append(PlannedGroup(GroupInfo(name, scanner_name, s.criticality,
-                                                  _targets(scanner_name, work)), work, setup))
+                                                  _targets(scanner_name, s)), s, setup))
                 continue
             scanner = scanner_for(scanner_name)
             plan, problem = None, None
@@ -181,7 +176,7 @@ def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
 
 
 #: Scanners driven through the contract (the others still through their own functions).
-_CONTRACT = ("archive",)
+_CONTRACT = ("archive", "network")
 
 
 def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
@@ -193,15 +188,6 @@ def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[
         for section in record.get("archive", []):
             section["paths"] = [mask_path(str(p), masker) for p in section.get("paths", [])]
     return record
-
-
-def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
-                     run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.network.run import scan_network
-
-    endpoints = run.evidence.setdefault("endpoints", [])
-    yield from scan_network(plan.targets, plan.options, plan.policy, catalog,
-                            lambda e: endpoints.append({**e, "group": info.name}))
 
 
 def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: Masker,
@@ -363,10 +349,6 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
                 results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
             else:
                 results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup))
-        elif info.scanner == "network":
-            group.options = {"policy": section.policy.name,
-                             "gentle": section.options.probe.gentle}
-            results = _network_results(section, info, catalog, run)
         elif info.scanner == "s3":
             group.options = {"endpoint": section.endpoint_url or "aws",
                              "sample_objects": section.sample_objects, "seed": section.seed}

@@ -276,33 +276,14 @@ def scan_network_command(
 
     Example: hipaa-audit scan network https://portal.example.org dicom://modality1:104
     """
-    from hipaa_audit.network.setup import NetworkSetupError, network_plan
+    from hipaa_audit.network.options import NetworkOptions
 
-    try:
-        plan = network_plan(list(targets or []), targets_file=targets_file, policy=policy,
-                            ca_bundle=ca_bundle, client_cert=client_cert,
-                            client_key=client_key, gentle=gentle, deadline=deadline,
-                            concurrency=concurrency, timeout=timeout,
-                            calling_ae=calling_ae, called_ae=called_ae)
-    except NetworkSetupError as exc:
-        raise fail(str(exc)) from None
-    from hipaa_audit.network.run import scan_network
-
-    catalog = load_catalog()
-    run = new_run("scan network", [t.url for t in plan.targets], reveal_phi=False,
-                  options=plan.describe())
-    endpoints: list[dict[str, object]] = []
-    run.evidence["endpoints"] = endpoints
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    total = len(plan.targets)
-    with open_output(output) as stream, \
-            progress_display(show, "scan network", lambda: total, unit="endpoints") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_network(plan.targets, plan.options, plan.policy, catalog,
-                               endpoints.append)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    raise typer.Exit(outcome.exit_code)
+    options = NetworkOptions.from_command_line(
+        targets=list(targets or []), targets_file=targets_file, policy=policy,
+        ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, gentle=gentle,
+        deadline=deadline, concurrency=concurrency, timeout=timeout, calling_ae=calling_ae,
+        called_ae=called_ae)
+    run_scan("network", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress)
 
 
 class S3Provider(enum.Enum):
@@ -641,7 +622,7 @@ def assess_command(
     SHA256SUMS into the [report] output_dir.
     Example: hipaa-audit assess --config assessment.toml
     """
-    from hipaa_audit.assess import run_assessment
+    from hipaa_audit.assess import plan_groups, run_assessment
     from hipaa_audit.config import ConfigError, load_config
     from hipaa_audit.engine import WorkerError
     from hipaa_audit.report.build import (
@@ -653,8 +634,10 @@ def assess_command(
     from hipaa_audit.report.render import RenderError
     from hipaa_audit.report.sign import SigningError
 
+    masker = Masker(installation_key(), reveal=reveal_phi)
     try:
         cfg = load_config(Path(config))
+        groups = plan_groups(cfg, masker)
         check_report_folder(cfg.data.report.output_dir)
     except (ConfigError, outfiles.OutputError) as exc:
         raise fail(str(exc)) from None
@@ -672,7 +655,6 @@ def assess_command(
     with open_store(store_path or (str(cfg.data.store.path) if cfg.data.store.path else None)
                     ) as store:
         catalog = load_catalog()
-        masker = Masker(installation_key(), reveal=reveal_phi)
         threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
         if baseline_run is not None and not fail_on_new:
             raise fail("--baseline-run goes with --fail-on-new")
@@ -684,7 +666,7 @@ def assess_command(
             try:
                 done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
                                       on_asset=advance, fail_on_new=fail_on_new,
-                                      baseline=baseline)
+                                      baseline=baseline, groups=groups)
             except WorkerError as exc:  # the run stays stored as interrupted
                 raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
         out = rep.output_dir

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.network.options import NetworkOptions
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 from hipaa_audit.validation import problems
 
@@ -106,27 +107,8 @@ class ArchiveSection(ArchiveOptions, _Scanner):
     """``[[archive]]``: folders and files to scan for PHI (the options of ``scan archive``)."""
 
 
-class NetworkSection(_Scanner):
+class NetworkSection(NetworkOptions, _Scanner):
     """``[[network]]``: endpoints to probe, and how (the options of ``scan network``)."""
-
-    targets: list[str] = Field(default_factory=list)
-    targets_file: Path | None = None
-    policy: str = "nist-800-52r2"
-    ca_bundle: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    gentle: bool = False
-    deadline: float = Field(default=90.0, ge=5, le=3600)
-    concurrency: int = Field(default=8, ge=1, le=64)
-    timeout: float = Field(default=5.0, ge=1, le=60)
-    calling_ae: str = "HIPAA-AUDIT"
-    called_ae: str = "ANY-SCP"
-
-    @model_validator(mode="after")
-    def _some_targets(self) -> NetworkSection:
-        if not self.targets and self.targets_file is None:
-            raise ValueError("give targets or targets_file")
-        return self
 
 
 class S3Section(_Scanner):
@@ -350,8 +332,9 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             d.model_copy(update={"file": rel(d.file)}) for d in v.document]})
             for v in data.vendor],
         "network": [n.model_copy(update={
-            k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
-                                            "client_key") if getattr(n, k) is not None})
+            k: str(rel(Path(getattr(n, k)))) for k in ("targets_file", "ca_bundle",
+                                                       "client_cert", "client_key")
+            if getattr(n, k) is not None})
             for n in data.network],
     }
     if data.permissions is not None:
@@ -380,7 +363,6 @@ def load_config(path: Path) -> LoadedConfig:
     if dup:
         raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
     data = _resolve(path.resolve().parent, data)
-    _check_network(path, data)
     treatment, treatment_digest = None, None
     if data.assessment.treatment is not None:
         try:
@@ -404,17 +386,6 @@ def load_config(path: Path) -> LoadedConfig:
                         digest=hashlib.sha256(raw).hexdigest(), data=data,
                         treatment=treatment, treatment_digest=treatment_digest,
                         attestations=attestations)
-
-
-def _check_network(path: Path, data: Assessment) -> None:
-    """Parse every network target, policy and certificate file now, not mid-assessment."""
-    from hipaa_audit.network.setup import NetworkSetupError, plan_for_section
-
-    for i, section in enumerate(data.network, 1):
-        try:
-            plan_for_section(section)
-        except NetworkSetupError as exc:
-            raise ConfigError(f"{path}: network[{i}]: {exc}") from None
 
 
 def group_names(data: Assessment) -> list[str | None]:
