@@ -21,7 +21,6 @@ from hipaa_audit.config import (
     LoadedConfig,
     LogsSection,
     PermissionsSection,
-    S3Section,
 )
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.redaction import Masker
@@ -111,8 +110,6 @@ class Assessed:
 
 def _targets(scanner: str, section: Any) -> tuple[str, ...]:
     """The targets of one scanner section, as its findings name their assets."""
-    if scanner == "s3":
-        return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
     if scanner == "logs":
         return tuple(section.paths)
     return tuple(section.sources)
@@ -176,7 +173,7 @@ def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
 
 
 #: Scanners driven through the contract (the others still through their own functions).
-_CONTRACT = ("archive", "network")
+_CONTRACT = ("archive", "network", "s3")
 
 
 def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
@@ -188,22 +185,6 @@ def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[
         for section in record.get("archive", []):
             section["paths"] = [mask_path(str(p), masker) for p in section.get("paths", [])]
     return record
-
-
-def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: Masker,
-                run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.s3.client import Connection, S3SetupError
-    from hipaa_audit.s3.run import options_for_section, scan_s3
-
-    opts = options_for_section(section)
-    try:
-        conn = Connection(opts.access)
-    except S3SetupError as exc:
-        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    buckets = run.evidence.setdefault("buckets", [])
-    yield from scan_s3(opts, catalog, masker, conn=conn,
-                       on_bucket=lambda b: buckets.append({**b, "group": info.name}))
 
 
 def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, masker: Masker,
@@ -349,10 +330,6 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
                 results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
             else:
                 results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup))
-        elif info.scanner == "s3":
-            group.options = {"endpoint": section.endpoint_url or "aws",
-                             "sample_objects": section.sample_objects, "seed": section.seed}
-            results = _s3_results(section, info, catalog, masker, run)
         elif info.scanner == "logs":
             group.options = {"log_format": section.format, "sigma": len(section.sigma)}
             results = _logs_results(section, info, catalog, masker, run)

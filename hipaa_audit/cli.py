@@ -338,36 +338,16 @@ def scan_s3_command(
 
     Example: hipaa-audit scan s3 imaging-archive --profile audit --sample-objects 100
     """
-    from hipaa_audit.s3.client import Access, Connection, S3SetupError
-    from hipaa_audit.s3.rules import Scope
-    from hipaa_audit.s3.run import S3Options, scan_s3
+    from hipaa_audit.s3.options import S3ScanOptions
 
-    for account in trusted_account or []:
-        if not (account.isdigit() and len(account) == 12):
-            raise fail(f"--trusted-account {account}: an AWS account id is 12 digits")
-    access = Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn,
-                    provider=provider.value, ca_bundle=ca_bundle, pool=concurrency + 4)
-    opts = S3Options(access, tuple(buckets or ()), sample_objects, seed, concurrency,
-                     Scope(frozenset(trusted_account or ()), frozenset(retention_bucket or ()),
-                           frozenset(phi_bucket or ())))
-    try:
-        conn = Connection(access)
-    except S3SetupError as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key(), reveal=reveal_phi)
-    run = new_run("scan s3", [f"s3://{b}" for b in opts.buckets] or ["s3://*"],
-                  reveal_phi=reveal_phi, options=opts.describe())
-    summaries: list[dict[str, object]] = []
-    run.evidence["buckets"] = summaries
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    with open_output(output) as stream, \
-            progress_display(show, "scan s3", None, unit="objects") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_s3(opts, catalog, masker, on_bucket=summaries.append, conn=conn)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    raise typer.Exit(outcome.exit_code)
+    options = S3ScanOptions.from_command_line(
+        buckets=list(buckets or ()), endpoint_url=endpoint_url, profile=profile, region=region,
+        role_arn=role_arn, provider=provider.value, ca_bundle=ca_bundle,
+        sample_objects=sample_objects, seed=seed, concurrency=concurrency,
+        trusted_accounts=list(trusted_account or ()),
+        retention_buckets=list(retention_bucket or ()), phi_buckets=list(phi_bucket or ()))
+    run_scan("s3", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress,
+             reveal_phi=reveal_phi)
 
 
 @scan_app.command("permissions")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hipaa_audit.archive.options import ArchiveOptions
 from hipaa_audit.network.options import NetworkOptions
+from hipaa_audit.s3.options import S3ScanOptions
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 from hipaa_audit.validation import problems
 
@@ -111,29 +112,8 @@ class NetworkSection(NetworkOptions, _Scanner):
     """``[[network]]``: endpoints to probe, and how (the options of ``scan network``)."""
 
 
-class S3Section(_Scanner):
+class S3Section(S3ScanOptions, _Scanner):
     """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list), and how."""
-
-    buckets: list[str] = Field(default_factory=list)
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    role_arn: str | None = None
-    provider: Literal["auto", "aws", "compatible"] = "auto"
-    ca_bundle: Path | None = None
-    sample_objects: int = Field(default=50, ge=0, le=1_000_000)
-    seed: int = 0
-    concurrency: int = Field(default=16, ge=1, le=128)
-    trusted_accounts: list[str] = Field(default_factory=list)
-    retention_buckets: list[str] = Field(default_factory=list)
-    phi_buckets: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _accounts(self) -> S3Section:
-        bad = [a for a in self.trusted_accounts if not (a.isdigit() and len(a) == 12)]
-        if bad:
-            raise ValueError(f"trusted_accounts: not 12-digit AWS account ids: {', '.join(bad)}")
-        return self
 
 
 class LogsSection(_Scanner):
@@ -326,8 +306,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "cloudtrail_keys": [rel(p) for p in s.cloudtrail_keys],
             **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers", "patients")
                if getattr(s, k) is not None}}) for s in data.logs],
-        "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
-               for b in data.s3],
+        "s3": [b.model_copy(update={"ca_bundle": str(rel(Path(b.ca_bundle)))})
+               if b.ca_bundle else b for b in data.s3],
         "vendor": [v.model_copy(update={"document": [
             d.model_copy(update={"file": rel(d.file)}) for d in v.document]})
             for v in data.vendor],
