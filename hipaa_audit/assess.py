@@ -2,8 +2,10 @@
 
 Each scanner section of ``assessment.toml`` is an asset group. Its findings stream into the
 history store as they come (memory stays flat); coverage, counts and timings are kept per group.
-A configured target that cannot be examined (a missing path, a scanner this version does not
-have) becomes an ``unverifiable`` finding: nothing configured is skipped silently.
+Every group runs through the scanner contract (:mod:`hipaa_audit.scanner`): planned once before
+anything is scanned (:func:`plan_groups`), then scanned. A configured target that cannot be
+examined (a missing path, credentials that do not work) becomes an ``unverifiable`` finding:
+nothing configured is skipped silently.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from hipaa_audit.catalog import Catalog
 from hipaa_audit.config import (
     ConfigError,
     LoadedConfig,
-    LogsSection,
-    PermissionsSection,
 )
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
 from hipaa_audit.scanner import (
     AnyScanner,
+    AssessmentFacts,
     ScanContext,
     ScannerSetupError,
     Setup,
@@ -46,8 +47,6 @@ from hipaa_audit.treatment import (
     run_day,
 )
 
-#: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS: tuple[str, ...] = ()
 #: Finding categories that show PHI is stored in an asset (marks it for the permission scan).
 PHI_CATEGORIES = ("residual-identifier", "burned-in-phi", "unencrypted-phi")
 
@@ -108,13 +107,6 @@ class Assessed:
     evaluation: Evaluation | None = None
 
 
-def _targets(scanner: str, section: Any) -> tuple[str, ...]:
-    """The targets of one scanner section, as its findings name their assets."""
-    if scanner == "logs":
-        return tuple(section.paths)
-    return tuple(section.sources)
-
-
 @dataclass(slots=True)
 class PlannedGroup:
     """One scanner section of the assessment, planned before anything is scanned.
@@ -126,7 +118,7 @@ class PlannedGroup:
     info: GroupInfo
     section: Any
     setup: Setup
-    scanner: AnyScanner | None = None
+    scanner: AnyScanner
     plan: Any = None
     problem: str | None = None
 
@@ -152,10 +144,6 @@ def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
         for i, s in enumerate(sections, 1):
             name = s.name or (scanner_name if len(sections) == 1 else f"{scanner_name}-{i}")
             setup = Setup(strict=False, reveal_phi=masker.reveal, group=name, masker_=masker)
-            if scanner_name not in _CONTRACT:
-                out.append(PlannedGroup(GroupInfo(name, scanner_name, s.criticality,
-                                                  _targets(scanner_name, s)), s, setup))
-                continue
             scanner = scanner_for(scanner_name)
             plan, problem = None, None
             try:
@@ -172,10 +160,6 @@ def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
     return out
 
 
-#: Scanners driven through the contract (the others still through their own functions).
-_CONTRACT = ("archive", "network", "s3")
-
-
 def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
     """The configuration as stored, its archive paths masked when ``mask_paths``."""
     record = cfg.as_record()
@@ -185,32 +169,6 @@ def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[
         for section in record.get("archive", []):
             section["paths"] = [mask_path(str(p), masker) for p in section.get("paths", [])]
     return record
-
-
-def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, masker: Masker,
-                  run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.logs.run import LogSetupError, analyze_logs
-    from hipaa_audit.logs.setup import log_options
-
-    try:
-        opts = log_options(section.paths, masker, fmt=section.format, mapping=section.mapping,
-                           mapping_source=f"logs group {info.name}", sigma=section.sigma,
-                           timezone=section.timezone, detectors=section.detectors,
-                           roster=section.roster, vip=section.vip, coworkers=section.coworkers,
-                           patients=section.patients,
-                           chain_key_env=section.chain_key_env, anchors=section.anchors,
-                           cloudtrail_keys=section.cloudtrail_keys,
-                           scheduler=section.scheduler)
-    except LogSetupError as exc:
-        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    summaries = run.evidence.setdefault("logs", [])
-    try:
-        yield from analyze_logs(opts, catalog, masker,
-                                on_summary=lambda s: summaries.append({**s, "group": info.name}))
-    except ClusterError as exc:
-        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
 
 
 def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
@@ -240,52 +198,12 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
     return tuple(sorted(found))
 
 
-def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: Catalog,
-                         masker: Masker, run: RunInfo, store: Store, seq: int,
-                         cfg: LoadedConfig) -> Iterator[AssetResult]:
-    from hipaa_audit.permissions.run import (
-        PermissionSetupError,
-        PermOptions,
-        load_baseline_or_fail,
-        scan_permissions,
-    )
-    from hipaa_audit.s3.client import Access
-
-    try:
-        baseline = load_baseline_or_fail(section.baseline)
-        from hipaa_audit.permissions.exports import PacsMapping, RosterMapping
-
-        pacs = PacsMapping.from_toml(section.pacs_mapping) if section.pacs_mapping else None
-        roster = RosterMapping.from_toml(section.roster_mapping) if section.roster_mapping \
-            else None
-    except (PermissionSetupError, ValueError) as exc:
-        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    previous, label = None, None
-    sources = [str(s) for s in section.sources]
+def _previous_evidence(store: Store, key: str) -> Iterator[tuple[str, Any]]:
+    """The run evidence ``key`` of the finished runs, newest first, each with its run's label."""
     for old in reversed(store.complete_runs()):
-        evidence = old.meta.get("run", {}).get("evidence", {}).get("permissions")
-        # the last run that read the same sources: another set would show as a change
-        if isinstance(evidence, dict) and isinstance(evidence.get("snapshot"), dict) \
-                and evidence.get("config_sources", sources) == sources:
-            previous, label = evidence["snapshot"], f"run {old.id}"
-            break
-    watch = tuple(p for v in cfg.data.vendor for p in v.principals)
-    opts = PermOptions(
-        baseline, tuple(section.sources),
-        Access(profile=section.profile, region=section.region, endpoint_url=section.endpoint_url,
-               role_arn=section.role_arn),
-        buckets=tuple(section.buckets), previous=previous, previous_label=label,
-        phi=(*section.phi, *_phi_found(store, seq, cfg, masker)), watch=watch, pacs_mapping=pacs,
-        roster_mapping=roster, fs_depth=section.fs_depth, strict=False)
-
-    def keep(summary: dict[str, Any]) -> None:
-        run.evidence["permissions"] = {**summary, "group": info.name, "config_sources": sources}
-
-    try:
-        yield from scan_permissions(opts, catalog, masker, on_summary=keep)
-    except PermissionSetupError as exc:
-        yield from unverified(catalog, info.targets, f"Not examined: {exc}.")
+        evidence = old.meta.get("run", {}).get("evidence", {}).get(key)
+        if evidence is not None:
+            yield f"run {old.id}", evidence
 
 
 def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
@@ -320,22 +238,19 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     seq = store.open_run(run.id, run.command, run.started_at, __version__, cfg.digest)
     done: list[GroupRun] = []
     total = Outcome(run)
+    facts = AssessmentFacts(
+        previous_evidence=lambda key: _previous_evidence(store, key),
+        phi_found=lambda: _phi_found(store, seq, cfg, masker),
+        watch=tuple(p for v in cfg.data.vendor for p in v.principals))
     for p in planned:
         info, section = p.info, p.section
         group = GroupRun(info)
         started = time.monotonic()
-        if p.scanner is not None:
-            group.options = dict(p.scanner.summary(section))
-            if p.plan is None:
-                results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
-            else:
-                results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup))
-        elif info.scanner == "logs":
-            group.options = {"log_format": section.format, "sigma": len(section.sigma)}
-            results = _logs_results(section, info, catalog, masker, run)
+        group.options = dict(p.scanner.summary(section))
+        if p.plan is None:
+            results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
         else:
-            group.options = {"baseline": str(section.baseline), "sources": len(section.sources)}
-            results = _permissions_results(section, info, catalog, masker, run, store, seq, cfg)
+            results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup, facts))
         outcome = consume(results, _StoreSink(store, seq, info.name), run, None,
                           on_asset=on_asset)
         group.seconds = time.monotonic() - started

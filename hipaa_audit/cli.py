@@ -394,68 +394,35 @@ def scan_permissions_command(
 
     Example: hipaa-audit scan permissions aws fs:/srv/pacs roster:staff.csv --baseline access.toml
     """
-    from hipaa_audit.permissions.graph import AccessGraph
-    from hipaa_audit.permissions.run import (
-        PermissionSetupError,
-        PermOptions,
-        load_baseline_or_fail,
-        load_mapping,
-        parse_source,
-        previous_snapshot,
-        scan_permissions,
-    )
-    from hipaa_audit.s3.client import Access
+    from hipaa_audit.permissions.options import PermissionsOptions
 
     try:
-        for source in sources:
-            parse_source(source)
         for graph_file in (graphml, graph_json):
             if graph_file:
                 outfiles.check_output(graph_file)
-        base = load_baseline_or_fail(Path(baseline))
-        prev, label = (previous_snapshot(previous, Path(store_path) if store_path else None)
-                       if previous else (None, None))
-        opts = PermOptions(
-            base, tuple(sources),
-            Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn),
-            buckets=tuple(bucket or ()), previous=prev, previous_label=label,
-            phi=tuple(phi or ()),
-            pacs_mapping=load_mapping(Path(pacs_mapping), "pacs") if pacs_mapping else None,
-            roster_mapping=load_mapping(Path(roster_mapping), "roster") if roster_mapping
-            else None)
-    except (PermissionSetupError, outfiles.OutputError) as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key())
-    run = new_run("scan permissions", list(sources), reveal_phi=False, options=opts.describe())
-    graphs: list[AccessGraph] = []
-
-    def keep(summary: dict[str, object]) -> None:
-        run.evidence["permissions"] = summary
-
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    try:
-        with open_output(output) as stream, \
-                progress_display(show, "scan permissions", None, unit="resources") as advance:
-            renderer = make_renderer(fmt, stream, catalog, __version__)
-            results = scan_permissions(opts, catalog, masker, on_summary=keep,
-                                       on_graph=graphs.append)
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    except PermissionSetupError as exc:
-        raise fail(str(exc)) from None
-    try:
-        for graph in graphs:
-            if graphml:
-                graph.write_graphml(Path(graphml))
-            if graph_json:
-                graph.write_json(Path(graph_json))
     except outfiles.OutputError as exc:
         raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
-                   f"({exc.filename})") from None
-    raise typer.Exit(outcome.exit_code)
+    options = PermissionsOptions.from_command_line(
+        baseline=Path(baseline), sources=list(sources), endpoint_url=endpoint_url,
+        profile=profile, region=region, role_arn=role_arn, buckets=list(bucket or ()),
+        phi=list(phi or ()), previous=previous, store=store_path,
+        pacs_mapping_file=pacs_mapping, roster_mapping_file=roster_mapping)
+
+    def write_graphs(plan: Any) -> None:
+        try:
+            for graph in plan.graphs:
+                if graphml:
+                    graph.write_graphml(Path(graphml))
+                if graph_json:
+                    graph.write_json(Path(graph_json))
+        except outfiles.OutputError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
+                       f"({exc.filename})") from None
+
+    run_scan("permissions", options, fmt=fmt, output=output, fail_on=fail_on,
+             progress=progress, after=write_graphs if graphml or graph_json else None)
 
 
 class LogFormat(enum.Enum):
@@ -518,40 +485,17 @@ def analyze_logs_command(
 
     Example: hipaa-audit analyze logs /var/log/pacs/audit/*.xml --timezone America/New_York
     """
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.logs.run import LogSetupError, analyze_logs
-    from hipaa_audit.logs.setup import load_mapping_file, load_settings_file, log_options
+    from hipaa_audit.logs.options import LogsOptions
 
-    masker = Masker(installation_key())
-    try:
-        opts = log_options(
-            files, masker, fmt=log_format.value,
-            mapping=load_mapping_file(Path(mapping)) if mapping else None,
-            mapping_source=mapping or "mapping", sigma=[Path(p) for p in sigma or []],
-            timezone=timezone,
-            detectors=load_settings_file(Path(settings)) if settings else None,
-            roster=Path(roster) if roster else None, vip=Path(vip) if vip else None,
-            coworkers=Path(coworkers) if coworkers else None,
-            patients=Path(patients) if patients else None, chain_key_env=chain_key_env,
-            anchors=[Path(p) for p in anchor or []],
-            cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache,
-            scheduler=scheduler)
-    except LogSetupError as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    run = new_run("analyze logs", list(files), reveal_phi=False, options=opts.describe())
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    with open_output(output) as stream, \
-            progress_display(show, "analyze logs", None, unit="events") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = analyze_logs(opts, catalog, masker,
-                               on_summary=run.evidence.setdefault("logs", []).append)
-        try:
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-        except ClusterError as exc:
-            raise fail(str(exc)) from None
-    raise typer.Exit(outcome.exit_code)
+    options = LogsOptions.from_command_line(
+        paths=list(files), format=log_format.value, sigma=[Path(p) for p in sigma or []],
+        timezone=timezone, roster=Path(roster) if roster else None,
+        vip=Path(vip) if vip else None, coworkers=Path(coworkers) if coworkers else None,
+        patients=Path(patients) if patients else None, chain_key_env=chain_key_env,
+        anchors=[Path(p) for p in anchor or []],
+        cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], scheduler=scheduler,
+        mapping_file=mapping, settings_file=settings, cache=not no_cache)
+    run_scan("logs", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress)
 
 
 StoreOpt = Annotated[

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.logs.options import LogsOptions
 from hipaa_audit.network.options import NetworkOptions
+from hipaa_audit.permissions.options import PermissionsOptions
 from hipaa_audit.s3.options import S3ScanOptions
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 from hipaa_audit.validation import problems
@@ -116,53 +118,12 @@ class S3Section(S3ScanOptions, _Scanner):
     """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list), and how."""
 
 
-class LogsSection(_Scanner):
+class LogsSection(LogsOptions, _Scanner):
     """``[[logs]]``: audit logs to analyse (the options of ``analyze logs``)."""
 
-    paths: list[str] = Field(min_length=1)
-    format: Literal["auto", "atna", "fhir", "cloudtrail", "csv", "jsonl"] = "auto"
-    mapping: dict[str, Any] = Field(default_factory=dict)
-    sigma: list[Path] = Field(default_factory=list)
-    timezone: str | None = None
-    detectors: dict[str, Any] = Field(default_factory=dict)
-    roster: Path | None = None
-    vip: Path | None = None
-    coworkers: Path | None = None
-    patients: Path | None = None
-    chain_key_env: str | None = None
-    anchors: list[Path] = Field(default_factory=list)
-    cloudtrail_keys: list[Path] = Field(default_factory=list)
-    #: a Dask ``distributed`` scheduler that parses the files (``tcp://host:8786``)
-    scheduler: str | None = None
 
-
-class PermissionsSection(_Scanner):
+class PermissionsSection(PermissionsOptions, _Scanner):
     """``[permissions]``: the access baseline and the sources to compare with it."""
-
-    baseline: Path
-    #: ``aws``, ``fs:PATH``, ``pacs:FILE.csv`` (``pacs:NAME=FILE.csv``), ``roster:FILE.csv``
-    sources: list[str] = Field(min_length=1)
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    role_arn: str | None = None
-    buckets: list[str] = Field(default_factory=list)
-    #: Resources (patterns) known to hold PHI, besides the baseline's ``[phi]``.
-    phi: list[str] = Field(default_factory=list)
-    pacs_mapping: dict[str, Any] = Field(default_factory=dict)
-    roster_mapping: dict[str, Any] = Field(default_factory=dict)
-    fs_depth: int = Field(default=4, ge=1, le=32)
-
-    @model_validator(mode="after")
-    def _sources(self) -> PermissionsSection:
-        from hipaa_audit.permissions.run import PermissionSetupError, parse_source
-
-        for source in self.sources:
-            try:
-                parse_source(source)
-            except PermissionSetupError as exc:
-                raise ValueError(str(exc)) from None
-        return self
 
 
 class VendorDocument(_Section):
