@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.options import LogsOptions
 from hipaa_audit.network.options import NetworkOptions
 from hipaa_audit.permissions.options import PermissionsOptions
@@ -27,7 +28,7 @@ Criticality = Literal["low", "moderate", "high"]
 MAX_TOML_DEPTH = 32
 
 
-class ConfigError(Exception):
+class ConfigError(HipaaAuditError):
     """The assessment file is missing, not TOML, or holds an unknown key or a bad value."""
 
 

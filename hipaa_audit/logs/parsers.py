@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import numpy as np
 import pandas as pd
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.schema import (
     ACTIONS,
     DETAIL_ROOTS,
@@ -90,11 +91,11 @@ _OUT_OF_RANGE = "number out of range"
 _READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
-class LogFormatError(Exception):
+class LogFormatError(HipaaAuditError):
     """A log file that cannot be read at all, or whose format cannot be told (names the file)."""
 
 
-class _Bad(Exception):
+class _Bad(HipaaAuditError):
     """A record that cannot be turned into an event; ``args[0]`` is the short reason."""
 
     @property
