@@ -14,7 +14,8 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hipaa_audit import __version__
 from hipaa_audit.catalog import Catalog
@@ -46,6 +47,9 @@ from hipaa_audit.treatment import (
     row_view,
     run_day,
 )
+
+if TYPE_CHECKING:
+    from hipaa_audit.report.build import Signing, Written
 
 #: Finding categories that show PHI is stored in an asset (marks it for the permission scan).
 PHI_CATEGORIES = ("residual-identifier", "burned-in-phi", "unencrypted-phi")
@@ -302,6 +306,39 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
                                "new_at_or_above": new_at}
     store.close_run(seq, run.finished_at, meta)
     return Assessed(store.resolve(run.id), register, code, ev)
+
+
+def write_assessment_files(store: Store, done: Assessed, catalog: Catalog, cfg: LoadedConfig,
+                           signing: Signing | None) -> tuple[Written, Path]:
+    """Write every file of an assessment into ``[report] output_dir``; return them and SHA256SUMS.
+
+    The PDFs (signed when ``signing``), the findings as JSON and CSV, SARIF, JUnit, OCSF and the
+    OSCAL documents. Raises what the renderers and writers raise (``RenderError``,
+    ``SigningError``, ``OutputError``, ``OSError``); the run stays stored either way.
+    """
+    from hipaa_audit.report.build import write_checksums, write_reports
+
+    rep = cfg.data.report
+    out = rep.output_dir
+    written = write_reports(
+        store, done.run, catalog,
+        {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
+        findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
+    sarif = out / "findings.sarif"
+    if done.evaluation is not None:
+        from hipaa_audit.output.exports import export_junit, export_ocsf
+        from hipaa_audit.output.oscal import export_oscal
+        from hipaa_audit.output.sarifrun import export_sarif
+
+        export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
+        export_junit(done.run, done.register, out / "junit.xml")
+        export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
+        oscal = [out / "oscal-assessment-results.json", out / "oscal-poam.json"]
+        export_oscal(store, done.run, catalog, done.register, done.evaluation,
+                     cfg.treatment, *oscal)
+        written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl", *oscal]
+    sums = write_checksums(out, [*written.findings, *written.pdfs.values(), *written.html])
+    return written, sums
 
 
 def _treatment_summary(register: list[RegisterRow], ev: Evaluation) -> dict[str, int]:

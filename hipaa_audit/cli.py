@@ -546,21 +546,16 @@ def assess_command(
     SHA256SUMS into the [report] output_dir.
     Example: hipaa-audit assess --config assessment.toml
     """
-    from hipaa_audit.assess import plan_groups, run_assessment
+    from hipaa_audit.assess import plan_groups, run_assessment, write_assessment_files
     from hipaa_audit.config import ConfigError, load_config
     from hipaa_audit.engine import WorkerError
-    from hipaa_audit.report.build import (
-        Signing,
-        check_report_folder,
-        write_checksums,
-        write_reports,
-    )
+    from hipaa_audit.report.build import Signing, check_report_folder
     from hipaa_audit.report.render import RenderError
     from hipaa_audit.report.sign import SigningError
 
-    masker = Masker(installation_key(), reveal=reveal_phi)
     try:
         cfg = load_config(Path(config))
+        masker = Masker(installation_key(), reveal=reveal_phi)
         groups = plan_groups(cfg, masker)
         check_report_folder(cfg.data.report.output_dir)
     except (ConfigError, outfiles.OutputError) as exc:
@@ -593,28 +588,8 @@ def assess_command(
                                       baseline=baseline, groups=groups)
             except WorkerError as exc:  # the run stays stored as interrupted
                 raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
-        out = rep.output_dir
         try:
-            written = write_reports(
-                store, done.run, catalog,
-                {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
-                findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
-            sarif = out / "findings.sarif"
-            if done.evaluation is not None:
-                from hipaa_audit.output.exports import export_junit, export_ocsf
-                from hipaa_audit.output.oscal import export_oscal
-                from hipaa_audit.output.sarifrun import export_sarif
-
-                export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
-                export_junit(done.run, done.register, out / "junit.xml")
-                export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
-                oscal = [out / "oscal-assessment-results.json", out / "oscal-poam.json"]
-                export_oscal(store, done.run, catalog, done.register, done.evaluation,
-                             cfg.treatment, *oscal)
-                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl",
-                                     *oscal]
-            sums = write_checksums(out, [*written.findings, *written.pdfs.values(),
-                                         *written.html])
+            written, sums = write_assessment_files(store, done, catalog, cfg, signing)
         except (RenderError, SigningError, OSError, outfiles.OutputError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None
