@@ -2,6 +2,11 @@
 
 Unknown keys and bad values raise :class:`ConfigError` naming the file and the key
 (``archive[1].paths``). Relative paths are resolved against the folder of the config file.
+
+Each scanner section is its scanner's options model (``<scanner>/options.py``) plus ``name`` and
+``criticality``; this module imports those models and no other scanner code. What needs parsing
+or files (network targets, policies, certificates, baselines) is checked by the scanner's plan
+step, once per section, when the assessment is planned (``assess.plan_groups``).
 """
 
 from __future__ import annotations
