@@ -2,8 +2,10 @@
 
 Each scanner section of ``assessment.toml`` is an asset group. Its findings stream into the
 history store as they come (memory stays flat); coverage, counts and timings are kept per group.
-A configured target that cannot be examined (a missing path, a scanner this version does not
-have) becomes an ``unverifiable`` finding: nothing configured is skipped silently.
+Every group runs through the scanner contract (:mod:`hipaa_audit.scanner`): planned once before
+anything is scanned (:func:`plan_groups`), then scanned. A configured target that cannot be
+examined (a missing path, credentials that do not work) becomes an ``unverifiable`` finding:
+nothing configured is skipped silently.
 """
 
 from __future__ import annotations
@@ -11,17 +13,29 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hipaa_audit import __version__
-from hipaa_audit.archive.containers import Limits
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import LoadedConfig, LogsSection, PermissionsSection, S3Section
-from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity, Status
-from hipaa_audit.network.setup import NetworkPlan, plan_for_section
+from hipaa_audit.config import (
+    ConfigError,
+    LoadedConfig,
+)
+from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
+from hipaa_audit.scanner import (
+    AnyScanner,
+    AssessmentFacts,
+    ScanContext,
+    ScannerSetupError,
+    Setup,
+    scanner_for,
+    scanner_names,
+    unverified,
+)
 from hipaa_audit.scanrun import Outcome, consume, exit_code, new_run, utc_now
 from hipaa_audit.store import Store, StoredRun
 from hipaa_audit.treatment import (
@@ -34,9 +48,9 @@ from hipaa_audit.treatment import (
     run_day,
 )
 
-NOT_CHECKED = "assessment-target-not-checked"
-#: Scanners the assessment file may name that this version cannot run yet.
-PENDING_SCANNERS: tuple[str, ...] = ()
+if TYPE_CHECKING:
+    from hipaa_audit.report.build import Signing, Written
+
 #: Finding categories that show PHI is stored in an asset (marks it for the permission scan).
 PHI_CATEGORIES = ("residual-identifier", "burned-in-phi", "unencrypted-phi")
 
@@ -97,74 +111,57 @@ class Assessed:
     evaluation: Evaluation | None = None
 
 
-def _not_checked(catalog: Catalog, targets: Iterable[str], why: str) -> Iterator[AssetResult]:
-    check = catalog[NOT_CHECKED]
-    for target in targets:
-        result = AssetResult(target)
-        result.findings.append(check.finding(target, why, status=Status.ERROR))
-        result.coverage.record(NOT_CHECKED, "error")
-        yield result
+@dataclass(slots=True)
+class PlannedGroup:
+    """One scanner section of the assessment, planned before anything is scanned.
+
+    ``info`` is the asset group as stored and reported; ``plan`` is None when the plan step
+    failed with ``problem`` (the group's targets are then reported as unverifiable).
+    """
+
+    info: GroupInfo
+    section: Any
+    setup: Setup
+    scanner: AnyScanner
+    plan: Any = None
+    problem: str | None = None
 
 
-def _targets(scanner: str, section: Any) -> tuple[str, ...]:
-    """The targets of one scanner section, as its findings name their assets."""
-    if scanner == "archive":
-        return tuple(str(p) for p in section.paths)
-    if scanner == "network":  # the section's plan (see _sections)
-        return tuple(t.url for t in section.targets)
-    if scanner == "s3":
-        return tuple(f"s3://{b}" for b in section.buckets) or ("s3://*",)
-    if scanner == "logs":
-        return tuple(section.paths)
-    return tuple(section.sources)
+def _section_list(cfg: LoadedConfig, scanner: str) -> list[Any]:
+    """The sections of ``scanner`` in the assessment file (``[permissions]`` is a single one)."""
+    value = getattr(cfg.data, scanner, None)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
-def _sections(cfg: LoadedConfig) -> list[tuple[GroupInfo, Any]]:
-    """Every scanner section of the assessment with its asset group, in the order they run."""
-    data = cfg.data
-    by_scanner: list[tuple[str, list[Any]]] = [
-        ("archive", list(data.archive)), ("network", list(data.network)), ("s3", list(data.s3)),
-        ("logs", list(data.logs)),
-        ("permissions", [data.permissions] if data.permissions is not None else []),
-    ]
-    out: list[tuple[GroupInfo, Any]] = []
-    for scanner, sections in by_scanner:
+def plan_groups(cfg: LoadedConfig, masker: Masker) -> list[PlannedGroup]:
+    """Plan every scanner section of the assessment, in the order they run, each once.
+
+    A section whose scanner refuses it outright (:attr:`Scanner.setup_stops_assessment`) raises
+    :class:`ConfigError` naming the file and the section; another plan error makes the group's
+    targets unverifiable when it runs.
+    """
+    out: list[PlannedGroup] = []
+    for scanner_name in scanner_names():
+        sections = _section_list(cfg, scanner_name)
         for i, s in enumerate(sections, 1):
-            name = s.name or (scanner if len(sections) == 1 else f"{scanner}-{i}")
-            # a network section runs as its plan: targets parsed, files loaded, once
-            work = plan_for_section(s) if scanner == "network" else s
-            out.append((GroupInfo(name, scanner, s.criticality, _targets(scanner, work)), work))
+            name = s.name or (scanner_name if len(sections) == 1 else f"{scanner_name}-{i}")
+            setup = Setup(strict=False, reveal_phi=masker.reveal, group=name, masker_=masker)
+            scanner = scanner_for(scanner_name)
+            plan, problem = None, None
+            try:
+                plan = scanner.plan(s, setup)
+            except ScannerSetupError as exc:
+                if scanner.setup_stops_assessment:
+                    where = f"{scanner_name}[{i}]" if isinstance(
+                        getattr(cfg.data, scanner_name), list) else scanner_name
+                    raise ConfigError(f"{cfg.source or cfg.path}: {where}: {exc}") from None
+                problem = str(exc)
+            targets = tuple(scanner.targets(s, plan, setup))
+            out.append(PlannedGroup(GroupInfo(name, scanner_name, s.criticality, targets), s,
+                                    setup, scanner, plan, problem))
     return out
-
-
-def _archive_results(section: Any, info: GroupInfo, masker: Masker, catalog: Catalog,
-                     run: RunInfo, mask_paths: bool = False) -> Iterator[AssetResult]:
-    from hipaa_audit.archive.content import storage_encryption
-    from hipaa_audit.archive.pathnames import mask_path, mask_result
-    from hipaa_audit.archive.run import scan_archive
-
-    def shown(path: str) -> str:
-        return mask_path(path, masker) if mask_paths else path
-
-    present = [t for t in info.targets if os.path.lexists(t)]
-    missing = [t for t in info.targets if t not in present]
-    for result in _not_checked(catalog, missing, "The configured path does not exist."):
-        yield mask_result(result, masker) if mask_paths else result
-    run.evidence.setdefault("storage", []).extend(
-        {**storage_encryption(p), "target": shown(p)} for p in present)
-    if present:
-        yield from scan_archive(present, masker=masker, workers=section.workers,
-                                limits=Limits(max_depth=section.max_depth), ocr=section.ocr,
-                                follow_links=section.follow_symlinks, mask_paths=mask_paths)
-
-
-def _shown_group(info: GroupInfo, masker: Masker, mask_paths: bool) -> GroupInfo:
-    """The group as stored and reported: archive paths masked when ``mask_paths``."""
-    if not mask_paths or info.scanner != "archive":
-        return info
-    from hipaa_audit.archive.pathnames import mask_path
-
-    return replace(info, targets=tuple(mask_path(t, masker) for t in info.targets))
 
 
 def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[str, Any]:
@@ -176,57 +173,6 @@ def _config_record(cfg: LoadedConfig, masker: Masker, mask_paths: bool) -> dict[
         for section in record.get("archive", []):
             section["paths"] = [mask_path(str(p), masker) for p in section.get("paths", [])]
     return record
-
-
-def _network_results(plan: NetworkPlan, info: GroupInfo, catalog: Catalog,
-                     run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.network.run import scan_network
-
-    endpoints = run.evidence.setdefault("endpoints", [])
-    yield from scan_network(plan.targets, plan.options, plan.policy, catalog,
-                            lambda e: endpoints.append({**e, "group": info.name}))
-
-
-def _s3_results(section: S3Section, info: GroupInfo, catalog: Catalog, masker: Masker,
-                run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.aws.client import Connection, S3SetupError
-    from hipaa_audit.s3.run import options_for_section, scan_s3
-
-    opts = options_for_section(section)
-    try:
-        conn = Connection(opts.access)
-    except S3SetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    buckets = run.evidence.setdefault("buckets", [])
-    yield from scan_s3(opts, catalog, masker, conn=conn,
-                       on_bucket=lambda b: buckets.append({**b, "group": info.name}))
-
-
-def _logs_results(section: LogsSection, info: GroupInfo, catalog: Catalog, masker: Masker,
-                  run: RunInfo) -> Iterator[AssetResult]:
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.logs.run import LogSetupError, analyze_logs
-    from hipaa_audit.logs.setup import log_options
-
-    try:
-        opts = log_options(section.paths, masker, fmt=section.format, mapping=section.mapping,
-                           mapping_source=f"logs group {info.name}", sigma=section.sigma,
-                           timezone=section.timezone, detectors=section.detectors,
-                           roster=section.roster, vip=section.vip, coworkers=section.coworkers,
-                           patients=section.patients,
-                           chain_key_env=section.chain_key_env, anchors=section.anchors,
-                           cloudtrail_keys=section.cloudtrail_keys,
-                           scheduler=section.scheduler)
-    except LogSetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    summaries = run.evidence.setdefault("logs", [])
-    try:
-        yield from analyze_logs(opts, catalog, masker,
-                                on_summary=lambda s: summaries.append({**s, "group": info.name}))
-    except ClusterError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
 
 
 def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
@@ -256,52 +202,12 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
     return tuple(sorted(found))
 
 
-def _permissions_results(section: PermissionsSection, info: GroupInfo, catalog: Catalog,
-                         masker: Masker, run: RunInfo, store: Store, seq: int,
-                         cfg: LoadedConfig) -> Iterator[AssetResult]:
-    from hipaa_audit.aws.client import Access
-    from hipaa_audit.permissions.run import (
-        PermissionSetupError,
-        PermOptions,
-        load_baseline_or_fail,
-        scan_permissions,
-    )
-
-    try:
-        baseline = load_baseline_or_fail(section.baseline)
-        from hipaa_audit.permissions.exports import PacsMapping, RosterMapping
-
-        pacs = PacsMapping.from_toml(section.pacs_mapping) if section.pacs_mapping else None
-        roster = RosterMapping.from_toml(section.roster_mapping) if section.roster_mapping \
-            else None
-    except (PermissionSetupError, ValueError) as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
-        return
-    previous, label = None, None
-    sources = [str(s) for s in section.sources]
+def _previous_evidence(store: Store, key: str) -> Iterator[tuple[str, Any]]:
+    """The run evidence ``key`` of the finished runs, newest first, each with its run's label."""
     for old in reversed(store.complete_runs()):
-        evidence = old.meta.get("run", {}).get("evidence", {}).get("permissions")
-        # the last run that read the same sources: another set would show as a change
-        if isinstance(evidence, dict) and isinstance(evidence.get("snapshot"), dict) \
-                and evidence.get("config_sources", sources) == sources:
-            previous, label = evidence["snapshot"], f"run {old.id}"
-            break
-    watch = tuple(p for v in cfg.data.vendor for p in v.principals)
-    opts = PermOptions(
-        baseline, tuple(section.sources),
-        Access(profile=section.profile, region=section.region, endpoint_url=section.endpoint_url,
-               role_arn=section.role_arn),
-        buckets=tuple(section.buckets), previous=previous, previous_label=label,
-        phi=(*section.phi, *_phi_found(store, seq, cfg, masker)), watch=watch, pacs_mapping=pacs,
-        roster_mapping=roster, fs_depth=section.fs_depth, strict=False)
-
-    def keep(summary: dict[str, Any]) -> None:
-        run.evidence["permissions"] = {**summary, "group": info.name, "config_sources": sources}
-
-    try:
-        yield from scan_permissions(opts, catalog, masker, on_summary=keep)
-    except PermissionSetupError as exc:
-        yield from _not_checked(catalog, info.targets, f"Not examined: {exc}.")
+        evidence = old.meta.get("run", {}).get("evidence", {}).get(key)
+        if evidence is not None:
+            yield f"run {old.id}", evidence
 
 
 def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
@@ -316,8 +222,11 @@ def previous_assessment(store: Store, cfg: LoadedConfig) -> StoredRun | None:
 def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Masker, *,
                    fail_on: Severity | None,
                    on_asset: Callable[[AssetResult], None] | None = None,
-                   fail_on_new: bool = False, baseline: StoredRun | None = None) -> Assessed:
+                   fail_on_new: bool = False, baseline: StoredRun | None = None,
+                   groups: list[PlannedGroup] | None = None) -> Assessed:
     """Run every configured scanner into ``store``; return the stored run and its register.
+
+    ``groups``: the sections as :func:`plan_groups` planned them (planned here when None).
 
     Findings that the treatment file accepts or suppresses do not count for ``fail_on``. With
     ``fail_on_new`` only findings absent from ``baseline`` (default: the previous run of the
@@ -325,45 +234,33 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     """
     if fail_on_new and baseline is None:
         baseline = previous_assessment(store, cfg)
-    sections = _sections(cfg)
+    planned = plan_groups(cfg, masker) if groups is None else groups
     mask_paths = cfg.data.report.mask_paths
-    targets = [t for info, _ in sections
-               for t in _shown_group(info, masker, mask_paths).targets]
-    run = new_run("assess", targets, reveal_phi=masker.reveal,
+    run = new_run("assess", [t for p in planned for t in p.info.targets],
+                  reveal_phi=masker.reveal,
                   options={"config": str(cfg.path), "config_sha256": cfg.digest})
     seq = store.open_run(run.id, run.command, run.started_at, __version__, cfg.digest)
-    groups: list[GroupRun] = []
+    done: list[GroupRun] = []
     total = Outcome(run)
-    for info, section in sections:
-        group = GroupRun(_shown_group(info, masker, mask_paths))
+    facts = AssessmentFacts(
+        previous_evidence=lambda key: _previous_evidence(store, key),
+        phi_found=lambda: _phi_found(store, seq, cfg, masker),
+        watch=tuple(p for v in cfg.data.vendor for p in v.principals))
+    for p in planned:
+        info, section = p.info, p.section
+        group = GroupRun(info)
         started = time.monotonic()
-        if info.scanner == "archive":
-            group.options = {"ocr": section.ocr, "mask_paths": mask_paths}
-            results = _archive_results(section, info, masker, catalog, run, mask_paths)
-        elif info.scanner == "network":
-            group.options = {"policy": section.policy.name,
-                             "gentle": section.options.probe.gentle}
-            results = _network_results(section, info, catalog, run)
-        elif info.scanner == "s3":
-            group.options = {"endpoint": section.endpoint_url or "aws",
-                             "sample_objects": section.sample_objects, "seed": section.seed}
-            results = _s3_results(section, info, catalog, masker, run)
-        elif info.scanner == "logs":
-            group.options = {"log_format": section.format, "sigma": len(section.sigma)}
-            results = _logs_results(section, info, catalog, masker, run)
-        elif info.scanner == "permissions":
-            group.options = {"baseline": str(section.baseline), "sources": len(section.sources)}
-            results = _permissions_results(section, info, catalog, masker, run, store, seq, cfg)
+        group.options = dict(p.scanner.summary(section))
+        if p.plan is None:
+            results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
         else:
-            group.note = f"the {info.scanner} scanner is not part of hipaa-audit {__version__}"
-            results = _not_checked(catalog, info.targets,
-                                   f"Not examined: {group.note}. Assess it by other means.")
+            results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup, facts))
         outcome = consume(results, _StoreSink(store, seq, info.name), run, None,
                           on_asset=on_asset)
         group.seconds = time.monotonic() - started
         group.coverage, group.stats, group.errors = outcome.coverage, outcome.stats, outcome.errors
         group.findings = sum(outcome.failures.values()) + outcome.errors
-        groups.append(group)
+        done.append(group)
         total.coverage.merge(outcome.coverage)
         total.errors += outcome.errors
         for sev, n in outcome.failures.items():
@@ -371,7 +268,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         for k, n in outcome.stats.items():
             total.stats[k] = total.stats.get(k, 0) + n
     run.finished_at = utc_now()
-    register = _score(store, seq, catalog, [g.info for g in groups])
+    register = _score(store, seq, catalog, [g.info for g in done])
     ev = _treat(store, seq, register, cfg.treatment, run_day(run.started_at))
     known = store.finding_ids(baseline.seq) if fail_on_new and baseline is not None else set()
     counted = {fid: sev for fid, sev in ev.open_failures.items() if fid not in known}
@@ -383,7 +280,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         "config": _config_record(cfg, masker, mask_paths),
         "coverage": total.coverage.as_list(),
         "stats": dict(sorted(total.stats.items())),
-        "groups": [g.as_dict() for g in groups],
+        "groups": [g.as_dict() for g in done],
         "exit_code": code,
         "fail_on": fail_on.value if fail_on else "none",
         "summary": {
@@ -409,6 +306,39 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
                                "new_at_or_above": new_at}
     store.close_run(seq, run.finished_at, meta)
     return Assessed(store.resolve(run.id), register, code, ev)
+
+
+def write_assessment_files(store: Store, done: Assessed, catalog: Catalog, cfg: LoadedConfig,
+                           signing: Signing | None) -> tuple[Written, Path]:
+    """Write every file of an assessment into ``[report] output_dir``; return them and SHA256SUMS.
+
+    The PDFs (signed when ``signing``), the findings as JSON and CSV, SARIF, JUnit, OCSF and the
+    OSCAL documents. Raises what the renderers and writers raise (``RenderError``,
+    ``SigningError``, ``OutputError``, ``OSError``); the run stays stored either way.
+    """
+    from hipaa_audit.report.build import write_checksums, write_reports
+
+    rep = cfg.data.report
+    out = rep.output_dir
+    written = write_reports(
+        store, done.run, catalog,
+        {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
+        findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
+    sarif = out / "findings.sarif"
+    if done.evaluation is not None:
+        from hipaa_audit.output.exports import export_junit, export_ocsf
+        from hipaa_audit.output.oscal import export_oscal
+        from hipaa_audit.output.sarifrun import export_sarif
+
+        export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
+        export_junit(done.run, done.register, out / "junit.xml")
+        export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
+        oscal = [out / "oscal-assessment-results.json", out / "oscal-poam.json"]
+        export_oscal(store, done.run, catalog, done.register, done.evaluation,
+                     cfg.treatment, *oscal)
+        written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl", *oscal]
+    sums = write_checksums(out, [*written.findings, *written.pdfs.values(), *written.html])
+    return written, sums
 
 
 def _treatment_summary(register: list[RegisterRow], ev: Evaluation) -> dict[str, int]:

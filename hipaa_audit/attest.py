@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.validation import problems as validation_problems
 
@@ -33,7 +34,7 @@ AttestStatus = Literal["implemented", "partially implemented", "not implemented"
 STARTER = "attestations-starter.toml"
 
 
-class AttestationError(Exception):
+class AttestationError(HipaaAuditError):
     """The attestation file is missing, not TOML, or holds an unknown key or a bad value."""
 
 

@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.hipaa import known_citations
 from hipaa_audit.model import Category, Finding, Location, Severity, Status
 
 NistLevel = Literal["Very Low", "Low", "Moderate", "High", "Very High"]
 
 
-class CatalogError(Exception):
+class CatalogError(HipaaAuditError):
     """The catalog is malformed: a bad field, a duplicate id, an unknown citation."""
 
 

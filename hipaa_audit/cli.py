@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,11 +26,12 @@ from rich.progress import (
 )
 
 from hipaa_audit import __version__, outfiles
-from hipaa_audit.archive.containers import Limits
+from hipaa_audit.archive.options import DEFAULT_MAX_DEPTH
 from hipaa_audit.catalog import CatalogError, load_catalog
 from hipaa_audit.model import AssetResult, parse_severity
 from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.redaction import Masker, installation_key
+from hipaa_audit.scanner import ScanContext, ScannerOptions, ScannerSetupError, Setup, scanner_for
 from hipaa_audit.scanrun import EXIT_INTERNAL, EXIT_USAGE, consume, new_run
 
 if TYPE_CHECKING:
@@ -154,6 +154,44 @@ def progress_display(
         yield advance
 
 
+def run_scan(name: str, options: ScannerOptions, *, fmt: OutputFormat, output: str | None,
+             fail_on: FailOn, progress: bool, reveal_phi: bool = False,
+             after: Callable[[Any], None] | None = None) -> NoReturn:
+    """Run one scanner through its contract: plan, scan, render, exit with the outcome's code.
+
+    Every ``scan`` and ``analyze`` command parses its flags into the scanner's options model and
+    calls this. A plan error exits 2 with its message; ``after`` receives the plan once the
+    results are rendered (for extra files such as the permission graph).
+    """
+    from hipaa_audit.cluster import ClusterError
+    from hipaa_audit.engine import WorkerError
+
+    scanner = scanner_for(name)
+    setup = Setup(strict=True, reveal_phi=reveal_phi)
+    try:
+        plan = scanner.plan(options, setup)
+    except ScannerSetupError as exc:
+        raise fail(str(exc)) from None
+    catalog = load_catalog()
+    run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=reveal_phi,
+                  options=scanner.describe(plan))
+    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
+    show = progress or err.is_terminal
+    with open_output(output) as stream, progress_display(
+            show, scanner.command, scanner.total(plan), unit=scanner.unit) as advance:
+        renderer = make_renderer(fmt, stream, catalog, __version__)
+        results = scanner.scan(plan, ScanContext(catalog, run, setup))
+        try:
+            outcome = consume(results, renderer, run, threshold, on_asset=advance)
+        except (ScannerSetupError, ClusterError) as exc:
+            raise fail(str(exc)) from None
+        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
+            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
+    if after is not None:
+        after(plan)
+    raise typer.Exit(outcome.exit_code)
+
+
 @scan_app.command("archive")
 def scan_archive_command(
     paths: Annotated[
@@ -178,7 +216,7 @@ def scan_archive_command(
     ] = False,
     max_depth: Annotated[int, typer.Option(
         "--max-depth", min=1, max=16, help="How deep to open containers inside containers.")
-    ] = Limits().max_depth,
+    ] = DEFAULT_MAX_DEPTH,
     mask_paths: Annotated[bool, typer.Option(
         "--mask-paths", help="Replace every file or folder name that looks like a patient "
         "identifier by its shape and keyed fingerprint in all output.")] = False,
@@ -187,47 +225,13 @@ def scan_archive_command(
 
     Example: hipaa-audit scan archive /mnt/pacs-export --format json --output findings.json
     """
-    from hipaa_audit.archive.content import storage_encryption
-    from hipaa_audit.archive.pathnames import mask_path
-    from hipaa_audit.archive.run import scan_archive
-    from hipaa_audit.archive.walk import count_files
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.engine import WorkerError
+    from hipaa_audit.archive.options import ArchiveOptions
 
-    missing = [p for p in paths if not os.path.lexists(p)]
-    if missing:
-        raise fail(f"no such file or directory: {', '.join(missing)}")
-    if ocr:
-        from hipaa_audit.archive.dicom.ocr import OcrUnavailable, check_available
-
-        try:
-            check_available()
-        except OcrUnavailable as exc:
-            raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key(), reveal=reveal_phi)
-    shown = [mask_path(p, masker) for p in paths] if mask_paths else list(paths)
-    run = new_run("scan archive", shown, reveal_phi=reveal_phi,
-                  options={"workers": workers, "max_depth": max_depth, "ocr": ocr,
-                           "scheduler": scheduler, "follow_symlinks": follow_symlinks,
-                           "mask_paths": mask_paths})
-    run.evidence["storage"] = [{**storage_encryption(p), "target": t}
-                               for p, t in zip(paths, shown, strict=True)]
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    count = functools.partial(count_files, paths, follow_links=follow_symlinks)
-    with open_output(output) as stream, progress_display(show, "scan archive", count) as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_archive(paths, masker=masker, workers=workers,
-                               limits=Limits(max_depth=max_depth), ocr=ocr, scheduler=scheduler,
-                               follow_links=follow_symlinks, mask_paths=mask_paths)
-        try:
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-        except ClusterError as exc:
-            raise fail(str(exc)) from None
-        except WorkerError as exc:  # its assets' results are lost: the scan is incomplete
-            raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
-    raise typer.Exit(outcome.exit_code)
+    options = ArchiveOptions.from_command_line(
+        paths=list(paths), ocr=ocr, workers=workers, follow_symlinks=follow_symlinks,
+        max_depth=max_depth, scheduler=scheduler, mask_paths=mask_paths)
+    run_scan("archive", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress,
+             reveal_phi=reveal_phi)
 
 
 @scan_app.command("network")
@@ -272,33 +276,14 @@ def scan_network_command(
 
     Example: hipaa-audit scan network https://portal.example.org dicom://modality1:104
     """
-    from hipaa_audit.network.setup import NetworkSetupError, network_plan
+    from hipaa_audit.network.options import NetworkOptions
 
-    try:
-        plan = network_plan(list(targets or []), targets_file=targets_file, policy=policy,
-                            ca_bundle=ca_bundle, client_cert=client_cert,
-                            client_key=client_key, gentle=gentle, deadline=deadline,
-                            concurrency=concurrency, timeout=timeout,
-                            calling_ae=calling_ae, called_ae=called_ae)
-    except NetworkSetupError as exc:
-        raise fail(str(exc)) from None
-    from hipaa_audit.network.run import scan_network
-
-    catalog = load_catalog()
-    run = new_run("scan network", [t.url for t in plan.targets], reveal_phi=False,
-                  options=plan.describe())
-    endpoints: list[dict[str, object]] = []
-    run.evidence["endpoints"] = endpoints
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    total = len(plan.targets)
-    with open_output(output) as stream, \
-            progress_display(show, "scan network", lambda: total, unit="endpoints") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_network(plan.targets, plan.options, plan.policy, catalog,
-                               endpoints.append)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    raise typer.Exit(outcome.exit_code)
+    options = NetworkOptions.from_command_line(
+        targets=list(targets or []), targets_file=targets_file, policy=policy,
+        ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, gentle=gentle,
+        deadline=deadline, concurrency=concurrency, timeout=timeout, calling_ae=calling_ae,
+        called_ae=called_ae)
+    run_scan("network", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress)
 
 
 class S3Provider(enum.Enum):
@@ -353,36 +338,16 @@ def scan_s3_command(
 
     Example: hipaa-audit scan s3 imaging-archive --profile audit --sample-objects 100
     """
-    from hipaa_audit.aws.client import Access, Connection, S3SetupError
-    from hipaa_audit.s3.rules import Scope
-    from hipaa_audit.s3.run import S3Options, scan_s3
+    from hipaa_audit.s3.options import S3ScanOptions
 
-    for account in trusted_account or []:
-        if not (account.isdigit() and len(account) == 12):
-            raise fail(f"--trusted-account {account}: an AWS account id is 12 digits")
-    access = Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn,
-                    provider=provider.value, ca_bundle=ca_bundle, pool=concurrency + 4)
-    opts = S3Options(access, tuple(buckets or ()), sample_objects, seed, concurrency,
-                     Scope(frozenset(trusted_account or ()), frozenset(retention_bucket or ()),
-                           frozenset(phi_bucket or ())))
-    try:
-        conn = Connection(access)
-    except S3SetupError as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key(), reveal=reveal_phi)
-    run = new_run("scan s3", [f"s3://{b}" for b in opts.buckets] or ["s3://*"],
-                  reveal_phi=reveal_phi, options=opts.describe())
-    summaries: list[dict[str, object]] = []
-    run.evidence["buckets"] = summaries
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    with open_output(output) as stream, \
-            progress_display(show, "scan s3", None, unit="objects") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = scan_s3(opts, catalog, masker, on_bucket=summaries.append, conn=conn)
-        outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    raise typer.Exit(outcome.exit_code)
+    options = S3ScanOptions.from_command_line(
+        buckets=list(buckets or ()), endpoint_url=endpoint_url, profile=profile, region=region,
+        role_arn=role_arn, provider=provider.value, ca_bundle=ca_bundle,
+        sample_objects=sample_objects, seed=seed, concurrency=concurrency,
+        trusted_accounts=list(trusted_account or ()),
+        retention_buckets=list(retention_bucket or ()), phi_buckets=list(phi_bucket or ()))
+    run_scan("s3", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress,
+             reveal_phi=reveal_phi)
 
 
 @scan_app.command("permissions")
@@ -429,68 +394,35 @@ def scan_permissions_command(
 
     Example: hipaa-audit scan permissions aws fs:/srv/pacs roster:staff.csv --baseline access.toml
     """
-    from hipaa_audit.aws.client import Access
-    from hipaa_audit.permissions.graph import AccessGraph
-    from hipaa_audit.permissions.run import (
-        PermissionSetupError,
-        PermOptions,
-        load_baseline_or_fail,
-        load_mapping,
-        parse_source,
-        previous_snapshot,
-        scan_permissions,
-    )
+    from hipaa_audit.permissions.options import PermissionsOptions
 
     try:
-        for source in sources:
-            parse_source(source)
         for graph_file in (graphml, graph_json):
             if graph_file:
                 outfiles.check_output(graph_file)
-        base = load_baseline_or_fail(Path(baseline))
-        prev, label = (previous_snapshot(previous, Path(store_path) if store_path else None)
-                       if previous else (None, None))
-        opts = PermOptions(
-            base, tuple(sources),
-            Access(profile=profile, region=region, endpoint_url=endpoint_url, role_arn=role_arn),
-            buckets=tuple(bucket or ()), previous=prev, previous_label=label,
-            phi=tuple(phi or ()),
-            pacs_mapping=load_mapping(Path(pacs_mapping), "pacs") if pacs_mapping else None,
-            roster_mapping=load_mapping(Path(roster_mapping), "roster") if roster_mapping
-            else None)
-    except (PermissionSetupError, outfiles.OutputError) as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    masker = Masker(installation_key())
-    run = new_run("scan permissions", list(sources), reveal_phi=False, options=opts.describe())
-    graphs: list[AccessGraph] = []
-
-    def keep(summary: dict[str, object]) -> None:
-        run.evidence["permissions"] = summary
-
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    try:
-        with open_output(output) as stream, \
-                progress_display(show, "scan permissions", None, unit="resources") as advance:
-            renderer = make_renderer(fmt, stream, catalog, __version__)
-            results = scan_permissions(opts, catalog, masker, on_summary=keep,
-                                       on_graph=graphs.append)
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-    except PermissionSetupError as exc:
-        raise fail(str(exc)) from None
-    try:
-        for graph in graphs:
-            if graphml:
-                graph.write_graphml(Path(graphml))
-            if graph_json:
-                graph.write_json(Path(graph_json))
     except outfiles.OutputError as exc:
         raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
-                   f"({exc.filename})") from None
-    raise typer.Exit(outcome.exit_code)
+    options = PermissionsOptions.from_command_line(
+        baseline=Path(baseline), sources=list(sources), endpoint_url=endpoint_url,
+        profile=profile, region=region, role_arn=role_arn, buckets=list(bucket or ()),
+        phi=list(phi or ()), previous=previous, store=store_path,
+        pacs_mapping_file=pacs_mapping, roster_mapping_file=roster_mapping)
+
+    def write_graphs(plan: Any) -> None:
+        try:
+            for graph in plan.graphs:
+                if graphml:
+                    graph.write_graphml(Path(graphml))
+                if graph_json:
+                    graph.write_json(Path(graph_json))
+        except outfiles.OutputError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(f"cannot write the graph: {exc.strerror or type(exc).__name__} "
+                       f"({exc.filename})") from None
+
+    run_scan("permissions", options, fmt=fmt, output=output, fail_on=fail_on,
+             progress=progress, after=write_graphs if graphml or graph_json else None)
 
 
 class LogFormat(enum.Enum):
@@ -553,40 +485,17 @@ def analyze_logs_command(
 
     Example: hipaa-audit analyze logs /var/log/pacs/audit/*.xml --timezone America/New_York
     """
-    from hipaa_audit.cluster import ClusterError
-    from hipaa_audit.logs.run import LogSetupError, analyze_logs
-    from hipaa_audit.logs.setup import load_mapping_file, load_settings_file, log_options
+    from hipaa_audit.logs.options import LogsOptions
 
-    masker = Masker(installation_key())
-    try:
-        opts = log_options(
-            files, masker, fmt=log_format.value,
-            mapping=load_mapping_file(Path(mapping)) if mapping else None,
-            mapping_source=mapping or "mapping", sigma=[Path(p) for p in sigma or []],
-            timezone=timezone,
-            detectors=load_settings_file(Path(settings)) if settings else None,
-            roster=Path(roster) if roster else None, vip=Path(vip) if vip else None,
-            coworkers=Path(coworkers) if coworkers else None,
-            patients=Path(patients) if patients else None, chain_key_env=chain_key_env,
-            anchors=[Path(p) for p in anchor or []],
-            cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], cache=not no_cache,
-            scheduler=scheduler)
-    except LogSetupError as exc:
-        raise fail(str(exc)) from None
-    catalog = load_catalog()
-    run = new_run("analyze logs", list(files), reveal_phi=False, options=opts.describe())
-    threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
-    show = progress or err.is_terminal
-    with open_output(output) as stream, \
-            progress_display(show, "analyze logs", None, unit="events") as advance:
-        renderer = make_renderer(fmt, stream, catalog, __version__)
-        results = analyze_logs(opts, catalog, masker,
-                               on_summary=run.evidence.setdefault("logs", []).append)
-        try:
-            outcome = consume(results, renderer, run, threshold, on_asset=advance)
-        except ClusterError as exc:
-            raise fail(str(exc)) from None
-    raise typer.Exit(outcome.exit_code)
+    options = LogsOptions.from_command_line(
+        paths=list(files), format=log_format.value, sigma=[Path(p) for p in sigma or []],
+        timezone=timezone, roster=Path(roster) if roster else None,
+        vip=Path(vip) if vip else None, coworkers=Path(coworkers) if coworkers else None,
+        patients=Path(patients) if patients else None, chain_key_env=chain_key_env,
+        anchors=[Path(p) for p in anchor or []],
+        cloudtrail_keys=[Path(p) for p in cloudtrail_key or []], scheduler=scheduler,
+        mapping_file=mapping, settings_file=settings, cache=not no_cache)
+    run_scan("logs", options, fmt=fmt, output=output, fail_on=fail_on, progress=progress)
 
 
 StoreOpt = Annotated[
@@ -637,20 +546,17 @@ def assess_command(
     SHA256SUMS into the [report] output_dir.
     Example: hipaa-audit assess --config assessment.toml
     """
-    from hipaa_audit.assess import run_assessment
+    from hipaa_audit.assess import plan_groups, run_assessment, write_assessment_files
     from hipaa_audit.config import ConfigError, load_config
     from hipaa_audit.engine import WorkerError
-    from hipaa_audit.report.build import (
-        Signing,
-        check_report_folder,
-        write_checksums,
-        write_reports,
-    )
+    from hipaa_audit.report.build import Signing, check_report_folder
     from hipaa_audit.report.render import RenderError
     from hipaa_audit.report.sign import SigningError
 
     try:
         cfg = load_config(Path(config))
+        masker = Masker(installation_key(), reveal=reveal_phi)
+        groups = plan_groups(cfg, masker)
         check_report_folder(cfg.data.report.output_dir)
     except (ConfigError, outfiles.OutputError) as exc:
         raise fail(str(exc)) from None
@@ -668,7 +574,6 @@ def assess_command(
     with open_store(store_path or (str(cfg.data.store.path) if cfg.data.store.path else None)
                     ) as store:
         catalog = load_catalog()
-        masker = Masker(installation_key(), reveal=reveal_phi)
         threshold = None if fail_on is FailOn.NONE else parse_severity(fail_on.value)
         if baseline_run is not None and not fail_on_new:
             raise fail("--baseline-run goes with --fail-on-new")
@@ -680,31 +585,11 @@ def assess_command(
             try:
                 done = run_assessment(cfg, store, catalog, masker, fail_on=threshold,
                                       on_asset=advance, fail_on_new=fail_on_new,
-                                      baseline=baseline)
+                                      baseline=baseline, groups=groups)
             except WorkerError as exc:  # the run stays stored as interrupted
                 raise fail(f"internal error: {exc}", EXIT_INTERNAL) from None
-        out = rep.output_dir
         try:
-            written = write_reports(
-                store, done.run, catalog,
-                {"risk": out / "risk-analysis.pdf", "baa": out / "baa-evidence.pdf"},
-                findings_dir=out, detail_limit=rep.detail_limit, signing=signing)
-            sarif = out / "findings.sarif"
-            if done.evaluation is not None:
-                from hipaa_audit.output.exports import export_junit, export_ocsf
-                from hipaa_audit.output.oscal import export_oscal
-                from hipaa_audit.output.sarifrun import export_sarif
-
-                export_sarif(store, done.run, catalog, sarif, done.evaluation, cfg.treatment)
-                export_junit(done.run, done.register, out / "junit.xml")
-                export_ocsf(store, done.run, done.evaluation, out / "findings.ocsf.jsonl")
-                oscal = [out / "oscal-assessment-results.json", out / "oscal-poam.json"]
-                export_oscal(store, done.run, catalog, done.register, done.evaluation,
-                             cfg.treatment, *oscal)
-                written.findings += [sarif, out / "junit.xml", out / "findings.ocsf.jsonl",
-                                     *oscal]
-            sums = write_checksums(out, [*written.findings, *written.pdfs.values(),
-                                         *written.html])
+            written, sums = write_assessment_files(store, done, catalog, cfg, signing)
         except (RenderError, SigningError, OSError, outfiles.OutputError) as exc:
             raise fail(f"the run {done.run.id} is stored, but its reports could not be "
                        f"written: {exc}", EXIT_INTERNAL) from None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from hipaa_audit.engine import batches_of
+from hipaa_audit.errors import HipaaAuditError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -22,7 +23,7 @@ AHEAD_PER_THREAD = 4
 _ready: dict[tuple[Any, ...], bool] = {}
 
 
-class ClusterError(RuntimeError):
+class ClusterError(HipaaAuditError, RuntimeError):
     """The scheduler cannot be reached, or a task failed on the cluster."""
 
 

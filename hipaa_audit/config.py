@@ -2,6 +2,11 @@
 
 Unknown keys and bad values raise :class:`ConfigError` naming the file and the key
 (``archive[1].paths``). Relative paths are resolved against the folder of the config file.
+
+Each scanner section is its scanner's options model (``<scanner>/options.py``) plus ``name`` and
+``criticality``; this module imports those models and no other scanner code. What needs parsing
+or files (network targets, policies, certificates, baselines) is checked by the scanner's plan
+step, once per section, when the assessment is planned (``assess.plan_groups``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.errors import HipaaAuditError
+from hipaa_audit.logs.options import LogsOptions
+from hipaa_audit.network.options import NetworkOptions
+from hipaa_audit.permissions.options import PermissionsOptions
+from hipaa_audit.s3.options import S3ScanOptions
 from hipaa_audit.treatment import Treatment, TreatmentError, load_treatment
 from hipaa_audit.validation import problems
 
@@ -22,7 +33,7 @@ Criticality = Literal["low", "moderate", "high"]
 MAX_TOML_DEPTH = 32
 
 
-class ConfigError(Exception):
+class ConfigError(HipaaAuditError):
     """The assessment file is missing, not TOML, or holds an unknown key or a bad value."""
 
 
@@ -80,117 +91,45 @@ class StoreSection(_Section):
 
 
 class _Scanner(_Section):
-    """What every scanner section shares: a name for its asset group and its criticality."""
+    """What every scanner section shares: a name for its asset group and its criticality.
+
+    A section is its scanner's options model (the package's ``options.py``) plus these two
+    keys; the options only the command line sets are refused here.
+    """
 
     name: str | None = Field(default=None, min_length=1)
     criticality: Criticality = "moderate"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _file_keys_only(cls, data: Any) -> Any:
+        cli_only = getattr(cls, "command_line_only", None)
+        if isinstance(data, dict) and cli_only is not None:
+            bad = sorted(set(data) & cli_only())
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: a command-line option, not a key of "
+                                 "this section")
+        return data
 
-class ArchiveSection(_Scanner):
-    """``[[archive]]``: folders and files to scan for PHI."""
 
-    paths: list[Path] = Field(min_length=1)
-    ocr: bool = False
-    workers: int = Field(default=1, ge=1, le=256)
-    follow_symlinks: bool = False
-    max_depth: int = Field(default=3, ge=1, le=16)
+class ArchiveSection(ArchiveOptions, _Scanner):
+    """``[[archive]]``: folders and files to scan for PHI (the options of ``scan archive``)."""
 
 
-class NetworkSection(_Scanner):
+class NetworkSection(NetworkOptions, _Scanner):
     """``[[network]]``: endpoints to probe, and how (the options of ``scan network``)."""
 
-    targets: list[str] = Field(default_factory=list)
-    targets_file: Path | None = None
-    policy: str = "nist-800-52r2"
-    ca_bundle: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    gentle: bool = False
-    deadline: float = Field(default=90.0, ge=5, le=3600)
-    concurrency: int = Field(default=8, ge=1, le=64)
-    timeout: float = Field(default=5.0, ge=1, le=60)
-    calling_ae: str = "HIPAA-AUDIT"
-    called_ae: str = "ANY-SCP"
 
-    @model_validator(mode="after")
-    def _some_targets(self) -> NetworkSection:
-        if not self.targets and self.targets_file is None:
-            raise ValueError("give targets or targets_file")
-        return self
-
-
-class S3Section(_Scanner):
+class S3Section(S3ScanOptions, _Scanner):
     """``[[s3]]``: buckets to inspect (empty: every bucket the identity can list), and how."""
 
-    buckets: list[str] = Field(default_factory=list)
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    role_arn: str | None = None
-    provider: Literal["auto", "aws", "compatible"] = "auto"
-    ca_bundle: Path | None = None
-    sample_objects: int = Field(default=50, ge=0, le=1_000_000)
-    seed: int = 0
-    concurrency: int = Field(default=16, ge=1, le=128)
-    trusted_accounts: list[str] = Field(default_factory=list)
-    retention_buckets: list[str] = Field(default_factory=list)
-    phi_buckets: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _accounts(self) -> S3Section:
-        bad = [a for a in self.trusted_accounts if not (a.isdigit() and len(a) == 12)]
-        if bad:
-            raise ValueError(f"trusted_accounts: not 12-digit AWS account ids: {', '.join(bad)}")
-        return self
-
-
-class LogsSection(_Scanner):
+class LogsSection(LogsOptions, _Scanner):
     """``[[logs]]``: audit logs to analyse (the options of ``analyze logs``)."""
 
-    paths: list[str] = Field(min_length=1)
-    format: Literal["auto", "atna", "fhir", "cloudtrail", "csv", "jsonl"] = "auto"
-    mapping: dict[str, Any] = Field(default_factory=dict)
-    sigma: list[Path] = Field(default_factory=list)
-    timezone: str | None = None
-    detectors: dict[str, Any] = Field(default_factory=dict)
-    roster: Path | None = None
-    vip: Path | None = None
-    coworkers: Path | None = None
-    patients: Path | None = None
-    chain_key_env: str | None = None
-    anchors: list[Path] = Field(default_factory=list)
-    cloudtrail_keys: list[Path] = Field(default_factory=list)
-    #: a Dask ``distributed`` scheduler that parses the files (``tcp://host:8786``)
-    scheduler: str | None = None
 
-
-class PermissionsSection(_Scanner):
+class PermissionsSection(PermissionsOptions, _Scanner):
     """``[permissions]``: the access baseline and the sources to compare with it."""
-
-    baseline: Path
-    #: ``aws``, ``fs:PATH``, ``pacs:FILE.csv`` (``pacs:NAME=FILE.csv``), ``roster:FILE.csv``
-    sources: list[str] = Field(min_length=1)
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    role_arn: str | None = None
-    buckets: list[str] = Field(default_factory=list)
-    #: Resources (patterns) known to hold PHI, besides the baseline's ``[phi]``.
-    phi: list[str] = Field(default_factory=list)
-    pacs_mapping: dict[str, Any] = Field(default_factory=dict)
-    roster_mapping: dict[str, Any] = Field(default_factory=dict)
-    fs_depth: int = Field(default=4, ge=1, le=32)
-
-    @model_validator(mode="after")
-    def _sources(self) -> PermissionsSection:
-        from hipaa_audit.permissions.run import PermissionSetupError, parse_source
-
-        for source in self.sources:
-            try:
-                parse_source(source)
-            except PermissionSetupError as exc:
-                raise ValueError(str(exc)) from None
-        return self
 
 
 class VendorDocument(_Section):
@@ -284,6 +223,8 @@ class LoadedConfig(BaseModel):
     path: Path
     digest: str
     data: Assessment
+    #: the path as it was given (messages name the file as the user wrote it)
+    source: str = ""
     #: the treatment file named in ``[assessment]``, validated, and the SHA-256 of its bytes
     treatment: Treatment | None = None
     treatment_digest: str | None = None
@@ -312,7 +253,8 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
         return p if p.is_absolute() else base / p
 
     update: dict[str, Any] = {
-        "archive": [a.model_copy(update={"paths": [rel(p) for p in a.paths]})
+        "archive": [a.model_copy(update={"paths": [str(rel(Path(p))) for p in a.paths],
+                                         "mask_paths": data.report.mask_paths})
                     for a in data.archive],
         "report": data.report.model_copy(update={
             "output_dir": rel(data.report.output_dir),
@@ -331,14 +273,15 @@ def _resolve(base: Path, data: Assessment) -> Assessment:
             "cloudtrail_keys": [rel(p) for p in s.cloudtrail_keys],
             **{k: rel(getattr(s, k)) for k in ("roster", "vip", "coworkers", "patients")
                if getattr(s, k) is not None}}) for s in data.logs],
-        "s3": [b.model_copy(update={"ca_bundle": rel(b.ca_bundle)}) if b.ca_bundle else b
-               for b in data.s3],
+        "s3": [b.model_copy(update={"ca_bundle": str(rel(Path(b.ca_bundle)))})
+               if b.ca_bundle else b for b in data.s3],
         "vendor": [v.model_copy(update={"document": [
             d.model_copy(update={"file": rel(d.file)}) for d in v.document]})
             for v in data.vendor],
         "network": [n.model_copy(update={
-            k: rel(getattr(n, k)) for k in ("targets_file", "ca_bundle", "client_cert",
-                                            "client_key") if getattr(n, k) is not None})
+            k: str(rel(Path(getattr(n, k)))) for k in ("targets_file", "ca_bundle",
+                                                       "client_cert", "client_key")
+            if getattr(n, k) is not None})
             for n in data.network],
     }
     if data.permissions is not None:
@@ -367,7 +310,6 @@ def load_config(path: Path) -> LoadedConfig:
     if dup:
         raise ConfigError(f"{path}: name: used by more than one scanner section: {', '.join(dup)}")
     data = _resolve(path.resolve().parent, data)
-    _check_network(path, data)
     treatment, treatment_digest = None, None
     if data.assessment.treatment is not None:
         try:
@@ -387,20 +329,10 @@ def load_config(path: Path) -> LoadedConfig:
             attestations = load_attestations(data.assessment.attestations)
         except AttestationError as exc:
             raise ConfigError(f"{path}: assessment.attestations: {exc}") from None
-    return LoadedConfig(path=path.resolve(), digest=hashlib.sha256(raw).hexdigest(), data=data,
+    return LoadedConfig(path=path.resolve(), source=str(path),
+                        digest=hashlib.sha256(raw).hexdigest(), data=data,
                         treatment=treatment, treatment_digest=treatment_digest,
                         attestations=attestations)
-
-
-def _check_network(path: Path, data: Assessment) -> None:
-    """Parse every network target, policy and certificate file now, not mid-assessment."""
-    from hipaa_audit.network.setup import NetworkSetupError, plan_for_section
-
-    for i, section in enumerate(data.network, 1):
-        try:
-            plan_for_section(section)
-        except NetworkSetupError as exc:
-            raise ConfigError(f"{path}: network[{i}]: {exc}") from None
 
 
 def group_names(data: Assessment) -> list[str | None]:

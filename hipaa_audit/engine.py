@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from hipaa_audit.children import forkserver_context
+from hipaa_audit.errors import HipaaAuditError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,7 +35,7 @@ GC_THRESHOLD = 50_000
 IN_FLIGHT = 2
 
 
-class WorkerError(RuntimeError):
+class WorkerError(HipaaAuditError, RuntimeError):
     """A worker process died or failed outside the per-asset function's own error handling.
 
     The message says which (and how a worker died: its exit code or signal); it holds no

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal
 
+from hipaa_audit.errors import HipaaAuditError
+
 #: Mode of every file the tool creates.
 FILE_MODE = 0o600
 #: Mode of every folder the tool creates.
@@ -41,7 +43,7 @@ _STANDARD_FDS = {"/dev/stdout": 1, "/dev/stderr": 2}
 Kind = Literal["file", "stream", "descriptor"]
 
 
-class OutputError(Exception):
+class OutputError(HipaaAuditError):
     """An output path the tool refuses to write (the message names it and says why)."""
 
 

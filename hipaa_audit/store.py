@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.model import Finding
 from hipaa_audit.outfiles import FILE_MODE, private_dirs
 from hipaa_audit.redaction import data_dir
@@ -61,7 +62,7 @@ CREATE INDEX IF NOT EXISTS findings_group ON findings (run_seq, check_id, grp);
 """
 
 
-class StoreError(Exception):
+class StoreError(HipaaAuditError):
     """The store cannot be opened, or a run reference does not name a run."""
 
 

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.validation import problems
 
 LEVELS = ("Very Low", "Low", "Moderate", "High", "Very High")
@@ -38,7 +39,7 @@ State = Literal["open", "accepted", "suppressed"]
 _FINDING_ID = re.compile(r"^[0-9a-f]{20}$")
 
 
-class TreatmentError(Exception):
+class TreatmentError(HipaaAuditError):
     """The treatment file is missing, not TOML, or holds an unknown key or a bad value."""
 
 

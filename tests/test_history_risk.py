@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hipaa_audit.assess import plan_groups
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.hipaa import security_rule_data
 from hipaa_audit.model import Finding, Status
+from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import (
     GroupInfo,
     Tally,
@@ -152,7 +154,7 @@ output_dir = "out"
 def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text(GOOD)
     cfg = load_config(tmp_path / "a.toml")
-    assert cfg.data.archive[0].paths == [tmp_path / "data"]
+    assert cfg.data.archive[0].paths == [str(tmp_path / "data")]
     assert cfg.data.report.output_dir == tmp_path / "out"
     assert len(cfg.digest) == 64
 
@@ -172,7 +174,8 @@ def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     ("[assessment\n", "not valid TOML"),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, where: str) -> None:
+    # loading validates the keys; planning (once per section) parses targets and policies
     (tmp_path / "a.toml").write_text(text)
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "a.toml")
+        plan_groups(load_config(tmp_path / "a.toml"), Masker(b"k" * 32))
     assert str(tmp_path / "a.toml") in str(info.value) and where in str(info.value)

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, cast
 
+from hipaa_audit.errors import HipaaAuditError
+
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 #: WinZip AES: the zip compression method of AES-encrypted members.
 ZIP_AES = 99
@@ -206,7 +208,7 @@ class RatioReader(io.RawIOBase):
         return len(data)
 
 
-class BombError(Exception):
+class BombError(HipaaAuditError):
     """A member or container expanded past a cap; ``reason`` says which."""
 
     def __init__(self, reason: str) -> None:
@@ -214,7 +216,7 @@ class BombError(Exception):
         self.reason = reason
 
 
-class TarHeaderTooLong(Exception):
+class TarHeaderTooLong(HipaaAuditError):
     """A tar extended header (long name or link, pax records) larger than the cap."""
 
     def __init__(self, size: int) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from hipaa_audit.errors import HipaaAuditError
+
 #: What ``stat`` calls the kinds of file that are not regular, for messages.
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
@@ -42,7 +44,7 @@ class FileTask:
     roots: tuple[bytes, ...] = ()
 
 
-class NotAsWalked(Exception):
+class NotAsWalked(HipaaAuditError):
     """The path no longer names the regular file the walk listed; ``reason`` says what it is."""
 
     def __init__(self, reason: str) -> None:

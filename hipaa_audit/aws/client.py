@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from hipaa_audit import __version__
+from hipaa_audit.errors import HipaaAuditError, ScannerSetupError
 from hipaa_audit.network.targets import is_ip
 
 if TYPE_CHECKING:
@@ -44,11 +45,11 @@ UNSUPPORTED_CODES = frozenset({"NotImplemented", "MethodNotAllowed", "Unsupporte
 MISSING_BUCKET = frozenset({"NoSuchBucket"})
 
 
-class WriteRefused(RuntimeError):
+class WriteRefused(HipaaAuditError, RuntimeError):
     """A client was asked for an operation that could change the store."""
 
 
-class S3SetupError(Exception):
+class S3SetupError(ScannerSetupError):
     """The credentials, the role or the endpoint cannot be used (a clear message for the CLI)."""
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.errors import ScannerSetupError
 from hipaa_audit.evidence import IntegrityBreak, MalformedRecords, RuleMatch
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
@@ -56,7 +57,7 @@ SIGMA_LEVELS = {"informational": Severity.INFO, "low": Severity.LOW, "medium": S
                 "high": Severity.HIGH, "critical": Severity.CRITICAL}
 
 
-class LogSetupError(Exception):
+class LogSetupError(ScannerSetupError):
     """The options cannot be used (no such file, a bad mapping, a bad Sigma rule)."""
 
 

@@ -79,6 +79,7 @@ from sigma.validators.core.condition import DanglingConditionValidator, Dangling
 from sigma.validators.core.metadata import IdentifierUniquenessValidator
 from sigma.validators.core.modifiers import InvalidModifierCombinationsValidator
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.schema import STRING_DTYPE, detail_field
 
 #: The column holding CloudTrail's screened detail, and how a field of it is named when resolved.
@@ -133,7 +134,7 @@ _NAT = np.iinfo(np.int64).min
 Mask = npt.NDArray[np.bool_]
 
 
-class SigmaError(Exception):
+class SigmaError(HipaaAuditError):
     """A Sigma rule file that cannot be loaded; the message names the file, the rule and why."""
 
 
@@ -234,7 +235,7 @@ class _Correlation:
         return name
 
 
-class _Unsupported(Exception):
+class _Unsupported(HipaaAuditError):
     """A construct the evaluator does not implement."""
 
 

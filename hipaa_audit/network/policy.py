@@ -8,6 +8,7 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hipaa_audit.catalog import CatalogError, read_check_data
+from hipaa_audit.errors import HipaaAuditError
 
 DEFAULT_POLICY = "nist-800-52r2"
 VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -63,7 +64,7 @@ class Policy(BaseModel):
         return f"{self.source} {clause}".strip()
 
 
-class PolicyError(ValueError):
+class PolicyError(HipaaAuditError, ValueError):
     """An unknown policy name."""
 
 

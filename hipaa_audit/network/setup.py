@@ -1,7 +1,8 @@
 """Validate what a network scan is asked to do, before anything is probed.
 
-The CLI and ``assess`` both build their scan here, so that a bad target, an unknown policy or a
-missing certificate file is one clear message (exit 2) and nothing is scanned.
+The CLI and ``assess`` both build their scan here (through :mod:`.entry`), so that a bad
+target, an unknown policy or a missing certificate file is one clear message (exit 2) and
+nothing is scanned.
 """
 
 from __future__ import annotations
@@ -9,19 +10,17 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.policy import Policy, PolicyError, get_policy
 from hipaa_audit.network.probes import ClientCert
 from hipaa_audit.network.run import ScanOptions
 from hipaa_audit.network.targets import Target, TargetError, parse_targets, read_targets_file
-
-if TYPE_CHECKING:
-    from hipaa_audit.config import NetworkSection
+from hipaa_audit.scanner import ScannerSetupError
 
 
-class NetworkSetupError(ValueError):
+class NetworkSetupError(ScannerSetupError):
     """A network scan that cannot start; the message says what to fix."""
 
 
@@ -91,16 +90,3 @@ def network_plan(targets: list[str], *, targets_file: str | None = None,
                          called_ae=_ae(called_ae, "--called-ae"))
     return NetworkPlan(parsed, ScanOptions(probe, deadline=deadline, concurrency=concurrency),
                        chosen)
-
-
-def plan_for_section(section: NetworkSection) -> NetworkPlan:
-    """The plan of one ``[[network]]`` section of the assessment file (paths already resolved)."""
-    def opt(p: Path | None) -> str | None:
-        return str(p) if p is not None else None
-
-    return network_plan(list(section.targets), targets_file=opt(section.targets_file),
-                        policy=section.policy, ca_bundle=opt(section.ca_bundle),
-                        client_cert=opt(section.client_cert), client_key=opt(section.client_key),
-                        gentle=section.gentle, deadline=section.deadline,
-                        concurrency=section.concurrency, timeout=section.timeout,
-                        calling_ae=section.calling_ae, called_ae=section.called_ae)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hipaa_audit.errors import HipaaAuditError
+
 #: Scheme → default port (``None``: the port must be given).
 SCHEMES: dict[str, int | None] = {
     "https": 443, "http": 80, "tls": None, "dicom+tls": 2762, "dicom": 104,
@@ -20,7 +22,7 @@ PROBE = "probe"
 _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
 
 
-class TargetError(ValueError):
+class TargetError(HipaaAuditError, ValueError):
     """A target string that cannot be scanned; the message names it (and its line)."""
 
 

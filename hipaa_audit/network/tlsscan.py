@@ -34,6 +34,7 @@ from sslyze.errors import (
 )
 from sslyze.server_connectivity import check_connectivity_to_server
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.network.observation import (
     GENTLE,
     NEEDS_CLIENT_CERT,
@@ -67,7 +68,7 @@ FULL_HANDSHAKE_COMMANDS = (ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION,
                            ScanCommand.HTTP_HEADERS)
 
 
-class NotTls(Exception):
+class NotTls(HipaaAuditError):
     """The port does not complete a TLS handshake; ``state`` says how (plain, refused, silent)."""
 
     def __init__(self, state: str, detail: str) -> None:

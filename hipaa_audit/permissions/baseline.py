@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from hipaa_audit.config import parse_toml
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.permissions.model import ACTIONS, widen
 
 
-class BaselineError(Exception):
+class BaselineError(HipaaAuditError):
     """The baseline file cannot be used (a clear message naming the file and the key)."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.mapping import (
     check_columns,
     check_format,
@@ -118,7 +119,7 @@ _ROSTER_ALIASES: Mapping[str, tuple[str, ...]] = {
 _NO_DATE = frozenset({"", "-", "never", "none", "null", "n/a", "na", "0"})
 
 
-class PermissionSourceError(Exception):
+class PermissionSourceError(HipaaAuditError):
     """A whole permission source is unusable (missing, empty, not UTF-8, no id column...).
 
     The message names the file and what is wrong, never a cell value; the CLI prints it and

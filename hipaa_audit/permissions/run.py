@@ -31,15 +31,12 @@ from hipaa_audit.model import AssetResult
 from hipaa_audit.permissions.baseline import Baseline, BaselineError, covers
 from hipaa_audit.permissions.graph import AccessGraph, action_text
 from hipaa_audit.permissions.model import Facts, Problem
+from hipaa_audit.permissions.options import PermissionSetupError, parse_source
 from hipaa_audit.permissions.rules import Context, is_external, judge, riskiest
 from hipaa_audit.redaction import Masker
 
 #: Principals listed per resource in the summary.
 SHOWN = 12
-
-
-class PermissionSetupError(Exception):
-    """A source or the baseline cannot be used (a clear message; the CLI exits 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,23 +66,6 @@ class PermOptions:
         return {**self.baseline.describe(), "sources": list(self.sources),
                 "previous": self.previous_label, **(
                     {"endpoint_url": self.access.endpoint_url} if "aws" in self.sources else {})}
-
-
-def parse_source(source: str) -> tuple[str, str, str]:
-    """Split a SOURCE argument into (kind, path or name, system); raise PermissionSetupError."""
-    if source == "aws":
-        return "aws", "", "aws"
-    kind, sep, rest = source.partition(":")
-    if not sep or kind not in ("fs", "pacs", "roster") or not rest:
-        raise PermissionSetupError(
-            f"unknown source {source!r}: use aws, fs:PATH, pacs:FILE.csv (or pacs:NAME=FILE.csv) "
-            "or roster:FILE.csv")
-    if kind == "pacs":
-        name, eq, path = rest.partition("=")
-        if eq and name and "/" not in name:
-            return kind, path, name
-        return kind, rest, Path(rest).stem
-    return kind, rest, kind
 
 
 def collect(opts: PermOptions, masker: Masker) -> tuple[Facts, list[str]]:

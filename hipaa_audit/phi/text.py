@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.phi.patterns import (
     MBI,
     dea_valid,
@@ -334,7 +335,7 @@ def _has_ssn(identifiers: object) -> bool:
     return False
 
 
-class _TooLong(Exception):
+class _TooLong(HipaaAuditError):
     """A JSON value longer than :data:`MAX_ITEM_CHARS`."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 
 from hipaa_audit.children import module_command
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.report.charts import (
     LEVEL_COLOURS,
     access_paths,
@@ -38,7 +39,7 @@ RENDER_DEADLINE = 600.0
 RSS_LIMIT = 3 * 1024**3
 
 
-class RenderError(Exception):
+class RenderError(HipaaAuditError):
     """A report could not be rendered (the message says why; it holds no finding values)."""
 
 

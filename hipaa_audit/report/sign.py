@@ -21,10 +21,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 
+from hipaa_audit.errors import HipaaAuditError
+
 __all__ = ["SigningError", "sign_pdf"]
 
 
-class SigningError(Exception):
+class SigningError(HipaaAuditError):
     """The key or certificate cannot be used, or the PDF cannot be signed.
 
     The message names the file at fault; it never contains key material or

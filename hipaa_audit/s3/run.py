@@ -17,7 +17,6 @@ from typing import Any
 from hipaa_audit.archive.scanner import holds_phi
 from hipaa_audit.aws.client import Access, Connection, Observer
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.config import S3Section
 from hipaa_audit.model import AssetResult, Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
@@ -66,19 +65,6 @@ class S3Options:
                 "trusted_accounts": sorted(self.scope.trusted_accounts),
                 "retention_buckets": sorted(self.scope.retention_buckets),
                 "phi_buckets": sorted(self.scope.phi_buckets)}
-
-
-def options_for_section(section: S3Section) -> S3Options:
-    """The scan options of an ``[[s3]]`` section of ``assessment.toml``."""
-    access = Access(profile=section.profile, region=section.region,
-                    endpoint_url=section.endpoint_url, role_arn=section.role_arn,
-                    provider=section.provider,
-                    ca_bundle=str(section.ca_bundle) if section.ca_bundle else None,
-                    pool=section.concurrency + 4)
-    scope = Scope(frozenset(section.trusted_accounts), frozenset(section.retention_buckets),
-                  frozenset(section.phi_buckets))
-    return S3Options(access, tuple(section.buckets), section.sample_objects, section.seed,
-                     section.concurrency, scope)
 
 
 def _merge(into: AssetResult, other: AssetResult) -> None:

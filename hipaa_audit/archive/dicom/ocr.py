@@ -22,6 +22,7 @@ from typing import Any
 from hipaa_audit.archive.dicom.parser import ParsedHeader
 from hipaa_audit.archive.dicom.rules import identifier_terms
 from hipaa_audit.catalog import Check
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.evidence import Box, OcrText
 from hipaa_audit.model import Finding, Location
 from hipaa_audit.phi.patterns import safe_harbor_counts, words_of
@@ -48,7 +49,7 @@ MAX_SCALE = 6.0
 PAD = 12
 
 
-class OcrUnavailable(RuntimeError):
+class OcrUnavailable(HipaaAuditError, RuntimeError):
     """``--ocr`` was asked for but Tesseract or its Python packages are missing."""
 
 

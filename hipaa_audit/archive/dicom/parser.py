@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 
+from hipaa_audit.errors import HipaaAuditError
+
 #: The bytes the walker reads: a file's first bytes, or the whole file memory-mapped.
 Buffer = bytes | mmap.mmap
 
@@ -100,7 +102,7 @@ class ParsedHeader:
     reached_pixel_data: bool = False
 
 
-class NeedMoreData(Exception):
+class NeedMoreData(HipaaAuditError):
     """The buffer ended before the walk did; ``needed`` is the offset it must reach."""
 
     def __init__(self, needed: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 import pandas as pd
 
+from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.schema import (
     STRING_DTYPE,
     Chunk,
@@ -46,11 +47,11 @@ _OUT_OF_RANGE = "number out of range"
 _READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
-class LogFormatError(Exception):
+class LogFormatError(HipaaAuditError):
     """A log file that cannot be read at all, or whose format cannot be told (names the file)."""
 
 
-class _Bad(Exception):
+class _Bad(HipaaAuditError):
     """A record that cannot be turned into an event; ``args[0]`` is the short reason."""
 
     @property
