@@ -464,9 +464,9 @@ def _judge_dicom(header: ParsedHeader, result: AssetResult, rules: ArchiveRules
     result.stats[STAT_DICOM] = 1
     findings, tokens, phrases = audit_dicom_terms(header, asset, rules.dicom)
     failed = {f.check_id for f in findings}
+    damaged = header.fault is not None
     for check_id in rules.dicom.check_ids:
-        cov.record(check_id, outcome_of(failed=check_id in failed,
-                                        error=header.fault is not None))
+        cov.record(check_id, outcome_of(failed=check_id in failed, error=damaged))
     result.findings.extend(findings)
     if header.fault is not None:
         result.findings.append(rules.problem(
