@@ -31,20 +31,39 @@ ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("unit", "e2e", "fixtures", "bench")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that declares no kind as ``unit`` (so ``-m unit`` selects them).
+#: Test files that use the demo's fixed ports (189xx). Under pytest-xdist they run on one worker,
+#: one after the other; a test marked ``serial`` must live in one of them.
+SERIAL_FILES = ("tests/test_assess.py", "tests/test_s3peers.py")
 
-    Under pytest-xdist (``-n N --dist loadgroup``) every test file stays on one worker, so its
-    module fixtures are built once, and the tests marked ``serial`` (fixed ports) all run on
-    the same worker, one after the other.
-    """
-    xdist = config.pluginmanager.hasplugin("xdist")
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that declares no kind as ``unit`` (so ``-m unit`` selects them), and
+    refuse a ``serial`` test outside ``SERIAL_FILES``."""
     for item in items:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             item.add_marker(pytest.mark.unit)
-        if xdist:
-            group = "serial" if item.get_closest_marker("serial") else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("serial") and item.nodeid.split("::")[0] not in SERIAL_FILES:
+            raise pytest.UsageError(f"{item.nodeid} is marked serial: add its file to "
+                                    "SERIAL_FILES in tests/conftest.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n N --dist loadfile``: each test file runs on one worker (its module fixtures
+    are built once), and ``SERIAL_FILES`` share one worker, so fixed ports never collide.
+
+    (pytest-xdist's own ``loadgroup`` cannot do this on pytest 9: the group it appends to a
+    test's node id is no longer read.)
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWithSerialTogether(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "serial" if path in SERIAL_FILES else path
+
+    return FilesWithSerialTogether(config, log)
 
 
 @pytest.fixture
