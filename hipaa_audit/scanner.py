@@ -25,7 +25,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,14 +45,9 @@ NOT_CHECKED = "assessment-target-not-checked"
 #: The marker of options that only the command line sets (not accepted in assessment.toml).
 COMMAND_LINE_ONLY = "command_line_only"
 
-#: Every scanner, in the order an assessment runs them: name -> ``module:attribute``.
-_REGISTRY: dict[str, str] = {
-    "archive": "hipaa_audit.archive.entry:SCANNER",
-    "network": "hipaa_audit.network.entry:SCANNER",
-    "s3": "hipaa_audit.s3.entry:SCANNER",
-    "logs": "hipaa_audit.logs.entry:SCANNER",
-    "permissions": "hipaa_audit.permissions.entry:SCANNER",
-}
+#: Every scanner, in the order an assessment runs them: each is ``SCANNER`` of its package's
+#: ``entry`` module (``hipaa_audit.archive.entry.SCANNER``).
+_REGISTRY: tuple[str, ...] = ("archive", "network", "s3", "logs", "permissions")
 
 
 class ScannerOptions(BaseModel):
@@ -164,7 +159,14 @@ SummaryT = TypeVar("SummaryT", bound=Mapping[str, Any])
 
 
 class Scanner(ABC, Generic[OptionsT, PlanT, SummaryT]):
-    """One scanner: its options model, plan, scan and summary (see the module docstring)."""
+    """One scanner: its options model, plan, scan and summary (see the module docstring).
+
+    A scanner names what differs in its class statement, and the options model is its first
+    type argument::
+
+        class ArchiveScanner(Scanner[ArchiveOptions, ArchivePlan, ArchiveSummary],
+                             name="archive", command="scan archive", unit="files"):
+    """
 
     #: The name of the scanner: its ``[[section]]`` of assessment.toml and its checks' scanner.
     name: ClassVar[str]
@@ -172,12 +174,20 @@ class Scanner(ABC, Generic[OptionsT, PlanT, SummaryT]):
     command: ClassVar[str]
     #: What the progress display counts (a key of the results' stats).
     unit: ClassVar[str] = "files"
-    #: The options model (its package's ``options.py``).
+    #: The options model (its package's ``options.py``): the first type argument.
     options_model: type[OptionsT]
     #: In an assessment, a plan error stops it before anything is scanned (exit 2) when True
     #: (the section itself is wrong); when False the group's targets become unverifiable
     #: findings and the other groups run.
     setup_stops_assessment: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, name: str, command: str, unit: str = "files",
+                          setup_stops_assessment: bool = False, **kwargs: Any) -> None:
+        """Record the scanner's name, command, unit and options model on its class."""
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.command, cls.unit = name, command, unit
+        cls.setup_stops_assessment = setup_stops_assessment
+        cls.options_model = cast("type[OptionsT]", _options_model(cls))
 
     @abstractmethod
     def plan(self, options: OptionsT, setup: Setup) -> PlanT:
@@ -207,15 +217,27 @@ class Scanner(ABC, Generic[OptionsT, PlanT, SummaryT]):
 AnyScanner = Scanner[Any, Any, Any]
 
 
+def _options_model(cls: type) -> type[ScannerOptions]:
+    """The options model a scanner class names as its first type argument of :class:`Scanner`."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        if get_origin(base) is Scanner:
+            model = get_args(base)[0]
+            if isinstance(model, type) and issubclass(model, ScannerOptions):
+                return model
+    raise TypeError(f"{cls.__name__}: subclass Scanner[Options, Plan, Summary] with a "
+                    "ScannerOptions model")
+
+
 def scanner_names() -> tuple[str, ...]:
     """Every registered scanner, in the order an assessment runs them."""
-    return tuple(_REGISTRY)
+    return _REGISTRY
 
 
 def scanner_for(name: str) -> AnyScanner:
     """The scanner called ``name`` (its code is imported now); KeyError if there is none."""
-    module, _, attr = _REGISTRY[name].partition(":")
-    found: AnyScanner = getattr(importlib.import_module(module), attr)
+    if name not in _REGISTRY:
+        raise KeyError(name)
+    found: AnyScanner = importlib.import_module(f"hipaa_audit.{name}.entry").SCANNER
     return found
 
 

@@ -2,7 +2,8 @@
 
 The example to follow when adding a scanner: an options model in ``options.py``, a plan that
 checks the inputs and raises :class:`~hipaa_audit.scanner.ScannerSetupError`, a scan that
-streams results and records its evidence, and a typed summary; then one line in the registry.
+streams results and records its evidence, and a typed summary; then its name in the
+registry.
 """
 
 from __future__ import annotations
@@ -26,13 +27,9 @@ class ArchivePlan:
     missing: list[str]
 
 
-class ArchiveScanner(Scanner[ArchiveOptions, ArchivePlan, ArchiveSummary]):
+class ArchiveScanner(Scanner[ArchiveOptions, ArchivePlan, ArchiveSummary],
+                     name="archive", command="scan archive", unit="files"):
     """Folders, files and containers scanned for DICOM PHI, exposure and encryption."""
-
-    name = "archive"
-    command = "scan archive"
-    unit = "files"
-    options_model = ArchiveOptions
 
     def plan(self, options: ArchiveOptions, setup: Setup) -> ArchivePlan:
         """Split the paths into present and missing.

@@ -11,13 +11,9 @@ from hipaa_audit.model import AssetResult
 from hipaa_audit.scanner import ScanContext, Scanner, Setup, unverified
 
 
-class LogsScanner(Scanner[LogsOptions, LogOptions, LogsSummary]):
+class LogsScanner(Scanner[LogsOptions, LogOptions, LogsSummary],
+                  name="logs", command="analyze logs", unit="events"):
     """Audit logs reviewed for anomalies, Sigma rule matches and broken integrity."""
-
-    name = "logs"
-    command = "analyze logs"
-    unit = "events"
-    options_model = LogsOptions
 
     def plan(self, options: LogsOptions, setup: Setup) -> LogOptions:
         """Read and check the mapping, settings, Sigma rules, roster and patient lists."""

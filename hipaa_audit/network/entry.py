@@ -10,15 +10,12 @@ from hipaa_audit.network.setup import NetworkPlan, network_plan
 from hipaa_audit.scanner import ScanContext, Scanner, Setup
 
 
-class NetworkScanner(Scanner[NetworkOptions, NetworkPlan, NetworkSummary]):
+# setup_stops_assessment: a bad target, policy or certificate file is a mistake in the section
+# itself, so it stops an assessment.
+class NetworkScanner(Scanner[NetworkOptions, NetworkPlan, NetworkSummary],
+                     name="network", command="scan network", unit="endpoints",
+                     setup_stops_assessment=True):
     """Endpoints checked for weak TLS, bad certificates and PHI sent in clear."""
-
-    name = "network"
-    command = "scan network"
-    unit = "endpoints"
-    options_model = NetworkOptions
-    #: a bad target, policy or certificate file is a mistake in the section itself
-    setup_stops_assessment = True
 
     def plan(self, options: NetworkOptions, setup: Setup) -> NetworkPlan:
         """Parse the targets, load the policy and the certificate files."""

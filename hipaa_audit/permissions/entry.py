@@ -50,13 +50,9 @@ def _mapping(options: PermissionsOptions, kind: str) -> Any:
         raise PermissionSetupError(str(exc)) from None
 
 
-class PermissionsScanner(Scanner[PermissionsOptions, PermissionsPlan, PermissionsSummary]):
+class PermissionsScanner(Scanner[PermissionsOptions, PermissionsPlan, PermissionsSummary],
+                         name="permissions", command="scan permissions", unit="resources"):
     """Who can reach PHI, and how, compared with the baseline and the previous run."""
-
-    name = "permissions"
-    command = "scan permissions"
-    unit = "resources"
-    options_model = PermissionsOptions
 
     def plan(self, options: PermissionsOptions, setup: Setup) -> PermissionsPlan:
         """Parse the sources, load the baseline, the previous snapshot and the mappings."""

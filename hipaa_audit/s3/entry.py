@@ -25,13 +25,9 @@ def _targets(buckets: Sequence[str]) -> list[str]:
     return [f"s3://{b}" for b in buckets] or ["s3://*"]
 
 
-class S3Scanner(Scanner[S3ScanOptions, S3Plan, S3Summary]):
+class S3Scanner(Scanner[S3ScanOptions, S3Plan, S3Summary],
+                name="s3", command="scan s3", unit="objects"):
     """S3 buckets checked for encryption, exposure, retention and PHI in objects (read-only)."""
-
-    name = "s3"
-    command = "scan s3"
-    unit = "objects"
-    options_model = S3ScanOptions
 
     def plan(self, options: S3ScanOptions, setup: Setup) -> S3Plan:
         """Check the account ids; a single scan also connects (credentials, role, endpoint).
