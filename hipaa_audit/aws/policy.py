@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -97,29 +97,28 @@ def _is_false(value: Any) -> bool:
     return any(v is False or (isinstance(v, str) and v.lower() == "false") for v in _list(value))
 
 
-def _denies_plaintext(statement: dict[str, Any]) -> bool:
+def _condition_values(statement: dict[str, Any], operators: tuple[str, ...],
+                      key: str) -> Iterator[Any]:
+    """The values the statement's Condition gives ``key`` (case-insensitive) under ``operators``."""
     condition = statement.get("Condition")
     if not isinstance(condition, dict):
-        return False
-    for operator in ("Bool", "BoolIfExists"):
+        return
+    for operator in operators:
         block = condition.get(operator)
         if isinstance(block, dict):
-            for key, value in block.items():
-                if str(key).lower() == "aws:securetransport" and _is_false(value):
-                    return True
-    return False
+            yield from (value for k, value in block.items() if str(k).lower() == key)
+
+
+def _denies_plaintext(statement: dict[str, Any]) -> bool:
+    return any(_is_false(value) for value in
+               _condition_values(statement, ("Bool", "BoolIfExists"), "aws:securetransport"))
 
 
 def _min_tls(statement: dict[str, Any]) -> str | None:
-    condition = statement.get("Condition")
-    if not isinstance(condition, dict):
-        return None
-    for operator in ("NumericLessThan", "NumericLessThanIfExists"):
-        block = condition.get(operator)
-        if isinstance(block, dict):
-            for key, value in block.items():
-                if str(key).lower() == "s3:tlsversion" and _list(value):
-                    return str(_list(value)[0])
+    for value in _condition_values(statement, ("NumericLessThan", "NumericLessThanIfExists"),
+                                   "s3:tlsversion"):
+        if _list(value):
+            return str(_list(value)[0])
     return None
 
 
