@@ -75,20 +75,13 @@ def _folder(path: bytes) -> tuple[bool, bool]:
     return passable, writable
 
 
-@lru_cache(maxsize=1024)
-def _user(uid: int) -> str:
+@lru_cache(maxsize=2048)
+def _owner(ident: int, *, group: bool) -> str:
+    """The name of user (or group) ``ident``; the number itself when the system has none."""
     try:
-        return pwd.getpwuid(uid).pw_name
+        return grp.getgrgid(ident).gr_name if group else pwd.getpwuid(ident).pw_name
     except KeyError:
-        return str(uid)
-
-
-@lru_cache(maxsize=1024)
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+        return str(ident)
 
 
 def file_access(path: bytes, st: os.stat_result) -> Access:
@@ -98,7 +91,8 @@ def file_access(path: bytes, st: os.stat_result) -> Access:
     except OSError:
         acl = ()
     blocked, writable = _folders_above(os.path.dirname(os.path.abspath(path)))
-    return Access(st.st_mode, _user(st.st_uid), _group(st.st_gid), acl, blocked, writable)
+    return Access(st.st_mode, _owner(st.st_uid, group=False), _owner(st.st_gid, group=True),
+                  acl, blocked, writable)
 
 
 @lru_cache(maxsize=4096)
