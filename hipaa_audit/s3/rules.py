@@ -363,13 +363,22 @@ def _replication(obs: BucketObservation) -> Outcome | None:
 
 # -- resilience and retention -------------------------------------------------------------------
 
-def _versioning(obs: BucketObservation, ctx: BucketContext) -> Outcome:
+def _versioning_setting(obs: BucketObservation, key: str, what: str) -> Outcome | str | None:
+    """A setting of the bucket's versioning (``Status``, ``MFADelete``), when not ``Enabled``.
+
+    Else the outcome is already known: an error when it could not be read, a pass when enabled.
+    """
     answer = obs.answers["versioning"]
     if not answer.ok:
-        return _error(answer, "the versioning state")
-    status = answer.data.get("Status")
-    if status == "Enabled":
-        return _pass()
+        return _error(answer, what)
+    value: str | None = answer.data.get(key)
+    return _pass() if value == "Enabled" else value
+
+
+def _versioning(obs: BucketObservation, ctx: BucketContext) -> Outcome:
+    status = _versioning_setting(obs, "Status", "the versioning state")
+    if isinstance(status, Outcome):
+        return status
     important = ctx.phi is not None or ctx.retention is not None
     return _fail(f"Versioning is {'suspended' if status == 'Suspended' else 'not enabled'}: an "
                  "overwrite or delete destroys the only copy.",
@@ -379,12 +388,9 @@ def _versioning(obs: BucketObservation, ctx: BucketContext) -> Outcome:
 def _mfa_delete(obs: BucketObservation, ctx: BucketContext) -> Outcome | None:
     if ctx.retention is None:
         return None
-    answer = obs.answers["versioning"]
-    if not answer.ok:
-        return _error(answer, "the MFA delete state")
-    value = answer.data.get("MFADelete")
-    if value == "Enabled":
-        return _pass()
+    value = _versioning_setting(obs, "MFADelete", "the MFA delete state")
+    if isinstance(value, Outcome):
+        return value
     if value is None and not ctx.aws:
         return Outcome("error", "MFA delete: not reported by this store (it may accept the "
                        "setting without enforcing it); it cannot be verified here and is not "
