@@ -20,6 +20,7 @@ from hipaa_audit.config import Assessment
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.redaction import Masker
 from hipaa_audit.scanner import (
+    Scanner,
     ScannerOptions,
     ScannerSetupError,
     Setup,
@@ -64,6 +65,12 @@ def test_each_scanner_has_the_contract_shape(name: str) -> None:
     # the summary is typed (a TypedDict), not a free dict
     hints = typing.get_type_hints(type(scanner).summary)
     assert typing.is_typeddict(hints["return"])
+
+
+def test_a_scanner_names_its_options_model_as_its_first_type_argument() -> None:
+    with pytest.raises(TypeError, match="ScannerOptions model"):
+        class NoModel(Scanner[Any, Any, Any], name="none", command="scan none"):
+            """Not a scanner: its first type argument is no options model."""
 
 
 @pytest.mark.parametrize("name", scanner_names())
