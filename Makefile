@@ -45,12 +45,14 @@ system-deps:
 # (`bench`) run in `make bench`. PYTEST_ARGS passes more options (e.g. -n 2 with pytest-xdist).
 PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
 PYTEST_ARGS ?=
+# the tests run on every core (pytest-xdist), each test file on one worker (tests/conftest.py)
+TEST_WORKERS ?= auto
 
 test: system-deps lint
-	$(PYTEST) -m "not bench and not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not bench and not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-all: system-deps lint
-	$(PYTEST) -m "not bench" $(PYTEST_ARGS)
+	$(PYTEST) -m "not bench" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A whole assessment of a generated sample estate, twice (this quarter, then the next, so the
 # report shows a trend and `runs diff` has changes). Exit codes 3 (findings) and 4

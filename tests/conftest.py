@@ -35,10 +35,19 @@ KINDS = ("unit", "e2e", "fixtures", "bench")
 #: one after the other; a test marked ``serial`` must live in one of them.
 SERIAL_FILES = ("tests/test_assess.py", "tests/test_s3peers.py")
 
+#: The files whose tests take longest, longest first: they start first, so that under
+#: pytest-xdist no worker is left with a long file at the end while the other waits.
+HEAVY_FIRST = ("tests/test_assess.py", "tests/test_s3peers.py", "tests/test_logs.py",
+               "tests/test_treatment.py", "tests/test_s3.py", "tests/test_log_dask.py",
+               "tests/test_log_realistic.py", "tests/test_exports.py", "tests/test_attest.py",
+               "tests/test_phi_never_leaves.py", "tests/test_network.py")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that declares no kind as ``unit`` (so ``-m unit`` selects them), and
-    refuse a ``serial`` test outside ``SERIAL_FILES``."""
+    refuse a ``serial`` test outside ``SERIAL_FILES``, and put the ``HEAVY_FIRST`` files first."""
+    rank = {path: i for i, path in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
     for item in items:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             item.add_marker(pytest.mark.unit)
@@ -57,6 +66,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False  # keep the HEAVY_FIRST order
 
     class FilesWithSerialTogether(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
