@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BAR_VS_NAIVE = 3.0
 BAR_VS_PARSE = 1.0
@@ -288,8 +289,13 @@ def pool_startup(workers: int, sample: Path) -> float:
 # --------------------------------------------------------------------------- the work done
 
 
-def findings_summary(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str]]:
-    """Scan every file once; return findings per check, total findings, and what is missing."""
+def tally_findings(paths: Sequence[Path], judge: Callable[[Path, list[Any]], str | None]
+                   ) -> tuple[Counter[str], int, list[str]]:
+    """Scan every file once (``scan_file``, as (d) does); count the findings and judge them.
+
+    Returns the findings per check, the total and what ``judge(path, findings)`` said was
+    wrong with a file (None when nothing was).
+    """
     from hipaa_audit.archive.scanner import ArchiveRules, scan_file
     from hipaa_audit.archive.walk import FileTask
     from hipaa_audit.catalog import load_catalog
@@ -298,23 +304,33 @@ def findings_summary(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str
     rules = ArchiveRules.build(load_catalog(), Masker(BENCH_KEY))
     by_check: Counter[str] = Counter()
     total = 0
-    missing: list[str] = []
+    wrong: list[str] = []
     for p in paths:
         (result,) = scan_file(FileTask(os.fsencode(p), str(p)), rules)
         total += len(result.findings)
-        checks = {f.check_id for f in result.findings}
         by_check.update(f.check_id for f in result.findings)
-        residual = {
-            str(loc.get("keyword"))
-            for f in result.findings
-            if f.check_id == "dicom-residual-identifier"
-            for loc in f.locations
-        }
+        complaint = judge(p, result.findings)
+        if complaint is not None:
+            wrong.append(complaint)
+    return by_check, total, wrong
+
+
+def keywords(findings: list[Any], *check_ids: str) -> set[str]:
+    """The attribute keywords the locations of the findings of ``check_ids`` name."""
+    return {str(loc.get("keyword")) for f in findings if f.check_id in check_ids
+            for loc in f.locations}
+
+
+def findings_summary(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str]]:
+    """Scan every file once; return findings per check, total findings, and what is missing."""
+    def missing(p: Path, findings: list[Any]) -> str | None:
+        checks = {f.check_id for f in findings}
+        residual = keywords(findings, "dicom-residual-identifier")
         lost = [c for c in EXPECTED_CHECKS if c not in checks]
         lost += [k for k in PLANTED if k not in residual]
-        if lost:
-            missing.append(f"{p.name}: {', '.join(lost)}")
-    return by_check, total, missing
+        return f"{p.name}: {', '.join(lost)}" if lost else None
+
+    return tally_findings(paths, missing)
 
 
 # --------------------------------------------------------------------------- memory
@@ -488,15 +504,58 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--files", type=int, default=2000, help="synthetic files (default 2000)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes after the warm-up")
-    parser.add_argument("--quick", action="store_true", help="300 files, 3 repeats")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a bar fails")
+def bench_parser(doc: str | None, files: int, what: str, repeats: int,
+                 quick: tuple[int, int]) -> argparse.ArgumentParser:
+    """The options of the archive benchmarks: --files, --repeats, --quick, --profile, --keep.
+
+    ``--quick`` stores ``quick`` (files, repeats), the most :func:`in_folder` lets it use.
+    """
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--files", type=int, default=files, help=f"{what} (default {files:,})")
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help="timed passes after the warm-up")
+    parser.add_argument("--quick", action="store_const", const=quick,
+                        help=f"{quick[0]} files, {quick[1]} repeats")
     parser.add_argument("--profile", action="store_true",
                         help="also sample where (d) spends its time")
     parser.add_argument("--keep", type=Path, help="generate into this folder (reused if complete)")
+    return parser
+
+
+def in_folder(args: argparse.Namespace, run: Callable[[Path, argparse.Namespace], int],
+              prefix: str) -> int:
+    """``run(folder, args)`` (--quick applied) in the --keep folder or a temporary one."""
+    if args.quick:
+        files, repeats = args.quick
+        args.files, args.repeats = min(args.files, files), min(args.repeats, repeats)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return run(args.keep, args)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return run(Path(tmp), args)
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def ready_files(root: Path, n: int, make: Callable[[Path, int], list[Path]]
+                ) -> tuple[list[Path], float, float]:
+    """The ``n`` files under ``root``, made by ``make`` unless they are all there already.
+
+    Returns them, the seconds it took and their mean size in KiB.
+    """
+    t0 = time.perf_counter()
+    existing = sorted(root.rglob("*.dcm"))
+    paths = existing if len(existing) == n else make(root, n)
+    mean_kib = statistics.mean(p.stat().st_size for p in paths) / 1024
+    return paths, time.perf_counter() - t0, mean_kib
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser(__doc__, 2000, "synthetic files", 5, (300, 3))
+    parser.add_argument("--check", action="store_true", help="exit 1 when a bar fails")
     parser.add_argument("--memory-child", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--copies", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -505,14 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_child:
         memory_child(args.memory_child, args.copies, args.workers)
         return 0
-    if args.quick:
-        args.files, args.repeats = min(args.files, 300), min(args.repeats, 3)
-
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return run(args.keep, args)
-    with tempfile.TemporaryDirectory(prefix="hipaa-audit-bench-") as tmp:
-        return run(Path(tmp), args)
+    return in_folder(args, run, "hipaa-audit-bench-")
 
 
 def run(root: Path, args: argparse.Namespace) -> int:
@@ -521,16 +573,12 @@ def run(root: Path, args: argparse.Namespace) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
     n = args.files
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"hipaa-audit archive header benchmark: {n} files, median of {args.repeats} passes "
-          f"(+1 warm-up discarded), {cores} core(s), load {load:.2f}, "
+          f"(+1 warm-up discarded), {cores} core(s), load {load_average():.2f}, "
           f"Python {sys.version.split()[0]}, pydicom {pydicom.__version__}")
-    t0 = time.perf_counter()
-    existing = sorted(root.rglob("*.dcm"))
-    paths = existing if len(existing) == n else generate(root, n)
-    sizes = [p.stat().st_size for p in paths]
-    print(f"{n} CT files ready in {time.perf_counter() - t0:.1f} s under {root} "
-          f"(mean {statistics.mean(sizes) / 1024:.1f} KiB, Explicit VR LE, 64x64 uint16)")
+    paths, seconds, mean_kib = ready_files(root, n, generate)
+    print(f"{n} CT files ready in {seconds:.1f} s under {root} "
+          f"(mean {mean_kib:.1f} KiB, Explicit VR LE, 64x64 uint16)")
 
     by_check, total_findings, missing = findings_summary(paths)
     methods = make_methods(root, paths, cores)

@@ -31,10 +31,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -43,9 +43,14 @@ import smallct  # noqa: E402
 from archive_header import (  # noqa: E402
     BAR_VS_NAIVE,
     BAR_VS_PARSE,
-    BENCH_KEY,
+    bench_parser,
+    in_folder,
+    keywords,
+    load_average,
     make_methods,
     profile_scan_file,
+    ready_files,
+    tally_findings,
     time_methods,
     verdict,
 )
@@ -58,26 +63,13 @@ LEAKY_KEEPS = ("AccessionNumber", "InstitutionName")
 
 def guard(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str]]:
     """Scan every file once; return findings per check, total findings and what went wrong."""
-    from hipaa_audit.archive.scanner import ArchiveRules, scan_file
-    from hipaa_audit.archive.walk import FileTask
-    from hipaa_audit.catalog import load_catalog
     from hipaa_audit.model import Severity
-    from hipaa_audit.redaction import Masker
 
-    rules = ArchiveRules.build(load_catalog(), Masker(BENCH_KEY))
-    by_check: Counter[str] = Counter()
-    total = 0
-    wrong: list[str] = []
-    for p in paths:
-        (result,) = scan_file(FileTask(os.fsencode(p), str(p)), rules)
-        findings = [f for f in result.findings if f.severity >= Severity.MEDIUM]
-        total += len(result.findings)
-        by_check.update(f.check_id for f in result.findings)
+    def wrong(p: Path, all_findings: list[Any]) -> str | None:
+        findings = [f for f in all_findings if f.severity >= Severity.MEDIUM]
         index = int(p.stem[2:])
         kind = smallct.study_kind(index // smallct.FILES_PER_STUDY)
-        kept = {str(loc.get("keyword")) for f in result.findings
-                if f.check_id in ("dicom-residual-identifier", "dicom-false-deidentification")
-                for loc in f.locations}
+        kept = keywords(all_findings, "dicom-residual-identifier", "dicom-false-deidentification")
         if kind == "clinical":
             lost = [k for k in CLINICAL_KEEPS if k not in kept]
         elif kind == "leaky":
@@ -88,9 +80,9 @@ def guard(paths: Sequence[Path]) -> tuple[Counter[str], int, list[str]]:
                             else "a false-deidentification finding it must not have")
         else:
             lost = [f"{f.check_id} ({f.severity.value})" for f in findings]
-        if lost:
-            wrong.append(f"{p.name} ({kind}): {', '.join(lost)}")
-    return by_check, total, wrong
+        return f"{p.name} ({kind}): {', '.join(lost)}" if lost else None
+
+    return tally_findings(paths, wrong)
 
 
 def command_cpu(target: Path, out: Path, data: Path) -> float:
@@ -114,39 +106,21 @@ def time_command(root: Path, sample: Path, repeats: int) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--files", type=int, default=10_000, help="CT slices (default 10,000)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes after the warm-up")
-    parser.add_argument("--quick", action="store_true", help="500 files, 2 repeats")
-    parser.add_argument("--profile", action="store_true",
-                        help="also sample where (d) spends its time")
-    parser.add_argument("--keep", type=Path, help="generate into this folder (reused if complete)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.files, args.repeats = min(args.files, 500), min(args.repeats, 2)
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return run(args.keep, args)
-    with tempfile.TemporaryDirectory(prefix="hipaa-audit-bench-small-") as tmp:
-        return run(Path(tmp), args)
+    args = bench_parser(__doc__, 10_000, "CT slices", 3, (500, 2)).parse_args(argv)
+    return in_folder(args, run, "hipaa-audit-bench-small-")
 
 
 def run(root: Path, args: argparse.Namespace) -> int:
     import pydicom
 
     n = args.files
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"hipaa-audit small CT archive benchmark: {n} files, one worker, median of "
-          f"{args.repeats} passes (+1 warm-up discarded), load {load:.2f}, "
+          f"{args.repeats} passes (+1 warm-up discarded), load {load_average():.2f}, "
           f"Python {sys.version.split()[0]}, pydicom {pydicom.__version__}")
-    t0 = time.perf_counter()
-    existing = sorted(root.rglob("*.dcm"))
-    paths = existing if len(existing) == n else smallct.write_tree(root, n)
-    sizes = [p.stat().st_size for p in paths]
+    paths, seconds, mean_kib = ready_files(root, n, smallct.write_tree)
     kinds = Counter(smallct.study_kind(int(p.stem[2:]) // smallct.FILES_PER_STUDY)
                     for p in paths)
-    print(f"{n} CT slices ready in {time.perf_counter() - t0:.1f} s under {root} "
-          f"(mean {statistics.mean(sizes) / 1024:.1f} KiB; "
+    print(f"{n} CT slices ready in {seconds:.1f} s under {root} (mean {mean_kib:.1f} KiB; "
           + ", ".join(f"{c} {k}" for k, c in sorted(kinds.items())) + ")")
 
     by_check, total, wrong = guard(paths)

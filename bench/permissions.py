@@ -39,17 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hipaa_audit.catalog import load_catalog  # noqa: E402
+from hipaa_audit.permissions import model  # noqa: E402
 from hipaa_audit.permissions.baseline import parse_baseline  # noqa: E402
 from hipaa_audit.permissions.graph import AccessGraph  # noqa: E402
-from hipaa_audit.permissions.model import (  # noqa: E402
-    ANYONE,
-    Facts,
-    Grant,
-    Membership,
-    Person,
-    Principal,
-    Resource,
-)
 from hipaa_audit.permissions.run import PermOptions, analyse, summarise  # noqa: E402
 
 BAR_SECONDS = 10.0
@@ -57,14 +49,14 @@ READ = frozenset({"list", "read"})
 
 
 def generate(users: int, grants: int, seed: int = 7
-             ) -> tuple[Facts, dict[str, Any], dict[str, int]]:
+             ) -> tuple[model.Facts, dict[str, Any], dict[str, int]]:
     """The estate, its baseline (as TOML data) and the planted counts."""
     rng = random.Random(seed)
-    f = Facts(sources=["aws", "roster"])
+    f = model.Facts(sources=["aws", "roster"])
     n_groups, n_roles, n_accounts, n_res, n_roles_base = 600, 300, 99, 2000, 40
     resources = [f"s3://bucket-{i:04d}" for i in range(n_res)]
     for i, r in enumerate(resources):
-        f.add_resource(Resource(r, "bucket", phi=(i % 4 == 0), system="aws:123456789012"))
+        f.add_resource(model.Resource(r, "bucket", phi=(i % 4 == 0), system="aws:123456789012"))
     role_of_res = {r: f"role-{i % n_roles_base}" for i, r in enumerate(resources)}
     base_roles: dict[str, Any] = {f"role-{k}": {"allow": []} for k in range(n_roles_base)}
     for r, role in role_of_res.items():
@@ -76,29 +68,29 @@ def generate(users: int, grants: int, seed: int = 7
     group_role = {g: f"role-{i % n_roles_base}" for i, g in enumerate(groups)}
     role_role = {r: f"role-{i % n_roles_base}" for i, r in enumerate(roles)}
     for g in groups:
-        f.add_principal(Principal(g, "group", g.rsplit("/", 1)[1], "aws"))
+        f.add_principal(model.Principal(g, "group", g.rsplit("/", 1)[1], "aws"))
         principals_decl[g] = [group_role[g]]
     for r in roles:
-        f.add_principal(Principal(r, "role", r.rsplit("/", 1)[1], "aws"))
+        f.add_principal(model.Principal(r, "role", r.rsplit("/", 1)[1], "aws"))
         principals_decl[r] = [role_role[r]]
     trusted = [a.split("/")[1] for a in accounts[10:]]
     for a in accounts:
-        f.add_principal(Principal(a, "account", a.split("/")[1], "aws"))
+        f.add_principal(model.Principal(a, "account", a.split("/")[1], "aws"))
         principals_decl[a] = ["role-0"]
     planted = {"memberships": 0, "outside": 0, "departed": 0, "public": 0, "untrusted": 10}
     user_ids = [f"aws:user/u{i:05d}" for i in range(users)]
     user_roles: dict[str, set[str]] = {}
     for i, u in enumerate(user_ids):
         service = i % 50 == 0
-        f.add_principal(Principal(u, "user", u.rsplit("/", 1)[1], "aws", human=not service))
+        f.add_principal(model.Principal(u, "user", u.rsplit("/", 1)[1], "aws", human=not service))
         mine = rng.sample(groups, rng.randint(1, 3))
         roles_u = {group_role[g] for g in mine}
         for g in mine:
-            f.memberships.append(Membership(u, g, "member-of", "iam:group-membership"))
+            f.memberships.append(model.Membership(u, g, "member-of", "iam:group-membership"))
         if rng.random() < 0.01:  # an unapproved membership
             g = rng.choice(groups)
             if group_role[g] not in roles_u:
-                f.memberships.append(Membership(u, g, "member-of", "iam:group-membership"))
+                f.memberships.append(model.Membership(u, g, "member-of", "iam:group-membership"))
                 planted["memberships"] += 1
         user_roles[u] = roles_u
         if service:
@@ -106,14 +98,14 @@ def generate(users: int, grants: int, seed: int = 7
         else:
             active = i % 300 != 1
             planted["departed"] += int(not active)
-            f.people.append(Person(f"e{i}", "fp", (u.rsplit("/", 1)[1],), tuple(sorted(roles_u)),
-                                   active))
+            f.people.append(model.Person(f"e{i}", "fp", (u.rsplit("/", 1)[1],),
+                                         tuple(sorted(roles_u)), active))
     for i, r in enumerate(roles):
         for g in (groups[i % n_groups], groups[(i * 7 + 3) % n_groups]):
             if group_role[g] == role_role[r]:
-                f.memberships.append(Membership(g, r, "can-assume", "iam:trust-policy"))
+                f.memberships.append(model.Membership(g, r, "can-assume", "iam:trust-policy"))
     for i, a in enumerate(accounts):
-        f.memberships.append(Membership(a, roles[i], "can-assume", "iam:trust-policy"))
+        f.memberships.append(model.Membership(a, roles[i], "can-assume", "iam:trust-policy"))
     res_by_role: dict[str, list[str]] = {}
     for r, role in role_of_res.items():
         res_by_role.setdefault(role, []).append(r)
@@ -132,10 +124,10 @@ def generate(users: int, grants: int, seed: int = 7
             res = rng.choice(resources)  # possibly outside the user's roles
             planted["outside"] += int(role_of_res[res] not in user_roles[holder])
         acts = READ if rng.random() < 0.8 else frozenset({"list", "read", "write"})
-        f.grants.append(Grant(holder, res, acts, f"iam:policy/p{made % 5000}"))
+        f.grants.append(model.Grant(holder, res, acts, f"iam:policy/p{made % 5000}"))
         made += 1
     for i in range(20):
-        f.grants.append(Grant(ANYONE, resources[i * 97 % n_res], READ, "s3:acl"))
+        f.grants.append(model.Grant(model.ANYONE, resources[i * 97 % n_res], READ, "s3:acl"))
         planted["public"] += 1
     baseline = {"roles": base_roles, "principals": principals_decl,
                 "trusted": {"accounts": trusted}}

@@ -153,12 +153,20 @@ def traced_peak(fn: Callable[[], Any]) -> tuple[Any, int]:
 
 
 @dataclass
-class Listing:
-    calls: int
-    seen: int
+class Cost:
+    """What one measured run took: wall seconds, CPU seconds here and in the server."""
+
     wall: float
     cpu: float
     server_cpu: float
+
+
+@dataclass
+class Listing(Cost):
+    """A listing of the bucket: ListObjectsV2 calls, objects seen, and the traced peaks."""
+
+    calls: int
+    seen: int
     peak: int = 0
     peak_small: int = 0
     seen_small: int = 0
@@ -177,11 +185,10 @@ def naive_listing(s3: Any, bucket: str) -> list[str]:
 
 
 @dataclass
-class Checks:
+class Checks(Cost):
+    """Object checks of the sample: their results and the S3 calls they made."""
+
     label: str
-    wall: float
-    cpu: float
-    server_cpu: float
     results: dict[str, Any]
     calls: Counter[str] = field(default_factory=Counter)
     error: str | None = None
@@ -303,15 +310,15 @@ def measure(s3peers: Any, server: Any, n: int, small: int, sample_n: int,
     counter.take()
     s0 = process_cpu(server.pid)
     drawn, wall, cpu = timed(lambda: sample_from_listing(conn, obs, n=sample_n, seed=0))
-    ours = Listing(counter.take()["ListObjectsV2"], drawn.seen, wall, cpu,
-                   process_cpu(server.pid) - s0)
+    ours = Listing(wall, cpu, process_cpu(server.pid) - s0, counter.take()["ListObjectsV2"],
+                   drawn.seen)
     if drawn.problem is not None:
         print(f"sample_from_listing: {drawn.problem.reason('the listing')}", file=sys.stderr)
         failed = True
     s0 = process_cpu(server.pid)
     seen, wall, cpu = timed(lambda: len(naive_listing(s3, BUCKET)))
-    naive = Listing(counter.take()["ListObjectsV2"], seen, wall, cpu,
-                    process_cpu(server.pid) - s0)
+    naive = Listing(wall, cpu, process_cpu(server.pid) - s0, counter.take()["ListObjectsV2"],
+                    seen)
 
     # ------------------------------------------------------------ listing: memory (traced)
     for bucket_obs, whole in ((obs, True), (obs_small, False)):
@@ -342,7 +349,7 @@ def measure(s3peers: Any, server: Any, n: int, small: int, sample_n: int,
     # (a) one after another
     s0 = process_cpu(server.pid)
     results, wall, cpu = timed(lambda: judged(check(ks) for ks in drawn.keys))
-    serial = Checks("(a)", wall, cpu, process_cpu(server.pid) - s0, results, counter.take())
+    serial = Checks(wall, cpu, process_cpu(server.pid) - s0, "(a)", results, counter.take())
 
     # (b) a thread pool, as scan_s3 reads a bucket's sample
     def concurrently() -> dict[str, Any]:
@@ -351,7 +358,7 @@ def measure(s3peers: Any, server: Any, n: int, small: int, sample_n: int,
 
     s0 = process_cpu(server.pid)
     results, wall, cpu = timed(concurrently)
-    pooled = Checks("(b)", wall, cpu, process_cpu(server.pid) - s0, results, counter.take())
+    pooled = Checks(wall, cpu, process_cpu(server.pid) - s0, "(b)", results, counter.take())
     # the guard object: bench_key(0), an identified DICOM, judged directly
     zero = s3peers.bench_key(0)
     zero_result = judged(iter([observe_object(conn, obs, zero, -1, acls=acls)]))[zero]
@@ -374,7 +381,7 @@ def measure(s3peers: Any, server: Any, n: int, small: int, sample_n: int,
     except Exception:
         wall = cpu = float("nan")
         scan_error = traceback.format_exc()
-    whole = Checks("(c)", wall, cpu, process_cpu(server.pid) - s0, {
+    whole = Checks(wall, cpu, process_cpu(server.pid) - s0, "(c)", {
         a.removeprefix(f"s3://{BUCKET}/"): r for a, r in scanned.items()
         if a.startswith(f"s3://{BUCKET}/")}, whole_counter.take(), scan_error)
     if scan_error:

@@ -13,21 +13,26 @@ Fixtures go to ``conftest.py``; plain functions and constants come here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
 import re
+import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 from conftest import ROOT
 
 from hipaa_audit.aws.client import Answer
+from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.network.observation import CertInfo, Suite, TlsObservation
 from hipaa_audit.permissions.baseline import parse_baseline
 from hipaa_audit.permissions.model import (
@@ -401,3 +406,45 @@ def observation(**answers: Answer) -> BucketObservation:
     base.update(acl=ok(Grants=[]), versioning=ok(), logging=ok())
     base.update(answers)
     return BucketObservation("b", ok(), answers=base, account_id="123456789012")
+
+
+# ---------------------------------------------------------------------------------------------
+# ``serve`` command lines of the fixture servers (fixtures/netpeers.py, fixtures/s3peers.py)
+
+@contextlib.contextmanager
+def serving(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """Start ``argv`` (stdout and stderr piped, text); kill it on leaving if it still runs."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def served_json(proc: subprocess.Popen[str]) -> Any:
+    """The JSON document a ``serve`` command prints first (up to its closing ``}`` line)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or lines[-1] != "}\n":
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        lines.append(line)
+    return json.loads("".join(lines))
+
+
+def sigterm_exit(proc: subprocess.Popen[str], timeout: float) -> int:
+    """SIGTERM ``proc`` and return its exit status (``128 + SIGTERM`` when it stopped cleanly)."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration errors
+
+def config_error(config: Path) -> str:
+    """The message of the ConfigError that loading ``config`` raises (fails when none is)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    return str(info.value)

@@ -15,21 +15,10 @@ from typing import Any, get_args
 import pytest
 from conftest import ROOT
 
+from hipaa_audit import evidence
 from hipaa_audit.archive.pathnames import PATH_KEYS
 from hipaa_audit.catalog import load_catalog
-from hipaa_audit.evidence import (
-    CHECK_EVIDENCE,
-    CipherSuite,
-    EndpointSetting,
-    EvidenceKey,
-    IntegrityBreak,
-    LogAnomaly,
-    LogSummary,
-    PermissionGrant,
-    UncheckedPart,
-    evidence_problems,
-    stored_run_evidence,
-)
+from hipaa_audit.evidence import CHECK_EVIDENCE, evidence_problems, stored_run_evidence
 from hipaa_audit.logs.run import analyze_logs
 from hipaa_audit.logs.setup import log_options
 from hipaa_audit.model import Location
@@ -47,17 +36,18 @@ def test_every_catalog_check_declares_its_evidence_and_nothing_else_is_declared(
 
 
 def _grant(**extra: object) -> dict[str, object]:
-    return {**PermissionGrant(principal="alice", resource="s3://phi", actions="read",
-                              grant="policy P", conditions=None, roles="none"), **extra}
+    return {**evidence.PermissionGrant(principal="alice", resource="s3://phi", actions="read",
+                                       grant="policy P", conditions=None, roles="none"), **extra}
 
 
 def test_a_location_of_the_declared_type_fits() -> None:
     assert evidence_problems("perm-beyond-role", [_grant()]) == []
-    assert evidence_problems("s3-unverifiable", [UncheckedPart(check="s3-versioning")]) == []
-    assert evidence_problems("tls-cbc-cipher", [CipherSuite(
+    assert evidence_problems("s3-unverifiable",
+                             [evidence.UncheckedPart(check="s3-versioning")]) == []
+    assert evidence_problems("tls-cbc-cipher", [evidence.CipherSuite(
         protocol="TLSv1.2", suite="AES128-SHA", policy="nist", clause="3.3.1")]) == []
-    assert evidence_problems("https-hsts-weak", [EndpointSetting(setting="max-age", value=60)]) \
-        == []
+    assert evidence_problems("https-hsts-weak",
+                             [evidence.EndpointSetting(setting="max-age", value=60)]) == []
 
 
 @pytest.mark.parametrize(("check_id", "fields", "why"), [
@@ -87,9 +77,9 @@ def test_the_fixture_fails_a_test_whose_finding_writes_an_undeclared_key(
 
 
 def test_a_typed_location_renders_in_the_order_it_was_built() -> None:
-    loc = Location.of_evidence(PermissionGrant(principal="alice", resource="s3://phi",
-                                               actions="read", grant="policy P",
-                                               conditions=None, roles="none"))
+    loc = Location.of_evidence(evidence.PermissionGrant(principal="alice", resource="s3://phi",
+                                                        actions="read", grant="policy P",
+                                                        conditions=None, roles="none"))
     assert json.dumps(loc.as_dict()) == json.dumps(
         {"principal": "alice", "resource": "s3://phi", "actions": "read", "grant": "policy P",
          "roles": "none"})
@@ -110,7 +100,7 @@ def test_stored_run_evidence_narrows_what_the_store_gives_back() -> None:
 def test_the_key_literal_is_exactly_the_keys_the_types_declare() -> None:
     declared = {k for shapes in CHECK_EVIDENCE.values() for shape in shapes
                 for k in shape.__annotations__}
-    assert set(get_args(EvidenceKey)) == declared
+    assert set(get_args(evidence.EvidenceKey)) == declared
 
 
 def test_the_path_valued_keys_masked_in_archive_findings_are_keys_archive_checks_write() -> None:
@@ -120,8 +110,8 @@ def test_the_path_valued_keys_masked_in_archive_findings_are_keys_archive_checks
 
 
 def test_text_reads_a_declared_key_as_text() -> None:
-    loc = Location.of_evidence(IntegrityBreak(kind="gap", stream="a.log", position=3,
-                                              window=None))
+    loc = Location.of_evidence(evidence.IntegrityBreak(kind="gap", stream="a.log", position=3,
+                                                       window=None))
     assert (loc.text("position"), loc.text("window"), loc.text("principal")) == ("3", "", "")
 
 
@@ -144,10 +134,10 @@ def test_a_log_analysis_in_process_writes_only_declared_evidence(tmp_path: Path)
     results = list(analyze_logs(opts, load_catalog(), masker, on_summary=summaries.append))
     written = {f.check_id for r in results for f in r.findings if f.locations}
     assert {"log-sigma", "log-integrity", "log-unverifiable"} <= written, sorted(written)
-    assert any(c.startswith("log-") and c in CHECK_EVIDENCE and LogAnomaly in CHECK_EVIDENCE[c]
-               for c in written), sorted(written)
+    assert any(c.startswith("log-") and c in CHECK_EVIDENCE
+               and evidence.LogAnomaly in CHECK_EVIDENCE[c] for c in written), sorted(written)
     [summary] = summaries
-    assert set(summary) <= set(LogSummary.__annotations__), sorted(set(summary))
+    assert set(summary) <= set(evidence.LogSummary.__annotations__), sorted(set(summary))
 
 
 def test_the_report_benchmark_builds_only_declared_evidence() -> None:

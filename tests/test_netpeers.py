@@ -16,7 +16,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from helpers import served_json, serving, sigterm_exit
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -469,27 +469,12 @@ def test_cli_run_demo(tmp_path: Path) -> None:
 
 
 def test_cli_serve_stops_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "4",
-         "--folder", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        text = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            text += proc.stdout.readline()
-            if text.rstrip().endswith("}"):
-                break
-        targets = json.loads(text)
+    with serving([sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "4",
+                  "--folder", str(tmp_path)]) as proc:
+        targets = served_json(proc)
         assert len(targets) == 4
         assert json.loads((tmp_path / "peers.json").read_text()) == targets
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert sigterm_exit(proc, timeout=20) == 128 + signal.SIGTERM
     for target in targets.values():
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((netpeers.HOST, int(target.rsplit(":", 1)[1])), timeout=2)

@@ -50,6 +50,28 @@ def rid(path: Path) -> str:
     return f"fs:{path}"
 
 
+def make_file(folder: Path, name: str, mode: int, text: str = "x", acl: str = "") -> Path:
+    """Write a small file in folder and give it mode, then the ACL entries acl if any."""
+    path = folder / name
+    path.write_text(text)
+    path.chmod(mode)
+    if acl:
+        setfacl("-m", acl, path)
+    return path
+
+
+def make_dir(folder: Path, name: str, mode: int, gid: int | None = None, acl: str = "") -> Path:
+    """Make a folder in folder, owned by root (and group gid if given), with mode and acl."""
+    path = folder / name
+    path.mkdir()
+    if gid is not None:
+        os.chown(path, 0, gid)
+    path.chmod(mode)
+    if acl:
+        setfacl("-m", acl, path)
+    return path
+
+
 def grants_on(facts: Facts, path: Path) -> set[tuple[str, frozenset[str], str, tuple[str, ...]]]:
     return {(g.principal, g.actions, g.source, g.conditions)
             for g in facts.grants if g.resource == rid(path)}
@@ -57,24 +79,16 @@ def grants_on(facts: Facts, path: Path) -> set[tuple[str, frozenset[str], str, t
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "archive"
-    root.mkdir()
-    os.chown(root, 0, 0)
-    root.chmod(0o750)
-    return root
+    return make_dir(tmp_path, "archive", 0o750, 0)
 
 
 def test_modes_become_grants(tree: Path) -> None:
-    shared = tree / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
+    shared = make_dir(tree, "shared", 0o777)
     private = tree / "private"
     private.mkdir()
     os.chown(private, pwd.getpwnam("daemon").pw_uid, grp.getgrnam("users").gr_gid)
     private.chmod(0o730)  # group: write+x but no read bit
-    listing = tree / "listing"
-    listing.mkdir()
-    listing.chmod(0o744)  # others may list names but not reach files
+    listing = make_dir(tree, "listing", 0o744)  # others may list names but not reach files
     inner = tree / "report.dcm"
     inner.write_bytes(b"DICM" * 10)
     inner.chmod(0o640)
@@ -114,63 +128,62 @@ def test_modes_become_grants(tree: Path) -> None:
 
 def test_world_readable_file_in_closed_folder_gives_others_nothing(tree: Path) -> None:
     # other accounts cannot enter the 0o750 folder: the file's own bits open nothing
-    leak = tree / "export.csv"
-    leak.write_text("not read by the collector\n")
-    leak.chmod(0o644)
+    leak = make_file(tree, "export.csv", 0o644, "not read by the collector\n")
     facts = collect_fs(tree)
     assert rid(leak) not in facts.resources
     assert not grants_on(facts, leak)
 
 
-def test_world_readable_file_in_traverse_only_folder_is_its_own_resource(tree: Path) -> None:
-    # 0o711: other accounts cannot list the folder but reach a file whose name they know
-    tree.chmod(0o711)
-    phi = tree / "phi.csv"
-    phi.write_text("not read by the collector\n")
-    phi.chmod(0o644)
-    closed = tree / "closed.csv"
-    closed.write_text("x\n")
-    closed.chmod(0o600)
+READ = frozenset({"read"})
+ROOT_FILE = ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ())
+ROOT_DIR = ("fs:user/root", FULL_DIR, "fs:mode", ())
+GROUP_LISTS = ("fs:group/root", frozenset({"list", "read"}), "fs:mode", ())
+
+
+@pytest.mark.parametrize(
+    ("folder_mode", "file_mode", "narrower_mode", "file_grants", "folder_grants"), [
+        # 0o711: other accounts cannot list the folder but reach a file whose name they know
+        pytest.param(0o711, 0o644, 0o600, {
+            ROOT_FILE,
+            # the group root may traverse but not list the folder either
+            ("fs:group/root", READ, "fs:mode", BY_NAME),
+            (ANYONE, READ, "fs:mode", (*ANY, *BY_NAME)),
+        }, {ROOT_DIR},  # the folder itself still grants them nothing: x alone is no action
+            id="world-readable-in-traverse-only-folder"),
+        # the group may already list and read the folder: a 0o640 file is no broader
+        pytest.param(0o751, 0o644, 0o640, {
+            ROOT_FILE,
+            ("fs:group/root", READ, "fs:mode", ()),  # the group lists the folder
+            (ANYONE, READ, "fs:mode", (*ANY, *BY_NAME)),
+        }, {ROOT_DIR, GROUP_LISTS}, id="traverse-only-for-others-listable-by-the-group"),
+        pytest.param(0o755, 0o646, 0o600, {
+            ROOT_FILE,
+            ("fs:group/root", READ, "fs:mode", ()),
+            (ANYONE, frozenset({"read", "write", "delete"}), "fs:mode", ANY),
+        }, {ROOT_DIR, GROUP_LISTS, (ANYONE, frozenset({"list", "read"}), "fs:mode", ANY)},
+            id="world-writable-in-readable-folder"),
+    ])
+def test_file_broader_than_its_folder_is_its_own_resource(
+        tree: Path, folder_mode: int, file_mode: int, narrower_mode: int,
+        file_grants: set[tuple[str, frozenset[str], str, tuple[str, ...]]],
+        folder_grants: set[tuple[str, frozenset[str], str, tuple[str, ...]]]) -> None:
+    tree.chmod(folder_mode)
+    broad = make_file(tree, "phi.csv", file_mode, "not read by the collector\n")
+    narrower = make_file(tree, "closed.csv", narrower_mode)
 
     facts = collect_fs(tree)
 
-    assert facts.resources[rid(phi)].kind == "folder"
-    assert grants_on(facts, phi) == {
-        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
-        # the group root may traverse but not list the folder either
-        ("fs:group/root", frozenset({"read"}), "fs:mode", BY_NAME),
-        (ANYONE, frozenset({"read"}), "fs:mode", (*ANY, *BY_NAME)),
-    }
-    assert rid(closed) not in facts.resources
-    # the folder itself still grants them nothing: x alone is no action
-    assert grants_on(facts, tree) == {("fs:user/root", FULL_DIR, "fs:mode", ())}
-
-
-def test_traverse_only_for_others_listable_by_the_group(tree: Path) -> None:
-    tree.chmod(0o751)
-    phi = tree / "phi.csv"
-    phi.write_text("x\n")
-    phi.chmod(0o644)
-    team = tree / "team.csv"
-    team.write_text("x\n")
-    team.chmod(0o640)  # the group may already list and read the folder: no broader
-
-    facts = collect_fs(tree)
-
-    assert grants_on(facts, phi) == {
-        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
-        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),  # the group lists the folder
-        (ANYONE, frozenset({"read"}), "fs:mode", (*ANY, *BY_NAME)),
-    }
-    assert rid(team) not in facts.resources
+    assert facts.resources[rid(broad)].kind == "folder"
+    assert grants_on(facts, broad) == file_grants
+    assert rid(narrower) not in facts.resources
+    assert not grants_on(facts, narrower)
+    assert grants_on(facts, tree) == folder_grants
 
 
 def test_list_without_traverse_gives_nothing(tree: Path) -> None:
     # r without x on the folder: names can be listed, but no file inside can be reached
     tree.chmod(0o744)
-    listed = tree / "listed.csv"
-    listed.write_text("x\n")
-    listed.chmod(0o644)
+    listed = make_file(tree, "listed.csv", 0o644, "x\n")
     facts = collect_fs(tree)
     assert rid(listed) not in facts.resources
     assert not grants_on(facts, listed)
@@ -179,10 +192,7 @@ def test_list_without_traverse_gives_nothing(tree: Path) -> None:
 def test_traverse_through_a_named_acl_entry_within_the_mask(tree: Path) -> None:
     tree.chmod(0o700)
     setfacl("-m", "u:nobody:x", tree)
-    report = tree / "report.txt"
-    report.write_text("x")
-    report.chmod(0o600)
-    setfacl("-m", "u:nobody:r", report)
+    report = make_file(tree, "report.txt", 0o600, acl="u:nobody:r")
 
     facts = collect_fs(tree)
 
@@ -198,36 +208,12 @@ def test_traverse_through_a_named_acl_entry_within_the_mask(tree: Path) -> None:
 def test_traverse_through_a_group(tree: Path) -> None:
     os.chown(tree, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)  # nobody's primary group
     tree.chmod(0o710)
-    report = tree / "report.txt"
-    report.write_text("x")
-    report.chmod(0o600)
-    setfacl("-m", "u:nobody:r", report)
+    report = make_file(tree, "report.txt", 0o600, acl="u:nobody:r")
 
     facts = collect_fs(tree)
 
     assert ("fs:user/nobody", frozenset({"read"}), "fs:acl", BY_NAME) in \
         grants_on(facts, report)
-
-
-def test_world_writable_file_in_readable_folder_is_its_own_resource(tree: Path) -> None:
-    tree.chmod(0o755)
-    leak = tree / "export.csv"
-    leak.write_text("not read by the collector\n")
-    leak.chmod(0o646)
-    closed = tree / "closed.csv"
-    closed.write_text("x\n")
-    closed.chmod(0o600)
-
-    facts = collect_fs(tree)
-
-    assert facts.resources[rid(leak)].kind == "folder"
-    assert grants_on(facts, leak) == {
-        ("fs:user/root", frozenset({"read", "write", "delete", "admin"}), "fs:mode", ()),
-        ("fs:group/root", frozenset({"read"}), "fs:mode", ()),
-        (ANYONE, frozenset({"read", "write", "delete"}), "fs:mode", ANY),
-    }
-    assert rid(closed) not in facts.resources
-    assert not grants_on(facts, closed)
 
 
 def test_world_readable_file_in_open_folder_is_not_a_resource(tree: Path) -> None:
@@ -239,13 +225,8 @@ def test_world_readable_file_in_open_folder_is_not_a_resource(tree: Path) -> Non
 
 
 def test_named_acl_entries_and_mask(tree: Path) -> None:
-    shared = tree / "team"
-    shared.mkdir()
-    shared.chmod(0o750)
-    setfacl("-m", "u:nobody:rx,g:users:rwx,m::rx", shared)
-    masked = tree / "notes.txt"
-    masked.write_text("x")
-    masked.chmod(0o640)
+    shared = make_dir(tree, "team", 0o750, acl="u:nobody:rx,g:users:rwx,m::rx")
+    masked = make_file(tree, "notes.txt", 0o640)
     # group:: rw limited by the mask to r; the named user rw limited to r as well
     setfacl("-m", "u:nobody:rw,g::rw,m::r", masked)
 
@@ -270,9 +251,7 @@ def test_named_acl_entries_and_mask(tree: Path) -> None:
 
 
 def test_acl_group_entry_narrower_than_mask(tree: Path) -> None:
-    box = tree / "box"
-    box.mkdir()
-    box.chmod(0o750)
+    box = make_dir(tree, "box", 0o750)
     # the mask (shown as the mode's group bits) is r-x, but group:: itself has nothing
     setfacl("-m", "g::---,u:nobody:rx", box)
     assert (box.stat().st_mode >> 3) & 7 == 5
@@ -300,27 +279,16 @@ def test_file_owned_by_another_account_is_not_broader(tree: Path) -> None:
 
 
 def test_file_acl_covered_by_folder_is_not_a_resource(tree: Path) -> None:
-    team = tree / "team"
-    team.mkdir()
-    team.chmod(0o750)
-    setfacl("-m", "u:nobody:rx", team)
-    report = team / "report.txt"
-    report.write_text("x")
-    report.chmod(0o640)
-    setfacl("-m", "u:nobody:r", report)
+    team = make_dir(tree, "team", 0o750, acl="u:nobody:rx")
+    report = make_file(team, "report.txt", 0o640, acl="u:nobody:r")
     facts = collect_fs(tree)
     assert rid(report) not in facts.resources
 
 
 def test_access_through_a_group_covers_a_named_file_entry(tree: Path) -> None:
-    team = tree / "team"
-    team.mkdir()
-    os.chown(team, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)  # nobody's primary group
-    team.chmod(0o750)
-    report = team / "report.txt"
-    report.write_text("x")
-    report.chmod(0o600)
-    setfacl("-m", "u:nobody:r", report)
+    # nobody's primary group
+    team = make_dir(tree, "team", 0o750, grp.getgrnam(NOBODY_GROUP).gr_gid)
+    report = make_file(team, "report.txt", 0o600, acl="u:nobody:r")
     facts = collect_fs(tree)
     assert rid(report) not in facts.resources
     setfacl("-m", "u:nobody:rw", report)  # write is more than the group gives on the folder
@@ -328,9 +296,7 @@ def test_access_through_a_group_covers_a_named_file_entry(tree: Path) -> None:
 
 
 def test_default_acl_is_recorded_as_conditioned_grants(tree: Path) -> None:
-    inbox = tree / "inbox"
-    inbox.mkdir()
-    inbox.chmod(0o750)
+    inbox = make_dir(tree, "inbox", 0o750)
     setfacl("-d", "-m", "g:users:rx,o::r", inbox)
 
     facts = collect_fs(tree)
@@ -376,14 +342,8 @@ def test_memberships_from_primary_group_and_member_list(
                         lambda gid: listed if gid == users.gr_gid else real_getgrgid(gid))
     monkeypatch.setattr(grp, "getgrall", lambda: [listed if g.gr_gid == users.gr_gid else g
                                                   for g in real_getgrall()])
-    inbox = tree / "inbox"
-    inbox.mkdir()
-    os.chown(inbox, 0, grp.getgrnam(NOBODY_GROUP).gr_gid)
-    inbox.chmod(0o750)
-    team = tree / "team"
-    team.mkdir()
-    os.chown(team, 0, users.gr_gid)
-    team.chmod(0o750)
+    make_dir(tree, "inbox", 0o750, grp.getgrnam(NOBODY_GROUP).gr_gid)
+    make_dir(tree, "team", 0o750, users.gr_gid)
 
     facts = collect_fs(tree)
 
@@ -408,10 +368,7 @@ def test_memberships_from_a_real_member_list(tree: Path) -> None:
     listed = next((g for g in grp.getgrall() if g.gr_mem and g.gr_gid != 0), None)
     if listed is None:
         pytest.skip("no group other than root lists members in this machine's group database")
-    other = tree / "other"
-    other.mkdir()
-    os.chown(other, 0, listed.gr_gid)
-    other.chmod(0o750)
+    make_dir(tree, "other", 0o750, listed.gr_gid)
     edges = {(m.member, m.target) for m in collect_fs(tree).memberships}
     for name in listed.gr_mem:
         assert (f"fs:user/{name}", f"fs:group/{listed.gr_name}") in edges
@@ -515,9 +472,7 @@ def test_symlinks_are_not_followed(tree: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     (outside / "sub").mkdir(parents=True)
     outside.chmod(0o777)
-    exposed = outside / "world.txt"
-    exposed.write_text("x")
-    exposed.chmod(0o666)
+    exposed = make_file(outside, "world.txt", 0o666)
     inside = tree / "inside"
     inside.mkdir()
     (tree / "to-outside").symlink_to(outside)
@@ -559,9 +514,7 @@ def test_relative_root_is_made_absolute(tree: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_no_file_is_opened(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tree / "study"
-    data.mkdir()
-    data.chmod(0o755)
+    data = make_dir(tree, "study", 0o755)
     tree.chmod(0o755)
     for i in range(3):
         (data / f"img{i}.dcm").write_bytes(b"\0" * 128 + b"DICM")

@@ -39,24 +39,19 @@ erin,Erinna Marchbanks,reader,active,,
 NAMES = ("Zenobia", "Quartermaine", "Wolstenholme", "Fitzwilliam", "Featherstonehaugh",
          "Marchbanks")
 
-# Everything in the estate explained: the roles, who holds them, the public buckets on purpose.
-MATCHING = """\
-[roles.reader]
-allow = [{ resource = "s3://imaging-archive", actions = ["read"] },
-         { resource = "pacs:main", actions = ["read"] }]
-[roles.full]
-allow = [{ resource = "s3://imaging-archive", actions = ["*"] }]
-[roles.admin]
-allow = [{ resource = "*", actions = ["admin"] }]
-[roles.ingest]
-allow = [{ resource = "s3://imaging-archive/incoming", actions = ["write"] }]
-[roles.public]
-allow = [{ resource = "s3://public-share", actions = ["read"] },
-         { resource = "s3://research-deid", actions = ["read"] }]
-[roles.kiosk]
-allow = [{ resource = "pacs:main", actions = ["read"] }]
-
-[principals]
+#: The roles of the baselines: name → its ``allow`` list (TOML).
+ROLES = {
+    "reader": '[{ resource = "s3://imaging-archive", actions = ["read"] },\n'
+              '         { resource = "pacs:main", actions = ["read"] }]',
+    "full": '[{ resource = "s3://imaging-archive", actions = ["*"] }]',
+    "admin": '[{ resource = "*", actions = ["admin"] }]',
+    "ingest": '[{ resource = "s3://imaging-archive/incoming", actions = ["write"] }]',
+    "public": '[{ resource = "s3://public-share", actions = ["read"] },\n'
+              '         { resource = "s3://research-deid", actions = ["read"] }]',
+    "kiosk": '[{ resource = "pacs:main", actions = ["read"] }]',
+}
+#: Who holds which roles when everything in the estate is explained: principal → TOML value.
+HOLDERS = {name.strip('"'): held for name, held in (line.split(" = ", 1) for line in """\
 "aws:group/radiologists" = ["reader"]
 "aws:group/admins" = ["admin"]
 "aws:user/dave" = ["admin"]
@@ -76,40 +71,28 @@ allow = [{ resource = "pacs:main", actions = ["read"] }]
 "*:user/carol" = ["reader"]
 "*:user/alice" = ["reader"]
 "*:user/bob" = ["reader"]
+""".splitlines())}
 
-[phi]
-resources = ["s3://imaging-archive", "pacs:main", "fs:*/share"]
+def baseline(roles: dict[str, str], holders: dict[str, str], trusted: str | None = None) -> str:
+    """An access baseline (TOML) with these roles and holders, PHI resources, trusted account."""
+    text = "".join(f"[roles.{name}]\nallow = {allow}\n" for name, allow in roles.items())
+    text += "\n[principals]\n" + "".join(f'"{p}" = {held}\n' for p, held in holders.items())
+    text += '\n[phi]\nresources = ["s3://imaging-archive", "pacs:main", "fs:*/share"]\n'
+    return text + (f'\n[trusted]\naccounts = ["{trusted}"]\n' if trusted else "")
 
-[trusted]
-accounts = ["999999999999"]
-"""
+
+# Everything in the estate explained: the roles, who holds them, the public buckets on purpose.
+MATCHING = baseline(ROLES, HOLDERS, trusted="999999999999")
 
 # The same organisation's baseline as it was approved: no public buckets, erin reads only,
 # frank has no access, no one outside, the kiosk role does not exist.
-DRIFTED = """\
-[roles.reader]
-allow = [{ resource = "s3://imaging-archive", actions = ["read"] },
-         { resource = "pacs:main", actions = ["read"] }]
-[roles.admin]
-allow = [{ resource = "*", actions = ["admin"] }]
-[roles.ingest]
-allow = [{ resource = "s3://imaging-archive/incoming", actions = ["write"] }]
-
-[principals]
-"aws:group/radiologists" = ["reader"]
-"aws:group/admins" = { roles = ["admin"], members = ["aws:user/dave"] }
-"aws:user/dave" = ["admin"]
-"aws:user/svc-archiver" = ["ingest"]
-"aws:role/archive-reader" = ["reader"]
-"aws:role/ec2-ingest" = ["ingest"]
-"aws:service/ec2.amazonaws.com" = ["ingest"]
-"fs:user/root" = ["admin"]
-"fs:group/root" = ["admin"]
-"pacs:main:role/Radiologist" = ["reader"]
-
-[phi]
-resources = ["s3://imaging-archive", "pacs:main", "fs:*/share"]
-"""
+DRIFTED = baseline(
+    {name: ROLES[name] for name in ("reader", "admin", "ingest")},
+    {p: HOLDERS[p] for p in ("aws:group/radiologists", "aws:group/admins", "aws:user/dave",
+                             "aws:user/svc-archiver", "aws:role/archive-reader",
+                             "aws:role/ec2-ingest", "aws:service/ec2.amazonaws.com",
+                             "fs:user/root", "fs:group/root", "pacs:main:role/Radiologist")}
+    | {"aws:group/admins": '{ roles = ["admin"], members = ["aws:user/dave"] }'})
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ROOT, pid_running
+from helpers import served_json, serving, sigterm_exit
 from pydicom import dcmread
 
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -679,29 +680,16 @@ def test_run_without_command_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_serve_bench_set_until_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "120", "--folder",
-         str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        lines = []
-        while not lines or lines[-1] != "}\n":
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else ""
-            lines.append(line)
-        served = json.loads("".join(lines))
+    with serving([sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "120",
+                  "--folder", str(tmp_path)]) as proc:
+        served = served_json(proc)
         assert list(served) == ["seaweedfs"]
         assert served == json.loads((tmp_path / "s3peers.json").read_text())
         server = s3peers.S3Server("seaweedfs", served["seaweedfs"]["endpoint_url"],
                                   served["seaweedfs"]["access_key"],
                                   served["seaweedfs"]["secret_key"])
         assert len(keys(server.client(), "bench-100k")) == 120
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert sigterm_exit(proc, timeout=60) == 128 + signal.SIGTERM
     assert not s3peers.port_open(server.port)
     weed_pids = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert weed_pids.stdout.strip() == ""

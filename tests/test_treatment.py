@@ -15,9 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import ROOT, CliResult, run_cli
-from helpers import MITIGATE, SUPPRESS, accept, estate, pdftext
+from helpers import MITIGATE, SUPPRESS, accept, config_error, estate, pdftext
 
-from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.treatment import (
     RowTreatment,
     Treatment,
@@ -66,10 +65,7 @@ def runs_json(folder: Path, *args: str) -> dict:  # type: ignore[type-arg]
     ("[[risk]\n", "not valid TOML"),
 ])
 def test_treatment_errors_name_the_file_and_key(tmp_path: Path, text: str, where: str) -> None:
-    cfg = estate(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(cfg)
-    message = str(info.value)
+    message = config_error(estate(tmp_path, text))
     assert str(tmp_path / "treatment.toml") in message and "assessment.treatment" in message
     assert where in message, message
 
