@@ -506,8 +506,12 @@ class Hsts(TypedDict):
     preload: bool
 
 
-class EndpointSummary(TypedDict):
-    """One network endpoint as the scanner found it (the reports' endpoint table)."""
+class EndpointDraft(TypedDict):
+    """An endpoint's summary while its rules run: everything but the finding counts.
+
+    The keys are in the order the JSON shows them; a TLS endpoint adds ``score`` and
+    ``skipped`` after ``notes``, and :class:`EndpointSummary` the counts after those.
+    """
 
     asset: str
     target: str
@@ -524,12 +528,17 @@ class EndpointSummary(TypedDict):
     seconds: float
     alive_after: bool | None
     notes: list[str]
-    findings: dict[str, int]
-    unverifiable: int
     score: NotRequired[int | None]
     skipped: NotRequired[list[str]]
-    #: the asset group (set by the periodic job)
+    #: the asset group (set by the periodic job, once the summary is complete)
     group: NotRequired[str]
+
+
+class EndpointSummary(EndpointDraft):
+    """One network endpoint as the scanner found it (the reports' endpoint table)."""
+
+    findings: dict[str, int]
+    unverifiable: int
 
 
 class BucketSummary(TypedDict):
@@ -570,6 +579,15 @@ class AnomalyMark(TypedDict):
     high: bool
 
 
+class SigmaSummary(TypedDict):
+    """Which Sigma rules loaded, how many matched or name fields the logs lack, and each one."""
+
+    loaded: int
+    matched: int
+    with_unknown_fields: int
+    rules: list[dict[str, Any]]
+
+
 class LogSummary(TypedDict):
     """What one log analysis read and found (the reports' audit-log table and timeline)."""
 
@@ -580,7 +598,7 @@ class LogSummary(TypedDict):
     #: the time zone of naive timestamps, and where it came from
     timezone: NotRequired[dict[str, str]]
     #: which Sigma rules loaded and matched
-    sigma: NotRequired[dict[str, Any]]
+    sigma: NotRequired[SigmaSummary]
     group: NotRequired[str]
 
 
@@ -594,12 +612,23 @@ class PhiResource(TypedDict):
     external: list[str]
 
 
-class PermissionSummary(TypedDict, total=False):
-    """The permission scan's figures (the reports' access section); ``snapshot`` feeds drift."""
+class WatchedReach(TypedDict):
+    """A resource a watched (vendor) principal reaches, with which actions."""
 
+    resource: str
+    actions: str
+    phi: bool
+
+
+class PermissionSummary(TypedDict):
+    """The permission scan's figures (the reports' access section); ``snapshot`` feeds drift.
+
+    ``group`` and ``config_sources`` are set by the periodic job only.
+    """
+
+    sources: list[str]
     baseline: str
     previous: str | None
-    sources: list[str]
     principals: int
     humans: int
     grants: int
@@ -609,10 +638,10 @@ class PermissionSummary(TypedDict, total=False):
     problems: int
     findings: dict[str, int]
     riskiest: list[dict[str, str]]
-    watched: dict[str, list[dict[str, Any]]]
-    snapshot: dict[str, Any]
-    group: str
-    config_sources: list[str]
+    watched: dict[str, list[WatchedReach]]
+    snapshot: dict[str, list[str]]
+    group: NotRequired[str]
+    config_sources: NotRequired[list[str]]
 
 
 class RunEvidence(TypedDict, total=False):

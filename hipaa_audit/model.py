@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from hipaa_audit.evidence import Evidence, EvidenceKey
+    from hipaa_audit.evidence import Evidence, EvidenceKey, RunEvidence
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -270,7 +270,7 @@ class RunInfo:
     reveal_phi: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     #: Run-level evidence for the reports (e.g. whether the scanned storage is encrypted).
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: RunEvidence = field(default_factory=lambda: _no_evidence())
 
     def as_dict(self) -> dict[str, Any]:
         """Return the run object of the findings schema."""
@@ -285,8 +285,13 @@ class RunInfo:
         if self.options:
             out["options"] = dict(self.options)
         if self.evidence:
-            out["evidence"] = dict(self.evidence)
+            out["evidence"] = self.evidence.copy()
         return out
+
+
+def _no_evidence() -> RunEvidence:
+    """No run-level evidence yet (each scanner adds its part)."""
+    return {}
 
 
 def worst(severities: Iterable[Severity], default: Severity = Severity.INFO) -> Severity:

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.evidence import CipherSuite, EndpointSetting
+from hipaa_audit.evidence import (
+    CipherSuite,
+    EndpointDraft,
+    EndpointSetting,
+    EndpointSummary,
+    Hsts,
+)
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.grade import grade
@@ -57,7 +63,7 @@ class Judged:
     """The findings of one endpoint and its summary row for the reports."""
 
     result: AssetResult
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: EndpointSummary
 
 
 class _Verdicts:
@@ -115,7 +121,7 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     """Judge one observation against ``policy``; return findings, coverage and summary."""
     now = now or dt.datetime.now(dt.UTC)
     v = _Verdicts(obs.asset, catalog, policy)
-    summary: dict[str, Any] = {
+    summary: EndpointDraft = {
         "asset": obs.asset, "target": obs.target.url, "kind": obs.kind, "policy": policy.name,
         "state": "unverifiable", "grade": None, "grade_notes": [], "versions": [],
         "certificate": None, "hsts": None, "client_auth": None, "dicom": None,
@@ -148,9 +154,8 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     for f in result.findings:
         if f.status is Status.FAIL:
             counts[f.severity.value] = counts.get(f.severity.value, 0) + 1
-    summary["findings"] = counts
-    summary["unverifiable"] = sum(f.status is Status.ERROR for f in result.findings)
-    return Judged(result, summary)
+    return Judged(result, {**summary, "findings": counts, "unverifiable": sum(
+        f.status is Status.ERROR for f in result.findings)})
 
 
 def _reachability(obs: Observation, v: _Verdicts) -> None:
@@ -172,7 +177,7 @@ def _reachability(obs: Observation, v: _Verdicts) -> None:
 
 
 def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
-               summary: dict[str, Any]) -> None:
+               summary: EndpointDraft) -> None:
     t = obs.target
     d = obs.dicom
     if d is not None and not d.tls:
@@ -220,7 +225,7 @@ def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
 TLS_SCHEME = {"dicom": "dicom+tls", "http": "https"}
 
 
-def _misnamed(obs: Observation, v: _Verdicts, summary: dict[str, Any], what: str,
+def _misnamed(obs: Observation, v: _Verdicts, summary: EndpointDraft, what: str,
               detail: str) -> None:
     """A ``dicom://`` or ``http://`` target that did not answer in clear: say what it is."""
     t = obs.target
@@ -233,7 +238,7 @@ def _misnamed(obs: Observation, v: _Verdicts, summary: dict[str, Any], what: str
         v.unverifiable(f"Port {t.port} did not answer {what} ({detail}).", "kind")
 
 
-def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> None:
+def _redirect_hsts(obs: Observation, v: _Verdicts, summary: EndpointDraft) -> None:
     r = obs.redirect_hsts
     h = obs.http
     assert h is not None
@@ -246,7 +251,7 @@ def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> N
     _hsts_verdict(r.hsts, v, where=f" at the redirect target {h.location}")
 
 
-def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") -> None:
+def _hsts_verdict(hsts: Hsts | None, v: _Verdicts, where: str = "") -> None:
     policy = v.policy
     if hsts is None:
         v.fail("https-hsts-missing", f"No Strict-Transport-Security header{where}.",
@@ -271,7 +276,7 @@ def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") ->
 
 
 def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog,
-         opts: ProbeOptions, now: dt.datetime, summary: dict[str, Any]) -> None:
+         opts: ProbeOptions, now: dt.datetime, summary: EndpointDraft) -> None:
     untested = set(tls.errors) | {c for c, why in tls.skipped.items() if why == NEEDS_CLIENT_CERT}
     for check_id, commands in NEEDS.items():
         if untested & set(commands):

@@ -20,7 +20,7 @@ from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, jud
 from hipaa_audit.aws import policy as pol
 from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.evidence import S3Inventory, S3Observation, UncheckedPart
+from hipaa_audit.evidence import BucketSummary, S3Inventory, S3Observation, UncheckedPart
 from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
@@ -511,7 +511,7 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
 
 
 def summarize_bucket(obs: BucketObservation, ctx: BucketContext, result: AssetResult,
-                     sample: Sample | None) -> dict[str, Any]:
+                     sample: Sample | None) -> BucketSummary:
     """The bucket's row in the run's evidence (no object keys, no PHI)."""
     failed = sorted({f.check_id for f in result.findings if f.status is Status.FAIL})
     errors = sorted({f.locations[0].text("check") for f in result.findings
