@@ -10,9 +10,10 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 if TYPE_CHECKING:
+    from hipaa_audit.document import CoverageRow, FindingDoc, LocationDoc, RunDoc
     from hipaa_audit.evidence import Evidence, EvidenceKey, RunEvidence
 
 SCHEMA = "hipaa-audit.findings/1"
@@ -100,11 +101,11 @@ class Location(NamedTuple):
         """
         return cls(tuple(evidence.items()))
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the location as a JSON-ready dict."""
-        return {
+    def as_dict(self) -> LocationDoc:
+        """Return the location as a JSON-ready dict (its keys are evidence keys)."""
+        return cast("LocationDoc", {
             k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fields if v is not None
-        }
+        })
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return one location key."""
@@ -147,7 +148,7 @@ class Finding(NamedTuple):
         """Stable fingerprint: the same check, asset and key give the same id in every run."""
         return finding_id(self.check_id, self.asset, self.key)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FindingDoc:
         """Return the finding in the ``hipaa-audit.findings/1`` shape."""
         return {
             "id": self.id,
@@ -240,7 +241,7 @@ class Coverage:
         row[1] += failed
         row[2] += errors
 
-    def as_list(self) -> list[dict[str, Any]]:
+    def as_list(self) -> list[CoverageRow]:
         """Return the coverage rows sorted by check id, JSON-ready."""
         return [
             {"check_id": k, "evaluated": c[0], "failed": c[1], "errors": c[2]}
@@ -272,9 +273,9 @@ class RunInfo:
     #: Run-level evidence for the reports (e.g. whether the scanned storage is encrypted).
     evidence: RunEvidence = field(default_factory=lambda: _no_evidence())
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RunDoc:
         """Return the run object of the findings schema."""
-        out: dict[str, Any] = {
+        out: RunDoc = {
             "id": self.id,
             "command": self.command,
             "started_at": self.started_at,

@@ -18,6 +18,7 @@ from typing import Any, cast
 from hipaa_audit.assess import register_for, treated_register
 from hipaa_audit.attest import evidence_files
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.document import GroupDoc, RunMeta, SuppressedFinding
 from hipaa_audit.evidence import (
     BucketSummary,
     EndpointSummary,
@@ -77,7 +78,7 @@ def _trend(store: Store, run: StoredRun) -> list[dict[str, Any]]:
     return out
 
 
-def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
+def _scanners(catalog: Catalog, groups: list[GroupDoc],
               coverage: dict[str, list[int]]) -> tuple[list[dict[str, Any]], list[str]]:
     """What each scanner that ran checked, with coverage, and what it left out."""
     out = []
@@ -186,13 +187,13 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
 SUPPRESSED_SHOWN = 200
 
 
-def _treatment(meta: dict[str, Any], treatment: Treatment | None, ev: Evaluation,
+def _treatment(meta: RunMeta, treatment: Treatment | None, ev: Evaluation,
                detail_limit: int) -> dict[str, Any] | None:
     """The treatment file of the run: its digest, and every suppression with what it hid."""
     stored = meta.get("treatment")
     if treatment is None or not isinstance(stored, dict):
         return None
-    hidden: dict[int, list[dict[str, Any]]] = {}
+    hidden: dict[int, list[SuppressedFinding]] = {}
     for slim, index in ev.suppressed:
         hidden.setdefault(index, []).append(slim)
     suppressions = []
@@ -228,7 +229,7 @@ def _endpoint_url(text: str) -> str:
         return text
 
 
-def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
+def _vendor_assets(vendor: dict[str, Any], groups: list[GroupDoc],
                    config_dir: Path, endpoints: Mapping[str, EndpointSummary],
                    buckets: Mapping[str, BucketSummary] | None = None,
                    principals: Iterable[str] = ()) -> list[dict[str, Any]]:
