@@ -19,6 +19,8 @@ from hipaa_audit.evidence import (
     EndpointSetting,
     EndpointSummary,
     Hsts,
+    ProbeStage,
+    ProtocolVersion,
 )
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.network.collect import ProbeOptions
@@ -95,11 +97,19 @@ class _Verdicts:
     def error(self, check_id: str) -> None:
         self.result.coverage.record(check_id, "error")
 
-    def unverifiable(self, message: str, key: str, **where: Unpack[EndpointSetting]) -> None:
+    def fail_version(self, check_id: str, message: str, version: str, *,
+                     severity: Severity | None = None) -> None:
+        """A protocol version offered or missing, against the policy's ``versions`` clause."""
+        self.add(check_id, message, (Location.of_evidence(ProtocolVersion(
+            protocol=version, clause=self.policy.cite("versions"), policy=self.policy.name)),),
+            severity=severity, key=version)
+
+    def unverifiable(self, message: str, key: str,
+                     where: EndpointSetting | ProbeStage | None = None) -> None:
         check = self.catalog[UNVERIFIABLE]
         self.result.findings.append(check.finding(
             self.asset, message, status=Status.ERROR, key=key,
-            locations=(Location.of(**where),) if where else ()))
+            locations=(Location.of_evidence(where),) if where is not None else ()))
         self.result.coverage.record(UNVERIFIABLE, "error")
 
     def finish(self) -> AssetResult:
@@ -145,7 +155,7 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     if obs.deadline_hit:
         v.unverifiable(f"The probe was stopped at its deadline ({obs.seconds:.0f} s) while "
                        f"{obs.stage}; what it had seen until then is reported.", "deadline",
-                       stage=obs.stage)
+                       ProbeStage(stage=obs.stage))
         summary["notes"].append(f"deadline reached while {obs.stage}")
     if obs.error:
         v.unverifiable(f"The probe failed: {obs.error}.", "error")
@@ -168,12 +178,13 @@ def _reachability(obs: Observation, v: _Verdicts) -> None:
         "error": f"The connection to port {t.port} failed.",
     }
     if obs.reachable in reasons:
-        v.unverifiable(reasons[obs.reachable], "reach", setting=obs.reachable)
+        v.unverifiable(reasons[obs.reachable], "reach", EndpointSetting(setting=obs.reachable))
     elif obs.reachable == "open" and obs.speaks == "silent" and obs.tls is None \
             and (obs.http is None or obs.http.status is None) \
             and (obs.dicom is None or obs.dicom.outcome not in ("accepted", "rejected")):
         v.unverifiable(f"Port {t.port} accepts TCP connections but never answers "
-                       "(no TLS handshake, no HTTP, no DICOM).", "reach", setting="silent")
+                       "(no TLS handshake, no HTTP, no DICOM).", "reach",
+                       EndpointSetting(setting="silent"))
 
 
 def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
@@ -317,7 +328,7 @@ def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, ca
                      "below TLS 1.3.")
         v.unverifiable(f"{len(problems)} TLS test(s) could not be completed: "
                        f"{'; '.join(listed)}.{hint}", "tls-tests",
-                       setting="incomplete TLS tests")
+                       EndpointSetting(setting="incomplete TLS tests"))
     trusted = None if cert is None else chain_trusted(cert)
     expired = cert is not None and _expired(cert, now)
     g = grade(tls, https=obs.kind == "https", hostname_ok=cert.hostname_ok if cert else None,
@@ -342,8 +353,7 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
     supported = {ver for ver, ok in tls.versions.items() if ok}
     ssl = sorted(supported & {"SSLv2", "SSLv3"})
     for ver in ssl:
-        v.fail("tls-ssl-protocol", f"{ver} is offered.", key=ver, topic="versions",
-               protocol=ver)
+        v.fail_version("tls-ssl-protocol", f"{ver} is offered.", ver)
     if not ssl and {"SSLv2", "SSLv3"} <= set(tls.versions):
         v.passed("tls-ssl-protocol")
     legacy = [ver for ver in ("TLSv1.0", "TLSv1.1", "TLSv1.2")
@@ -353,10 +363,9 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
         # TLS 1.2 is not deprecated: a profile that forbids it (Mozilla modern) is stricter
         # than the crypto needs; its weak suites, if any, are reported by the suite checks
         sev = deviation if ver == "TLSv1.2" else None
-        v.fail("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow it"
-               + (" (a policy deviation: TLS 1.2 itself is not deprecated)."
-                  if ver == "TLSv1.2" else "."),
-               key=ver, severity=sev, topic="versions", protocol=ver)
+        v.fail_version("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow "
+                       "it" + (" (a policy deviation: TLS 1.2 itself is not deprecated)."
+                               if ver == "TLSv1.2" else "."), ver, severity=sev)
     if not legacy and {"TLSv1.0", "TLSv1.1"} <= set(tls.versions):
         v.passed("tls-legacy-protocol")
     missing = False
@@ -379,8 +388,7 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
                 level = None
                 text = (f"{ver} is not offered; {policy.name} {wants} it, and no TLS 1.2 or "
                         "1.3 is offered at all.")
-            v.fail("tls-required-protocol-missing", text, key=ver, severity=level,
-                   topic="versions", protocol=ver)
+            v.fail_version("tls-required-protocol-missing", text, ver, severity=level)
             missing = True
     if not missing:
         v.passed("tls-required-protocol-missing")
