@@ -259,6 +259,11 @@ class AssetResult:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+def _no_evidence() -> RunEvidence:
+    """No run-level evidence yet (each scanner adds its part)."""
+    return {}
+
+
 @dataclass(slots=True)
 class RunInfo:
     """Metadata of one run, rendered as the ``run`` object."""
@@ -271,7 +276,7 @@ class RunInfo:
     reveal_phi: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     #: Run-level evidence for the reports (e.g. whether the scanned storage is encrypted).
-    evidence: RunEvidence = field(default_factory=lambda: _no_evidence())
+    evidence: RunEvidence = field(default_factory=_no_evidence)
 
     def as_dict(self) -> RunDoc:
         """Return the run object of the findings schema."""
@@ -288,11 +293,6 @@ class RunInfo:
         if self.evidence:
             out["evidence"] = self.evidence.copy()
         return out
-
-
-def _no_evidence() -> RunEvidence:
-    """No run-level evidence yet (each scanner adds its part)."""
-    return {}
 
 
 def worst(severities: Iterable[Severity], default: Severity = Severity.INFO) -> Severity:

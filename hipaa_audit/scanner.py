@@ -134,6 +134,10 @@ class AssessmentFacts:
     watch: tuple[str, ...] = ()
 
 
+#: A row of run evidence that names its asset group in an assessment.
+RowT = TypeVar("RowT", "EndpointSummary", "BucketSummary", "LogSummary")
+
+
 @dataclass(slots=True)
 class ScanContext:
     """What a scan needs besides its plan: the catalog, the masker and the run it records into."""
@@ -173,10 +177,6 @@ class ScanContext:
         if self.group is None:
             return item.copy()
         return {**item, "group": self.group}
-
-
-#: A row of run evidence that names its asset group in an assessment.
-RowT = TypeVar("RowT", "EndpointSummary", "BucketSummary", "LogSummary")
 
 
 OptionsT = TypeVar("OptionsT", bound=ScannerOptions)
