@@ -718,6 +718,16 @@ class PhiResource(TypedDict):
     external: list[str]
 
 
+class RiskyPath(TypedDict):
+    """One of the most severe access paths found (the report's picture)."""
+
+    severity: str
+    check: str
+    principal: str
+    resource: str
+    path: str
+
+
 class WatchedReach(TypedDict):
     """A resource a watched (vendor) principal reaches, with which actions."""
 
@@ -743,7 +753,7 @@ class PermissionSummary(TypedDict):
     phi_resources: list[PhiResource]
     problems: int
     findings: dict[str, int]
-    riskiest: list[dict[str, str]]
+    riskiest: list[RiskyPath]
     watched: dict[str, list[WatchedReach]]
     snapshot: dict[str, list[str]]
     group: NotRequired[str]
