@@ -23,6 +23,7 @@ from hipaa_audit.config import (
     ConfigError,
     LoadedConfig,
 )
+from hipaa_audit.document import GroupDoc, RunMeta, ScannerSummary, TreatmentCounts
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
@@ -60,23 +61,23 @@ class GroupRun:
     """What one scanner section produced."""
 
     info: GroupInfo
+    #: Section options the reports mention (e.g. whether pixel data was read by OCR).
+    options: ScannerSummary
     coverage: Coverage = field(default_factory=Coverage)
     stats: dict[str, int] = field(default_factory=dict)
     findings: int = 0
     errors: int = 0
     seconds: float = 0.0
     note: str = ""
-    #: Section options the reports mention (e.g. whether pixel data was read by OCR).
-    options: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> GroupDoc:
         """Return the group as stored in the run's metadata."""
         return {"name": self.info.name, "scanner": self.info.scanner,
                 "criticality": self.info.criticality, "targets": list(self.info.targets),
                 "coverage": self.coverage.as_list(), "stats": dict(sorted(self.stats.items())),
                 "findings": self.findings, "errors": self.errors,
                 "seconds": round(self.seconds, 3), "note": self.note,
-                "options": dict(self.options)}
+                "options": self.options.copy()}
 
 
 class _StoreSink:
@@ -248,9 +249,8 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         watch=tuple(p for v in cfg.data.vendor for p in v.principals))
     for p in planned:
         info, section = p.info, p.section
-        group = GroupRun(info)
         started = time.monotonic()
-        group.options = dict(p.scanner.summary(section))
+        group = GroupRun(info, p.scanner.summary(section))
         if p.plan is None:
             results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
         else:
@@ -274,7 +274,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
     counted = {fid: sev for fid, sev in ev.open_failures.items() if fid not in known}
     worst_open = max((Severity(s) for s in counted.values()), default=None)
     code = exit_code(worst_open, ev.open_errors, fail_on)
-    meta: dict[str, Any] = {
+    meta: RunMeta = {
         "run": run.as_dict(),
         "assessment": cfg.data.assessment.model_dump(mode="json"),
         "config": _config_record(cfg, masker, mask_paths),
@@ -341,7 +341,7 @@ def write_assessment_files(store: Store, done: Assessed, catalog: Catalog, cfg: 
     return written, sums
 
 
-def _treatment_summary(register: list[RegisterRow], ev: Evaluation) -> dict[str, int]:
+def _treatment_summary(register: list[RegisterRow], ev: Evaluation) -> TreatmentCounts:
     """How many findings the treatment file accepted and suppressed, and rows it flags."""
     return {"accepted": ev.accepted, "suppressed": len(ev.suppressed),
             "overdue": sum(1 for r in register if r.treatment.get("overdue")),

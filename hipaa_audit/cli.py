@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -756,7 +756,7 @@ def runs_diff_command(
                  if run.complete else {} for run in (d.base, d.head)]
         changes = decision_changes(*views)
         if fmt is ListFormat.JSON:
-            def slim(f: dict[str, object]) -> dict[str, object]:
+            def slim(f: Mapping[str, object]) -> dict[str, object]:
                 keys = ("id", "check_id", "severity", "status", "asset", "title")
                 return {k: f[k] for k in keys}
 

@@ -186,21 +186,36 @@ class ArchiveProblem(TypedDict, total=False):
 
 
 @with_config(_STRICT)
-class EndpointSetting(TypedDict, total=False):
-    """What a network check saw, and the policy clause it was judged by.
+class EndpointSetting(TypedDict):
+    """The setting a network check saw, and the policy clause it was judged by.
 
-    Each check writes the keys it has: a ``setting`` and its ``value``, a ``protocol``, the
-    ``error`` of a failed probe, the ``stage`` a deadline stopped; ``policy`` and ``clause``
-    name the rule it was judged against.
+    Every one names its ``setting``; some add its ``value``, the ``protocol`` it was seen on or
+    the ``error`` of a failed probe. ``policy`` and ``clause`` (always both) name the rule of
+    the TLS policy it was judged against, when it was judged against one.
     """
 
-    protocol: str
+    protocol: NotRequired[str]
     setting: str
-    value: str | int | bool | Sequence[str] | None
-    error: str
-    stage: str
-    policy: str
+    value: NotRequired[str | int | bool | Sequence[str] | None]
+    error: NotRequired[str]
+    policy: NotRequired[str]
+    clause: NotRequired[str]
+
+
+@with_config(_STRICT)
+class ProtocolVersion(TypedDict):
+    """A protocol version offered or missing, and the clause of the policy that says so."""
+
+    protocol: str
     clause: str
+    policy: str
+
+
+@with_config(_STRICT)
+class ProbeStage(TypedDict):
+    """What a probe was doing when its deadline stopped it."""
+
+    stage: str
 
 
 @with_config(_STRICT)
@@ -217,30 +232,99 @@ class CipherSuite(TypedDict):
 
 
 @with_config(_STRICT)
-class S3Observation(TypedDict, total=False):
-    """A bucket or object setting an S3 check judged (each check writes its own keys)."""
+class BlockPublicAccess(TypedDict):
+    """The Block Public Access flags that are off, and those that could not be read."""
 
     off: Sequence[str]
     unknown: Sequence[str] | None
+
+
+@with_config(_STRICT)
+class PublicGrants(TypedDict):
+    """The grants of a bucket or object ACL to everyone or to any AWS user."""
+
     grants: Sequence[str]
-    neutralised_by: str
+
+
+@with_config(_STRICT)
+class OwnershipSetting(TypedDict):
+    """The Object Ownership of a bucket that still honours object ACLs."""
+
     ownership: str
+
+
+@with_config(_STRICT)
+class TlsOnlyPolicy(TypedDict):
+    """A bucket policy that does not deny plain HTTP, and the TLS version it asks for."""
+
     min_tls: str | None
+
+
+@with_config(_STRICT)
+class PublicPolicy(TypedDict):
+    """The policy statements open to everyone, and whether the store says the bucket is public."""
+
     statements: Sequence[str]
     store_says_public: bool | None
+
+
+@with_config(_STRICT)
+class ForeignAccounts(TypedDict):
+    """The untrusted accounts a bucket policy lets in, and the principals it cannot resolve."""
+
     accounts: Sequence[str]
     unresolved: Sequence[str] | None
+
+
+@with_config(_STRICT)
+class EncryptionAlgorithm(TypedDict):
+    """The default encryption algorithm of a bucket holding PHI."""
+
     algorithm: str
-    bucket_key: bool | None
-    sse: str
+
+
+@with_config(_STRICT)
+class ReplicationProblems(TypedDict):
+    """How many replication rules do not keep the copies encrypted."""
+
     rules: int
+
+
+@with_config(_STRICT)
+class VersioningStatus(TypedDict):
+    """The versioning state of a bucket that is not versioned."""
+
     status: str
+
+
+@with_config(_STRICT)
+class RetentionClass(TypedDict):
+    """The records a retention bucket holds (its Object Lock is absent, or its lifecycle short)."""
+
+    retention: str
+
+
+@with_config(_STRICT)
+class ObjectLockRetention(TypedDict):
+    """The default retention of a retention bucket's Object Lock that falls short."""
+
     retention: str
     mode: str | None
     years: int | None
     days: int | None
-    target: str
+
+
+@with_config(_STRICT)
+class ObjectReadMethod(TypedDict):
+    """How an object's encryption was read (an object stored without it)."""
+
     method: str
+
+
+#: Every shape of location an S3 bucket or object setting check writes.
+S3Setting = (BlockPublicAccess | PublicGrants | OwnershipSetting | TlsOnlyPolicy | PublicPolicy
+             | ForeignAccounts | EncryptionAlgorithm | ReplicationProblems | VersioningStatus
+             | RetentionClass | ObjectLockRetention | ObjectReadMethod)
 
 
 @with_config(_STRICT)
@@ -356,24 +440,24 @@ class MalformedRecords(TypedDict):
 #: Every shape of location a check may write.
 Evidence = (DicomElement | DicomValue | DicomTextMatch | DicomBlock | DicomSetting | OcrText
             | PathComponent | FileAccess | ContainerSetting | ElidedName | TextExport
-            | ArchiveProblem | EndpointSetting | CipherSuite | S3Observation | S3Inventory
+            | ArchiveProblem | EndpointSetting | ProtocolVersion | ProbeStage | CipherSuite
+            | S3Setting | S3Inventory
             | UncheckedPart | PermissionGrant | PermissionPath | AccountUse | PermissionChange
             | LogAnomaly | RuleMatch | IntegrityBreak | MalformedRecords)
 
 #: Every key a location may hold (a test keeps it equal to the keys of the types above):
 #: readers name keys through it, so a key no check writes is a type error where it is read.
 EvidenceKey = Literal[
-    "accounts", "acl", "action", "actions", "algorithm", "baseline", "box", "bucket_key",
-    "by_status", "change", "check", "clause", "component", "conditions", "counts", "creator",
-    "days", "device", "elements", "error", "event_ids", "evidence", "fingerprint", "format",
-    "found", "frame", "grant", "grants", "group", "keyword", "kind", "last_used", "level",
-    "lines", "method", "min_tls", "mode", "name_length", "neutralised_by", "off", "offset",
-    "owner", "ownership", "path", "permissions", "policy", "position", "principal", "protocol",
-    "reason", "reasons", "records", "report", "resource", "retention", "roles", "rule", "rules",
-    "sample", "sample_keys", "setting", "severity", "source_ip", "sse", "stage", "statements",
-    "status", "store_says_public", "stream", "suite", "system", "tag_path", "target", "unknown",
-    "unread_items", "unresolved", "user", "value", "vr", "window", "words", "writable_folder",
-    "years",
+    "accounts", "acl", "action", "actions", "algorithm", "baseline", "box", "by_status", "change",
+    "check", "clause", "component", "conditions", "counts", "creator", "days", "device",
+    "elements", "error", "event_ids", "evidence", "fingerprint", "format", "found", "frame",
+    "grant", "grants", "group", "keyword", "kind", "last_used", "level", "lines", "method",
+    "min_tls", "mode", "name_length", "off", "offset", "owner", "ownership", "path", "permissions",
+    "policy", "position", "principal", "protocol", "reason", "reasons", "records", "report",
+    "resource", "retention", "roles", "rule", "rules", "sample", "sample_keys", "setting",
+    "severity", "source_ip", "stage", "statements", "status", "store_says_public", "stream",
+    "suite", "system", "tag_path", "unknown", "unread_items", "unresolved", "user", "value", "vr",
+    "window", "words", "writable_folder", "years",
 ]
 
 _ANOMALY_CHECKS = ("log-break-glass", "log-bulk-export", "log-clock-skew", "log-dormant-account",
@@ -386,16 +470,11 @@ _NETWORK_CHECKS = (
     "cert-expired", "cert-expiring-soon", "cert-hostname-mismatch", "cert-long-lifetime",
     "cert-untrusted", "cert-weak-key", "cert-weak-signature", "dicom-plaintext",
     "dicom-tls-no-client-auth", "http-plaintext", "https-hsts-missing", "https-hsts-weak",
-    "network-endpoint-stopped-answering", "network-target-unverifiable", "tls-ccs-injection",
-    "tls-compression", "tls-curve-outside-policy", "tls-heartbleed",
-    "tls-insecure-renegotiation", "tls-legacy-protocol", "tls-no-extended-master-secret",
-    "tls-no-fallback-scsv", "tls-no-ocsp-stapling", "tls-required-protocol-missing", "tls-robot",
-    "tls-ssl-protocol", "tls-weak-key-exchange")
-_S3_SETTING_CHECKS = (
-    "s3-access-logging", "s3-cross-account", "s3-default-encryption", "s3-kms-for-phi",
-    "s3-lifecycle-retention", "s3-mfa-delete", "s3-object-lock", "s3-object-ownership",
-    "s3-object-public-acl", "s3-public-access-block", "s3-public-acl", "s3-public-policy",
-    "s3-replication-encryption", "s3-tls-only", "s3-versioning")
+    "network-endpoint-stopped-answering", "tls-ccs-injection", "tls-compression",
+    "tls-curve-outside-policy", "tls-heartbleed", "tls-insecure-renegotiation",
+    "tls-no-extended-master-secret", "tls-no-fallback-scsv", "tls-no-ocsp-stapling", "tls-robot",
+    "tls-weak-key-exchange")
+_VERSION_CHECKS = ("tls-legacy-protocol", "tls-required-protocol-missing", "tls-ssl-protocol")
 
 #: The shapes of location each catalog check may write (a check with none writes no location).
 CHECK_EVIDENCE: Mapping[str, tuple[type, ...]] = {
@@ -418,10 +497,26 @@ CHECK_EVIDENCE: Mapping[str, tuple[type, ...]] = {
     "archive-unverifiable": (ArchiveProblem,),
     # network
     **{c: (EndpointSetting,) for c in _NETWORK_CHECKS},
+    **{c: (ProtocolVersion,) for c in _VERSION_CHECKS},
+    "network-target-unverifiable": (EndpointSetting, ProbeStage),
     **{c: (CipherSuite,) for c in _SUITE_CHECKS},
     # s3
-    **{c: (S3Observation,) for c in _S3_SETTING_CHECKS},
-    "s3-object-unencrypted": (S3Observation, S3Inventory),
+    "s3-public-access-block": (BlockPublicAccess,),
+    "s3-public-acl": (PublicGrants,),
+    "s3-object-public-acl": (PublicGrants,),
+    "s3-object-ownership": (OwnershipSetting,),
+    "s3-tls-only": (TlsOnlyPolicy,),
+    "s3-public-policy": (PublicPolicy,),
+    "s3-cross-account": (ForeignAccounts,),
+    "s3-default-encryption": (),
+    "s3-kms-for-phi": (EncryptionAlgorithm,),
+    "s3-replication-encryption": (ReplicationProblems,),
+    "s3-versioning": (VersioningStatus,),
+    "s3-mfa-delete": (),
+    "s3-object-lock": (RetentionClass, ObjectLockRetention),
+    "s3-access-logging": (),
+    "s3-lifecycle-retention": (RetentionClass,),
+    "s3-object-unencrypted": (ObjectReadMethod, S3Inventory),
     "s3-unverifiable": (UncheckedPart,),
     # permissions
     "perm-grant-outside-baseline": (PermissionGrant,),
@@ -506,8 +601,12 @@ class Hsts(TypedDict):
     preload: bool
 
 
-class EndpointSummary(TypedDict):
-    """One network endpoint as the scanner found it (the reports' endpoint table)."""
+class EndpointDraft(TypedDict):
+    """An endpoint's summary while its rules run: everything but the finding counts.
+
+    The keys are in the order the JSON shows them; a TLS endpoint adds ``score`` and
+    ``skipped`` after ``notes``, and :class:`EndpointSummary` the counts after those.
+    """
 
     asset: str
     target: str
@@ -524,12 +623,17 @@ class EndpointSummary(TypedDict):
     seconds: float
     alive_after: bool | None
     notes: list[str]
-    findings: dict[str, int]
-    unverifiable: int
     score: NotRequired[int | None]
     skipped: NotRequired[list[str]]
-    #: the asset group (set by the periodic job)
+    #: the asset group (set by the periodic job, once the summary is complete)
     group: NotRequired[str]
+
+
+class EndpointSummary(EndpointDraft):
+    """One network endpoint as the scanner found it (the reports' endpoint table)."""
+
+    findings: dict[str, int]
+    unverifiable: int
 
 
 class BucketSummary(TypedDict):
@@ -570,6 +674,26 @@ class AnomalyMark(TypedDict):
     high: bool
 
 
+class SigmaRuleReport(TypedDict):
+    """One loaded Sigma rule: what it matched, and the fields it names that the logs lack."""
+
+    rule_id: str
+    title: str
+    kind: str
+    source: str
+    matches: int
+    unknown_fields: list[str]
+
+
+class SigmaSummary(TypedDict):
+    """Which Sigma rules loaded, how many matched or name fields the logs lack, and each one."""
+
+    loaded: int
+    matched: int
+    with_unknown_fields: int
+    rules: list[SigmaRuleReport]
+
+
 class LogSummary(TypedDict):
     """What one log analysis read and found (the reports' audit-log table and timeline)."""
 
@@ -580,7 +704,7 @@ class LogSummary(TypedDict):
     #: the time zone of naive timestamps, and where it came from
     timezone: NotRequired[dict[str, str]]
     #: which Sigma rules loaded and matched
-    sigma: NotRequired[dict[str, Any]]
+    sigma: NotRequired[SigmaSummary]
     group: NotRequired[str]
 
 
@@ -594,12 +718,33 @@ class PhiResource(TypedDict):
     external: list[str]
 
 
-class PermissionSummary(TypedDict, total=False):
-    """The permission scan's figures (the reports' access section); ``snapshot`` feeds drift."""
+class RiskyPath(TypedDict):
+    """One of the most severe access paths found (the report's picture)."""
 
+    severity: str
+    check: str
+    principal: str
+    resource: str
+    path: str
+
+
+class WatchedReach(TypedDict):
+    """A resource a watched (vendor) principal reaches, with which actions."""
+
+    resource: str
+    actions: str
+    phi: bool
+
+
+class PermissionSummary(TypedDict):
+    """The permission scan's figures (the reports' access section); ``snapshot`` feeds drift.
+
+    ``group`` and ``config_sources`` are set by the periodic job only.
+    """
+
+    sources: list[str]
     baseline: str
     previous: str | None
-    sources: list[str]
     principals: int
     humans: int
     grants: int
@@ -608,11 +753,11 @@ class PermissionSummary(TypedDict, total=False):
     phi_resources: list[PhiResource]
     problems: int
     findings: dict[str, int]
-    riskiest: list[dict[str, str]]
-    watched: dict[str, list[dict[str, Any]]]
-    snapshot: dict[str, Any]
-    group: str
-    config_sources: list[str]
+    riskiest: list[RiskyPath]
+    watched: dict[str, list[WatchedReach]]
+    snapshot: dict[str, list[str]]
+    group: NotRequired[str]
+    config_sources: NotRequired[list[str]]
 
 
 class RunEvidence(TypedDict, total=False):

@@ -10,10 +10,11 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 if TYPE_CHECKING:
-    from hipaa_audit.evidence import Evidence, EvidenceKey
+    from hipaa_audit.document import CoverageRow, FindingDoc, LocationDoc, RunDoc
+    from hipaa_audit.evidence import Evidence, EvidenceKey, RunEvidence
 
 SCHEMA = "hipaa-audit.findings/1"
 TOOL_NAME = "hipaa-audit"
@@ -100,11 +101,11 @@ class Location(NamedTuple):
         """
         return cls(tuple(evidence.items()))
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the location as a JSON-ready dict."""
-        return {
+    def as_dict(self) -> LocationDoc:
+        """Return the location as a JSON-ready dict (its keys are evidence keys)."""
+        return cast("LocationDoc", {
             k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fields if v is not None
-        }
+        })
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return one location key."""
@@ -147,7 +148,7 @@ class Finding(NamedTuple):
         """Stable fingerprint: the same check, asset and key give the same id in every run."""
         return finding_id(self.check_id, self.asset, self.key)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FindingDoc:
         """Return the finding in the ``hipaa-audit.findings/1`` shape."""
         return {
             "id": self.id,
@@ -240,7 +241,7 @@ class Coverage:
         row[1] += failed
         row[2] += errors
 
-    def as_list(self) -> list[dict[str, Any]]:
+    def as_list(self) -> list[CoverageRow]:
         """Return the coverage rows sorted by check id, JSON-ready."""
         return [
             {"check_id": k, "evaluated": c[0], "failed": c[1], "errors": c[2]}
@@ -258,6 +259,11 @@ class AssetResult:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+def _no_evidence() -> RunEvidence:
+    """No run-level evidence yet (each scanner adds its part)."""
+    return {}
+
+
 @dataclass(slots=True)
 class RunInfo:
     """Metadata of one run, rendered as the ``run`` object."""
@@ -270,11 +276,11 @@ class RunInfo:
     reveal_phi: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     #: Run-level evidence for the reports (e.g. whether the scanned storage is encrypted).
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: RunEvidence = field(default_factory=_no_evidence)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RunDoc:
         """Return the run object of the findings schema."""
-        out: dict[str, Any] = {
+        out: RunDoc = {
             "id": self.id,
             "command": self.command,
             "started_at": self.started_at,
@@ -285,7 +291,7 @@ class RunInfo:
         if self.options:
             out["options"] = dict(self.options)
         if self.evidence:
-            out["evidence"] = dict(self.evidence)
+            out["evidence"] = self.evidence.copy()
         return out
 
 

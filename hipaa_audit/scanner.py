@@ -25,7 +25,19 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Self,
+    TypeVar,
+    cast,
+    get_args,
+    get_origin,
+    overload,
+)
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +46,12 @@ from hipaa_audit.model import AssetResult, RunInfo, Status
 
 if TYPE_CHECKING:
     from hipaa_audit.catalog import Catalog
+    from hipaa_audit.evidence import (
+        BucketSummary,
+        EndpointSummary,
+        LogSummary,
+        StorageEncryption,
+    )
     from hipaa_audit.redaction import Masker
 
 __all__ = ["AnyScanner", "AssessmentFacts", "ScanContext", "Scanner", "ScannerOptions",
@@ -123,6 +141,10 @@ class AssessmentFacts:
     watch: tuple[str, ...] = ()
 
 
+#: A row of run evidence that names its asset group in an assessment.
+RowT = TypeVar("RowT", "EndpointSummary", "BucketSummary", "LogSummary")
+
+
 @dataclass(slots=True)
 class ScanContext:
     """What a scan needs besides its plan: the catalog, the masker and the run it records into."""
@@ -143,14 +165,25 @@ class ScanContext:
         """The asset group this scan is (in an assessment), else None."""
         return self.setup.group
 
-    def evidence(self, key: str) -> list[Any]:
-        """The list of run evidence ``key`` (created empty on first use)."""
+    @overload
+    def evidence(self, key: Literal["storage"]) -> list[StorageEncryption]: ...
+    @overload
+    def evidence(self, key: Literal["endpoints"]) -> list[EndpointSummary]: ...
+    @overload
+    def evidence(self, key: Literal["buckets"]) -> list[BucketSummary]: ...
+    @overload
+    def evidence(self, key: Literal["logs"]) -> list[LogSummary]: ...
+
+    def evidence(self, key: Literal["storage", "endpoints", "buckets", "logs"]) -> list[Any]:
+        """The list of run evidence ``key`` (created empty on first use), of its row type."""
         value: list[Any] = self.run.evidence.setdefault(key, [])
         return value
 
-    def grouped(self, item: Mapping[str, Any]) -> dict[str, Any]:
+    def grouped(self, item: RowT) -> RowT:
         """``item`` with the asset group it belongs to, when this scan is one of an assessment."""
-        return {**item, "group": self.group} if self.group is not None else dict(item)
+        if self.group is None:
+            return item.copy()
+        return {**item, "group": self.group}
 
 
 OptionsT = TypeVar("OptionsT", bound=ScannerOptions)

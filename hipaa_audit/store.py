@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.document import FindingDoc, RunMeta, StoredFinding
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.model import Finding
 from hipaa_audit.outfiles import FILE_MODE, private_dirs
@@ -96,7 +97,8 @@ class StoredRun:
     finished_at: str | None
     tool_version: str
     config_digest: str | None
-    meta: dict[str, Any]
+    #: as stored: a run of an older version may lack a key (read those with ``.get``)
+    meta: RunMeta
     hash: str | None
 
     @property
@@ -119,8 +121,8 @@ class Diff:
 
     base: StoredRun
     head: StoredRun
-    new: list[dict[str, Any]]
-    resolved: list[dict[str, Any]]
+    new: list[FindingDoc]
+    resolved: list[FindingDoc]
     persisting: int
 
 
@@ -214,7 +216,7 @@ class Store:
                                 rows[i:i + _BATCH])
         self.db.execute("COMMIT")
 
-    def close_run(self, seq: int, finished_at: str, meta: dict[str, Any]) -> str:
+    def close_run(self, seq: int, finished_at: str, meta: RunMeta) -> str:
         """Finish a run: chain it after the last finished run; return its hash."""
         meta_text = canonical(meta)
         digest = self.findings_digest(seq)
@@ -257,7 +259,7 @@ class Store:
     def _run(self, row: tuple[Any, ...]) -> StoredRun:
         return StoredRun(seq=row[0], id=row[1], command=row[2], started_at=row[3],
                          finished_at=row[4], tool_version=row[5], config_digest=row[6],
-                         meta=json.loads(row[7]) if row[7] else {}, hash=row[8])
+                         meta=json.loads(row[7] or "{}"), hash=row[8])  # none if interrupted
 
     def runs(self) -> list[StoredRun]:
         """Every run, oldest first (interrupted runs included)."""
@@ -331,7 +333,7 @@ class Store:
             out.setdefault((check_id, grp), []).append(asset)
         return out
 
-    def findings(self, seq: int, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def findings(self, seq: int, limit: int | None = None) -> Iterator[StoredFinding]:
         """Yield a run's findings (with ``group``), failures first, most severe first."""
         sql = ("SELECT grp, doc FROM findings WHERE run_seq=? "
                "ORDER BY status='error', rank DESC, check_id, asset, fid")
@@ -340,7 +342,7 @@ class Store:
             sql += " LIMIT ?"
             args = (seq, limit)
         for grp, doc in self.db.execute(sql, args):
-            d: dict[str, Any] = json.loads(doc)
+            d: StoredFinding = json.loads(doc)
             d["group"] = grp
             yield d
 
@@ -365,7 +367,7 @@ class Store:
 
     def diff(self, base: StoredRun, head: StoredRun, limit: int | None = None) -> Diff:
         """Compare two runs by stable finding id."""
-        def side(a: int, b: int) -> list[dict[str, Any]]:
+        def side(a: int, b: int) -> list[FindingDoc]:
             sql = ("SELECT doc FROM findings WHERE run_seq=? AND fid NOT IN "
                    "(SELECT fid FROM findings WHERE run_seq=?) ORDER BY rank DESC, check_id, asset")
             if limit is not None:

@@ -25,12 +25,15 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.validation import problems
+
+if TYPE_CHECKING:
+    from hipaa_audit.document import StoredFinding, SuppressedFinding
 
 LEVELS = ("Very Low", "Low", "Moderate", "High", "Very High")
 Level = Literal["Very Low", "Low", "Moderate", "High", "Very High"]
@@ -235,11 +238,11 @@ class Evaluation:
     open_errors: int = 0
     accepted: int = 0
     #: every suppressed finding: its slim form and the suppression's index
-    suppressed: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    suppressed: list[tuple[SuppressedFinding, int]] = field(default_factory=list)
     states: dict[str, Disposition] = field(default_factory=dict)
 
 
-def evaluate(t: Treatment | None, findings: Iterable[Mapping[str, Any]],
+def evaluate(t: Treatment | None, findings: Iterable[StoredFinding],
              levels: Mapping[tuple[str, str], str], day: dt.date) -> Evaluation:
     """Decide every finding of a run (dicts with ``group``) as of ``day``.
 
@@ -263,8 +266,9 @@ def evaluate(t: Treatment | None, findings: Iterable[Mapping[str, Any]],
         if d.state == "suppressed":
             assert d.entry is not None
             row.suppressed += 1
-            out.suppressed.append(({k: f[k] for k in ("id", "check_id", "severity", "status",
-                                                      "asset", "group")}, d.entry[1]))
+            out.suppressed.append(({"id": f["id"], "check_id": f["check_id"],
+                                    "severity": f["severity"], "status": f["status"],
+                                    "asset": f["asset"], "group": f["group"]}, d.entry[1]))
         elif d.state == "accepted":
             row.accepted += failed
             out.accepted += 1

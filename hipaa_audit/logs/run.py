@@ -36,10 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from typing_extensions import TypedDict
 
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.errors import ScannerSetupError
-from hipaa_audit.evidence import IntegrityBreak, MalformedRecords, RuleMatch
+from hipaa_audit.evidence import (
+    IntegrityBreak,
+    LogFile,
+    LogSummary,
+    MalformedRecords,
+    RuleMatch,
+    SigmaSummary,
+)
 from hipaa_audit.logs import schema
 from hipaa_audit.logs.detect import KINDS, Anomaly, Settings, iso, run_all
 from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
@@ -364,20 +372,19 @@ def anomaly_finding(anomaly: Anomaly, catalog: Catalog, asset: str) -> Any:
 
 
 def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
-           asset: str, summary: dict[str, Any] | None = None) -> AssetResult:
-    """The findings of the Sigma rules; ``summary`` receives which rules loaded and matched."""
+           asset: str) -> tuple[AssetResult, SigmaSummary]:
+    """The findings of the Sigma rules, and the summary of which rules loaded and matched."""
     from hipaa_audit.logs.sigma import evaluate, load_rules, report
 
     result = AssetResult(asset)
     rules = load_rules(list(opts.sigma))
     check = catalog[SIGMA]
     matches = evaluate(rules, events)
-    if summary is not None:
-        reports = report(rules, events, matches)
-        summary.update({
-            "loaded": len(reports), "matched": sum(1 for r in reports if r.matches),
-            "with_unknown_fields": sum(1 for r in reports if r.unknown_fields),
-            "rules": [r.as_dict() for r in reports]})
+    reports = report(rules, events, matches)
+    summary: SigmaSummary = {
+        "loaded": len(reports), "matched": sum(1 for r in reports if r.matches),
+        "with_unknown_fields": sum(1 for r in reports if r.unknown_fields),
+        "rules": [r.as_dict() for r in reports]}
     result.coverage.record(SIGMA, outcome_of(failed=bool(matches)))
     for m in matches:
         group = ", ".join(f"{k}={v}" for k, v in m.group.items())
@@ -389,14 +396,21 @@ def _sigma(events: pd.DataFrame, opts: LogOptions, catalog: Catalog,
             locations=(Location.of_evidence(RuleMatch(
                 rule=m.rule_id, level=m.level, kind=m.kind, group=m.group,
                 window=f"{m.first_time}/{m.last_time}", event_ids=list(m.event_ids))),)))
-    return result
+    return result, summary
+
+
+class _ZoneAndRules(TypedDict, total=False, closed=True):
+    """The parts of a log summary that only some analyses have (and no other key)."""
+
+    timezone: dict[str, str]
+    sigma: SigmaSummary
 
 
 def summarize(events: pd.DataFrame, parsed: list[_Parsed],
               anomalies: list[Anomaly], timezone: tuple[str, str] | None = None,
-              sigma: dict[str, Any] | None = None) -> dict[str, Any]:
+              sigma: SigmaSummary | None = None) -> LogSummary:
     """What the reports show: coverage per file, anomalies per kind and their timeline."""
-    files = []
+    files: list[LogFile] = []
     for p in parsed:
         if p.count < 0:
             p.release()
@@ -407,15 +421,18 @@ def summarize(events: pd.DataFrame, parsed: list[_Parsed],
     counts = {k: 0 for k in KINDS}
     for a in anomalies:
         counts[a.kind] = counts.get(a.kind, 0) + 1
-    zone = {"timezone": {"zone": timezone[0], "source": timezone[1]}} if timezone else {}
-    rules = {"sigma": sigma} if sigma is not None else {}
-    return {"files": files, "events": len(events), "anomalies": counts, **zone, **rules,
+    extra: _ZoneAndRules = {}
+    if timezone:
+        extra["timezone"] = {"zone": timezone[0], "source": timezone[1]}
+    if sigma is not None:
+        extra["sigma"] = sigma
+    return {"files": files, "events": len(events), "anomalies": counts, **extra,
             "timeline": [{"kind": a.kind, "start": iso(a.start), "end": iso(a.end),
                           "high": a.high} for a in sorted(anomalies, key=lambda a: a.start)]}
 
 
 def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
-                 on_summary: Callable[[dict[str, Any]], None] | None = None
+                 on_summary: Callable[[LogSummary], None] | None = None
                  ) -> Iterator[AssetResult]:
     """Analyse the logs of ``opts``: one result per file, then the anomalies and rule matches."""
     files, trails, missing = expand(opts.paths)
@@ -458,9 +475,9 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
             if p.size > 0 or kind in found:  # a file without events is no evidence either way
                 result.coverage.record(f"log-{kind}", outcome_of(failed=kind in found))
     yield from by_asset.values()
-    sigma: dict[str, Any] | None = None
+    sigma: SigmaSummary | None = None
     if opts.sigma and len(events):
-        sigma = {}
-        yield _sigma(events, opts, catalog, first, sigma)
+        result, sigma = _sigma(events, opts, catalog, first)
+        yield result
     if on_summary is not None:
         on_summary(summarize(events, parsed, anomalies, zone, sigma))

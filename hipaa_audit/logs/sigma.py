@@ -32,7 +32,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +81,9 @@ from sigma.validators.core.modifiers import InvalidModifierCombinationsValidator
 
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.schema import STRING_DTYPE, detail_field
+
+if TYPE_CHECKING:
+    from hipaa_audit.evidence import SigmaRuleReport
 
 #: The column holding CloudTrail's screened detail, and how a field of it is named when resolved.
 DETAIL_COLUMN = "detail"
@@ -1103,7 +1106,7 @@ class RuleReport:
     matches: int
     unknown_fields: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> SigmaRuleReport:
         """JSON-ready evidence."""
         return {"rule_id": self.rule_id, "title": self.title, "kind": self.kind,
                 "source": self.source, "matches": self.matches,

@@ -125,7 +125,7 @@ def grade(tls: TlsObservation, *, https: bool, hostname_ok: bool | None,
         if tls.secure_renegotiation is False:
             warnings.append("no secure renegotiation")
         if https:
-            age = (tls.hsts or {}).get("max_age")
+            age = tls.hsts["max_age"] if tls.hsts else None
             if not isinstance(age, int) or age < HSTS_A_PLUS:
                 warnings.append("HSTS missing or shorter than 180 days")
         if warnings:

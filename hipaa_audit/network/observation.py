@@ -8,8 +8,12 @@ status codes. Certificate subjects and page contents are never kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hipaa_audit.network.targets import Target
+
+if TYPE_CHECKING:
+    from hipaa_audit.evidence import Hsts
 
 #: Why a TLS command was not run: the user asked for gentle mode...
 GENTLE = "gentle mode"
@@ -71,7 +75,7 @@ class TlsObservation:
     suites: dict[str, list[Suite]] = field(default_factory=dict)
     curves: list[str] | None = None
     cert: CertInfo | None = None
-    hsts: dict[str, object] | None = None  # max_age, include_subdomains, preload
+    hsts: Hsts | None = None  # max_age, include_subdomains, preload
     hsts_checked: bool = False
     heartbleed: bool | None = None
     ccs_injection: bool | None = None
@@ -103,7 +107,7 @@ class HttpProbe:
 
     status: int | None
     location: str | None = None
-    hsts: dict[str, object] | None = None  # parsed Strict-Transport-Security
+    hsts: Hsts | None = None  # parsed Strict-Transport-Security
     detail: str = ""
 
     @property

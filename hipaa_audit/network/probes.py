@@ -16,9 +16,13 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hipaa_audit.network.observation import DicomProbe, HttpProbe
 from hipaa_audit.network.targets import is_ip
+
+if TYPE_CHECKING:
+    from hipaa_audit.evidence import Hsts
 
 USER_AGENT = "hipaa-audit (transmission security check)"
 
@@ -129,9 +133,9 @@ def probe_http(address: str, port: int, host: str, *, tls: bool, path: str = "/"
         conn.close()
 
 
-def parse_hsts(header: str) -> dict[str, object]:
+def parse_hsts(header: str) -> Hsts:
     """Parse a Strict-Transport-Security header into max_age, include_subdomains, preload."""
-    out: dict[str, object] = {"max_age": None, "include_subdomains": False, "preload": False}
+    out: Hsts = {"max_age": None, "include_subdomains": False, "preload": False}
     for part in header.split(";"):
         name, _, value = part.strip().partition("=")
         name = name.strip().lower()

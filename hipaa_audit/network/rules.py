@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.evidence import CipherSuite, EndpointSetting
+from hipaa_audit.evidence import (
+    CipherSuite,
+    EndpointDraft,
+    EndpointSetting,
+    EndpointSummary,
+    Hsts,
+    ProbeStage,
+    ProtocolVersion,
+)
 from hipaa_audit.model import AssetResult, Location, Severity, Status
 from hipaa_audit.network.collect import ProbeOptions
 from hipaa_audit.network.grade import grade
@@ -57,7 +65,7 @@ class Judged:
     """The findings of one endpoint and its summary row for the reports."""
 
     result: AssetResult
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: EndpointSummary
 
 
 class _Verdicts:
@@ -89,11 +97,19 @@ class _Verdicts:
     def error(self, check_id: str) -> None:
         self.result.coverage.record(check_id, "error")
 
-    def unverifiable(self, message: str, key: str, **where: Unpack[EndpointSetting]) -> None:
+    def fail_version(self, check_id: str, message: str, version: str, *,
+                     severity: Severity | None = None) -> None:
+        """A protocol version offered or missing, against the policy's ``versions`` clause."""
+        self.add(check_id, message, (Location.of_evidence(ProtocolVersion(
+            protocol=version, clause=self.policy.cite("versions"), policy=self.policy.name)),),
+            severity=severity, key=version)
+
+    def unverifiable(self, message: str, key: str,
+                     where: EndpointSetting | ProbeStage | None = None) -> None:
         check = self.catalog[UNVERIFIABLE]
         self.result.findings.append(check.finding(
             self.asset, message, status=Status.ERROR, key=key,
-            locations=(Location.of(**where),) if where else ()))
+            locations=(Location.of_evidence(where),) if where is not None else ()))
         self.result.coverage.record(UNVERIFIABLE, "error")
 
     def finish(self) -> AssetResult:
@@ -115,7 +131,7 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     """Judge one observation against ``policy``; return findings, coverage and summary."""
     now = now or dt.datetime.now(dt.UTC)
     v = _Verdicts(obs.asset, catalog, policy)
-    summary: dict[str, Any] = {
+    summary: EndpointDraft = {
         "asset": obs.asset, "target": obs.target.url, "kind": obs.kind, "policy": policy.name,
         "state": "unverifiable", "grade": None, "grade_notes": [], "versions": [],
         "certificate": None, "hsts": None, "client_auth": None, "dicom": None,
@@ -139,7 +155,7 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     if obs.deadline_hit:
         v.unverifiable(f"The probe was stopped at its deadline ({obs.seconds:.0f} s) while "
                        f"{obs.stage}; what it had seen until then is reported.", "deadline",
-                       stage=obs.stage)
+                       ProbeStage(stage=obs.stage))
         summary["notes"].append(f"deadline reached while {obs.stage}")
     if obs.error:
         v.unverifiable(f"The probe failed: {obs.error}.", "error")
@@ -148,9 +164,8 @@ def judge(obs: Observation, policy: Policy, catalog: Catalog, opts: ProbeOptions
     for f in result.findings:
         if f.status is Status.FAIL:
             counts[f.severity.value] = counts.get(f.severity.value, 0) + 1
-    summary["findings"] = counts
-    summary["unverifiable"] = sum(f.status is Status.ERROR for f in result.findings)
-    return Judged(result, summary)
+    return Judged(result, {**summary, "findings": counts, "unverifiable": sum(
+        f.status is Status.ERROR for f in result.findings)})
 
 
 def _reachability(obs: Observation, v: _Verdicts) -> None:
@@ -163,16 +178,17 @@ def _reachability(obs: Observation, v: _Verdicts) -> None:
         "error": f"The connection to port {t.port} failed.",
     }
     if obs.reachable in reasons:
-        v.unverifiable(reasons[obs.reachable], "reach", setting=obs.reachable)
+        v.unverifiable(reasons[obs.reachable], "reach", EndpointSetting(setting=obs.reachable))
     elif obs.reachable == "open" and obs.speaks == "silent" and obs.tls is None \
             and (obs.http is None or obs.http.status is None) \
             and (obs.dicom is None or obs.dicom.outcome not in ("accepted", "rejected")):
         v.unverifiable(f"Port {t.port} accepts TCP connections but never answers "
-                       "(no TLS handshake, no HTTP, no DICOM).", "reach", setting="silent")
+                       "(no TLS handshake, no HTTP, no DICOM).", "reach",
+                       EndpointSetting(setting="silent"))
 
 
 def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
-               summary: dict[str, Any]) -> None:
+               summary: EndpointDraft) -> None:
     t = obs.target
     d = obs.dicom
     if d is not None and not d.tls:
@@ -220,7 +236,7 @@ def _plaintext(obs: Observation, v: _Verdicts, catalog: Catalog,
 TLS_SCHEME = {"dicom": "dicom+tls", "http": "https"}
 
 
-def _misnamed(obs: Observation, v: _Verdicts, summary: dict[str, Any], what: str,
+def _misnamed(obs: Observation, v: _Verdicts, summary: EndpointDraft, what: str,
               detail: str) -> None:
     """A ``dicom://`` or ``http://`` target that did not answer in clear: say what it is."""
     t = obs.target
@@ -233,7 +249,7 @@ def _misnamed(obs: Observation, v: _Verdicts, summary: dict[str, Any], what: str
         v.unverifiable(f"Port {t.port} did not answer {what} ({detail}).", "kind")
 
 
-def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> None:
+def _redirect_hsts(obs: Observation, v: _Verdicts, summary: EndpointDraft) -> None:
     r = obs.redirect_hsts
     h = obs.http
     assert h is not None
@@ -246,7 +262,7 @@ def _redirect_hsts(obs: Observation, v: _Verdicts, summary: dict[str, Any]) -> N
     _hsts_verdict(r.hsts, v, where=f" at the redirect target {h.location}")
 
 
-def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") -> None:
+def _hsts_verdict(hsts: Hsts | None, v: _Verdicts, where: str = "") -> None:
     policy = v.policy
     if hsts is None:
         v.fail("https-hsts-missing", f"No Strict-Transport-Security header{where}.",
@@ -271,7 +287,7 @@ def _hsts_verdict(hsts: dict[str, Any] | None, v: _Verdicts, where: str = "") ->
 
 
 def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalog,
-         opts: ProbeOptions, now: dt.datetime, summary: dict[str, Any]) -> None:
+         opts: ProbeOptions, now: dt.datetime, summary: EndpointDraft) -> None:
     untested = set(tls.errors) | {c for c, why in tls.skipped.items() if why == NEEDS_CLIENT_CERT}
     for check_id, commands in NEEDS.items():
         if untested & set(commands):
@@ -312,7 +328,7 @@ def _tls(obs: Observation, tls: TlsObservation, v: _Verdicts, policy: Policy, ca
                      "below TLS 1.3.")
         v.unverifiable(f"{len(problems)} TLS test(s) could not be completed: "
                        f"{'; '.join(listed)}.{hint}", "tls-tests",
-                       setting="incomplete TLS tests")
+                       EndpointSetting(setting="incomplete TLS tests"))
     trusted = None if cert is None else chain_trusted(cert)
     expired = cert is not None and _expired(cert, now)
     g = grade(tls, https=obs.kind == "https", hostname_ok=cert.hostname_ok if cert else None,
@@ -337,8 +353,7 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
     supported = {ver for ver, ok in tls.versions.items() if ok}
     ssl = sorted(supported & {"SSLv2", "SSLv3"})
     for ver in ssl:
-        v.fail("tls-ssl-protocol", f"{ver} is offered.", key=ver, topic="versions",
-               protocol=ver)
+        v.fail_version("tls-ssl-protocol", f"{ver} is offered.", ver)
     if not ssl and {"SSLv2", "SSLv3"} <= set(tls.versions):
         v.passed("tls-ssl-protocol")
     legacy = [ver for ver in ("TLSv1.0", "TLSv1.1", "TLSv1.2")
@@ -348,10 +363,9 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
         # TLS 1.2 is not deprecated: a profile that forbids it (Mozilla modern) is stricter
         # than the crypto needs; its weak suites, if any, are reported by the suite checks
         sev = deviation if ver == "TLSv1.2" else None
-        v.fail("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow it"
-               + (" (a policy deviation: TLS 1.2 itself is not deprecated)."
-                  if ver == "TLSv1.2" else "."),
-               key=ver, severity=sev, topic="versions", protocol=ver)
+        v.fail_version("tls-legacy-protocol", f"{ver} is offered; {policy.name} does not allow "
+                       "it" + (" (a policy deviation: TLS 1.2 itself is not deprecated)."
+                               if ver == "TLSv1.2" else "."), ver, severity=sev)
     if not legacy and {"TLSv1.0", "TLSv1.1"} <= set(tls.versions):
         v.passed("tls-legacy-protocol")
     missing = False
@@ -374,8 +388,7 @@ def _versions(tls: TlsObservation, v: _Verdicts, policy: Policy, catalog: Catalo
                 level = None
                 text = (f"{ver} is not offered; {policy.name} {wants} it, and no TLS 1.2 or "
                         "1.3 is offered at all.")
-            v.fail("tls-required-protocol-missing", text, key=ver, severity=level,
-                   topic="versions", protocol=ver)
+            v.fail_version("tls-required-protocol-missing", text, ver, severity=level)
             missing = True
     if not missing:
         v.passed("tls-required-protocol-missing")

@@ -19,6 +19,7 @@ from typing import Any
 
 from hipaa_audit.catalog import Catalog
 from hipaa_audit.children import forkserver_context
+from hipaa_audit.evidence import EndpointSummary
 from hipaa_audit.model import AssetResult
 from hipaa_audit.network import probes
 from hipaa_audit.network.collect import ProbeOptions, observe
@@ -154,7 +155,7 @@ def _stopped(job: _Job, opts: ScanOptions) -> Observation:
 
 
 def scan_network(targets: list[Target], opts: ScanOptions, policy: Policy, catalog: Catalog,
-                 on_endpoint: Callable[[dict[str, Any]], None] | None = None
+                 on_endpoint: Callable[[EndpointSummary], None] | None = None
                  ) -> Iterator[AssetResult]:
     """Observe and judge every target; yield one :class:`AssetResult` per endpoint.
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from hipaa_audit.model import Coverage, Finding, RunInfo
 from hipaa_audit.output.jsonout import dumps
+
+if TYPE_CHECKING:
+    from hipaa_audit.document import FindingDoc
 
 COLUMNS = ("id", "check_id", "title", "category", "severity", "status", "asset", "locations",
            "message", "hipaa", "remediation")
@@ -22,7 +25,7 @@ def finding_row(finding: Finding) -> list[str]:
     return dict_row(finding.as_dict())
 
 
-def dict_row(d: dict[str, Any]) -> list[str]:
+def dict_row(d: FindingDoc) -> list[str]:
     """Return a finding object of the findings schema as CSV cells."""
     return [cell(x) for x in (
         d["id"], d["check_id"], d["title"], d["category"], d["severity"], d["status"],

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.document import StoredFinding
 from hipaa_audit.model import TOOL_NAME
 from hipaa_audit.outfiles import open_binary_output, open_output
 from hipaa_audit.risk import RegisterRow
@@ -102,7 +103,7 @@ def export_junit(run: StoredRun, register: Iterable[RegisterRow], path: Path) ->
         tree.write(out, encoding="utf-8", xml_declaration=True)
 
 
-def ocsf_finding(doc: dict[str, Any], run: StoredRun, state: str,
+def ocsf_finding(doc: StoredFinding, run: StoredRun, state: str,
                  epoch_ms: int) -> dict[str, Any]:
     """One finding (``hipaa-audit.findings/1`` with ``group``) as an OCSF Compliance Finding."""
     sev_id, sev = OCSF_SEVERITY[doc["severity"]]

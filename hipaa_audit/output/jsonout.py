@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from hipaa_audit.model import SCHEMA, Coverage, Finding, RunInfo, tool_info
+
+if TYPE_CHECKING:
+    from hipaa_audit.document import DocumentHead
 
 #: Findings beyond this many bytes of JSON go to a temporary file instead of memory.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -37,7 +40,7 @@ def dumps(obj: Any) -> str:
 
 
 def document_head(run: RunInfo, coverage: Coverage, version: str,
-                  stats: dict[str, int]) -> dict[str, Any]:
+                  stats: dict[str, int]) -> DocumentHead:
     """Return the schema, tool, run and coverage parts of a findings document."""
     run_obj = run.as_dict()
     run_obj["assets"] = dict(sorted(stats.items()))
@@ -68,8 +71,8 @@ class JsonRenderer:
     def finish(self, run: RunInfo, coverage: Coverage, stats: dict[str, int],
                exit_code: int) -> None:
         """Write the document: schema, tool, run, coverage, then every finding."""
-        doc = document_head(run, coverage, self.version, stats)
-        doc["findings"] = PLACEHOLDER
+        doc: dict[str, object] = {**document_head(run, coverage, self.version, stats),
+                                  "findings": PLACEHOLDER}
         write_with_spool(self.stream, json.dumps(doc, ensure_ascii=False, indent=1), self.spool)
 
 

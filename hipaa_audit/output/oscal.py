@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.document import StoredFinding
 from hipaa_audit.model import TOOL_NAME
 from hipaa_audit.outfiles import open_output
 from hipaa_audit.output.sarifrun import suppression_of
@@ -152,7 +153,7 @@ class OscalRun:
         return meta
 
     # observations ---------------------------------------------------------------------
-    def _observation(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def _observation(self, doc: StoredFinding) -> dict[str, Any]:
         fid, asset = str(doc["id"]), str(doc["asset"])
         key = (str(doc["check_id"]), str(doc.get("group", "")))
         # a finding id names the check, asset and location, not the group: two asset groups

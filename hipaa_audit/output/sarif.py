@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from hipaa_audit.catalog import Catalog, Check
 from hipaa_audit.model import TOOL_NAME, Coverage, Finding, RunInfo, Severity, Status
 from hipaa_audit.output.jsonout import PLACEHOLDER, dumps, new_spool, write_with_spool
+
+if TYPE_CHECKING:
+    from hipaa_audit.document import FindingDoc
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/hipaa-audit/hipaa-audit"
@@ -73,7 +76,7 @@ class SarifRenderer:
         self.spool.write(dumps(self.result(finding)))
         self.count += 1
 
-    def add_doc(self, doc: dict[str, Any],
+    def add_doc(self, doc: FindingDoc,
                 suppression: dict[str, str] | None = None) -> None:
         """Spool one result from a stored finding object, with its suppression if any."""
         if self.count:
@@ -88,10 +91,10 @@ class SarifRenderer:
         """Return the SARIF ``result`` of one finding."""
         return self.result_doc(finding.as_dict())
 
-    def result_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def result_doc(self, doc: FindingDoc) -> dict[str, Any]:
         """Return the SARIF ``result`` of one finding object (``hipaa-audit.findings/1``)."""
         uri = urllib.parse.quote(doc["asset"], safe="/!:")
-        locations: list[dict[str, Any]] = doc.get("locations", [])
+        locations = doc["locations"]
         logical = [
             {"fullyQualifiedName": str(loc.get("path") or "/".join(loc.get("tag_path") or ())),
              "kind": "element"}
@@ -113,7 +116,7 @@ class SarifRenderer:
                 "severity": doc["severity"],
                 "status": doc["status"],
                 "category": doc["category"],
-                "hipaa": list(doc.get("hipaa", [])),
+                "hipaa": list(doc["hipaa"]),
                 "locations": locations,
             },
         }

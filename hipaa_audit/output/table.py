@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.padding import Padding
@@ -16,6 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hipaa_audit.model import Coverage, Finding, RunInfo, Severity, Status
+
+if TYPE_CHECKING:
+    from hipaa_audit.evidence import BucketSummary, EndpointSummary
 
 MAX_ROWS = 200
 STYLE = {
@@ -36,18 +40,18 @@ def _where(finding: Finding) -> str:
     return shown + (f" (+{len(parts) - 3})" if len(parts) > 3 else "")
 
 
-def endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
+def endpoint_table(endpoints: Sequence[EndpointSummary]) -> Table:
     """The per-endpoint summary of a network scan: kind, grade, versions, certificate, HSTS."""
     table = Table(title="Endpoints", expand=False)
     for col in ("endpoint", "kind", "grade", "protocols", "certificate", "HSTS", "findings"):
         table.add_column(col)
     for e in sorted(endpoints, key=lambda e: str(e.get("asset"))):
-        cert = e.get("certificate") or {}
-        days = cert.get("days_left")
+        cert = e.get("certificate")
+        days = cert["days_left"] if cert else None
         cert_text = "" if not cert else (
             f"expired {-days} d ago" if isinstance(days, int) and days < 0
             else f"{days} d left" if isinstance(days, int) else "")
-        if cert and cert.get("trusted") is False:
+        if cert and cert["trusted"] is False:
             cert_text += ", untrusted"
         hsts = e.get("hsts")
         hsts_text = "-" if e.get("kind") not in ("https", "http") else (
@@ -65,7 +69,7 @@ def endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
     return table
 
 
-def bucket_table(buckets: list[dict[str, Any]]) -> Table:
+def bucket_table(buckets: Sequence[BucketSummary]) -> Table:
     """The per-bucket summary of an S3 scan: encryption, PHI, retention, exposure, failures."""
     table = Table(title="Buckets", expand=False)
     for col in ("bucket", "encryption", "PHI", "retention", "public", "objects read",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hipaa_audit.evidence import PermissionSummary
 from hipaa_audit.model import AssetResult
 from hipaa_audit.permissions.graph import AccessGraph
 from hipaa_audit.permissions.options import (
@@ -106,7 +107,7 @@ class PermissionsScanner(Scanner[PermissionsOptions, PermissionsPlan, Permission
             opts = dataclasses.replace(opts, previous=previous, previous_label=label,
                                        phi=(*opts.phi, *facts.phi_found()), watch=facts.watch)
 
-        def keep(summary: dict[str, Any]) -> None:
+        def keep(summary: PermissionSummary) -> None:
             context.run.evidence["permissions"] = summary if context.group is None else {
                 **summary, "group": context.group, "config_sources": sources}
 

@@ -31,7 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hipaa_audit.catalog import Catalog
-from hipaa_audit.evidence import AccountUse, PermissionChange, PermissionGrant, PermissionPath
+from hipaa_audit.evidence import (
+    AccountUse,
+    PermissionChange,
+    PermissionGrant,
+    PermissionPath,
+    RiskyPath,
+)
 from hipaa_audit.model import AssetResult, Finding, Location, Severity, Status
 from hipaa_audit.permissions.baseline import Baseline
 from hipaa_audit.permissions.graph import AccessGraph, Reach, action_text, grant_key
@@ -397,13 +403,13 @@ def judge(g: AccessGraph, ctx: Context, catalog: Catalog) -> list[AssetResult]:
     return list(out.results.values())
 
 
-def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[dict[str, str]]:
+def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[RiskyPath]:
     """The most severe access paths found, for the report's picture.
 
     One per principal and resource, the longest paths first within a severity; roster and
     change findings have no path and are left out.
     """
-    rows: list[tuple[int, int, str, str, dict[str, str]]] = []
+    rows: list[tuple[int, int, str, str, RiskyPath]] = []
     for result in results:
         for f in result.findings:
             if f.status is not Status.FAIL or f.check_id in (ROSTER, ADDED, REMOVED):
@@ -419,7 +425,7 @@ def riskiest(results: Iterable[AssetResult], limit: int = 8) -> list[dict[str, s
                               "principal": str(principal), "resource": str(resource),
                               "path": str(path)}))
     rows.sort(key=lambda r: r[:4])
-    out: list[dict[str, str]] = []
+    out: list[RiskyPath] = []
     seen: set[tuple[str, str]] = set()
     for row in rows:
         key = (row[4]["principal"], row[4]["resource"])

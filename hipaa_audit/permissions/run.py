@@ -27,6 +27,7 @@ from typing import Any
 
 from hipaa_audit.aws.client import Access
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import PermissionSummary, PhiResource, WatchedReach
 from hipaa_audit.model import AssetResult
 from hipaa_audit.permissions.baseline import Baseline, BaselineError, covers
 from hipaa_audit.permissions.graph import AccessGraph, action_text
@@ -118,7 +119,7 @@ def _own_accounts(facts: Facts) -> frozenset[str]:
 
 
 def summarise(g: AccessGraph, ctx: Context, results: Sequence[AssetResult],
-              opts: PermOptions) -> dict[str, Any]:
+              opts: PermOptions) -> PermissionSummary:
     """The run evidence the reports use.
 
     Counts, who reaches each PHI resource, the riskiest paths, the reach of watched (vendor)
@@ -126,7 +127,7 @@ def summarise(g: AccessGraph, ctx: Context, results: Sequence[AssetResult],
     """
     principals = g.principals.values()
     reach: dict[str, dict[str, set[str]]] = {}
-    watched: dict[str, list[dict[str, Any]]] = {}
+    watched: dict[str, list[WatchedReach]] = {}
     for leaf in g.leaves():
         keep = any(fnmatch.fnmatchcase(leaf, p) for p in opts.watch)
         acts_by_res = g.reach_table(leaf, None if keep else g.phi)
@@ -136,7 +137,7 @@ def summarise(g: AccessGraph, ctx: Context, results: Sequence[AssetResult],
         if keep:
             watched[leaf] = [{"resource": res, "actions": action_text(acts),
                               "phi": res in g.phi} for res, acts in sorted(acts_by_res.items())]
-    phi_rows = []
+    phi_rows: list[PhiResource] = []
     for res in sorted(g.phi):
         who = reach.get(res, {})
         external = sorted(p for p in who if is_external(p, ctx))
@@ -184,7 +185,7 @@ def analyse(facts: Facts, opts: PermOptions, catalog: Catalog
 
 
 def scan_permissions(opts: PermOptions, catalog: Catalog, masker: Masker, *,
-                     on_summary: Callable[[dict[str, Any]], None] | None = None,
+                     on_summary: Callable[[PermissionSummary], None] | None = None,
                      on_graph: Callable[[AccessGraph], None] | None = None,
                      ) -> Iterator[AssetResult]:
     """Collect, build the graph, judge: one result per resource or principal with findings."""

@@ -18,11 +18,13 @@ from typing import Any, cast
 from hipaa_audit.assess import register_for, treated_register
 from hipaa_audit.attest import evidence_files
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.document import GroupDoc, RunMeta, SuppressedFinding
 from hipaa_audit.evidence import (
     BucketSummary,
     EndpointSummary,
     PermissionSummary,
     RunEvidence,
+    WatchedReach,
     stored_run_evidence,
 )
 from hipaa_audit.hipaa import security_rule_data
@@ -76,7 +78,7 @@ def _trend(store: Store, run: StoredRun) -> list[dict[str, Any]]:
     return out
 
 
-def _scanners(catalog: Catalog, groups: list[dict[str, Any]],
+def _scanners(catalog: Catalog, groups: list[GroupDoc],
               coverage: dict[str, list[int]]) -> tuple[list[dict[str, Any]], list[str]]:
     """What each scanner that ran checked, with coverage, and what it left out."""
     out = []
@@ -185,13 +187,13 @@ def risk_context(store: Store, run: StoredRun, catalog: Catalog,
 SUPPRESSED_SHOWN = 200
 
 
-def _treatment(meta: dict[str, Any], treatment: Treatment | None, ev: Evaluation,
+def _treatment(meta: RunMeta, treatment: Treatment | None, ev: Evaluation,
                detail_limit: int) -> dict[str, Any] | None:
     """The treatment file of the run: its digest, and every suppression with what it hid."""
     stored = meta.get("treatment")
     if treatment is None or not isinstance(stored, dict):
         return None
-    hidden: dict[int, list[dict[str, Any]]] = {}
+    hidden: dict[int, list[SuppressedFinding]] = {}
     for slim, index in ev.suppressed:
         hidden.setdefault(index, []).append(slim)
     suppressions = []
@@ -227,7 +229,7 @@ def _endpoint_url(text: str) -> str:
         return text
 
 
-def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
+def _vendor_assets(vendor: dict[str, Any], groups: list[GroupDoc],
                    config_dir: Path, endpoints: Mapping[str, EndpointSummary],
                    buckets: Mapping[str, BucketSummary] | None = None,
                    principals: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -263,12 +265,11 @@ def _vendor_assets(vendor: dict[str, Any], groups: list[dict[str, Any]],
 
 
 def _vendor_reach(vendor: dict[str, Any],
-                  perm: PermissionSummary) -> list[dict[str, Any]] | None:
+                  watched: Mapping[str, list[WatchedReach]]) -> list[dict[str, Any]] | None:
     """What the vendor's principals can reach, from the permission scan (``None``: not asked)."""
     patterns = vendor.get("principals", [])
     if not patterns:
         return None
-    watched = perm.get("watched", {})
     rows = []
     for principal, reach in sorted(watched.items()):
         if any(fnmatch.fnmatchcase(principal, p) for p in patterns):
@@ -294,7 +295,8 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     endpoint_by_target = {e["target"]: e for e in endpoints}
     endpoint_by_target.update({e["asset"]: e for e in endpoints})
     vendors = []
-    perm = run_evidence.get("permissions") or PermissionSummary()
+    perm = run_evidence.get("permissions")
+    watched = (perm.get("watched") or {}) if perm is not None else {}
     max_age = int(config.get("report", {}).get("evidence_max_age_days", 365))
     run_date = dt.date.fromisoformat(run.started_at[:10])
     received: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -306,7 +308,7 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
     for v in config.get("vendor", []):
         assets = _vendor_assets(v, groups, config_dir, endpoint_by_target,
                                 {b["asset"]: b for b in run_evidence.get("buckets", [])},
-                                principals=perm.get("watched") or {})
+                                principals=watched)
         rows = store.tally_assets(run.seq, [a["target"] for a in assets])
         evidence = []
         for dom in VENDOR_DOMAINS:
@@ -360,7 +362,7 @@ def baa_context(store: Store, run: StoredRun, catalog: Catalog) -> dict[str, Any
                           "omnibus_gap": pre_omnibus and p["id"] in OMNIBUS_PROVISIONS})
         vendors.append({**v, "assets": assets, "evidence": evidence, "provisions": cells,
                         "pre_omnibus": pre_omnibus, "technical_gaps": gaps,
-                        "reach": _vendor_reach(v, perm)})
+                        "reach": _vendor_reach(v, watched)})
     return {
         "kind": "baa",
         "assessment": meta.get("assessment", {}),

@@ -13,14 +13,31 @@ residual-identifier rules and text PHI detectors), plus their encryption and ACL
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any, Literal, Unpack
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from hipaa_audit.archive.scanner import STAT_FILES, ArchiveRules, holds_phi, judge, promises_dicom
 from hipaa_audit.aws import policy as pol
 from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import Catalog, Check
-from hipaa_audit.evidence import S3Inventory, S3Observation, UncheckedPart
+from hipaa_audit.evidence import (
+    BlockPublicAccess,
+    BucketSummary,
+    EncryptionAlgorithm,
+    ForeignAccounts,
+    ObjectLockRetention,
+    ObjectReadMethod,
+    OwnershipSetting,
+    PublicGrants,
+    PublicPolicy,
+    ReplicationProblems,
+    RetentionClass,
+    S3Inventory,
+    S3Setting,
+    TlsOnlyPolicy,
+    UncheckedPart,
+    VersioningStatus,
+)
 from hipaa_audit.model import AssetResult, Location, Severity, Status, outcome_of
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
@@ -117,15 +134,16 @@ class Outcome:
     verdict: Verdict
     message: str = ""
     severity: Severity | None = None
-    where: S3Observation = field(default_factory=lambda: S3Observation())
+    #: what a failure saw (its finding's location); None: the finding has no location
+    where: S3Setting | None = None
 
 
-def _pass(**where: Unpack[S3Observation]) -> Outcome:
-    return Outcome("pass", where=where)
+def _pass() -> Outcome:
+    return Outcome("pass")
 
 
 def _fail(message: str, severity: Severity | None = None,
-          **where: Unpack[S3Observation]) -> Outcome:
+          where: S3Setting | None = None) -> Outcome:
     return Outcome("fail", message, severity, where)
 
 
@@ -140,7 +158,7 @@ def _record(result: AssetResult, rules: S3Rules, check_id: str, outcome: Outcome
     check = rules.checks[check_id]
     result.coverage.record(check_id, outcome.verdict)
     if outcome.verdict == "fail":
-        locations = (Location.of_evidence(outcome.where),) if outcome.where else ()
+        locations = (Location.of_evidence(outcome.where),) if outcome.where is not None else ()
         result.findings.append(check.finding(result.asset, outcome.message,
                                              severity=outcome.severity, locations=locations))
     elif outcome.verdict == "error":
@@ -184,7 +202,7 @@ def _bpa(obs: BucketObservation) -> Outcome:
     if off:
         where = "bucket" if obs.account_bpa is None else "bucket or account"
         return _fail(f"Block Public Access is off at {where} level for: {', '.join(off)}.",
-                     off=off, unknown=unknown or None)
+                     where=BlockPublicAccess(off=off, unknown=unknown or None))
     if unknown:
         answers = [a for a in (obs.answers.get("bpa"), obs.account_bpa)
                    if a is not None and not a.ok and a.state != "absent"]
@@ -211,9 +229,10 @@ def _acl(obs: BucketObservation) -> Outcome:
         return _pass()
     ignore = effective_bpa(obs)["IgnorePublicAcls"]
     if ignore:
-        return _pass(neutralised_by="IgnorePublicAcls")
+        return _pass()  # IgnorePublicAcls voids it
     note = "" if ignore is False else " (whether IgnorePublicAcls voids it could not be read)"
-    return _fail(f"The bucket ACL grants {'; '.join(grants)}{note}.", grants=grants)
+    return _fail(f"The bucket ACL grants {'; '.join(grants)}{note}.",
+                 where=PublicGrants(grants=grants))
 
 
 def _object_ownership(obs: BucketObservation) -> Outcome:
@@ -223,7 +242,7 @@ def _object_ownership(obs: BucketObservation) -> Outcome:
         if value == "BucketOwnerEnforced":
             return _pass()
         return _fail(f"Object Ownership is {value or 'not set (ObjectWriter)'}: object ACLs are "
-                     "still honoured.", ownership=value or "unset")
+                     "still honoured.", where=OwnershipSetting(ownership=value or "unset"))
     return _error(answer, "Object Ownership")
 
 
@@ -248,9 +267,9 @@ def _tls_only(obs: BucketObservation) -> Outcome:
         return _fail("The bucket has no policy, so nothing denies plain-HTTP requests.")
     verdict = pol.tls_only(doc, obs.name)
     if verdict.enforced:
-        return _pass(min_tls=verdict.min_tls)
+        return _pass()
     return _fail(f"The bucket policy does not deny plain-HTTP requests: {verdict.detail}.",
-                 min_tls=verdict.min_tls)
+                 where=TlsOnlyPolicy(min_tls=verdict.min_tls))
 
 
 def _public_policy(obs: BucketObservation) -> Outcome:
@@ -262,13 +281,13 @@ def _public_policy(obs: BucketObservation) -> Outcome:
         return _pass()
     restrict = effective_bpa(obs)["RestrictPublicBuckets"]
     if restrict:
-        return _pass(neutralised_by="RestrictPublicBuckets")
+        return _pass()  # RestrictPublicBuckets voids it
     status = obs.data("policy_status").get("PolicyStatus", {}).get("IsPublic")
     store = {True: "the store also reports it public", False: "the store reports it not public",
              None: "the store's policy status could not be read"}[status]
     return _fail(f"The bucket policy allows everyone with no limiting condition "
-                 f"({'; '.join(open_to_all)}); {store}.", statements=open_to_all,
-                 store_says_public=status)
+                 f"({'; '.join(open_to_all)}); {store}.",
+                 where=PublicPolicy(statements=open_to_all, store_says_public=status))
 
 
 def _cross_account(obs: BucketObservation, scope: Scope) -> Outcome:
@@ -284,8 +303,8 @@ def _cross_account(obs: BucketObservation, scope: Scope) -> Outcome:
         listed = "; ".join(f"account {a}: {', '.join(acts)}"
                            for a, acts in sorted(foreign.items()))
         return _fail(f"The bucket policy grants access to accounts that are not trusted "
-                     f"({listed}).{who}", accounts=sorted(foreign),
-                     unresolved=unresolved or None)
+                     f"({listed}).{who}", where=ForeignAccounts(
+                         accounts=sorted(foreign), unresolved=unresolved or None))
     if unresolved:
         return Outcome("error", f"The bucket policy names {len(unresolved)} principal(s) that "
                        f"cannot be resolved, so who it lets in is unknown: "
@@ -315,7 +334,7 @@ def _default_encryption(obs: BucketObservation) -> Outcome:
     sse = _sse_default(obs)
     if not sse.get("algorithm"):
         return _fail("The bucket's encryption configuration names no algorithm.")
-    return _pass(algorithm=sse["algorithm"], bucket_key=sse.get("bucket_key"))
+    return _pass()
 
 
 def _kms_for_phi(obs: BucketObservation, ctx: BucketContext) -> Outcome | None:
@@ -324,7 +343,8 @@ def _kms_for_phi(obs: BucketObservation, ctx: BucketContext) -> Outcome | None:
     algorithm = _sse_default(obs).get("algorithm")
     if algorithm == "AES256":
         return _fail(f"The bucket holds PHI ({ctx.phi}) and is encrypted with S3-managed keys "
-                     "(SSE-S3, AES256), not a KMS key.", algorithm=algorithm)
+                     "(SSE-S3, AES256), not a KMS key.",
+                     where=EncryptionAlgorithm(algorithm=algorithm))
     return _pass()
 
 
@@ -357,7 +377,7 @@ def _replication(obs: BucketObservation) -> Outcome | None:
                                 "select KMS-encrypted objects with a replica KMS key")
     if problems:
         return _fail("Replication does not keep the copies encrypted: " + "; ".join(problems)
-                     + ".", rules=len(problems))
+                     + ".", where=ReplicationProblems(rules=len(problems)))
     return _pass()
 
 
@@ -382,7 +402,8 @@ def _versioning(obs: BucketObservation, ctx: BucketContext) -> Outcome:
     important = ctx.phi is not None or ctx.retention is not None
     return _fail(f"Versioning is {'suspended' if status == 'Suspended' else 'not enabled'}: an "
                  "overwrite or delete destroys the only copy.",
-                 None if important else Severity.LOW, status=status or "never enabled")
+                 None if important else Severity.LOW,
+                 where=VersioningStatus(status=status or "never enabled"))
 
 
 def _mfa_delete(obs: BucketObservation, ctx: BucketContext) -> Outcome | None:
@@ -405,7 +426,7 @@ def _object_lock(obs: BucketObservation, ctx: BucketContext, days: int) -> Outco
     kind = f"This {ctx.retention} bucket"
     if answer.state == "absent":
         return _fail(f"{kind} has no Object Lock: its records can be deleted or overwritten "
-                     "before six years.", retention=ctx.retention)
+                     "before six years.", where=RetentionClass(retention=ctx.retention))
     if not answer.ok:
         return _error(answer, "the Object Lock configuration")
     config = answer.data.get("ObjectLockConfiguration", {})
@@ -425,9 +446,9 @@ def _object_lock(obs: BucketObservation, ctx: BucketContext, days: int) -> Outco
             shown = f"{years} year(s)" if years else f"{period} day(s)"
             problems.append(f"the default retention is {shown}, under six years")
     if problems:
-        return _fail(f"{kind}: " + "; ".join(problems) + ".", retention=ctx.retention,
-                     mode=default.get("Mode"), years=default.get("Years") or None,
-                     days=default.get("Days") or None)
+        return _fail(f"{kind}: " + "; ".join(problems) + ".", where=ObjectLockRetention(
+            retention=ctx.retention, mode=default.get("Mode"),
+            years=default.get("Years") or None, days=default.get("Days") or None))
     return _pass()
 
 
@@ -439,7 +460,7 @@ def _access_logging(obs: BucketObservation, ctx: BucketContext) -> Outcome | Non
         return _error(answer, "server access logging")
     target = answer.data.get("LoggingEnabled", {}).get("TargetBucket")
     if target:
-        return _pass(target=target)
+        return _pass()
     return _fail("Server access logging is off: reads and writes of this bucket are not "
                  "recorded by the store.", None if ctx.phi else Severity.LOW)
 
@@ -471,7 +492,8 @@ def _lifecycle(obs: BucketObservation, ctx: BucketContext, days: int,
             problems.append(f"{rid} deletes noncurrent versions after {noncurrent} days")
     if problems:
         return _fail(f"Lifecycle rules delete records of this {ctx.retention} bucket before six "
-                     "years: " + "; ".join(problems) + ".", retention=ctx.retention)
+                     "years: " + "; ".join(problems) + ".",
+                     where=RetentionClass(retention=ctx.retention))
     return _pass()
 
 
@@ -517,7 +539,7 @@ def judge_bucket(obs: BucketObservation, ctx: BucketContext, scope: Scope, rules
 
 
 def summarize_bucket(obs: BucketObservation, ctx: BucketContext, result: AssetResult,
-                     sample: Sample | None) -> dict[str, Any]:
+                     sample: Sample | None) -> BucketSummary:
     """The bucket's row in the run's evidence (no object keys, no PHI)."""
     failed = sorted({f.check_id for f in result.findings if f.status is Status.FAIL})
     errors = sorted({f.locations[0].text("check") for f in result.findings
@@ -612,10 +634,10 @@ def _object_encryption(item: ObjectObservation, phi: bool) -> Outcome:
     sse = item.head.data.get("ServerSideEncryption") or (
         "SSE-C" if item.head.data.get("SSECustomerAlgorithm") else None)
     if sse:
-        return _pass(sse=sse)
+        return _pass()
     return _fail("The object is stored without server-side encryption"
                  + (" and holds PHI: unsecured PHI under 164.402." if phi else "."),
-                 Severity.HIGH if phi else None, method="HeadObject")
+                 Severity.HIGH if phi else None, where=ObjectReadMethod(method="HeadObject"))
 
 
 def _object_acl(item: ObjectObservation, obs: BucketObservation) -> Outcome:
@@ -626,5 +648,5 @@ def _object_acl(item: ObjectObservation, obs: BucketObservation) -> Outcome:
     if not grants:
         return _pass()
     if effective_bpa(obs)["IgnorePublicAcls"]:
-        return _pass(neutralised_by="IgnorePublicAcls")
-    return _fail(f"The object ACL grants {'; '.join(grants)}.", grants=grants)
+        return _pass()  # IgnorePublicAcls voids it
+    return _fail(f"The object ACL grants {'; '.join(grants)}.", where=PublicGrants(grants=grants))

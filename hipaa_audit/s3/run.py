@@ -12,11 +12,11 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from hipaa_audit.archive.scanner import holds_phi
 from hipaa_audit.aws.client import Access, Connection, Observer
 from hipaa_audit.catalog import Catalog
+from hipaa_audit.evidence import BucketSummary
 from hipaa_audit.model import AssetResult, Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.collect import (
@@ -100,7 +100,7 @@ def _read_object(conn: Connection, obs: BucketObservation, acls: bool,
 
 
 def scan_s3(opts: S3Options, catalog: Catalog, masker: Masker, *,
-            on_bucket: Callable[[dict[str, Any]], None] | None = None,
+            on_bucket: Callable[[BucketSummary], None] | None = None,
             observer: Observer | None = None, conn: Connection | None = None,
             ) -> Iterator[AssetResult]:
     """Scan the buckets of ``opts``; yield one result per sampled object and per bucket.
