@@ -296,7 +296,7 @@ def _json_array(stream: _JsonStream, col: _Collector, ordinal: int,
 _RowReader = Callable[[dict[str, Any], _Fingerprints, int, str], _Row]
 #: What one decoded JSON object stands for: one record (itself or one it wraps), or the list of
 #: records it holds whole, each a record or the reason (a string) its line is counted bad.
-_Unpack = Callable[[dict[str, Any]], "dict[str, Any] | list[dict[str, Any] | str]"]
+_Unpack = Callable[[dict[str, Any]], dict[str, Any] | list[dict[str, Any] | str]]
 
 
 def _json_record_rows(path: Path, fp: _Fingerprints, read: _RowReader,
