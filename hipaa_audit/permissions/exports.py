@@ -289,6 +289,34 @@ class _Rows:
         """The header text of a located column (a column name, never a cell value)."""
         return self.header[self.columns[name]]
 
+    def state(self, line: int, cells: Mapping[str, str], statuses: Mapping[str, str]) -> str | None:
+        """What the row's status means by ``statuses`` (``active`` without one).
+
+        ``None``, and a Problem, for a status not in the table.
+        """
+        status = _norm_word(cells.get("status", ""))
+        state = statuses.get(status) if status else "active"
+        if state is None:
+            self.problem(line, f"the value in column {self.column_name('status')!r} is not a "
+                               "known status (add it to the mapping's statuses); treated as "
+                               "active")
+        return state
+
+    def date(self, line: int, cells: Mapping[str, str], name: str,
+             date_format: str | None) -> dt.date | None:
+        """The date in the row's column ``name`` (:func:`_parse_date`).
+
+        ``None`` without one, and ``None`` with a Problem when it is not a date.
+        """
+        if not cells.get(name):
+            return None
+        try:
+            return _parse_date(cells[name], date_format)
+        except ValueError:
+            self.problem(line, f"the value in column {self.column_name(name)!r} is not a date "
+                               "(set the mapping's date_format); ignored")
+            return None
+
     def read(self, mapping: PacsMapping | RosterMapping, required: str,
              aliases: Mapping[str, tuple[str, ...]]) -> Iterator[tuple[int, dict[str, str]]]:
         """Yield ``(line, {field: cell})`` for each usable data row (fields found only)."""
@@ -491,24 +519,12 @@ def collect_pacs(path: Path, *, system: str = "pacs", mapping: PacsMapping | Non
             elif action != "ignore":
                 actions.add(action)
 
-        status = _norm_word(cells.get("status", ""))
-        state = statuses.get(status) if status else "active"
-        if state is None:
-            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
-                               "known status (add it to the mapping's statuses); treated as "
-                               "active")
-        if state != "disabled":
+        if rows.state(line, cells, statuses) != "disabled":
             account.enabled_rows += 1
 
-        if cells.get("last_login"):
-            try:
-                used = _parse_date(cells["last_login"], mapping.date_format)
-            except ValueError:
-                rows.problem(line, f"the value in column {rows.column_name('last_login')!r} is "
-                                   "not a date (set the mapping's date_format); ignored")
-            else:
-                if used and (account.last_used is None or used > account.last_used):
-                    account.last_used = used
+        used = rows.date(line, cells, "last_login", mapping.date_format)
+        if used and (account.last_used is None or used > account.last_used):
+            account.last_used = used
 
         if types.get(_norm_word(cells.get("type", ""))) == "service":
             account.service = True
@@ -583,20 +599,8 @@ def collect_roster(path: Path, masker: Masker, *, mapping: RosterMapping | None 
         seen[key] = line
 
         name = cells.get("name", "").casefold().strip()
-        status = _norm_word(cells.get("status", ""))
-        state = statuses.get(status) if status else "active"
-        if state is None:
-            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
-                               "known status (add it to the mapping's statuses); treated as "
-                               "active")
-        active = state != "inactive"
-        ended: dt.date | None = None
-        if cells.get("end_date"):
-            try:
-                ended = _parse_date(cells["end_date"], mapping.date_format)
-            except ValueError:
-                rows.problem(line, f"the value in column {rows.column_name('end_date')!r} is "
-                                   "not a date (set the mapping's date_format); ignored")
+        active = rows.state(line, cells, statuses) != "inactive"
+        ended = rows.date(line, cells, "end_date", mapping.date_format)
         if ended is not None and ended < today:
             active = False
         accounts = dict.fromkeys([person_id.lower(),
