@@ -69,26 +69,27 @@ LABEL_KINDS = ("bulk-export", "failed-logins", "password-spray", "mass-deletion"
 # measuring, in every child
 
 
-def peak_mib() -> float:
-    """This process's own peak resident set (VmHWM; ru_maxrss where /proc is missing)."""
+def _status_mib(field: str) -> float | None:
+    """A size this process's /proc/self/status gives (``VmHWM:``, ``VmRSS:``), in MiB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_mib() -> float:
+    """This process's own peak resident set (VmHWM; ru_maxrss where /proc is missing)."""
+    peak = _status_mib("VmHWM:")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if peak is None else peak
 
 
 def rss_mib() -> float:
     """This process's resident set now."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    rss = _status_mib("VmRSS:")
+    return float("nan") if rss is None else rss
 
 
 class Reporter:

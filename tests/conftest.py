@@ -213,3 +213,16 @@ def s3_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s3pee
         s3peers.stop_set(servers)
     assert not [s.kind for s in servers.values() if s.alive()]
     assert not [s.pid for s in servers.values() if s.pid is not None and pid_running(s.pid)]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """The address of a Dask ``LocalCluster`` on loopback (two worker processes), per module."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    try:
+        yield str(cluster.scheduler_address)
+    finally:
+        cluster.close()

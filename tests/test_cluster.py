@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,6 @@ from helpers import load_generator
 pytestmark = pytest.mark.e2e
 
 gen = load_generator()
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
-    try:
-        yield str(cluster.scheduler_address)
-    finally:
-        cluster.close()
 
 
 def ids(doc: dict[str, Any]) -> set[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,6 @@ import loggen
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 MASKER = Masker(b"k" * 32)
 FILES = ("events.jsonl", "audit-atna.log", "events.csv")
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
-    try:
-        yield str(cluster.scheduler_address)
-    finally:
-        cluster.close()
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,24 @@ def routine(days: int = 30, users: tuple[str, ...] = ("ann", "bob", "cat")) -> l
     return rows
 
 
+def night_views(user: str, source_ip: str, device: str, count: int,
+                system: str = "PACS") -> list[dict[str, Any]]:
+    """``user`` views ``count`` patients five minutes apart from ``source_ip`` and ``device``.
+
+    From 02:00 on day 22, after most of the routine's baseline.
+    """
+    start = T0 + pd.Timedelta(days=22, hours=2)
+    return [{"time": start + pd.Timedelta(minutes=5 * m), "user": user, "action": "view",
+             "patient": f"q{m}", "source_ip": source_ip, "system": system, "device": device}
+            for m in range(count)]
+
+
+def dan_views(day: int, patient: str) -> list[dict[str, Any]]:
+    """dan (outside the routine) views ``patient`` three times an hour apart on ``day``."""
+    return [{"time": T0 + pd.Timedelta(days=day, hours=h), "user": "dan", "action": "view",
+             "patient": patient, "system": "PACS"} for h in range(3)]
+
+
 def kinds(rows: list[dict[str, Any]], **settings: Any) -> dict[str, list[detect.Anomaly]]:
     found: dict[str, list[detect.Anomaly]] = {}
     for a in detect.run_all(table(rows), detect.Settings(**settings)):
@@ -123,10 +141,8 @@ def test_break_glass_snooping_deletion_permissions() -> None:
 
 def test_dormant_gap_and_skew() -> None:
     rows = routine(days=60, users=("ann", "bob"))
-    rows += [{"time": T0 + pd.Timedelta(days=1, hours=h), "user": "dan", "action": "view",
-              "patient": "p1", "system": "PACS"} for h in range(3)]
-    rows += [{"time": T0 + pd.Timedelta(days=50, hours=h), "user": "dan", "action": "view",
-              "patient": "p2", "system": "PACS"} for h in range(3)]
+    rows += dan_views(1, "p1")
+    rows += dan_views(50, "p2")
     # a steady stream for six weeks (its rate per hour of the week is known), silent 10 hours
     stream = [{"time": T0 + pd.Timedelta(minutes=10 * i), "system": "ROUTER", "action": "other",
                "source": "router.log", "line": i + 1} for i in range(6048)
@@ -153,11 +169,7 @@ def test_dormant_gap_and_skew() -> None:
 
 
 def test_new_device() -> None:
-    rows = routine()
-    day = T0 + pd.Timedelta(days=22, hours=2)
-    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "cat", "action": "view",
-              "patient": f"q{m}", "source_ip": "10.0.0.3", "system": "PACS", "device": "ws9"}
-             for m in range(6)]
+    rows = routine() + night_views("cat", "10.0.0.3", "ws9", 6)
     [new] = kinds(rows)["new-source"]
     assert new.subject == "cat" and "device" in new.message and "ws9" in new.message
     assert new.counts["events"] == 6 and dict(new.detail) == {"device": "ws9"}
@@ -165,22 +177,14 @@ def test_new_device() -> None:
 
 
 def test_old_device_from_a_new_address_is_a_new_address() -> None:
-    rows = routine()
-    day = T0 + pd.Timedelta(days=22, hours=2)
-    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "bob", "action": "view",
-              "patient": f"q{m}", "source_ip": "172.16.0.5", "system": "PACS", "device": "ws1"}
-             for m in range(6)]
+    rows = routine() + night_views("bob", "172.16.0.5", "ws1", 6)
     [new] = kinds(rows)["new-source"]
     assert new.subject == "bob" and "source address" in new.message
     assert dict(new.detail) == {"source_ip": "172.16.0.5"} and not new.variant
 
 
 def test_new_address_and_new_device_are_two_findings() -> None:
-    rows = routine()
-    day = T0 + pd.Timedelta(days=22, hours=2)
-    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "bob", "action": "view",
-              "patient": f"q{m}", "source_ip": "172.16.0.5", "system": "PACS",
-              "device": "laptop"} for m in range(3)]
+    rows = routine() + night_views("bob", "172.16.0.5", "laptop", 3)
     found = kinds(rows)["new-source"]
     assert [dict(a.detail) for a in found] == [{"source_ip": "172.16.0.5"}, {"device": "laptop"}]
 
@@ -240,11 +244,7 @@ def test_bulk_export_peer_group_of_a_small_role() -> None:
 
 def test_a_device_that_is_only_the_system_is_not_a_new_device() -> None:
     # a FHIR AuditEvent naming no client machine gives its observer (the system) as the device
-    rows = routine()
-    day = T0 + pd.Timedelta(days=22, hours=2)
-    rows += [{"time": day + pd.Timedelta(minutes=5 * m), "user": "ann", "action": "view",
-              "patient": f"q{m}", "source_ip": "10.0.0.1", "system": "PACS-B",
-              "device": "PACS-B"} for m in range(4)]
+    rows = routine() + night_views("ann", "10.0.0.1", "PACS-B", 4, system="PACS-B")
     assert "new-source" not in kinds(rows)
 
 
@@ -327,18 +327,15 @@ def test_machine_identities_are_judged_against_their_own_hours() -> None:
 
 def test_dormant_relative_to_a_short_period() -> None:
     rows = routine(days=30, users=("ann", "bob"))
-    rows += [{"time": T0 + pd.Timedelta(days=1, hours=h), "user": "dan", "action": "view",
-              "patient": "p1", "system": "PACS"} for h in range(3)]
-    rows += [{"time": T0 + pd.Timedelta(days=22, hours=h), "user": "dan", "action": "view",
-              "patient": "p2", "system": "PACS"} for h in range(3)]
+    rows += dan_views(1, "p1")
+    rows += dan_views(22, "p2")
     # silent 21 of the 30 days: dormant in this month, though under the 30 days of the setting
     [dormant] = kinds(rows)["dormant-account"]
     assert dormant.subject == "dan" and dormant.counts["silent_days"] == 20
     assert "of a period of 29 days" in dormant.baseline
     # a week's holiday is not
     rows = [r for r in rows if not (r["user"] == "dan" and r["time"] > T0 + pd.Timedelta(days=9))]
-    rows += [{"time": T0 + pd.Timedelta(days=9, hours=h), "user": "dan", "action": "view",
-              "patient": "p2", "system": "PACS"} for h in range(3)]
+    rows += dan_views(9, "p2")
     assert "dormant-account" not in kinds(rows)
     assert detect.dormant_threshold(pd.Timedelta(days=90), detect.Settings()).days == 30
     assert detect.dormant_threshold(pd.Timedelta(days=5), detect.Settings()).days == 7

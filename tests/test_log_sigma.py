@@ -304,6 +304,18 @@ detection:
 level: low
 """
 
+BASE_EXPORT = """\
+title: Export
+id: 6f0c7f7e-3f55-4b6f-9d1e-2a9a4e6f1c03
+name: export
+logsource:
+  product: hipaa-audit
+detection:
+  sel:
+    action: export
+  condition: sel
+"""
+
 
 def correlation(tmp_path: Path, body: str, *, base: str = BASE_LOGIN,
                 title: str = "Correlated") -> RuleSet:
@@ -406,47 +418,20 @@ def test_correlation_without_group_by_and_generate(tmp_path: Path) -> None:
     assert kinds["match"].title == "Failed login" and kinds["match"].level == "low"
 
 
-def test_temporal_correlation(tmp_path: Path) -> None:
-    base = BASE_LOGIN + textwrap.dedent("""\
-        ---
-        title: Export
-        id: 6f0c7f7e-3f55-4b6f-9d1e-2a9a4e6f1c03
-        name: export
-        logsource:
-          product: hipaa-audit
-        detection:
-          sel:
-            action: export
-          condition: sel
-        """)
-    rs = correlation(tmp_path, """
+@pytest.mark.parametrize("body, base, columns, expected", [
+    pytest.param("""
         correlation:
           type: temporal
           rules: [failed_login, export]
           group-by: [user]
           timespan: 15m
-    """, base=base)
-    frame = events(user=["a", "a", "b", "b", "c"],
-                   action=["login", "export", "login", "export", "export"],
-                   outcome=["failure", "success", "failure", "success", "success"],
-                   time=[at(0), at(10), at(0), at(40), at(0)])
-    [match] = evaluate(rs, frame)
-    assert match.kind == "temporal" and match.group == {"user": "a"} and match.count == 2
-
-
-def test_value_sum_and_aliases(tmp_path: Path) -> None:
-    base = textwrap.dedent("""\
-        title: Export
-        id: 6f0c7f7e-3f55-4b6f-9d1e-2a9a4e6f1c03
-        name: export
-        logsource:
-          product: hipaa-audit
-        detection:
-          sel:
-            action: export
-          condition: sel
-        """)
-    rs = correlation(tmp_path, """
+    """, BASE_LOGIN + "---\n" + BASE_EXPORT, {
+        "user": ["a", "a", "b", "b", "c"],
+        "action": ["login", "export", "login", "export", "export"],
+        "outcome": ["failure", "success", "failure", "success", "success"],
+        "time": [at(0), at(10), at(0), at(40), at(0)],
+    }, [("temporal", {"user": "a"}, 2)], id="temporal"),
+    pytest.param("""
         correlation:
           type: value_sum
           rules: [export]
@@ -458,15 +443,10 @@ def test_value_sum_and_aliases(tmp_path: Path) -> None:
           condition:
             gte: 1000
             field: bytes
-    """, base=base)
-    frame = events(user=["a", "a", "b", "b"], action=["export"] * 4,
-                   bytes=[600, 600, 600, None])
-    [match] = evaluate(rs, frame)
-    assert match.kind == "value_sum" and match.group == {"account": "a"} and match.count == 1200
-
-
-def test_correlation_group_by_missing_field_matches_nothing(tmp_path: Path) -> None:
-    rs = correlation(tmp_path, """
+    """, BASE_EXPORT, {
+        "user": ["a", "a", "b", "b"], "action": ["export"] * 4, "bytes": [600, 600, 600, None],
+    }, [("value_sum", {"account": "a"}, 1200)], id="value_sum-and-aliases"),
+    pytest.param("""
         correlation:
           type: event_count
           rules: failed_login
@@ -474,9 +454,15 @@ def test_correlation_group_by_missing_field_matches_nothing(tmp_path: Path) -> N
           timespan: 5m
           condition:
             gte: 1
-    """)
-    frame = events(user=["a"], action=["login"], outcome=["failure"])
-    assert evaluate(rs, frame) == []
+    """, BASE_LOGIN, {"user": ["a"], "action": ["login"], "outcome": ["failure"]}, [],
+        id="group-by-missing-field-matches-nothing"),
+])
+def test_correlation_matches(tmp_path: Path, body: str, base: str,
+                             columns: dict[str, list[object]],
+                             expected: list[tuple[str, dict[str, str], int]]) -> None:
+    rs = correlation(tmp_path, body, base=base)
+    found = [(m.kind, m.group, m.count) for m in evaluate(rs, events(**columns))]
+    assert found == expected
 
 
 # --------------------------------------------------------------------------- load errors

@@ -41,6 +41,16 @@ def write(tmp_path: Path, text: str, name: str = "export.csv") -> Path:
     return path
 
 
+def refusal(path: Path, *, roster: bool = False) -> str:
+    """The message of the :class:`PermissionSourceError` reading ``path`` raises."""
+    with pytest.raises(PermissionSourceError) as info:
+        if roster:
+            collect_roster(path, MASKER)
+        else:
+            collect_pacs(path)
+    return str(info.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # PACS
 
@@ -207,10 +217,9 @@ def test_pacs_file_errors_name_the_file_and_not_the_values(tmp_path: Path) -> No
 
     latin = tmp_path / "latin.csv"
     latin.write_bytes("user,role\nJosé Müller,Rad\n".encode("latin-1"))
-    with pytest.raises(PermissionSourceError) as info:
-        collect_pacs(latin)
-    assert str(info.value).startswith(f"{latin} is not UTF-8 text")
-    assert "Jos" not in str(info.value)
+    text = refusal(latin)
+    assert text.startswith(f"{latin} is not UTF-8 text")
+    assert "Jos" not in text
 
     empty = write(tmp_path, "", "empty.csv")
     with pytest.raises(PermissionSourceError, match=r"empty\.csv is empty"):
@@ -220,9 +229,7 @@ def test_pacs_file_errors_name_the_file_and_not_the_values(tmp_path: Path) -> No
         collect_pacs(blank)
 
     no_user = write(tmp_path, "Name,Role,Status\nSecretPatient,Rad,active\n", "nouser.csv")
-    with pytest.raises(PermissionSourceError) as info:
-        collect_pacs(no_user)
-    text = str(info.value)
+    text = refusal(no_user)
     assert str(no_user) in text
     assert "no 'user' column (for user)" in text
     # only cells that are known column names are shown; "Name" is not one for PACS
@@ -231,17 +238,13 @@ def test_pacs_file_errors_name_the_file_and_not_the_values(tmp_path: Path) -> No
 
     # a first line that is data, not a header: its values are not echoed
     headless = write(tmp_path, "jdoe,Jane Q Patient,Rad\n", "headless.csv")
-    with pytest.raises(PermissionSourceError) as info:
-        collect_pacs(headless)
-    text = str(info.value)
+    text = refusal(headless)
     assert "none of them a known column name" in text
     assert "jdoe" not in text and "Jane" not in text
 
     # ... even when one of its cells happens to be a known column name
     headless = write(tmp_path, "jdoe,Jane Doe,Roles,2024-01-01\n", "headless2.csv")
-    with pytest.raises(PermissionSourceError) as info:
-        collect_pacs(headless)
-    text = str(info.value)
+    text = refusal(headless)
     assert text.endswith("found columns: 'Roles' and 3 other columns")
     for value in ("jdoe", "Jane", "Doe", "2024"):
         assert value not in text
@@ -268,9 +271,7 @@ def test_header_only_export_is_empty_but_valid(tmp_path: Path) -> None:
 def test_roster_without_header_never_shows_its_first_row(tmp_path: Path) -> None:
     # "ended" is an alias of end_date: the line looks like a header, but it is a person
     path = write(tmp_path, "e123,Jane Doe,Nurse,ended,2024-01-01\n", "roster.csv")
-    with pytest.raises(PermissionSourceError) as info:
-        collect_roster(path, MASKER)
-    text = str(info.value)
+    text = refusal(path, roster=True)
     assert "no 'id' column (for id)" in text
     assert "found 5 columns, 1 of them a known column name" in text
     for value in ("Jane", "Doe", "e123", "Nurse", "ended", "2024"):
@@ -368,9 +369,7 @@ def test_mappings_hash_by_value_and_read_empty_settings_as_none() -> None:
 
 def test_roster_file_errors(tmp_path: Path) -> None:
     names = write(tmp_path, "name,status\nHeloise Abelard,active\n", "roster.csv")
-    with pytest.raises(PermissionSourceError) as info:
-        collect_roster(names, MASKER)
-    text = str(info.value)
+    text = refusal(names, roster=True)
     assert "no 'id' column (for id)" in text
     assert "found 2 columns, 2 of them known column names" in text
     # the roster's first line is never shown, not even cells that are known column names

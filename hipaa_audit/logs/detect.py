@@ -281,6 +281,16 @@ def _bounds(counts: Ints) -> Ints:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
+def _grouped(codes: Ints, n: int, times: Ints) -> tuple[Ints, Ints, Ints]:
+    """Rows by code, then time (ties in table order), without those of no code (-1).
+
+    Returns the rows, the number of rows of each of the ``n`` codes and their :func:`_bounds`.
+    """
+    rows = _order(codes, times)
+    counts = np.bincount(codes + 1, minlength=n + 1)
+    return rows[counts[0]:], counts[1:], _bounds(counts[1:])
+
+
 def _day(days: int) -> date:
     """A day number (days since 1970-01-01) as a date."""
     return EPOCH + timedelta(days=days)
@@ -1074,10 +1084,7 @@ def dormant_accounts(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     known = times[times != NAT]
     period = pd.Timedelta(int(known.max() - known.min()) if len(known) else 0, unit="ns")
     limit = dormant_threshold(period, s)
-    rows = _order(user, times)  # by user, then time (ties in table order)
-    counts = np.bincount(user + 1, minlength=len(users) + 1)
-    rows = rows[counts[0]:]  # without the events of no user
-    bounds = _bounds(counts[1:])
+    rows, _, bounds = _grouped(user, len(users), times)
     del user
     times = times[rows]
     gap = np.diff(times)
@@ -1115,10 +1122,7 @@ def logging_gaps(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
     out = []
     codes, systems = _codes(events["system"], sort=True)
     times = _ns(events["time"])
-    rows = _order(codes, times)  # by system, then time (ties in table order)
-    counts = np.bincount(codes + 1, minlength=len(systems) + 1)
-    rows = rows[counts[0]:]  # without the events of no system
-    bounds = _bounds(counts[1:])
+    rows, counts, bounds = _grouped(codes, len(systems), times)
     del codes
     times = times[rows]
     floor = pd.Timedelta(s.gap_min).value
@@ -1126,7 +1130,7 @@ def logging_gaps(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
         if len(times) else 1.0
     stamps = events["time"].array
     wall: Ints | None = None
-    for k in np.flatnonzero(counts[1:] >= s.gap_min_events).tolist():
+    for k in np.flatnonzero(counts >= s.gap_min_events).tolist():
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         gaps = np.flatnonzero(np.diff(times[lo:hi]) > floor) + 1
         if not len(gaps):

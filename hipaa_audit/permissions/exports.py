@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.mapping import (
@@ -139,14 +139,37 @@ def _norm_word(word: str) -> str:
     return re.sub(r"[\s_]+", "-", word.strip().casefold())
 
 
-def _check_mapping(what: str, mapping: PacsMapping | RosterMapping, required: str,
-                   optional: tuple[str, ...]) -> None:
-    """The column names, the delimiter and the date format of a mapping."""
-    check_columns(what, mapping, (required,), optional)
-    delimiter: object = mapping.delimiter
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
-        raise ValueError(f"{what} mapping: delimiter must be one character (not a quote)")
-    check_format(what, "date_format", mapping.date_format)
+class _ExportMapping:
+    """What :class:`PacsMapping` and :class:`RosterMapping` share: their checks and ``from_toml``.
+
+    Each is a frozen dataclass naming in class variables how messages call it, its required
+    id column, its optional columns and its value tables (with the values each may map to).
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    _WHAT: ClassVar[str]
+    _REQUIRED: ClassVar[str]
+    _OPTIONAL: ClassVar[tuple[str, ...]]
+    _TABLES: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]]
+    delimiter: str
+    date_format: str | None
+
+    def __post_init__(self) -> None:
+        """Check the column names, the delimiter, the date format and the value tables."""
+        what = self._WHAT
+        check_columns(what, self, (self._REQUIRED,), self._OPTIONAL)
+        delimiter: object = self.delimiter
+        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise ValueError(f"{what} mapping: delimiter must be one character (not a quote)")
+        check_format(what, "date_format", self.date_format)
+        for name, allowed in self._TABLES:
+            check_table(what, name, getattr(self, name), allowed)
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> Self:
+        """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
+        return from_table(cls, cls._WHAT, data, tables=[name for name, _ in cls._TABLES],
+                          nullable=(*cls._OPTIONAL, "date_format"))
 
 
 def _table(defaults: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
@@ -155,12 +178,8 @@ def _table(defaults: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, s
     return out
 
 
-_PACS_OPTIONAL = ("role", "permissions", "status", "last_login", "type")
-_PACS_TABLES = ("values", "statuses", "types")
-
-
 @dataclass(frozen=True)
-class PacsMapping:
+class PacsMapping(_ExportMapping):
     """Where the fields of a PACS/VNA account export are, and how to read their values.
 
     Columns (``None``, or ``""``/``false`` in TOML, means the export has no such column):
@@ -190,27 +209,18 @@ class PacsMapping:
     delimiter: str = ","
     date_format: str | None = None
 
-    def __post_init__(self) -> None:
-        _check_mapping("PACS", self, "user", _PACS_OPTIONAL)
-        check_table("PACS", "values", self.values, (*ACTIONS, "ignore"))
-        check_table("PACS", "statuses", self.statuses, ("active", "disabled"))
-        check_table("PACS", "types", self.types, ("user", "service"))
+    _WHAT = "PACS"
+    _REQUIRED = "user"
+    _OPTIONAL = ("role", "permissions", "status", "last_login", "type")
+    _TABLES = (("values", (*ACTIONS, "ignore")), ("statuses", ("active", "disabled")),
+               ("types", ("user", "service")))
 
     def __hash__(self) -> int:
         return mapping_hash(self)
 
-    @classmethod
-    def from_toml(cls, data: Mapping[str, Any]) -> PacsMapping:
-        """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
-        return from_table(cls, "PACS", data, tables=_PACS_TABLES,
-                          nullable=(*_PACS_OPTIONAL, "date_format"))
-
-
-_ROSTER_OPTIONAL = ("name", "role", "status", "end_date", "accounts")
-
 
 @dataclass(frozen=True)
-class RosterMapping:
+class RosterMapping(_ExportMapping):
     """Where the fields of the workforce roster are, and how to read their values.
 
     Columns (``None``, or ``""``/``false`` in TOML, means the roster has no such column):
@@ -235,18 +245,13 @@ class RosterMapping:
     delimiter: str = ","
     date_format: str | None = None
 
-    def __post_init__(self) -> None:
-        _check_mapping("roster", self, "id", _ROSTER_OPTIONAL)
-        check_table("roster", "statuses", self.statuses, ("active", "inactive"))
+    _WHAT = "roster"
+    _REQUIRED = "id"
+    _OPTIONAL = ("name", "role", "status", "end_date", "accounts")
+    _TABLES = (("statuses", ("active", "inactive")),)
 
     def __hash__(self) -> int:
         return mapping_hash(self)
-
-    @classmethod
-    def from_toml(cls, data: Mapping[str, Any]) -> RosterMapping:
-        """Build a mapping from a TOML table; raises ``ValueError`` naming a bad or unknown key."""
-        return from_table(cls, "roster", data, tables=("statuses",),
-                          nullable=(*_ROSTER_OPTIONAL, "date_format"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +288,34 @@ class _Rows:
     def column_name(self, name: str) -> str:
         """The header text of a located column (a column name, never a cell value)."""
         return self.header[self.columns[name]]
+
+    def state(self, line: int, cells: Mapping[str, str], statuses: Mapping[str, str]) -> str | None:
+        """What the row's status means by ``statuses`` (``active`` without one).
+
+        ``None``, and a Problem, for a status not in the table.
+        """
+        status = _norm_word(cells.get("status", ""))
+        state = statuses.get(status) if status else "active"
+        if state is None:
+            self.problem(line, f"the value in column {self.column_name('status')!r} is not a "
+                               "known status (add it to the mapping's statuses); treated as "
+                               "active")
+        return state
+
+    def date(self, line: int, cells: Mapping[str, str], name: str,
+             date_format: str | None) -> dt.date | None:
+        """The date in the row's column ``name`` (:func:`_parse_date`).
+
+        ``None`` without one, and ``None`` with a Problem when it is not a date.
+        """
+        if not cells.get(name):
+            return None
+        try:
+            return _parse_date(cells[name], date_format)
+        except ValueError:
+            self.problem(line, f"the value in column {self.column_name(name)!r} is not a date "
+                               "(set the mapping's date_format); ignored")
+            return None
 
     def read(self, mapping: PacsMapping | RosterMapping, required: str,
              aliases: Mapping[str, tuple[str, ...]]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -486,24 +519,12 @@ def collect_pacs(path: Path, *, system: str = "pacs", mapping: PacsMapping | Non
             elif action != "ignore":
                 actions.add(action)
 
-        status = _norm_word(cells.get("status", ""))
-        state = statuses.get(status) if status else "active"
-        if state is None:
-            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
-                               "known status (add it to the mapping's statuses); treated as "
-                               "active")
-        if state != "disabled":
+        if rows.state(line, cells, statuses) != "disabled":
             account.enabled_rows += 1
 
-        if cells.get("last_login"):
-            try:
-                used = _parse_date(cells["last_login"], mapping.date_format)
-            except ValueError:
-                rows.problem(line, f"the value in column {rows.column_name('last_login')!r} is "
-                                   "not a date (set the mapping's date_format); ignored")
-            else:
-                if used and (account.last_used is None or used > account.last_used):
-                    account.last_used = used
+        used = rows.date(line, cells, "last_login", mapping.date_format)
+        if used and (account.last_used is None or used > account.last_used):
+            account.last_used = used
 
         if types.get(_norm_word(cells.get("type", ""))) == "service":
             account.service = True
@@ -578,20 +599,8 @@ def collect_roster(path: Path, masker: Masker, *, mapping: RosterMapping | None 
         seen[key] = line
 
         name = cells.get("name", "").casefold().strip()
-        status = _norm_word(cells.get("status", ""))
-        state = statuses.get(status) if status else "active"
-        if state is None:
-            rows.problem(line, f"the value in column {rows.column_name('status')!r} is not a "
-                               "known status (add it to the mapping's statuses); treated as "
-                               "active")
-        active = state != "inactive"
-        ended: dt.date | None = None
-        if cells.get("end_date"):
-            try:
-                ended = _parse_date(cells["end_date"], mapping.date_format)
-            except ValueError:
-                rows.problem(line, f"the value in column {rows.column_name('end_date')!r} is "
-                                   "not a date (set the mapping's date_format); ignored")
+        active = rows.state(line, cells, statuses) != "inactive"
+        ended = rows.date(line, cells, "end_date", mapping.date_format)
         if ended is not None and ended < today:
             active = False
         accounts = dict.fromkeys([person_id.lower(),

@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -248,25 +248,41 @@ def _lines(source: _Source) -> Iterator[str | None]:
         yield pending
 
 
-def _hl7(lines: Iterator[str | None]) -> tuple[Counter[str], int, int]:
-    """Count the identifiers of every PID segment (single messages and FHS/BHS batches)."""
+def _by_line(lines: Iterator[str | None],
+             count: Callable[[str, Counter[str]], int | None]) -> tuple[Counter[str], int, int]:
+    """Count identifiers line by line: ``(kinds, records, unread lines)``.
+
+    ``count`` adds the identifiers of one line to the kinds and returns the records it held,
+    or ``None`` for a line it cannot read; a line too long to keep (``None``) is unread too.
+    """
     kinds: Counter[str] = Counter()
     records = unread = 0
-    for segment in lines:
-        if segment is None:
+    for line in lines:
+        held = None if line is None else count(line, kinds)
+        if held is None:
             unread += 1
-            continue
-        segment = segment.lstrip("\x0b\x1c")  # MLLP framing, when a capture kept it
-        if not segment.startswith("PID|"):
-            continue
-        fields = segment.split("|")
-        found = False
-        for index, kind in PID_FIELDS.items():
-            if index < len(fields) and fields[index].strip("^~& "):
-                kinds[kind] += 1
-                found = True
-        records += found
+        else:
+            records += held
     return kinds, records, unread
+
+
+def _hl7(lines: Iterator[str | None]) -> tuple[Counter[str], int, int]:
+    """Count the identifiers of every PID segment (single messages and FHS/BHS batches)."""
+    return _by_line(lines, _pid_segment)
+
+
+def _pid_segment(segment: str, kinds: Counter[str]) -> int:
+    """The identifiers of a PID segment (1 record when it names any); other segments hold none."""
+    segment = segment.lstrip("\x0b\x1c")  # MLLP framing, when a capture kept it
+    if not segment.startswith("PID|"):
+        return 0
+    fields = segment.split("|")
+    found = 0
+    for index, kind in PID_FIELDS.items():
+        if index < len(fields) and fields[index].strip("^~& "):
+            kinds[kind] += 1
+            found = 1
+    return found
 
 
 def _is_ndjson(text: str) -> bool:
@@ -282,22 +298,18 @@ def _is_ndjson(text: str) -> bool:
 
 def _ndjson(lines: Iterator[str | None]) -> tuple[Counter[str], int, int]:
     """FHIR Bulk Data NDJSON: one resource per line, every line parsed on its own."""
-    kinds: Counter[str] = Counter()
-    records = unread = 0
-    for line in lines:
-        if line is None:
-            unread += 1
-            continue
-        if not line.strip():
-            continue
-        try:
-            resource = json.loads(line)
-        except (ValueError, RecursionError):
-            unread += 1
-            continue
-        for item in _resources(resource):
-            records += _patient(item, kinds)
-    return kinds, records, unread
+    return _by_line(lines, _ndjson_line)
+
+
+def _ndjson_line(line: str, kinds: Counter[str]) -> int | None:
+    """The patients of one NDJSON line (none on a blank one); ``None`` when it is not JSON."""
+    if not line.strip():
+        return 0
+    try:
+        resource = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return sum(_patient(item, kinds) for item in _resources(resource))
 
 
 def _patient(resource: dict[str, object], kinds: Counter[str]) -> bool:

@@ -98,7 +98,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from hipaa_audit.logs.integrity.common import IntegrityIssue, _iso, _parse_time
+from hipaa_audit.logs.integrity.common import IntegrityIssue, _iso, _json_object, _parse_time
 
 #: ``prev`` of the first record of a chain.
 GENESIS = "0" * 64
@@ -243,6 +243,17 @@ class _Run:
     reason: str
 
 
+#: How an issue for a run of bad lines of each kind reads: for one line, for several.
+_RUN_DETAIL = {
+    "BAD_MAC": ("line {start}: {reason}",
+                "lines {start}-{end}: {count} consecutive records fail MAC verification "
+                "(changed, or written without the key)"),
+    "MALFORMED": ("line {start} {reason}; it is not a chain record",
+                  "lines {start}-{end}: {count} consecutive lines are not chain records (not "
+                  "JSON objects, or missing/invalid seq, ts or prev)"),
+}
+
+
 @dataclass
 class _ChainState:
     stream: str
@@ -281,32 +292,21 @@ class _ChainState:
 
     # runs of consecutive MALFORMED lines / BAD_MAC records are one issue each
     def flush_mac(self) -> None:
-        run = self.mac_run
-        if run is None:
-            return
-        self.mac_run = None
-        if run.count == 1:
-            detail = f"line {run.start}: {run.reason}"
-        else:
-            detail = (
-                f"lines {run.start}-{run.end}: {run.count} consecutive records fail MAC "
-                "verification (changed, or written without the key)"
-            )
-        self.add("BAD_MAC", run.start, detail, run.first_time, run.last_time)
+        run, self.mac_run = self.mac_run, None
+        self.add_run(run)
 
     def flush_malformed(self) -> None:
-        run = self.bad_run
+        run, self.bad_run = self.bad_run, None
+        self.add_run(run)
+
+    def add_run(self, run: _Run | None) -> None:
+        """One issue for a run of bad lines (none for no run), told as :data:`_RUN_DETAIL`."""
         if run is None:
             return
-        self.bad_run = None
-        if run.count == 1:
-            detail = f"line {run.start} {run.reason}; it is not a chain record"
-        else:
-            detail = (
-                f"lines {run.start}-{run.end}: {run.count} consecutive lines are not chain "
-                "records (not JSON objects, or missing/invalid seq, ts or prev)"
-            )
-        self.add("MALFORMED", run.start, detail, run.first_time, run.last_time)
+        one, several = _RUN_DETAIL[run.kind]
+        detail = (one if run.count == 1 else several).format(
+            start=run.start, end=run.end, count=run.count, reason=run.reason)
+        self.add(run.kind, run.start, detail, run.first_time, run.last_time)
 
     def malformed(self, line: int, reason: str) -> None:
         self.records += 1
@@ -500,11 +500,8 @@ def _span(delta: timedelta) -> str:
 
 
 def _read_anchor(anchor: Path) -> tuple[int, str] | None:
-    try:
-        value = json.loads(anchor.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(value, dict):
+    value = _json_object(anchor)
+    if value is None:
         return None
     count, head = value.get("count"), value.get("head")
     if (not isinstance(count, int) or isinstance(count, bool) or count < 0

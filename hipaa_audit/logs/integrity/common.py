@@ -1,9 +1,12 @@
-"""What hash-chain and CloudTrail digest verification share: the issue record and time helpers."""
+"""What hash-chain and CloudTrail digest verification share: the issue record and helpers."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,15 @@ def _parse_time(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object a small side file (an anchor, a signature sidecar) holds.
+
+    ``None`` when the file cannot be read as UTF-8 JSON or holds something other than an object.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -71,7 +71,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from hipaa_audit.logs.integrity.common import IntegrityIssue, _iso, _parse_time
+from hipaa_audit.logs.integrity.common import IntegrityIssue, _iso, _json_object, _parse_time
 
 #: Largest digest file read (digests list one hour of log files: a few hundred kB at most).
 MAX_DIGEST = 64 * 1024 * 1024
@@ -459,12 +459,8 @@ def _older(pending: list[str], before: str) -> str | None:
 
 
 def _read_sidecar(path: Path) -> str | None:
-    sidecar = path.with_name(path.name + ".sig")
-    try:
-        value = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(value, dict):
+    value = _json_object(path.with_name(path.name + ".sig"))
+    if value is None:
         return None
     signature = value.get("signature", value.get("x-amz-meta-signature"))
     algorithm = value.get("signature-algorithm",

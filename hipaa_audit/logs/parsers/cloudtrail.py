@@ -17,6 +17,7 @@ from hipaa_audit.logs.parsers.common import (
     _str,
     may_identify,
 )
+from hipaa_audit.logs.parsers.jsonstream import _json_record_rows
 from hipaa_audit.logs.schema import (
     DETAIL_ROOTS,
     SECRET_KEY,
@@ -233,28 +234,14 @@ def _cloudtrail_detail(rec: dict[str, Any], fp: _Fingerprints) -> str | None:
     return json.dumps(out, sort_keys=True, separators=(",", ":")) if out else None
 
 
+def _cloudtrail_unpack(value: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any] | str]:
+    """One CloudTrail record, or the ``Records`` of a container held whole (rare: far ahead)."""
+    records = value.get("Records")
+    if not isinstance(records, list):
+        return value
+    return [rec if isinstance(rec, dict) else "not a JSON object" for rec in records]
+
+
 def _cloudtrail_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
                                                                    Iterator[_Row]]:
-    name = path.name
-
-    def to_rows(number: int, value: Any, col: _Collector) -> Iterator[_Row]:
-        if not isinstance(value, dict):
-            col.bad(number, "not a JSON object")
-            return
-        records = value.get("Records")
-        if isinstance(records, list):  # a container held whole (rare: "Records" far ahead)
-            for k, rec in enumerate(records, 1):
-                if not isinstance(rec, dict):
-                    col.bad(number, "not a JSON object")
-                    continue
-                try:
-                    yield _cloudtrail_row(rec, fp, number, f"{name}:{number}:{k}")
-                except _Bad as exc:
-                    col.bad(number, exc.reason)
-            return
-        try:
-            yield _cloudtrail_row(value, fp, number, f"{name}:{number}")
-        except _Bad as exc:
-            col.bad(number, exc.reason)
-
-    return to_rows
+    return _json_record_rows(path, fp, _cloudtrail_row, _cloudtrail_unpack)

@@ -24,6 +24,7 @@ from hipaa_audit.logs.parsers.common import (
     _str,
     may_identify,
 )
+from hipaa_audit.logs.parsers.jsonstream import _json_record_rows
 
 #: Nested DICOM extensions of a FHIR entity followed at most this deep.
 MAX_EXTENSION_DEPTH = 16
@@ -272,32 +273,22 @@ def _fhir_xml_row(root: ET.Element, fp: _Fingerprints, line: int, fallback_id: s
     return _fhir_row(resource, fp, line, fallback_id)
 
 
+def _fhir_unpack(value: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any] | str]:
+    """One resource (bare or a Bundle entry), or the entries of a Bundle held whole.
+
+    A Bundle is held whole when nested or small; a Bundle inside one is counted bad.
+    """
+    resource = value
+    if "resourceType" not in value and isinstance(value.get("resource"), dict):
+        resource = value["resource"]  # a Bundle entry
+    if resource.get("resourceType") != "Bundle":
+        return resource
+    entries = resource.get("entry") or []
+    inner = [_dict(_dict(entry).get("resource"))
+             for entry in (entries if isinstance(entries, list) else [])]
+    return [res if res.get("resourceType") != "Bundle" else "nested Bundle" for res in inner]
+
+
 def _fhir_records(path: Path, fp: _Fingerprints) -> Callable[[int, Any, _Collector],
                                                              Iterator[_Row]]:
-    name = path.name
-
-    def to_rows(number: int, value: Any, col: _Collector) -> Iterator[_Row]:
-        if not isinstance(value, dict):
-            col.bad(number, "not a JSON object")
-            return
-        resource = value
-        if "resourceType" not in value and isinstance(value.get("resource"), dict):
-            resource = value["resource"]  # a Bundle entry
-        if resource.get("resourceType") == "Bundle":  # held whole: one nested or small
-            entries = resource.get("entry") or []
-            for k, entry in enumerate(entries if isinstance(entries, list) else [], 1):
-                inner = _dict(_dict(entry).get("resource"))
-                if inner.get("resourceType") == "Bundle":
-                    col.bad(number, "nested Bundle")
-                    continue
-                try:
-                    yield _fhir_row(inner, fp, number, f"{name}:{number}:{k}")
-                except _Bad as exc:
-                    col.bad(number, exc.reason)
-            return
-        try:
-            yield _fhir_row(resource, fp, number, f"{name}:{number}")
-        except _Bad as exc:
-            col.bad(number, exc.reason)
-
-    return to_rows
+    return _json_record_rows(path, fp, _fhir_row, _fhir_unpack)

@@ -15,6 +15,7 @@ from hipaa_audit.logs.parsers.common import (
     MAX_RECORD_CHARS,
     _Bad,
     _Collector,
+    _Fingerprints,
     _open_text,
     _read_error,
     _Row,
@@ -289,6 +290,47 @@ def _json_array(stream: _JsonStream, col: _Collector, ordinal: int,
             col.bad(ordinal, "bad JSON between records")
             if not stream.skip_to(_record_start(keys), past_here=False):
                 return ordinal
+
+
+#: Reads one record (with the fingerprinter, its line and an id to fall back on) into a row.
+_RowReader = Callable[[dict[str, Any], _Fingerprints, int, str], _Row]
+#: What one decoded JSON object stands for: one record (itself or one it wraps), or the list of
+#: records it holds whole, each a record or the reason (a string) its line is counted bad.
+_Unpack = Callable[[dict[str, Any]], dict[str, Any] | list[dict[str, Any] | str]]
+
+
+def _json_record_rows(path: Path, fp: _Fingerprints, read: _RowReader,
+                      unpack: _Unpack) -> Callable[[int, Any, _Collector], Iterator[_Row]]:
+    """The ``to_rows`` of :func:`_parse_json_records` for one format.
+
+    Each decoded value must be an object; ``unpack`` says whether it stands for one record (its
+    fallback id ``name:line``) or is a container held whole (the k-th record ``name:line:k``). A
+    record ``read`` rejects is counted bad under the value's line.
+    """
+    name = path.name
+
+    def one(record: dict[str, Any], number: int, fallback_id: str,
+            col: _Collector) -> Iterator[_Row]:
+        try:
+            yield read(record, fp, number, fallback_id)
+        except _Bad as exc:
+            col.bad(number, exc.reason)
+
+    def to_rows(number: int, value: Any, col: _Collector) -> Iterator[_Row]:
+        if not isinstance(value, dict):
+            col.bad(number, "not a JSON object")
+            return
+        held = unpack(value)
+        if isinstance(held, dict):
+            yield from one(held, number, f"{name}:{number}", col)
+            return
+        for k, record in enumerate(held, 1):
+            if isinstance(record, str):
+                col.bad(number, record)
+            else:
+                yield from one(record, number, f"{name}:{number}:{k}", col)
+
+    return to_rows
 
 
 def _parse_json_records(path: Path, container: str,
