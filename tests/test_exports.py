@@ -158,18 +158,32 @@ def ocsf_value(schema: OcsfSchema, attr: OcsfAttr, value: Any, where: str,
         problems.append(f"{where}: {value!r} is not in the enum {sorted(attr.enum)}")
 
 
-def assessed(tmp_path: Path) -> Path:
-    estate(tmp_path, accept() + SUPPRESS + MITIGATE)
-    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
-    assert r.code == 0, r.stderr
-    sums = (tmp_path / "reports" / "SHA256SUMS").read_text()
-    for name in (*OSCAL, "junit.xml", "findings.ocsf.jsonl"):
-        assert name in r.stdout and name in sums
-    return tmp_path / "reports"
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The estate with a treatment file assessed twice by the command: the first run's report
+    folder (a copy) and the second's. The tests only read them."""
+    folder = tmp_path_factory.mktemp("exports")
+    estate(folder, accept() + SUPPRESS + MITIGATE)
+    first = folder / "reports-1"
+    for reports in (first, folder / "reports"):
+        r = run_cli("assess", "--config", str(folder / "assessment.toml"), "--fail-on", "none")
+        assert r.code == 0, r.stderr
+        sums = (folder / "reports" / "SHA256SUMS").read_text()
+        for name in (*OSCAL, "junit.xml", "findings.ocsf.jsonl"):
+            assert name in r.stdout and name in sums
+        if reports == first:
+            shutil.copytree(folder / "reports", first)
+    return first, folder / "reports"
 
 
-def test_junit_and_ocsf_exports(tmp_path: Path) -> None:
-    reports = assessed(tmp_path)
+@pytest.fixture
+def assessed(two_runs: tuple[Path, Path]) -> Path:
+    """The report folder of the first assessment of the estate with a treatment file."""
+    return two_runs[0]
+
+
+def test_junit_and_ocsf_exports(assessed: Path) -> None:
+    reports = assessed
     # JUnit: the counts agree with the elements, decided risks are skipped, not passed
     root = ET.parse(reports / "junit.xml").getroot()
     assert root.tag == "testsuites"
@@ -318,8 +332,8 @@ def nu_messages(page: Path) -> list[dict]:  # type: ignore[type-arg]
     return messages
 
 
-def test_the_reports_are_also_valid_standalone_html_pages(tmp_path: Path) -> None:
-    reports = assessed(tmp_path)
+def test_the_reports_are_also_valid_standalone_html_pages(assessed: Path) -> None:
+    reports = assessed
     sums = (reports / "SHA256SUMS").read_text()
     for name in ("risk-analysis.html", "baa-evidence.html"):
         page = reports / name
@@ -344,8 +358,8 @@ def test_the_reports_are_also_valid_standalone_html_pages(tmp_path: Path) -> Non
     assert risk.count("<svg") >= 1  # the charts, inline
 
 
-def test_oscal_assessment_results_and_poam(tmp_path: Path) -> None:
-    reports = assessed(tmp_path)
+def test_oscal_assessment_results_and_poam(assessed: Path) -> None:
+    reports = assessed
     ar, plan = oscal_documents(reports)
     for doc in (ar, plan):
         check_integrity(doc)
@@ -415,12 +429,10 @@ def test_oscal_assessment_results_and_poam(tmp_path: Path) -> None:
                for o in plan["observations"] if "remarks" in o)
 
 
-def test_oscal_uuids_are_stable_across_runs(tmp_path: Path) -> None:
+def test_oscal_uuids_are_stable_across_runs(two_runs: tuple[Path, Path]) -> None:
     """The same risk, finding, owner and citation keep their UUIDs in the next run."""
-    first, _ = oscal_documents(assessed(tmp_path))
-    r = run_cli("assess", "--config", str(tmp_path / "assessment.toml"), "--fail-on", "none")
-    assert r.code == 0, r.stderr
-    second, plan = oscal_documents(tmp_path / "reports")
+    first, _ = oscal_documents(two_runs[0])
+    second, plan = oscal_documents(two_runs[1])
     assert first["uuid"] != second["uuid"]  # a document per run
     assert first["results"][0]["uuid"] != second["results"][0]["uuid"]
     for part in ("observations", "risks", "findings"):
