@@ -4,6 +4,7 @@ of every output for the planted PHI values."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -56,7 +57,10 @@ class Assessed:
         return self.folder / "history.db"
 
 
+@functools.cache
 def pdftext(pdf: Path, layout: bool = True) -> str:
+    """The PDF's text (poppler's pdftotext); read once per file and layout, as the tests only
+    read the reports they are given."""
     args = ["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
