@@ -6,7 +6,8 @@
 - :func:`estate` writes a small assessment with an optional treatment file (:func:`accept`,
   :data:`SUPPRESS`, :data:`MITIGATE`); :func:`pdftext` reads a PDF back with poppler;
 - :func:`oscal_documents` and :func:`check_integrity` validate the OSCAL exports;
-- :func:`matches` tells whether a log finding matches an injected anomaly's label.
+- :func:`matches` tells whether a log finding matches an injected anomaly's label;
+- :func:`assess_stored` runs an assessment in the test's process, stored but without reports.
 
 Fixtures go to ``conftest.py``; plain functions and constants come here.
 """
