@@ -6,7 +6,8 @@
 - :func:`estate` writes a small assessment with an optional treatment file (:func:`accept`,
   :data:`SUPPRESS`, :data:`MITIGATE`); :func:`pdftext` reads a PDF back with poppler;
 - :func:`oscal_documents` and :func:`check_integrity` validate the OSCAL exports;
-- :func:`matches` tells whether a log finding matches an injected anomaly's label.
+- :func:`matches` tells whether a log finding matches an injected anomaly's label;
+- :func:`assess_stored` runs an assessment in the test's process, stored but without reports.
 
 Fixtures go to ``conftest.py``; plain functions and constants come here.
 """
@@ -448,3 +449,33 @@ def config_error(config: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(config)
     return str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# An assessment run in this process, without its report files
+
+def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = False,
+                  baseline: str | None = None) -> Any:
+    """Run the assessment ``config`` names into its ``[store]`` as ``hipaa-audit assess`` does
+    (``run_assessment``, the function the command calls, with the same options), but in this
+    process and without rendering the report files; return the ``Assessed`` run (its
+    ``exit_code`` is the command's exit status).
+
+    For tests that read only the exit status, the stored run or a report rendered later; the
+    command itself (its output, its files) is tested through ``run_cli``.
+    """
+    from hipaa_audit.assess import plan_groups, run_assessment
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.model import parse_severity
+    from hipaa_audit.redaction import Masker, installation_key
+    from hipaa_audit.store import Store
+
+    cfg = load_config(config)
+    masker = Masker(installation_key())
+    assert cfg.data.store.path is not None, "the assessment file names no [store] path"
+    with Store(Path(cfg.data.store.path)) as store:
+        base = store.resolve(baseline) if baseline is not None else None
+        return run_assessment(cfg, store, load_catalog(), masker,
+                              fail_on=None if fail_on == "none" else parse_severity(fail_on),
+                              fail_on_new=fail_on_new, baseline=base,
+                              groups=plan_groups(cfg, masker))

@@ -1,5 +1,6 @@
 """``assess`` reports a configured target it could not examine (``assessment-target-not-checked``)
-as an error finding of its own, beside what the rest of the configuration found."""
+as an error finding of its own, beside what the rest of the configuration found, and still writes
+its reports."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from helpers import pdftext
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +27,11 @@ def test_a_configured_path_that_does_not_exist(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "reports" / "findings.json").read_text(encoding="utf-8"))
     (finding,) = doc["findings"]
     assert finding["check_id"] == "assessment-target-not-checked"
-    assert finding["status"] == "error" and finding["asset"].endswith("gone")
+    assert finding["status"] == "error" and finding["asset"] == str(tmp_path / "gone")
     assert "does not exist" in finding["message"]
     cov = {c["check_id"]: c for c in doc["coverage"]}
     assert (cov["assessment-target-not-checked"]["evaluated"],
             cov["assessment-target-not-checked"]["errors"]) == (1, 1)
     assert cov["archive-unverifiable"]["evaluated"] == 1  # the folder that exists was scanned
+    # reported, not skipped: the reports are written all the same
+    assert "Business Associate Evidence" in pdftext(tmp_path / "reports" / "baa-evidence.pdf")

@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import ROOT, CliResult, run_cli
-from helpers import MITIGATE, SUPPRESS, accept, config_error, estate, pdftext
+from helpers import MITIGATE, SUPPRESS, accept, assess_stored, config_error, estate, pdftext
 
 from hipaa_audit.treatment import (
     RowTreatment,
@@ -135,8 +135,9 @@ def test_decision_changes_compare_risks_by_check_and_group() -> None:
 # --- end to end -------------------------------------------------------------------------------
 
 def test_accepted_risk_leaves_fail_on_and_comes_back_when_it_lapses(tmp_path: Path) -> None:
-    estate(tmp_path)
-    assert assess(tmp_path, "--fail-on", "critical").code == 3  # the critical finding counts
+    # the runs whose reports the test does not read run in this process, without reports
+    cfg = estate(tmp_path)
+    assert assess_stored(cfg, fail_on="critical").exit_code == 3  # the critical finding counts
     # accepted with a valid approval: shown as accepted, excluded from --fail-on
     estate(tmp_path, accept() + SUPPRESS + MITIGATE)
     r = assess(tmp_path, "--fail-on", "critical")
@@ -150,12 +151,12 @@ def test_accepted_risk_leaves_fail_on_and_comes_back_when_it_lapses(tmp_path: Pa
     check_sarif(tmp_path / "reports" / "findings.sarif")
     # expired: it comes back
     estate(tmp_path, accept(expires="2026-01-31") + SUPPRESS + MITIGATE)
-    r = assess(tmp_path, "--fail-on", "critical")
-    assert r.code == 3 and "1 lapsed acceptance(s)" in r.stdout, r.stdout
+    done = assess_stored(cfg, fail_on="critical")
+    assert done.exit_code == 3  # (the line "1 lapsed acceptance(s)" prints this count)
+    assert done.run.meta["summary"]["treatment"]["lapsed"] == 1, done.run.meta["summary"]
     # accepted for a lower level than the risk now has: it comes back too
     estate(tmp_path, accept(level="Low") + SUPPRESS)
-    r = assess(tmp_path, "--fail-on", "critical")
-    assert r.code == 3, r.stdout
+    assert assess_stored(cfg, fail_on="critical").exit_code == 3
     diff = runs_json(tmp_path, "diff", "previous", "latest")
     assert diff["decisions"] == [
         {"check_id": CRITICAL_CHECK, "group": "share",
@@ -170,8 +171,7 @@ def test_accepted_risk_leaves_fail_on_and_comes_back_when_it_lapses(tmp_path: Pa
 
 
 def test_a_past_run_is_reported_with_the_decisions_of_its_day(tmp_path: Path) -> None:
-    estate(tmp_path, accept())
-    assert assess(tmp_path, "--fail-on", "critical").code == 0
+    assert assess_stored(estate(tmp_path, accept()), fail_on="critical").exit_code == 0
     first = runs_json(tmp_path, "list")["runs"][-1]["id"]
     (tmp_path / "treatment.toml").write_text("", encoding="utf-8")  # the file changes later
     out = tmp_path / "again.pdf"
@@ -209,16 +209,19 @@ def test_fail_on_new_in_a_cron_like_sequence(tmp_path: Path) -> None:
     second = assess(tmp_path, *job)  # the same command again: nothing new
     assert second.code == 0, second.stdout + second.stderr
     assert "0 new finding(s) at or above --fail-on" in second.stdout
-    # a new critical finding appears: the next run fails, the one after does not
+    # a new critical finding appears: the next run fails, the one after does not (these runs
+    # go through the function the command calls, in this process, without reports)
     (tmp_path / "estate" / "c.dcm").write_bytes(generate.fail_every_identifier())
     (tmp_path / "estate" / "c.dcm").chmod(0o600)
-    assert assess(tmp_path, *job).code == 3
-    assert assess(tmp_path, *job).code == 0
+    cfg = tmp_path / "assessment.toml"
+    assert assess_stored(cfg, fail_on="critical", fail_on_new=True).exit_code == 3
+    assert assess_stored(cfg, fail_on="critical", fail_on_new=True).exit_code == 0
     # against a fixed baseline (the first run) the new file stays new
     base = runs_json(tmp_path, "list")["runs"][0]["id"]
-    assert assess(tmp_path, *job, "--baseline-run", base).code == 3
+    assert assess_stored(cfg, fail_on="critical", fail_on_new=True,
+                         baseline=base).exit_code == 3
     # without --fail-on-new the known findings count as before
-    assert assess(tmp_path, "--fail-on", "critical").code == 3
+    assert assess_stored(cfg, fail_on="critical").exit_code == 3
 
 
 def test_baseline_run_needs_fail_on_new_and_a_real_run(tmp_path: Path) -> None:
