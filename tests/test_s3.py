@@ -8,9 +8,13 @@ may pass, the scan must send no write, and no planted PHI value may reach any ou
 from __future__ import annotations
 
 import sys
+import time
+import types
 from pathlib import Path
 from typing import Any
 
+import botocore.endpoint
+import botocore.retries.bucket
 import pytest
 from conftest import ROOT, run_cli
 from helpers import leaks
@@ -242,6 +246,29 @@ def test_sample_is_bounded_and_reproducible(servers: dict[str, s3peers.S3Server]
     assert summary["objects_seen"] == 25 and summary["objects_sampled"] == 5
 
 
+def waits_take_no_time(mp: pytest.MonkeyPatch) -> None:
+    """Run botocore's retry back-off and adaptive rate limiter on a clock that never waits.
+
+    Both still decide as they do for real (how many attempts, when the limiter throttles the
+    sending rate); only the seconds they would sleep are skipped: the back-off's sleep returns
+    at once, and every reading of the limiter's clock is one token's time (2 s at its
+    lowest rate, 0.5 a second) after the last, so its token bucket never has to wait. The
+    store's answers, the retries and the verdicts are real; a scan that is throttled all the
+    time would otherwise sleep about a minute.
+    """
+    skipped = [0.0]
+
+    def now(_clock: object) -> float:
+        skipped[0] += 2.0
+        return time.time() + skipped[0]
+
+    def sleep(seconds: float) -> None:
+        skipped[0] += seconds
+
+    mp.setattr(botocore.retries.bucket.Clock, "current_time", now)
+    mp.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=sleep))
+
+
 def test_throttling(servers: dict[str, s3peers.S3Server]) -> None:
     catalog = load_catalog()
     flaky = s3peers.start_throttler(servers["moto"], every=3)
@@ -250,6 +277,7 @@ def test_throttling(servers: dict[str, s3peers.S3Server]) -> None:
         with pytest.MonkeyPatch.context() as mp:
             for k, v in servers["moto"].env().items():
                 mp.setenv(k, v)
+            waits_take_no_time(mp)
             # every third request throttled: the adaptive retries absorb it
             opts = S3Options(Access(endpoint_url=flaky.endpoint_url, provider="aws",
                                     region="us-east-1"), ("no-encryption", "public-acl"))
