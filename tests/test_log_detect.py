@@ -454,3 +454,67 @@ def test_an_audit_stop_and_the_silence_after_it_are_two_findings() -> None:
     catalog = load_catalog()
     ids = {anomaly_finding(a, catalog, "pacs.log").id for a in gaps}
     assert len(ids) == 2
+
+
+def _deletions(user: str, start: str, count: int, seconds: float,
+               objects: int | None = None) -> list[dict[str, Any]]:
+    """``user`` deletes ``count`` times, ``seconds`` apart from ``start`` (UTC; one object each
+    when ``objects`` is None, as CloudTrail's DeleteObject)."""
+    t0 = pd.Timestamp(start, tz="UTC")
+    return [{"time": t0 + pd.Timedelta(seconds=seconds * i), "user": user, "action": "delete",
+             **({} if objects is None else {"objects": objects})} for i in range(count)]
+
+
+def _mass(rows: list[dict[str, Any]], **settings: Any) -> list[detect.Anomaly]:
+    return detect.mass_deletion(table(rows), detect.Settings(**settings))
+
+
+def test_mass_deletion_across_a_clock_hour_is_found() -> None:
+    # 150 deletions from 14:34 to 15:20: 86 before 15:00, 64 after
+    rows = _deletions("bob", "2026-09-03T14:34:00", 150, 46 * 60 / 149)
+    [mass] = _mass(rows)
+    assert mass.subject == "bob" and mass.counts == {"objects": 150} and mass.high
+    assert mass.message == "bob deleted 150 object(s) within one hour."
+    assert detect.iso(mass.start) == "2026-09-03T14:34:00Z"
+    assert detect.iso(mass.end) == "2026-09-03T15:20:00Z"
+    assert mass.event_ids == tuple(f"e{i}" for i in range(detect.MAX_EVENT_IDS))
+
+
+def test_mass_deletion_threshold_within_sixty_minutes() -> None:
+    # 33 deletions of 3 objects each from 09:30 to 10:26: 99 objects within 60 minutes
+    rows = _deletions("bob", "2026-09-03T09:30:00", 33, 105, objects=3)
+    assert _mass(rows) == []
+    # one more object 60 minutes after the first: 100 within (inclusive) 60 minutes
+    more = [*rows, {"time": pd.Timestamp("2026-09-03T10:30:00Z"), "user": "bob",
+                    "action": "delete"}]
+    [mass] = _mass(more)
+    assert mass.counts == {"objects": 100} and detect.iso(mass.end) == "2026-09-03T10:30:00Z"
+    assert _mass(more, delete_min=101) == []
+
+
+def test_two_bursts_hours_apart_are_two_anomalies() -> None:
+    rows = (_deletions("bob", "2026-09-03T09:40:00", 120, 20)
+            + _deletions("bob", "2026-09-03T13:45:00", 130, 20)
+            # another user deleting at the same moments is neither counted nor found
+            + _deletions("ann", "2026-09-03T09:40:00", 60, 40))
+    first, second = _mass(rows)
+    assert (first.subject, second.subject) == ("bob", "bob")
+    assert first.counts == {"objects": 120} and second.counts == {"objects": 130}
+    assert detect.iso(first.start) == "2026-09-03T09:40:00Z"
+    assert detect.iso(first.end) == "2026-09-03T10:19:40Z"
+    assert detect.iso(second.start) == "2026-09-03T13:45:00Z"
+    assert not set(first.event_ids) & set(second.event_ids)
+
+
+def test_a_long_burst_is_one_anomaly_with_its_busiest_hour() -> None:
+    # 300 deletions 20 s apart from 09:00 to 10:39:40: at most 181 within any 60 minutes
+    [mass] = _mass(_deletions("bob", "2026-09-03T09:00:00", 300, 20))
+    assert mass.counts == {"objects": 181}
+    assert detect.iso(mass.start) == "2026-09-03T09:00:00Z"
+    assert detect.iso(mass.end) == "2026-09-03T10:39:40Z"
+
+
+def test_a_slow_trickle_of_deletions_is_not_mass_deletion() -> None:
+    # 150 deletions over three hours (one every 72 s: 51 within any 60 minutes)
+    assert _mass(_deletions("bob", "2026-09-03T08:00:00", 150, 72)) == []
+    assert _mass(_deletions("bob", "2026-09-03T08:00:00", 150, 72), delete_min=51)

@@ -26,7 +26,8 @@ Methods (reference: auditlog.md section 6):
   own, an emergency contact's or a housemate's record (roster and patient list), a VIP or a
   co-worker patient (lists from the configuration), a deceased patient after death, or patients
   no department of theirs treats (roster and patient list; no care relation).
-- ``mass-deletion``: objects deleted per user and hour above ``delete_min``.
+- ``mass-deletion``: objects deleted by one user within any 60 minutes (a sliding window), at
+  least ``delete_min``; one anomaly per burst.
 - ``permission-change`` and ``storage-change``: every successful permission or role change, and
   every bucket policy, ACL, encryption, versioning, lifecycle or logging change.
 - ``new-source``: a source address, or a device, first seen for a user after the baseline
@@ -889,32 +890,71 @@ def _relations(reads: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
 # -- deletion, permission and storage changes ----------------------------------------------------
 
+def _window_sums(group: Ints, times: Ints, weights: Ints, width: int) -> tuple[Ints, Ints, Ints]:
+    """Sliding sums of ``weights`` over the rows of each group within ``width`` of a row.
+
+    Returns the rows sorted by group, then time (ties in table order), and for each of them in
+    that order where its window ends (exclusive: the sorted rows ``k..end-1`` have
+    ``t[k] <= t <= t[k] + width``) and the sum of ``weights`` over the window. The rows and
+    their windows' ends are sorted together (:func:`_order`; a row before a window end at the
+    same time, so the end is inclusive), no loop: on a time-ordered log the first pass merges two
+    runs.
+    """
+    n = len(times)
+    merged = _order(np.concatenate([group, group]), np.concatenate([times, times + width]))
+    row = merged < n
+    # the window ends come in the order of their rows: (group, time + width) as (group, time)
+    end = np.asarray(np.cumsum(row)[~row], dtype=np.int64)
+    rows = merged[row]
+    total = np.concatenate([[0], np.cumsum(weights[rows])]).astype(np.int64)
+    return rows, end, total[end] - total[:n]
+
+
+def _heavy_runs(end: Ints, sums: Ints, minimum: int) -> tuple[Ints, Ints, Ints]:
+    """Maximal runs of overlapping windows (:func:`_window_sums`) whose sum reaches ``minimum``.
+
+    Two such windows overlap when the later one starts at a row of the earlier one. Returns,
+    per run, its first row, its end row (exclusive: the rows of all its windows) and the largest
+    sum of one of its windows. A window never reaches past its group, so a run never spans two.
+    """
+    starts = np.flatnonzero(sums >= minimum)
+    if not len(starts):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    reach = np.maximum.accumulate(end[starts])
+    first = np.flatnonzero(np.r_[True, starts[1:] >= reach[:-1]])
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    return (starts[first], reach[last],
+            np.asarray(np.maximum.reduceat(sums[starts], first), dtype=np.int64))
+
+
 def mass_deletion(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
-    """Objects deleted per user and hour above ``delete_min``."""
+    """Objects deleted by one user within any 60 minutes, at least ``delete_min``.
+
+    A sliding window over each user's deletions (an event without a count of objects counts
+    one): every burst (a maximal run of overlapping qualifying windows) is one anomaly, with the
+    events of the burst as evidence and the largest count of any 60 minutes of it.
+    """
     pos = np.flatnonzero(_mask(events["action"] == "delete") & _mask(events["user"].notna()))
     if not len(pos):
         return []
     user, users = _codes(events["user"].iloc[pos], sort=True)
-    hour = _ns(events["time"].iloc[pos]) // HOUR_NS
-    first = int(hour.min())
-    span = int(hour.max()) - first + 1
-    # (user, UTC hour) groups in the order of groupby(["user", "hour"])
-    factor = pd.factorize(user * span + (hour - first), sort=True)
-    group, keys = np.asarray(factor[0], dtype=np.int64), np.asarray(factor[1], dtype=np.int64)
-    per = _sums(group, events["objects"].iloc[pos].fillna(1), len(keys))
-    hits = np.flatnonzero(per >= s.delete_min)
-    if not len(hits):
+    times = _ns(events["time"].iloc[pos])
+    objects = events["objects"].iloc[pos].fillna(1).to_numpy(dtype=np.int64)
+    # ``rows``: the deletions (indices into ``pos``) by user, then time
+    rows, end, sums = _window_sums(user, times, objects, HOUR_NS)
+    del times, objects
+    lo, hi, peak = _heavy_runs(end, sums, s.delete_min)
+    if not len(lo):
         return []
-    order = np.argsort(group, kind="stable")
-    bounds = _starts(group[order], len(keys))
     evidence = _Evidence(events, pos)
     out = []
-    for k in hits.tolist():
-        user_name, n = str(users[int(keys[k] // span)]), int(per[k])
+    for a, b, n in zip(lo.tolist(), hi.tolist(), peak.tolist(), strict=True):
+        user_name = str(users[int(user[rows[a]])])
         out.append(evidence.anomaly(
-            "mass-deletion", user_name, "user", order[bounds[k]:bounds[k + 1]],
+            "mass-deletion", user_name, "user", rows[a:b],
             f"{user_name} deleted {n} object(s) within one hour.", {"objects": n},
-            f"at least {s.delete_min} objects an hour", high=True))
+            f"at least {s.delete_min} objects within any 60 minutes", high=True))
     return out
 
 
