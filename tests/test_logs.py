@@ -1,11 +1,12 @@
 """``analyze logs`` end to end: accuracy per detector and format, integrity, bad input, no PHI.
 
-``fixtures/loggen.py`` generates two months of a hospital's imaging activity (shifts, roles,
-patients, studies, service streams) with injected anomalies and their labels, written in every
-format. Each format is analysed on its own with the CLI; a finding matches a label when its kind
-agrees, it names the label's user (or source, system, device) and their windows overlap. The
-floors: every injected anomaly present in a format is found (recall 1.0) and every finding of a
-detector matches an injected anomaly (precision 1.0), except where noted.
+``fixtures/loggen.py`` generates 40 days (its minimum with anomalies) of a hospital's imaging
+activity (shifts, roles, patients, studies, service streams) with injected anomalies and their
+labels, written in every format. Each format is analysed on its own with the CLI; a finding
+matches a label when its kind agrees, it names the label's user (or source, system, device) and
+their windows overlap. The floors: every injected anomaly present in a format is found (recall
+1.0) and every finding of a detector matches an injected anomaly (precision 1.0), except where
+noted.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FORMATS = {"jsonl": "events.jsonl", "csv": "events.csv", "atna": "audit-atna.log
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loggen.Activity]:
     folder = tmp_path_factory.mktemp("logs")
-    activity = loggen.generate(seed=7, days=60, users=40, patients=600)
+    activity = loggen.generate(seed=7, days=40, users=40, patients=600)
     loggen.write_all(folder, activity)
     return folder, activity
 
