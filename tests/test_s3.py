@@ -7,6 +7,7 @@ may pass, the scan must send no write, and no planted PHI value may reach any ou
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 import types
@@ -23,11 +24,15 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 
 import s3peers
 
+from hipaa_audit import __version__
 from hipaa_audit.aws.client import Access, Connection, WriteRefused, is_read_only
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Status
+from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.run import S3Options, scan_s3
+from hipaa_audit.scanner import ScanContext, Setup, scanner_for
+from hipaa_audit.scanrun import consume, new_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TRUSTED = "111111111111"
@@ -298,13 +303,56 @@ def test_throttling(servers: dict[str, s3peers.S3Server]) -> None:
         jammed.stop()
 
 
+PHI_BUCKETS = (("moto", "phi-objects"), ("seaweedfs", "sw-plain"))
+
+
+@pytest.fixture(scope="module")
+def rendered(servers: dict[str, s3peers.S3Server]) -> dict[tuple[str, str], str]:
+    """Each PHI bucket scanned once as ``scan s3`` does, then rendered by every format's writer.
+
+    The same calls as the CLI's ``run_scan`` (plan, scan, ``consume`` into ``make_renderer``),
+    in-process, so that one scan of a bucket feeds all five writers.
+    """
+    catalog = load_catalog()
+    out: dict[tuple[str, str], str] = {}
+    for kind, bucket in PHI_BUCKETS:
+        server = servers[kind]
+        scanner = scanner_for("s3")
+        options = scanner.options_model.from_command_line(
+            buckets=[bucket], endpoint_url=server.endpoint_url,
+            provider="aws" if kind == "moto" else "compatible")
+        setup = Setup(strict=True, masker_=Masker(b"k" * 32))
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in server.env().items():
+                mp.setenv(k, v)
+            plan = scanner.plan(options, setup)
+            run = new_run(scanner.command, scanner.targets(options, plan, setup),
+                          reveal_phi=False, options=scanner.describe(plan))
+            results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
+        for fmt in OutputFormat:
+            stream = io.StringIO()
+            consume(results, make_renderer(fmt, stream, catalog, __version__), run, None)
+            out[kind, fmt.value] = stream.getvalue()
+    return out
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "sarif", "csv"])
-def test_no_phi_in_any_output(servers: dict[str, s3peers.S3Server], fmt: str) -> None:
-    for server, bucket in ((servers["moto"], "phi-objects"), (servers["seaweedfs"], "sw-plain")):
-        result = scan(server, bucket, "--progress", fmt=fmt)
-        assert "dicom-residual-identifier" in result.stdout
-        for where, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            assert not leaks(text), f"{fmt} {where}: {leaks(text)}"
+def test_no_phi_in_any_output(rendered: dict[tuple[str, str], str], fmt: str) -> None:
+    for kind, _ in PHI_BUCKETS:
+        text = rendered[kind, fmt]
+        assert "dicom-residual-identifier" in text
+        assert not leaks(text), f"{kind} {fmt}: {leaks(text)}"
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [("moto", "table"), ("seaweedfs", "jsonl")])
+def test_no_phi_in_the_commands_output(servers: dict[str, s3peers.S3Server], kind: str,
+                                       fmt: str) -> None:
+    """The real command, its progress on stderr included, prints no planted value."""
+    bucket = dict(PHI_BUCKETS)[kind]
+    result = scan(servers[kind], bucket, "--progress", fmt=fmt)
+    assert "dicom-residual-identifier" in result.stdout
+    for where, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        assert not leaks(text), f"{kind} {fmt} {where}: {leaks(text)}"
 
 
 def test_reveal_phi_shows_what_the_leak_search_finds(
@@ -328,9 +376,12 @@ def test_bad_usage(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None
     assert result.code == 4
     [finding] = result.json()["findings"]
     assert finding["check_id"] == "s3-unverifiable" and "does not exist" in finding["message"]
-    # no scope given: every bucket the identity can list
-    doc = scan(servers["moto"], "--sample-objects", "0").json()
-    assert {b["bucket"] for b in doc["run"]["evidence"]["buckets"]} >= {
+
+
+
+def test_no_scope_scans_every_bucket(moto_doc: dict[str, Any]) -> None:
+    """``moto_doc`` names no bucket: every bucket the identity can list is scanned."""
+    assert {b["bucket"] for b in moto_doc["run"]["evidence"]["buckets"]} >= {
         "good-imaging", "phi-objects", "denied-objects"}
 
 
