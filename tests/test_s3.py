@@ -378,7 +378,6 @@ def test_bad_usage(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None
     assert finding["check_id"] == "s3-unverifiable" and "does not exist" in finding["message"]
 
 
-
 def test_no_scope_scans_every_bucket(moto_doc: dict[str, Any]) -> None:
     """``moto_doc`` names no bucket: every bucket the identity can list is scanned."""
     assert {b["bucket"] for b in moto_doc["run"]["evidence"]["buckets"]} >= {
