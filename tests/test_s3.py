@@ -7,7 +7,6 @@ may pass, the scan must send no write, and no planted PHI value may reach any ou
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 import types
@@ -18,21 +17,17 @@ import botocore.endpoint
 import botocore.retries.bucket
 import pytest
 from conftest import ROOT, run_cli
-from helpers import leaks
+from helpers import leaks, render_every_format
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 import s3peers
 
-from hipaa_audit import __version__
 from hipaa_audit.aws.client import Access, Connection, WriteRefused, is_read_only
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Status
-from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3.run import S3Options, scan_s3
-from hipaa_audit.scanner import ScanContext, Setup, scanner_for
-from hipaa_audit.scanrun import consume, new_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TRUSTED = "111111111111"
@@ -308,31 +303,14 @@ PHI_BUCKETS = (("moto", "phi-objects"), ("seaweedfs", "sw-plain"))
 
 @pytest.fixture(scope="module")
 def rendered(servers: dict[str, s3peers.S3Server]) -> dict[tuple[str, str], str]:
-    """Each PHI bucket scanned once as ``scan s3`` does, then rendered by every format's writer.
-
-    The same calls as the CLI's ``run_scan`` (plan, scan, ``consume`` into ``make_renderer``),
-    in-process, so that one scan of a bucket feeds all five writers.
-    """
-    catalog = load_catalog()
+    """Each PHI bucket scanned once as ``scan s3`` does, then rendered by every format's writer."""
     out: dict[tuple[str, str], str] = {}
     for kind, bucket in PHI_BUCKETS:
         server = servers[kind]
-        scanner = scanner_for("s3")
-        options = scanner.options_model.from_command_line(
-            buckets=[bucket], endpoint_url=server.endpoint_url,
-            provider="aws" if kind == "moto" else "compatible")
-        setup = Setup(strict=True, masker_=Masker(b"k" * 32))
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in server.env().items():
-                mp.setenv(k, v)
-            plan = scanner.plan(options, setup)
-            run = new_run(scanner.command, scanner.targets(options, plan, setup),
-                          reveal_phi=False, options=scanner.describe(plan))
-            results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
-        for fmt in OutputFormat:
-            stream = io.StringIO()
-            consume(results, make_renderer(fmt, stream, catalog, __version__), run, None)
-            out[kind, fmt.value] = stream.getvalue()
+        texts = render_every_format("s3", server.env(), buckets=[bucket],
+                                    endpoint_url=server.endpoint_url,
+                                    provider="aws" if kind == "moto" else "compatible")
+        out.update(((kind, fmt), text) for fmt, text in texts.items())
     return out
 
 
