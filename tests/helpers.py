@@ -8,6 +8,7 @@
 - :func:`oscal_documents` and :func:`check_integrity` validate the OSCAL exports;
 - :func:`matches` tells whether a log finding matches an injected anomaly's label;
 - :func:`assess_stored` runs an assessment in the test's process, stored but without reports.
+- :func:`render_every_format` scans once in-process and renders the findings in every format.
 
 Fixtures go to ``conftest.py``; plain functions and constants come here.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.util
+import io
 import json
 import re
 import signal
@@ -479,3 +481,35 @@ def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = Fa
                               fail_on=None if fail_on == "none" else parse_severity(fail_on),
                               fail_on_new=fail_on_new, baseline=base,
                               groups=plan_groups(cfg, masker))
+
+
+def render_every_format(name: str, env: dict[str, str], **options: Any) -> dict[str, str]:
+    """Scan once as ``hipaa-audit scan NAME`` does, in-process; each format's writer's output.
+
+    The same calls as the CLI's ``run_scan`` (plan, scan, ``consume`` into ``make_renderer``)
+    with the options the command line would give, so that one scan feeds all five writers.
+    """
+    from hipaa_audit import __version__
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.output import OutputFormat, make_renderer
+    from hipaa_audit.redaction import Masker
+    from hipaa_audit.scanner import ScanContext, Setup, scanner_for
+    from hipaa_audit.scanrun import consume, new_run
+
+    catalog = load_catalog()
+    scanner = scanner_for(name)
+    opts = scanner.options_model.from_command_line(**options)
+    setup = Setup(strict=True, masker_=Masker(b"k" * 32))
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        plan = scanner.plan(opts, setup)
+        run = new_run(scanner.command, scanner.targets(opts, plan, setup), reveal_phi=False,
+                      options=scanner.describe(plan))
+        results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
+    out: dict[str, str] = {}
+    for fmt in OutputFormat:
+        stream = io.StringIO()
+        consume(results, make_renderer(fmt, stream, catalog, __version__), run, None)
+        out[fmt.value] = stream.getvalue()
+    return out

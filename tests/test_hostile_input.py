@@ -338,22 +338,45 @@ def test_missing_path_is_bad_usage(tmp_path: Path) -> None:
         assert result.stdout == "", "nothing is scanned"
 
 
+def write_undecodable_text(path: Path) -> None:
+    """A DICOM file whose name and text are in no character set it declares."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 6"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.add_new(0x00100010, "PN", b"Wh\xfftmore^El\xfeanor")
+    ds.add_new(0x00204000, "LT", b"\x1b$)C unknown escape \xff")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
 def test_corrupt_files_do_not_stop_the_scan(tmp_path: Path) -> None:
-    """Each corrupt file gives its own error; the good file after them is still checked."""
+    """Each corrupt file gives its own error; the good files after them are still checked.
+
+    Undecodable text among them: pydicom's decoding warnings describe scanned data and never
+    reach stderr, with one worker or several.
+    """
     folder = tmp_path / "mixed"
     folder.mkdir()
     corrupt = [c for c in gen.CASES if c.relpath.startswith("corrupt/")]
     for case in corrupt:
         (folder / Path(case.relpath).name).write_bytes(case.build())
     (folder / "zz_fail_top_level.dcm").write_bytes(gen.fail_top_level())
+    write_undecodable_text(folder / "zz_odd.dcm")
     for workers in ("1", "2"):
-        code, doc, _ = scan_json("mixed", "--workers", workers, cwd=tmp_path)
+        code, doc, stderr = scan_json("mixed", "--workers", workers, cwd=tmp_path)
         assert code == 4
+        assert stderr == ""
         errors = errors_by_asset(doc)
         assert len(errors) == len(corrupt)
         assert all(f"mixed/{Path(c.relpath).name}" in errors for c in corrupt)
-        assert any(f["asset"] == "mixed/zz_fail_top_level.dcm" and f["severity"] == "high"
-                   for f in doc["findings"])
+        for name in ("zz_fail_top_level.dcm", "zz_odd.dcm"):
+            assert any(f["asset"] == f"mixed/{name}" and f["severity"] == "high"
+                       and f["status"] == "fail" for f in doc["findings"]), name
 
 
 def test_an_internal_error_on_one_file_does_not_stop_the_rest(
@@ -379,27 +402,6 @@ def test_an_internal_error_on_one_file_does_not_stop_the_rest(
     assert boom.status.value == "error" and "ValueError" in boom.message
     assert "Whitmore" not in boom.message
     assert any(f.check_id == "dicom-residual-identifier" for f in by_asset["b_fine.dcm"].findings)
-
-
-def test_undecodable_text_leaves_stderr_clean(tmp_path: Path) -> None:
-    """pydicom's decoding warnings describe scanned data: they never reach stderr."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 6"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = "1.2.3.4"
-    ds.add_new(0x00100010, "PN", b"Wh\xfftmore^El\xfeanor")
-    ds.add_new(0x00204000, "LT", b"\x1b$)C unknown escape \xff")
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.save_as(tmp_path / "odd.dcm", enforce_file_format=True)
-    for workers in ("1", "2"):
-        result = run_cli("scan", "archive", "odd.dcm", "--format", "json", "--workers", workers,
-                         cwd=tmp_path)
-        assert result.code == 3, result.stderr
-        assert result.stderr == ""
 
 
 def test_fifo_is_skipped_and_counted(tmp_path: Path) -> None:

@@ -49,9 +49,14 @@ def scan(tree: Path, *args: str) -> Any:
     return out
 
 
-def test_json_follows_the_schema(tree: Path) -> None:
-    out = scan(tree, "--format", "json")
-    doc = out.json()
+@pytest.fixture(scope="module")
+def json_run(tree: Path) -> Any:
+    """The tree scanned once in JSON with the default ``--fail-on``; several tests read it."""
+    return scan(tree, "--format", "json")
+
+
+def test_json_follows_the_schema(json_run: Any) -> None:
+    doc = json_run.json()
     assert doc["schema"] == "hipaa-audit.findings/1"
     assert doc["tool"] == {"name": "hipaa-audit", "version": "0.1.0"}
     run = doc["run"]
@@ -82,8 +87,8 @@ def test_json_follows_the_schema(tree: Path) -> None:
     assert nested, "reportsi.dcm and examples_overlay.dcm hold identifiers inside sequences"
 
 
-def test_ids_are_stable_across_runs_and_workers(tree: Path) -> None:
-    first = scan(tree, "--format", "json").json()
+def test_ids_are_stable_across_runs_and_workers(tree: Path, json_run: Any) -> None:
+    first = json_run.json()
     second = scan(tree, "--format", "json", "--workers", "2").json()
     ids = [f["id"] for f in first["findings"]]
     assert ids == [f["id"] for f in second["findings"]]
@@ -91,13 +96,13 @@ def test_ids_are_stable_across_runs_and_workers(tree: Path) -> None:
     assert first["run"]["id"] != second["run"]["id"]
 
 
-def test_jsonl_streams_findings_then_the_run(tree: Path) -> None:
+def test_jsonl_streams_findings_then_the_run(tree: Path, json_run: Any) -> None:
     lines = scan(tree, "--format", "jsonl").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     last = records[-1]
     assert last["schema"] == "hipaa-audit.findings/1"
     assert {"run", "coverage", "tool"} <= set(last)
-    full = scan(tree, "--format", "json").json()
+    full = json_run.json()
     assert [r["id"] for r in records[:-1]] == [f["id"] for f in full["findings"]]
 
 
@@ -114,10 +119,10 @@ def test_sarif_is_valid_sarif_2_1_0(tree: Path) -> None:
     assert run["invocations"][0]["exitCode"] == EXIT_FINDINGS
 
 
-def test_csv_has_a_row_per_finding(tree: Path) -> None:
+def test_csv_has_a_row_per_finding(tree: Path, json_run: Any) -> None:
     text = scan(tree, "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))
-    full = scan(tree, "--format", "json").json()
+    full = json_run.json()
     assert [r["id"] for r in rows] == [f["id"] for f in full["findings"]]
     for row in rows:
         assert not row["message"].startswith(("=", "+", "-", "@"))
@@ -159,8 +164,8 @@ def test_exit_codes(worst: Severity | None, errors: int, fail_on: Severity | Non
     assert exit_code(worst, errors, fail_on) == expected
 
 
-def test_fail_on_changes_the_exit_code(tree: Path) -> None:
-    assert scan(tree, "--format", "json").code == EXIT_FINDINGS
+def test_fail_on_changes_the_exit_code(tree: Path, json_run: Any) -> None:
+    assert json_run.code == EXIT_FINDINGS
     assert scan(tree, "--format", "json", "--fail-on", "none").code == EXIT_UNVERIFIED
     assert scan(tree, "--format", "json", "--fail-on", "critical").code == EXIT_UNVERIFIED
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from hipaa_audit.config import MAX_TOML_DEPTH, parse_toml
+from hipaa_audit.config import MAX_TOML_DEPTH, ConfigError, load_config, parse_toml
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +49,15 @@ def _refused(args: list[str], path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["arrays", "inline-tables", "dotted-keys"])
-def test_deep_assessment_file_exits_2(tmp_path: Path, kind: str) -> None:
+def test_deep_assessment_file_is_refused(tmp_path: Path, kind: str) -> None:
     cfg = _deep(tmp_path, kind)
+    with pytest.raises(ConfigError, match="nested more than") as caught:
+        load_config(cfg)  # what ``assess --config`` reads the file with
+    assert str(cfg) in str(caught.value)
+
+
+def test_deep_assessment_file_exits_2(tmp_path: Path) -> None:
+    cfg = _deep(tmp_path, "arrays")
     _refused(["assess", "--config", str(cfg), "--store", str(tmp_path / "h.db")], cfg)
 
 
