@@ -2,16 +2,16 @@
 
 ``fixtures/loggen.py`` generates 40 days (its minimum with anomalies) of a hospital's imaging
 activity (shifts, roles, patients, studies, service streams) with injected anomalies and their
-labels, written in every format. Each format is analysed on its own with the CLI; a finding
-matches a label when its kind agrees, it names the label's user (or source, system, device) and
-their windows overlap. The floors: every injected anomaly present in a format is found (recall
-1.0) and every finding of a detector matches an injected anomaly (precision 1.0), except where
-noted.
+labels, written in every format. Each format is analysed on its own (JSONL with the CLI, the
+others in the test's process through the same calls, as the CLI around them is the same); a
+finding matches a label when its kind agrees, it names the label's user (or source, system,
+device) and their windows overlap. The floors: every injected anomaly present in a format is
+found (recall 1.0) and every finding of a detector matches an injected anomaly (precision 1.0),
+except where noted.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -19,14 +19,9 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, CliResult, run_cli
-from helpers import EQUIVALENT, EXCEPTIONS, matches, squash
+from helpers import EQUIVALENT, EXCEPTIONS, analyse_logs_in_process, matches, squash
 
-from hipaa_audit import __version__
-from hipaa_audit.catalog import load_catalog
 from hipaa_audit.logs.options import LogsOptions
-from hipaa_audit.output import OutputFormat, make_renderer
-from hipaa_audit.scanner import ScanContext, Setup, scanner_for
-from hipaa_audit.scanrun import consume, new_run
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import logchain
@@ -53,19 +48,30 @@ def analyze(folder: Path, *files: str, fmt: str = "json", extra: tuple[str, ...]
     return result
 
 
+def in_process(folder: Path, files: list[str], formats: tuple[str, ...]) -> dict[str, str]:
+    """What :func:`analyze` prints in each of ``formats``, from one analysis in this process."""
+    options = LogsOptions.from_command_line(
+        paths=files, timezone="America/New_York", roster=folder / "roster.csv",
+        vip=folder / "vip_patients.txt", coworkers=folder / "coworker_patients.txt")
+    code, texts = analyse_logs_in_process(options, formats)
+    assert code == 0  # --fail-on none
+    return texts
+
+
 @pytest.fixture(scope="module")
 def analysed(estate: tuple[Path, loggen.Activity]) -> dict[str, dict[str, Any]]:
     """Each format's logs analysed on their own; the JSONL run with the builtin Sigma rules too.
 
+    The JSONL logs go through the CLI, the other formats' through the same calls in this process.
     Sigma rules only add ``log-sigma`` findings, which the accuracy floors leave out.
     """
     folder, _ = estate
-    out = {}
+    result = analyze(folder, str(folder / FORMATS["jsonl"]), extra=("--sigma", "builtin"))
+    assert result.code == 0, result.stderr  # --fail-on none
+    out = {"jsonl": result.json()}
     for fmt, name in FORMATS.items():
-        sigma = ("--sigma", "builtin") if fmt == "jsonl" else ()
-        result = analyze(folder, str(folder / name), extra=sigma)
-        assert result.code == 0, result.stderr  # --fail-on none
-        out[fmt] = result.json()
+        if fmt != "jsonl":
+            out[fmt] = json.loads(in_process(folder, [str(folder / name)], ("json",))["json"])
     return out
 
 
@@ -123,31 +129,6 @@ def planted(activity: loggen.Activity) -> set[str]:
 OUTPUTS = ("table", "json", "jsonl", "sarif", "csv")
 
 
-def render_in_process(folder: Path, files: list[str]) -> dict[str, str]:
-    """Analyse ``files`` once as ``analyze`` does, and write the results in every format.
-
-    The same calls ``run_scan`` makes (plan, scan, ``consume`` into each format's renderer), so
-    each text is what that format's writer prints; one analysis serves all of them.
-    """
-    scanner = scanner_for("logs")
-    options = LogsOptions.from_command_line(
-        paths=files, timezone="America/New_York", roster=folder / "roster.csv",
-        vip=folder / "vip_patients.txt", coworkers=folder / "coworker_patients.txt")
-    setup = Setup(strict=True, reveal_phi=False)
-    plan = scanner.plan(options, setup)
-    catalog = load_catalog()
-    run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=False,
-                  options=scanner.describe(plan))
-    results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
-    texts = {}
-    for fmt in OUTPUTS:
-        stream = io.StringIO()
-        consume(results, make_renderer(OutputFormat(fmt), stream, catalog, __version__), run,
-                None)
-        texts[fmt] = stream.getvalue()
-    return texts
-
-
 @pytest.fixture(scope="module")
 def outputs(estate: tuple[Path, loggen.Activity]) -> dict[str, tuple[str, str]]:
     """Every format's output text of one analysis of all the formats' logs (stdout, stderr).
@@ -159,7 +140,7 @@ def outputs(estate: tuple[Path, loggen.Activity]) -> dict[str, tuple[str, str]]:
     files = [str(folder / n) for n in FORMATS.values()]
     result = analyze(folder, *files, fmt="table", extra=("--progress",))
     assert result.code == 0, result.stderr  # --fail-on none
-    texts = {fmt: (text, "") for fmt, text in render_in_process(folder, files).items()}
+    texts = {fmt: (text, "") for fmt, text in in_process(folder, files, OUTPUTS).items()}
     return {**texts, "cli-table": (result.stdout, result.stderr)}
 
 
