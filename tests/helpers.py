@@ -7,6 +7,7 @@
   :data:`SUPPRESS`, :data:`MITIGATE`); :func:`pdftext` reads a PDF back with poppler;
 - :func:`oscal_documents` and :func:`check_integrity` validate the OSCAL exports;
 - :func:`matches` tells whether a log finding matches an injected anomaly's label;
+- :func:`analyse_logs_in_process` runs ``analyze logs`` in the test's process, in any formats;
 - :func:`assess_stored` runs an assessment in the test's process, stored but without reports.
 - :func:`render_every_format` scans once in-process and renders the findings in every format.
 
@@ -25,7 +26,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -34,9 +35,13 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
+from hipaa_audit import __version__
 from hipaa_audit.aws.client import Answer
+from hipaa_audit.catalog import load_catalog
 from hipaa_audit.config import ConfigError, load_config
+from hipaa_audit.logs.options import LogsOptions
 from hipaa_audit.network.observation import CertInfo, Suite, TlsObservation
+from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.permissions.baseline import parse_baseline
 from hipaa_audit.permissions.model import (
     ACTIONS,
@@ -50,6 +55,8 @@ from hipaa_audit.permissions.model import (
 )
 from hipaa_audit.permissions.run import PermOptions, analyse
 from hipaa_audit.s3.collect import BucketObservation
+from hipaa_audit.scanner import ScanContext, Setup, scanner_for
+from hipaa_audit.scanrun import consume, new_run
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import generate
@@ -288,6 +295,31 @@ ECDHE = Suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA
               False, "ECDH", 253, "X25519")
 TLS13 = Suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256, False, "ECDH", 253,
               "X25519")
+
+
+def analyse_logs_in_process(options: LogsOptions, formats: Iterable[str]
+                            ) -> tuple[int, dict[str, str]]:
+    """Analyse logs once as ``analyze logs`` does; return its exit code and each format's text.
+
+    The calls ``run_scan`` makes (plan, scan, ``consume`` into the format's renderer, with
+    ``--fail-on none``), so each text is what that format's writer prints, and one analysis
+    serves every format.
+    """
+    scanner = scanner_for("logs")
+    setup = Setup(strict=True, reveal_phi=False)
+    plan = scanner.plan(options, setup)
+    catalog = load_catalog()
+    run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=False,
+                  options=scanner.describe(plan))
+    results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
+    texts, codes = {}, set()
+    for fmt in formats:
+        stream = io.StringIO()
+        renderer = make_renderer(OutputFormat(fmt), stream, catalog, __version__)
+        codes.add(consume(results, renderer, run, None).exit_code)
+        texts[fmt] = stream.getvalue()
+    [code] = codes
+    return code, texts
 
 
 def cert(**kw: object) -> CertInfo:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
-from helpers import EQUIVALENT, EXCEPTIONS, matches
+from conftest import ROOT
+from helpers import EQUIVALENT, EXCEPTIONS, analyse_logs_in_process, matches
+
+from hipaa_audit.logs.options import LogsOptions
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import loggen
@@ -39,13 +41,16 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def analyse(folder: Path, fmt: str, timezone: str | None) -> dict[str, Any]:
-    zone = ("--timezone", timezone) if timezone else ()
-    result = run_cli("analyze", "logs", str(folder / INPUTS[fmt]), "--roster",
-                     str(folder / "roster.csv"), "--vip", str(folder / "vip_patients.txt"),
-                     "--coworkers", str(folder / "coworker_patients.txt"), *zone,
-                     "--format", "json", "--fail-on", "none", timeout=900)
-    assert result.code == 0 and "Traceback" not in result.stderr, result.stderr
-    doc: dict[str, Any] = result.json()
+    """The JSON of ``analyze logs`` on one format's logs, run in the test's process.
+
+    What is tested is the analysis; the CLI around it is tested by ``test_logs.py``.
+    """
+    options = LogsOptions.from_command_line(
+        paths=[str(folder / INPUTS[fmt])], timezone=timezone, roster=folder / "roster.csv",
+        vip=folder / "vip_patients.txt", coworkers=folder / "coworker_patients.txt")
+    code, texts = analyse_logs_in_process(options, ["json"])
+    assert code == 0
+    doc: dict[str, Any] = json.loads(texts["json"])
     return doc
 
 
