@@ -297,29 +297,38 @@ TLS13 = Suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256, False, "E
               "X25519")
 
 
-def analyse_logs_in_process(options: LogsOptions, formats: Iterable[str]
-                            ) -> tuple[int, dict[str, str]]:
-    """Analyse logs once as ``analyze logs`` does; return its exit code and each format's text.
+def scan_and_render(name: str, options: Any, setup: Setup, formats: Iterable[str] = (),
+                    env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """Scan once as ``hipaa-audit scan NAME`` (``analyze logs``) does, in this process; return
+    the exit code and each format's text (every format when ``formats`` is empty).
 
-    The calls ``run_scan`` makes (plan, scan, ``consume`` into the format's renderer, with
-    ``--fail-on none``), so each text is what that format's writer prints, and one analysis
-    serves every format.
+    The calls the CLI's ``run_scan`` makes (plan, scan, ``consume`` into the format's renderer,
+    with ``--fail-on none``), so each text is what that format's writer prints, and one scan
+    feeds every writer. ``env`` is set while planning and scanning.
     """
-    scanner = scanner_for("logs")
-    setup = Setup(strict=True, reveal_phi=False)
-    plan = scanner.plan(options, setup)
     catalog = load_catalog()
-    run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=False,
-                  options=scanner.describe(plan))
-    results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
+    scanner = scanner_for(name)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in (env or {}).items():
+            mp.setenv(k, v)
+        plan = scanner.plan(options, setup)
+        run = new_run(scanner.command, scanner.targets(options, plan, setup), reveal_phi=False,
+                      options=scanner.describe(plan))
+        results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
     texts, codes = {}, set()
-    for fmt in formats:
+    for fmt in formats or [f.value for f in OutputFormat]:
         stream = io.StringIO()
         renderer = make_renderer(OutputFormat(fmt), stream, catalog, __version__)
         codes.add(consume(results, renderer, run, None).exit_code)
         texts[fmt] = stream.getvalue()
     [code] = codes
     return code, texts
+
+
+def analyse_logs_in_process(options: LogsOptions, formats: Iterable[str]
+                            ) -> tuple[int, dict[str, str]]:
+    """Analyse logs once as ``analyze logs`` does (:func:`scan_and_render`)."""
+    return scan_and_render("logs", options, Setup(strict=True, reveal_phi=False), formats)
 
 
 def cert(**kw: object) -> CertInfo:
@@ -516,32 +525,9 @@ def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = Fa
 
 
 def render_every_format(name: str, env: dict[str, str], **options: Any) -> dict[str, str]:
-    """Scan once as ``hipaa-audit scan NAME`` does, in-process; each format's writer's output.
-
-    The same calls as the CLI's ``run_scan`` (plan, scan, ``consume`` into ``make_renderer``)
-    with the options the command line would give, so that one scan feeds all five writers.
-    """
-    from hipaa_audit import __version__
-    from hipaa_audit.catalog import load_catalog
-    from hipaa_audit.output import OutputFormat, make_renderer
+    """Scan once as ``hipaa-audit scan NAME`` does, in-process (:func:`scan_and_render`), with
+    the options the command line would give; each format's writer's output."""
     from hipaa_audit.redaction import Masker
-    from hipaa_audit.scanner import ScanContext, Setup, scanner_for
-    from hipaa_audit.scanrun import consume, new_run
 
-    catalog = load_catalog()
-    scanner = scanner_for(name)
-    opts = scanner.options_model.from_command_line(**options)
-    setup = Setup(strict=True, masker_=Masker(b"k" * 32))
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        plan = scanner.plan(opts, setup)
-        run = new_run(scanner.command, scanner.targets(opts, plan, setup), reveal_phi=False,
-                      options=scanner.describe(plan))
-        results = list(scanner.scan(plan, ScanContext(catalog, run, setup)))
-    out: dict[str, str] = {}
-    for fmt in OutputFormat:
-        stream = io.StringIO()
-        consume(results, make_renderer(fmt, stream, catalog, __version__), run, None)
-        out[fmt.value] = stream.getvalue()
-    return out
+    opts = scanner_for(name).options_model.from_command_line(**options)
+    return scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)), env=env)[1]
