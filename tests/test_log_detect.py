@@ -518,3 +518,13 @@ def test_a_slow_trickle_of_deletions_is_not_mass_deletion() -> None:
     # 150 deletions over three hours (one every 72 s: 51 within any 60 minutes)
     assert _mass(_deletions("bob", "2026-09-03T08:00:00", 150, 72)) == []
     assert _mass(_deletions("bob", "2026-09-03T08:00:00", 150, 72), delete_min=51)
+
+
+def test_deletions_without_a_time_are_not_a_burst() -> None:
+    timeless = [{"time": pd.NaT, "user": "bob", "action": "delete", "objects": 30}
+                for _ in range(5)]
+    assert _mass(timeless) == []
+    # beside a burst, they are neither counted in it nor its evidence
+    rows = _deletions("bob", "2026-09-03T09:00:00", 100, 30)
+    [mass] = _mass([*rows, *timeless])
+    assert mass.counts == {"objects": 100}

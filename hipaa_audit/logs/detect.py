@@ -933,9 +933,11 @@ def mass_deletion(events: pd.DataFrame, s: Settings) -> list[Anomaly]:
 
     A sliding window over each user's deletions (an event without a count of objects counts
     one): every burst (a maximal run of overlapping qualifying windows) is one anomaly, with the
-    events of the burst as evidence and the largest count of any 60 minutes of it.
+    events of the burst as evidence and the largest count of any 60 minutes of it. A deletion
+    without a time belongs to no 60 minutes.
     """
-    pos = np.flatnonzero(_mask(events["action"] == "delete") & _mask(events["user"].notna()))
+    pos = np.flatnonzero(_mask(events["action"] == "delete") & _mask(events["user"].notna())
+                         & _mask(events["time"].notna()))
     if not len(pos):
         return []
     user, users = _codes(events["user"].iloc[pos], sort=True)
