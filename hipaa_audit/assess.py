@@ -24,6 +24,7 @@ from hipaa_audit.config import (
     LoadedConfig,
 )
 from hipaa_audit.document import GroupDoc, RunMeta, ScannerSummary, TreatmentCounts
+from hipaa_audit.evidence import stored_run_evidence
 from hipaa_audit.model import AssetResult, Coverage, Finding, RunInfo, Severity
 from hipaa_audit.redaction import Masker
 from hipaa_audit.risk import GroupInfo, RegisterRow, Tally, build_register, level_counts
@@ -206,7 +207,7 @@ def _phi_found(store: Store, seq: int, cfg: LoadedConfig,
 def _previous_evidence(store: Store, key: str) -> Iterator[tuple[str, Any]]:
     """The run evidence ``key`` of the finished runs, newest first, each with its run's label."""
     for old in reversed(store.complete_runs()):
-        evidence = old.meta.get("run", {}).get("evidence", {}).get(key)
+        evidence = stored_run_evidence(old.meta).get(key)
         if evidence is not None:
             yield f"run {old.id}", evidence
 
@@ -252,6 +253,7 @@ def run_assessment(cfg: LoadedConfig, store: Store, catalog: Catalog, masker: Ma
         started = time.monotonic()
         group = GroupRun(info, p.scanner.summary(section))
         if p.plan is None:
+            group.note = f"not examined: {p.problem}"
             results = unverified(catalog, info.targets, f"Not examined: {p.problem}.")
         else:
             results = p.scanner.scan(p.plan, ScanContext(catalog, run, p.setup, facts))

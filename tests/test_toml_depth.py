@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
+from helpers import pdftext
 
 from hipaa_audit.config import MAX_TOML_DEPTH, ConfigError, load_config, parse_toml
 
@@ -96,3 +97,7 @@ def test_deep_baseline_named_by_the_assessment_is_not_examined_not_a_crash(
                      "--fail-on", "none")
     assert result.code == 4, result.stderr  # the permission scan is reported unverifiable
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    # the report names the group among what was not examined, and why
+    report = pdftext(tmp_path / "reports" / "risk-analysis.pdf")
+    assert "permissions: not examined:" in report
+    assert "its targets are listed as not checked" in report
