@@ -56,6 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "SERIAL_FILES in tests/conftest.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # a run with -p no:xdist has no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``-n N --dist loadfile``: each test file runs on one worker (its module fixtures
     are built once), and ``SERIAL_FILES`` share one worker, so fixed ports never collide.

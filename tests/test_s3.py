@@ -249,12 +249,12 @@ def test_sample_is_bounded_and_reproducible(servers: dict[str, s3peers.S3Server]
 def waits_take_no_time(mp: pytest.MonkeyPatch) -> None:
     """Run botocore's retry back-off and adaptive rate limiter on a clock that never waits.
 
-    Both still decide as they do for real (how many attempts, when the limiter throttles the
-    sending rate); only the seconds they would sleep are skipped: the back-off's sleep returns
-    at once, and every reading of the limiter's clock is one token's time (2 s at its
-    lowest rate, 0.5 a second) after the last, so its token bucket never has to wait. The
-    store's answers, the retries and the verdicts are real; a scan that is throttled all the
-    time would otherwise sleep about a minute.
+    The back-off's sleep returns at once, and every reading of the limiter's clock is one
+    token's time (2 s at its lowest rate, 0.5 a second) after the last, so its token bucket
+    never has to wait: the limiter sees invented gaps, so this shows nothing of its timing. The
+    store's answers, the retries and the verdicts are real (retries absorb throttling; a store
+    that always throttles gives an error, never a pass); a scan that is throttled all the time
+    would otherwise sleep about a minute.
     """
     skipped = [0.0]
 
