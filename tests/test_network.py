@@ -3,11 +3,15 @@ severity and citation; good endpoints pass; nothing hangs.
 
 One module fixture starts every peer of ``fixtures/netpeers.py`` (openssl s_server variants,
 Python HTTPS/HTTP servers, dcmtk storescp plain and TLS, Orthanc plain and TLS, a closed and a
-silent port); the CLI scans them once per policy, as a user would, with ``--format json``.
+silent port); the CLI scans them, as a user would, with ``--format json``. The rules are pure
+functions of what was observed, so the tests of how other policies judge an endpoint judge one
+in-process observation of it under each policy (``observed``, ``rejudge``); one real command
+run keeps ``--policy`` on the command line.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import ssl
@@ -18,9 +22,19 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, by_asset, run_cli
+from helpers import scan_and_render
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
+
+from hipaa_audit.model import Severity
+from hipaa_audit.network import run as network_run
+from hipaa_audit.network.observation import Observation
+from hipaa_audit.network.options import NetworkOptions
+from hipaa_audit.network.setup import network_plan
+from hipaa_audit.redaction import Masker
+from hipaa_audit.scanner import Setup
+from hipaa_audit.scanrun import exit_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -49,6 +63,51 @@ def nist(estate: dict[str, Any]) -> dict[str, Any]:
                              "--deadline", "60")
     assert doc, stderr
     return {"code": code, "doc": doc, "stderr": stderr}
+
+
+#: the endpoints the policy tests judge under several policies (``observed``)
+JUDGED = ("good_tls13", "good_tls12", "storescp_tls_weak", "chacha20_tls12")
+
+
+@pytest.fixture(scope="module")
+def observed(estate: dict[str, Any]) -> dict[str, Any]:
+    """``JUDGED`` observed once, in this process, as ``scan network --ca-bundle CA`` probes them
+    (a CHACHA20-only TLS 1.2 server started for it): name → target, and target → observation.
+
+    The rules are pure functions of an observation, so the tests of how each policy judges
+    these endpoints judge these observations (:func:`rejudge`) instead of probing them again.
+    """
+    chacha = estate["peers"].start("chacha20_tls12", netpeers.chacha20_tls12, estate["certs"])
+    targets = {**estate["targets"], "chacha20_tls12": chacha.target}
+    plan = network_plan([targets[n] for n in JUDGED], ca_bundle=str(estate["certs"].ca_crt))
+    seen = {obs.target.url: obs for obs in network_run.observe_all(plan.targets, plan.options)}
+    assert sorted(seen) == sorted(t.url for t in plan.targets)
+    return {"targets": {n: targets[n] for n in JUDGED}, "seen": seen,
+            "ca": str(estate["certs"].ca_crt)}
+
+
+def rejudge(observed: dict[str, Any], *names: str, policy: str = "nist-800-52r2"
+            ) -> tuple[int, dict[str, Any]]:
+    """``scan network NAMES --policy POLICY --ca-bundle CA --format json`` in this process,
+    judging what ``observed`` saw of NAMES instead of probing them again: the scanner's plan,
+    judging and run record and the JSON writer (:func:`helpers.scan_and_render`); the exit
+    code is the command's at its default ``--fail-on high``."""
+    seen: dict[str, Observation] = observed["seen"]
+
+    def replay(targets: list[Any], _opts: Any) -> list[Observation]:
+        return [copy.deepcopy(seen[t.url]) for t in targets]
+
+    options = NetworkOptions(targets=[observed["targets"][n] for n in names], policy=policy,
+                             ca_bundle=observed["ca"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(network_run, "observe_all", replay)
+        _, texts = scan_and_render("network", options,
+                                   Setup(strict=True, masker_=Masker(b"k" * 32)), ["json"])
+    doc = json.loads(texts["json"])
+    failed = [Severity(f["severity"]) for f in doc["findings"] if f["status"] == "fail"]
+    errors = sum(f["status"] == "error" for f in doc["findings"])
+    assert doc["run"]["options"]["policy"] == policy
+    return exit_code(max(failed, default=None), errors, Severity.HIGH), doc
 
 
 # name → (findings that must be there as (check, severity), grade)
@@ -184,36 +243,42 @@ def test_exit_code_and_run_record(nist: dict[str, Any]) -> None:
                 if f["check_id"] == "network-endpoint-stopped-answering"]
 
 
-def test_good_endpoints_pass_their_profiles(estate: dict[str, Any]) -> None:
-    t = estate["targets"]
-    ca = str(estate["certs"].ca_crt)
-    for policy, names in (("mozilla-modern", ["good_tls13"]),
-                          ("mozilla-intermediate", ["good_tls12"]),
-                          ("dicom-bcp195", ["storescp_tls"])):
-        code, doc, stderr = scan(*[t[n] for n in names], "--policy", policy, "--ca-bundle", ca)
-        assert doc, stderr
-        serious = [(f["check_id"], f["severity"]) for f in doc["findings"]
-                   if f["severity"] not in ("info", "low") or f["status"] == "error"]
-        assert not serious, (policy, serious)
+def serious(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Findings above low, and unverifiable checks."""
+    return [(f["check_id"], f["severity"]) for f in doc["findings"]
+            if f["severity"] not in ("info", "low") or f["status"] == "error"]
+
+
+def test_good_endpoints_pass_their_profiles(estate: dict[str, Any],
+                                            observed: dict[str, Any]) -> None:
+    for policy, name in (("mozilla-modern", "good_tls13"),
+                         ("mozilla-intermediate", "good_tls12")):
+        code, doc = rejudge(observed, name, policy=policy)
+        assert not serious(doc), (policy, serious(doc))
         assert code == 0, (policy, code)
+    # the command itself, under a policy of its choosing
+    code, doc, stderr = scan(estate["targets"]["storescp_tls"], "--policy", "dicom-bcp195",
+                             "--ca-bundle", str(estate["certs"].ca_crt))
+    assert doc, stderr
+    assert doc["run"]["options"]["policy"] == "dicom-bcp195"
+    assert not serious(doc), serious(doc)
+    assert code == 0, code
 
 
 def test_the_strongest_servers_get_no_medium_or_high_finding_under_the_default_policy(
-        estate: dict[str, Any]) -> None:
+        observed: dict[str, Any]) -> None:
     """A TLS 1.3-only server and a CHACHA20-only TLS 1.2 server deviate from NIST SP 800-52r2
     (TLS 1.2 "shall"; TLS 1.3 "shall" by 2024; a FIPS-based suite list) without being weaker:
     the deviations are named with their clause at low severity, nothing rates medium or high."""
-    chacha = estate["peers"].start("chacha20_tls12", netpeers.chacha20_tls12, estate["certs"])
-    good13 = estate["targets"]["good_tls13"]
-    code, doc, stderr = scan(good13, chacha.target, "--ca-bundle", str(estate["certs"].ca_crt))
-    assert doc, stderr
+    good13, chacha = observed["targets"]["good_tls13"], observed["targets"]["chacha20_tls12"]
+    code, doc = rejudge(observed, "good_tls13", "chacha20_tls12")
     serious = [(f["asset"], f["check_id"], f["severity"]) for f in doc["findings"]
                if f["severity"] not in ("info", "low") and f["status"] == "fail"]
     assert not serious
     # sslyze's legacy client (OpenSSL 1.0.2) cannot speak CHACHA20: two tests stay unverified,
     # and the message says why
     errors = [f for f in doc["findings"] if f["status"] == "error"]
-    assert [f["asset"] for f in errors] == [chacha.target]
+    assert [f["asset"] for f in errors] == [chacha]
     assert "session_renegotiation" in errors[0]["message"]
     assert "no CHACHA20-POLY1305 suite" in errors[0]["message"]
     found = by_asset(doc)
@@ -221,29 +286,27 @@ def test_the_strongest_servers_get_no_medium_or_high_finding_under_the_default_p
                if f["check_id"] == "tls-required-protocol-missing"}
     assert missing["TLSv1.2"]["severity"] == "low"
     assert missing["TLSv1.2"]["locations"][0]["clause"].startswith("NIST SP 800-52r2 3.1")
-    chacha_checks = {(f["check_id"], f["severity"]) for f in found[chacha.target]}
+    chacha_checks = {(f["check_id"], f["severity"]) for f in found[chacha]}
     assert {("tls-cipher-outside-policy", "low"),
             ("tls-required-protocol-missing", "low")} <= chacha_checks
-    suites = [loc["suite"] for f in found[chacha.target]
+    suites = [loc["suite"] for f in found[chacha]
               if f["check_id"] == "tls-cipher-outside-policy" for loc in f["locations"]]
     assert suites == ["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"]
-    assert endpoints(doc)[chacha.target]["versions"] == ["TLSv1.2"]
+    assert endpoints(doc)[chacha]["versions"] == ["TLSv1.2"]
     assert code == 4  # nothing at or above --fail-on high; two tests unverifiable
     # DICOM PS3.15 follows RFC 9325, which accepts CHACHA20-POLY1305: not even a deviation
-    _code, doc, _ = scan(chacha.target, "--policy", "dicom-bcp195",
-                         "--ca-bundle", str(estate["certs"].ca_crt))
+    _code, doc = rejudge(observed, "chacha20_tls12", policy="dicom-bcp195")
     assert "tls-cipher-outside-policy" not in {f["check_id"] for f in doc["findings"]}
 
 
-def test_policies_judge_differently(estate: dict[str, Any]) -> None:
-    t = estate["targets"]
-    _, doc, _ = scan(t["good_tls12"], t["storescp_tls_weak"], "--policy", "mozilla-modern",
-                        "--ca-bundle", str(estate["certs"].ca_crt))
+def test_policies_judge_differently(observed: dict[str, Any]) -> None:
+    t = observed["targets"]
+    _, doc = rejudge(observed, "good_tls12", "storescp_tls_weak", policy="mozilla-modern")
     found = by_asset(doc)
     legacy = [f for f in found[t["good_tls12"]] if f["check_id"] == "tls-legacy-protocol"]
     assert legacy and legacy[0]["locations"][0]["protocol"] == "TLSv1.2"
     assert "cert-weak-key" in {f["check_id"] for f in found[t["good_tls12"]]}  # RSA under modern
-    _code, doc, _ = scan(t["storescp_tls_weak"], "--policy", "dicom-bcp195")
+    _code, doc = rejudge(observed, "storescp_tls_weak", policy="dicom-bcp195")
     legacy = [f for f in doc["findings"] if f["check_id"] == "tls-legacy-protocol"]
     assert legacy and "B.10" in legacy[0]["locations"][0]["clause"]
     assert {f["check_id"]: f["severity"] for f in doc["findings"]}[
