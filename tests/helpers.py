@@ -531,3 +531,15 @@ def render_every_format(name: str, env: dict[str, str], **options: Any) -> dict[
 
     opts = scanner_for(name).options_model.from_command_line(**options)
     return scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)), env=env)[1]
+
+
+def scan_json(name: str, env: dict[str, str], **options: Any) -> tuple[int, Any]:
+    """Scan once as ``hipaa-audit scan NAME --format json --fail-on none`` does, in-process
+    (:func:`scan_and_render`), with the options the command line would give; return the exit
+    code and the JSON document."""
+    from hipaa_audit.redaction import Masker
+
+    opts = scanner_for(name).options_model.from_command_line(**options)
+    code, texts = scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)),
+                                  ["json"], env=env)
+    return code, json.loads(texts["json"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
-from helpers import render_every_format
+from helpers import render_every_format, scan_json
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 
@@ -195,6 +195,17 @@ def test_drifted_baseline_reports_each_difference_with_its_path(drifted: dict[st
     assert result.code == 3
 
 
+def test_graph_files_hold_the_access_graph(drifted: dict[str, Any]) -> None:
+    """``--graph-json`` and ``--graphml`` of the scan of every source."""
+    graph = json.loads(drifted["graphs"][0].read_text())
+    assert graph["snapshot"]["grants"] and graph["edges"]
+    import networkx as nx
+
+    g = nx.read_graphml(drifted["graphs"][1])
+    assert g.has_edge("aws:user/alice", "aws:group/radiologists")
+    assert g.nodes["s3://imaging-archive"]["phi"] is True
+
+
 def test_world_readable_share_and_stray_acl(estate: dict[str, Any], tmp_path: Path) -> None:
     share = tmp_path / "share"
     (share / "studies").mkdir(parents=True)
@@ -212,20 +223,15 @@ def test_world_readable_share_and_stray_acl(estate: dict[str, Any], tmp_path: Pa
 
 
 def test_changes_since_previous_graph(estate: dict[str, Any], tmp_path: Path) -> None:
+    # the PACS export alone: what changes is in it (the graph files of every source are
+    # checked on the drifted scan's)
     folder: Path = estate["folder"]
     pacs = tmp_path / "pacs.csv"
     pacs.write_text(PACS, encoding="utf-8")
-    srcs = ("aws", f"pacs:main={pacs}")
-    first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"),
-                 "--graphml", str(tmp_path / "g.graphml"), sources=srcs)
+    srcs = (f"pacs:main={pacs}",)
+    first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"), sources=srcs)
     assert first.code == 0, first.stdout
-    graph = json.loads((tmp_path / "g.json").read_text())
-    assert graph["snapshot"]["grants"] and graph["edges"]
-    import networkx as nx
-
-    g = nx.read_graphml(tmp_path / "g.graphml")
-    assert g.has_edge("aws:user/alice", "aws:group/radiologists")
-    assert g.nodes["s3://imaging-archive"]["phi"] is True
+    assert json.loads((tmp_path / "g.json").read_text())["snapshot"]["grants"]
     # quiet again when nothing changed
     same = scan(estate, "matching.toml", "--previous", str(tmp_path / "g.json"), sources=srcs)
     assert failed(json.loads(same.stdout)) == set()
@@ -309,13 +315,13 @@ def test_malformed_export_row_is_unverifiable(estate: dict[str, Any], tmp_path: 
 def test_previous_from_the_history_store(estate: dict[str, Any], tmp_path: Path) -> None:
     from hipaa_audit.store import Store
 
-    srcs = ("aws",)
+    srcs = (f"pacs:main={estate['folder'] / 'pacs.csv'}",)  # any source will do
     first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"),
                  sources=srcs)
     assert first.code == 0
     snapshot = json.loads((tmp_path / "g.json").read_text())["snapshot"]
     # an assessment run of last quarter, stored with its permission scan, minus one grant
-    dropped = next(g for g in snapshot["grants"] if g.startswith("aws:user/erin "))
+    dropped = next(g for g in snapshot["grants"] if g.startswith("pacs:main:role/Viewer "))
     old = {**snapshot, "grants": [g for g in snapshot["grants"] if g != dropped]}
     with Store(tmp_path / "history.db") as store:
         seq = store.open_run("20260901T000000Z-aaaaaaaa", "assess", "2026-09-01T00:00:00Z",
@@ -339,7 +345,7 @@ def test_previous_from_the_history_store(estate: dict[str, Any], tmp_path: Path)
 
 def test_unwritable_graph_path_is_a_clear_message(estate: dict[str, Any], tmp_path: Path) -> None:
     result = scan(estate, "matching.toml", "--graphml", str(tmp_path / "no" / "such" / "g.xml"),
-                  sources=("aws",))
+                  sources=(f"pacs:main={estate['folder'] / 'pacs.csv'}",))
     assert result.code == 2 and "cannot write the graph" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -412,17 +418,13 @@ def example_policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 def test_scan_s3_and_scan_permissions_read_a_policy_alike(example_policies: dict[str, Any]
                                                          ) -> None:
+    # both scans in this process, as the commands make them (--format json --fail-on none)
     server: s3peers.S3Server = example_policies["server"]
-    s3 = run_cli("scan", "s3", "--endpoint-url", server.endpoint_url, "--provider", "aws",
-                 "--format", "json", "--fail-on", "none", "--sample-objects", "0",
-                 env=server.env())
-    assert "Traceback" not in s3.stderr, s3.stderr
-    perm = run_cli("scan", "permissions", "aws", "--baseline",
-                   str(example_policies["folder"] / "baseline.toml"), "--endpoint-url",
-                   server.endpoint_url, "--format", "json", "--fail-on", "none",
-                   env=server.env())
-    assert "Traceback" not in perm.stderr, perm.stderr
-    s3_doc, perm_doc = json.loads(s3.stdout), json.loads(perm.stdout)
+    _, s3_doc = scan_json("s3", server.env(), endpoint_url=server.endpoint_url,
+                          provider="aws", sample_objects=0)
+    _, perm_doc = scan_json("permissions", server.env(), sources=["aws"],
+                            baseline=example_policies["folder"] / "baseline.toml",
+                            endpoint_url=server.endpoint_url)
     public_s3 = {f["asset"] for f in s3_doc["findings"] if f["check_id"] == "s3-public-policy"}
     public_perm = {f["asset"] for f in perm_doc["findings"]
                    if f["check_id"] == "perm-anyone-access"}

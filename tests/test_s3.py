@@ -17,7 +17,7 @@ import botocore.endpoint
 import botocore.retries.bucket
 import pytest
 from conftest import ROOT, run_cli
-from helpers import leaks, render_every_format
+from helpers import leaks, render_every_format, scan_json
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 
@@ -27,6 +27,7 @@ from hipaa_audit.aws.client import Access, Connection, WriteRefused, is_read_onl
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
+from hipaa_audit.s3 import entry as s3_entry
 from hipaa_audit.s3.run import S3Options, scan_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -63,18 +64,43 @@ def unverified(doc: dict[str, Any], asset: str) -> set[str]:
             if f["status"] == "error" and f["locations"]}
 
 
-@pytest.fixture(scope="module")
-def moto_doc(servers: dict[str, s3peers.S3Server]) -> dict[str, Any]:
-    result = scan(servers["moto"], "--trusted-account", TRUSTED)
-    assert result.code == 4, result.stderr  # findings, and objects a policy keeps from us
-    return result.json()  # type: ignore[no-any-return]
+def scan_here(server: s3peers.S3Server, calls: list[tuple[str, str]] | None = None,
+              **options: Any) -> tuple[int, dict[str, Any]]:
+    """``scan(server, ...)`` in this process (:func:`helpers.scan_json`); each API call the
+    scan's connection makes is added to ``calls``."""
+    with pytest.MonkeyPatch.context() as mp:
+        if calls is not None:
+            def connect(access: Access, seen: list[tuple[str, str]] = calls) -> Connection:
+                return Connection(access, lambda service, op: seen.append((service, op)))
+
+            mp.setattr(s3_entry, "Connection", connect)
+        return scan_json("s3", server.env(), endpoint_url=server.endpoint_url,
+                         provider="aws" if server.kind == "moto" else "compatible", **options)
 
 
 @pytest.fixture(scope="module")
-def seaweed_doc(servers: dict[str, s3peers.S3Server]) -> dict[str, Any]:
-    result = scan(servers["seaweedfs"])
-    assert result.code == 4, result.stderr
-    return result.json()  # type: ignore[no-any-return]
+def estates(servers: dict[str, s3peers.S3Server]
+            ) -> dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]:
+    """Each whole estate scanned once (no bucket named), in this process: kind → the JSON
+    document and every API call the scan made."""
+    out = {}
+    for kind, options in (("moto", {"trusted_accounts": [TRUSTED]}), ("seaweedfs", {})):
+        calls: list[tuple[str, str]] = []
+        code, doc = scan_here(servers[kind], calls, **options)
+        assert code == 4, kind  # findings, and objects a policy keeps from us
+        out[kind] = doc, calls
+    return out
+
+
+@pytest.fixture(scope="module")
+def moto_doc(estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]) -> dict[str, Any]:
+    return estates["moto"][0]
+
+
+@pytest.fixture(scope="module")
+def seaweed_doc(estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]
+                ) -> dict[str, Any]:
+    return estates["seaweedfs"][0]
 
 
 PLANTED_MOTO = {
@@ -204,20 +230,19 @@ def test_seaweedfs(seaweed_doc: dict[str, Any]) -> None:
     assert cov["s3-public-access-block"]["errors"] >= 4
 
 
-def test_scan_sends_no_write(servers: dict[str, s3peers.S3Server]) -> None:
+def test_scan_sends_no_write(servers: dict[str, s3peers.S3Server],
+                             estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]
+                             ) -> None:
     """Every call of a whole scan is a List, Get or Head; s3control only on AWS semantics."""
-    catalog = load_catalog()
     for server in servers.values():
-        calls: list[tuple[str, str]] = []
+        doc, calls = estates[server.kind]
         aws = server.kind == "moto"
         access = Access(endpoint_url=server.endpoint_url, region="us-east-1",
                         provider="aws" if aws else "compatible")
         with pytest.MonkeyPatch.context() as mp:
             for k, v in server.env().items():
                 mp.setenv(k, v)
-            results = list(scan_s3(S3Options(access), catalog, Masker(b"k" * 32),
-                                   observer=lambda service, op, c=calls: c.append((service, op))))
-            assert results
+            assert doc["findings"]
             ops = {op for _, op in calls}
             assert all(is_read_only(op) for op in ops), ops
             assert {"ListObjectsV2", "HeadObject", "GetObject", "GetBucketPolicy"} <= ops
@@ -236,8 +261,11 @@ def test_scan_sends_no_write(servers: dict[str, s3peers.S3Server]) -> None:
 def test_sample_is_bounded_and_reproducible(servers: dict[str, s3peers.S3Server]) -> None:
     moto = servers["moto"]
     picks = []
-    for seed in ("1", "1", "2"):
-        doc = scan(moto, "phi-objects", "--sample-objects", "5", "--seed", seed).json()
+    # the command once, then the same scan in this process with the same seed and another
+    docs = [scan(moto, "phi-objects", "--sample-objects", "5", "--seed", "1").json(),
+            *(scan_here(moto, buckets=["phi-objects"], sample_objects=5, seed=seed)[1]
+              for seed in (1, 2))]
+    for doc in docs:
         assert doc["run"]["assets"]["objects"] == 5
         picks.append(sorted({f["asset"] for f in doc["findings"]
                              if "/" in f["asset"].removeprefix("s3://")}))
@@ -372,9 +400,9 @@ def test_unreachable_endpoint_fails_fast(servers: dict[str, s3peers.S3Server]) -
 
 def test_role_and_profile(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None:
     moto = servers["moto"]
-    # an audit role assumed through STS first
-    doc = scan(moto, "public-acl", "--role-arn",
-               "arn:aws:iam::123456789012:role/hipaa-audit").json()
+    # an audit role assumed through STS first (in this process)
+    _, doc = scan_here(moto, buckets=["public-acl"],
+                       role_arn="arn:aws:iam::123456789012:role/hipaa-audit")
     assert doc["run"]["options"]["role_arn"].endswith("role/hipaa-audit")
     assert "s3-public-acl" in checks_of(doc, "s3://public-acl")
     # a named profile from the shared credentials file, no keys in the environment
