@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, by_asset, run_cli
-from helpers import scan_and_render
+from helpers import scan_and_render, scan_json
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
@@ -50,6 +50,13 @@ def scan(*args: str, timeout: float = 400) -> tuple[int, dict[str, Any], str]:
     res = run_cli("scan", "network", "--format", "json", *args, timeout=timeout)
     doc = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
     return res.code, doc, res.stderr
+
+
+def scan_here(*targets: str, **options: Any) -> dict[str, Any]:
+    """``scan network TARGETS --format json`` in this process (:func:`helpers.scan_json`),
+    for the tests of what the scan finds rather than of the command: its JSON document."""
+    _code, doc = scan_json("network", {}, targets=list(targets), **options)
+    return doc  # type: ignore[no-any-return]
 
 
 def endpoints(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -315,11 +322,9 @@ def test_policies_judge_differently(observed: dict[str, Any]) -> None:
 
 def test_client_certificate_completes_the_scan(estate: dict[str, Any]) -> None:
     c = estate["certs"]
-    _code, doc, stderr = scan(estate["targets"]["storescp_tls_client_required"],
-                             estate["targets"]["client_cert_required"],
-                             "--client-cert", str(c.client_crt), "--client-key",
-                             str(c.client_key), "--ca-bundle", str(c.ca_crt))
-    assert doc, stderr
+    doc = scan_here(estate["targets"]["storescp_tls_client_required"],
+                    estate["targets"]["client_cert_required"], client_cert=str(c.client_crt),
+                    client_key=str(c.client_key), ca_bundle=str(c.ca_crt))
     assert not [f for f in doc["findings"] if f["status"] == "error"]
     eps = endpoints(doc)
     assert eps[estate["targets"]["storescp_tls_client_required"]]["dicom"] == "accepted"
@@ -341,7 +346,7 @@ def test_bare_host_port_is_classified(estate: dict[str, Any]) -> None:
     t = estate["targets"]
     bare = {n: t[n].split("://", 1)[1] for n in ("https_hsts", "storescp_plain", "http_content",
                                                   "storescp_tls", "good_tls13")}
-    _code, doc, _ = scan(*bare.values(), "--ca-bundle", str(estate["certs"].ca_crt))
+    doc = scan_here(*bare.values(), ca_bundle=str(estate["certs"].ca_crt))
     kinds = {e["target"]: e["kind"] for e in doc["run"]["evidence"]["endpoints"]}
     assert kinds == {bare["https_hsts"]: "https", bare["storescp_plain"]: "dicom",
                      bare["http_content"]: "http", bare["storescp_tls"]: "dicom+tls",
@@ -377,8 +382,7 @@ def _fragile_server(certs: netpeers.Certs, survive: int) -> tuple[int, threading
 
 def test_an_endpoint_that_dies_during_the_scan_is_a_finding(estate: dict[str, Any]) -> None:
     port, _ = _fragile_server(estate["certs"], survive=6)
-    _code, doc, stderr = scan(f"tls://127.0.0.1:{port}", "--deadline", "60")
-    assert doc, stderr
+    doc = scan_here(f"tls://127.0.0.1:{port}", deadline=60)
     checks = {f["check_id"]: f for f in doc["findings"]}
     assert "network-endpoint-stopped-answering" in checks
     assert checks["network-endpoint-stopped-answering"]["severity"] == "high"
@@ -422,7 +426,7 @@ def test_targets_file_error_names_the_line(tmp_path: Path) -> None:
 def test_targets_file_comments_and_blank_lines(estate: dict[str, Any], tmp_path: Path) -> None:
     f = tmp_path / "targets.txt"
     f.write_text(f"# modalities\n\n{estate['targets']['storescp_plain']}  # CT room 2\n")
-    _code, doc, _ = scan("--targets-file", str(f))
+    doc = scan_here(targets_file=str(f))
     assert [e["target"] for e in doc["run"]["evidence"]["endpoints"]] == \
         [estate["targets"]["storescp_plain"]]
 
