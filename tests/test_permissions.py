@@ -212,8 +212,8 @@ def test_world_readable_share_and_stray_acl(estate: dict[str, Any], tmp_path: Pa
     share.chmod(0o755)
     (share / "studies").chmod(0o750)
     subprocess.run(["setfacl", "-m", "u:nobody:rwx", str(share / "studies")], check=True)
-    result = scan(estate, "drifted.toml", sources=(f"fs:{share}",))
-    doc = json.loads(result.stdout)
+    _, doc = scan_json("permissions", {}, sources=[f"fs:{share}"],
+                       baseline=estate["folder"] / "drifted.toml")
     by_key = {(f["check_id"], f["asset"]): f for f in doc["findings"]}
     public = by_key[("perm-anyone-access", f"fs:{share}")]
     assert public["severity"] == "high" and "any local account" in public["message"]
@@ -232,15 +232,15 @@ def test_changes_since_previous_graph(estate: dict[str, Any], tmp_path: Path) ->
     first = scan(estate, "matching.toml", "--graph-json", str(tmp_path / "g.json"), sources=srcs)
     assert first.code == 0, first.stdout
     assert json.loads((tmp_path / "g.json").read_text())["snapshot"]["grants"]
-    # quiet again when nothing changed
-    same = scan(estate, "matching.toml", "--previous", str(tmp_path / "g.json"), sources=srcs)
-    assert failed(json.loads(same.stdout)) == set()
+    # quiet again when nothing changed (the later scans in this process: --previous FILE)
+    compared = {"sources": list(srcs), "baseline": folder / "matching.toml",
+                "previous": str(tmp_path / "g.json")}
+    _, same = scan_json("permissions", {}, **compared)
+    assert failed(same) == set()
     # a new PACS admin, and carol's account removed
     pacs.write_text(PACS.replace("carol,Radiologist,view,active,2026-05-01,user\n", "")
                     + "gpatel,PACS Admin,admin,active,2026-12-01,user\n", encoding="utf-8")
-    after = scan(estate, "matching.toml", "--previous", str(tmp_path / "g.json"),
-                 "--fail-on", "none", sources=srcs)
-    doc = json.loads(after.stdout)
+    code, doc = scan_json("permissions", {}, **compared)
     messages = {f["check_id"]: [] for f in doc["findings"]}
     for f in doc["findings"]:
         messages[f["check_id"]].append(f["message"])
@@ -249,7 +249,7 @@ def test_changes_since_previous_graph(estate: dict[str, Any], tmp_path: Path) ->
     assert "pacs:main:role/PACS Admin -> pacs:main" in added
     assert "pacs:main:user/gpatel member-of pacs:main:role/PACS Admin" in added
     assert "pacs:main:user/carol member-of pacs:main:role/Radiologist" in removed
-    assert after.code == 0
+    assert code == 0
     assert folder.exists()
 
 
@@ -303,12 +303,12 @@ def test_malformed_export_row_is_unverifiable(estate: dict[str, Any], tmp_path: 
     pacs = tmp_path / "pacs.csv"
     pacs.write_text(PACS + "mallory,Radiologist,teleport,active,2026-11-21,user\n"
                     + "onlyone\n", encoding="utf-8")
-    result = scan(estate, "matching.toml", "--fail-on", "none", sources=(f"pacs:main={pacs}",))
-    doc = json.loads(result.stdout)
+    _, doc = scan_json("permissions", {}, sources=[f"pacs:main={pacs}"],
+                       baseline=estate["folder"] / "matching.toml")
     errors = [f for f in doc["findings"] if f["check_id"] == "perm-unverifiable"]
     assert len(errors) == 2 and all(f["status"] == "error" for f in errors)
     assert {f["asset"] for f in errors} == {f"{pacs}:6", f"{pacs}:7"}
-    assert "teleport" not in result.stdout
+    assert "teleport" not in json.dumps(doc)
     assert os.path.exists(pacs)
 
 

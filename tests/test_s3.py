@@ -7,6 +7,7 @@ may pass, the scan must send no write, and no planted PHI value may reach any ou
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import types
@@ -17,7 +18,7 @@ import botocore.endpoint
 import botocore.retries.bucket
 import pytest
 from conftest import ROOT, run_cli
-from helpers import leaks, render_every_format, scan_json
+from helpers import leaks, scan_and_render
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 
@@ -29,6 +30,7 @@ from hipaa_audit.model import Status
 from hipaa_audit.redaction import Masker
 from hipaa_audit.s3 import entry as s3_entry
 from hipaa_audit.s3.run import S3Options, scan_s3
+from hipaa_audit.scanner import Setup, scanner_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TRUSTED = "111111111111"
@@ -65,42 +67,45 @@ def unverified(doc: dict[str, Any], asset: str) -> set[str]:
 
 
 def scan_here(server: s3peers.S3Server, calls: list[tuple[str, str]] | None = None,
-              **options: Any) -> tuple[int, dict[str, Any]]:
-    """``scan(server, ...)`` in this process (:func:`helpers.scan_json`); each API call the
-    scan's connection makes is added to ``calls``."""
+              formats: tuple[str, ...] = ("json",), **options: Any) -> tuple[int, dict[str, str]]:
+    """``scan(server, ...)`` in this process (:func:`helpers.scan_and_render`): the exit code
+    (as with ``--fail-on none``) and each format's text (every format when ``formats`` is
+    empty); each API call the scan's connection makes is added to ``calls``."""
+    opts = scanner_for("s3").options_model.from_command_line(
+        endpoint_url=server.endpoint_url,
+        provider="aws" if server.kind == "moto" else "compatible", **options)
     with pytest.MonkeyPatch.context() as mp:
         if calls is not None:
             def connect(access: Access, seen: list[tuple[str, str]] = calls) -> Connection:
                 return Connection(access, lambda service, op: seen.append((service, op)))
 
             mp.setattr(s3_entry, "Connection", connect)
-        return scan_json("s3", server.env(), endpoint_url=server.endpoint_url,
-                         provider="aws" if server.kind == "moto" else "compatible", **options)
+        return scan_and_render("s3", opts, Setup(strict=True, masker_=Masker(b"k" * 32)),
+                               formats, env=server.env())
 
 
 @pytest.fixture(scope="module")
 def estates(servers: dict[str, s3peers.S3Server]
-            ) -> dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]:
-    """Each whole estate scanned once (no bucket named), in this process: kind → the JSON
-    document and every API call the scan made."""
+            ) -> dict[str, tuple[dict[str, str], list[tuple[str, str]]]]:
+    """Each whole estate scanned once (no bucket named), in this process: kind → each format's
+    text and every API call the scan made."""
     out = {}
     for kind, options in (("moto", {"trusted_accounts": [TRUSTED]}), ("seaweedfs", {})):
         calls: list[tuple[str, str]] = []
-        code, doc = scan_here(servers[kind], calls, **options)
+        code, texts = scan_here(servers[kind], calls, (), **options)
         assert code == 4, kind  # findings, and objects a policy keeps from us
-        out[kind] = doc, calls
+        out[kind] = texts, calls
     return out
 
 
 @pytest.fixture(scope="module")
-def moto_doc(estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]) -> dict[str, Any]:
-    return estates["moto"][0]
+def moto_doc(estates: dict[str, tuple[dict[str, str], list[tuple[str, str]]]]) -> Any:
+    return json.loads(estates["moto"][0]["json"])
 
 
 @pytest.fixture(scope="module")
-def seaweed_doc(estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]
-                ) -> dict[str, Any]:
-    return estates["seaweedfs"][0]
+def seaweed_doc(estates: dict[str, tuple[dict[str, str], list[tuple[str, str]]]]) -> Any:
+    return json.loads(estates["seaweedfs"][0]["json"])
 
 
 PLANTED_MOTO = {
@@ -231,18 +236,18 @@ def test_seaweedfs(seaweed_doc: dict[str, Any]) -> None:
 
 
 def test_scan_sends_no_write(servers: dict[str, s3peers.S3Server],
-                             estates: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]]
+                             estates: dict[str, tuple[dict[str, str], list[tuple[str, str]]]]
                              ) -> None:
     """Every call of a whole scan is a List, Get or Head; s3control only on AWS semantics."""
     for server in servers.values():
-        doc, calls = estates[server.kind]
+        texts, calls = estates[server.kind]
         aws = server.kind == "moto"
         access = Access(endpoint_url=server.endpoint_url, region="us-east-1",
                         provider="aws" if aws else "compatible")
         with pytest.MonkeyPatch.context() as mp:
             for k, v in server.env().items():
                 mp.setenv(k, v)
-            assert doc["findings"]
+            assert json.loads(texts["json"])["findings"]
             ops = {op for _, op in calls}
             assert all(is_read_only(op) for op in ops), ops
             assert {"ListObjectsV2", "HeadObject", "GetObject", "GetBucketPolicy"} <= ops
@@ -263,8 +268,8 @@ def test_sample_is_bounded_and_reproducible(servers: dict[str, s3peers.S3Server]
     picks = []
     # the command once, then the same scan in this process with the same seed and another
     docs = [scan(moto, "phi-objects", "--sample-objects", "5", "--seed", "1").json(),
-            *(scan_here(moto, buckets=["phi-objects"], sample_objects=5, seed=seed)[1]
-              for seed in (1, 2))]
+            *(json.loads(scan_here(moto, buckets=["phi-objects"], sample_objects=5,
+                                   seed=seed)[1]["json"]) for seed in (1, 2))]
     for doc in docs:
         assert doc["run"]["assets"]["objects"] == 5
         picks.append(sorted({f["asset"] for f in doc["findings"]
@@ -329,23 +334,12 @@ def test_throttling(servers: dict[str, s3peers.S3Server]) -> None:
 PHI_BUCKETS = (("moto", "phi-objects"), ("seaweedfs", "sw-plain"))
 
 
-@pytest.fixture(scope="module")
-def rendered(servers: dict[str, s3peers.S3Server]) -> dict[tuple[str, str], str]:
-    """Each PHI bucket scanned once as ``scan s3`` does, then rendered by every format's writer."""
-    out: dict[tuple[str, str], str] = {}
-    for kind, bucket in PHI_BUCKETS:
-        server = servers[kind]
-        texts = render_every_format("s3", server.env(), buckets=[bucket],
-                                    endpoint_url=server.endpoint_url,
-                                    provider="aws" if kind == "moto" else "compatible")
-        out.update(((kind, fmt), text) for fmt, text in texts.items())
-    return out
-
-
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "sarif", "csv"])
-def test_no_phi_in_any_output(rendered: dict[tuple[str, str], str], fmt: str) -> None:
+def test_no_phi_in_any_output(estates: dict[str, tuple[dict[str, str], list[tuple[str, str]]]],
+                              fmt: str) -> None:
+    """Every format's writer on each whole estate (its PHI buckets among them)."""
     for kind, _ in PHI_BUCKETS:
-        text = rendered[kind, fmt]
+        text = estates[kind][0][fmt]
         assert "dicom-residual-identifier" in text
         assert not leaks(text), f"{kind} {fmt}: {leaks(text)}"
 
@@ -401,8 +395,8 @@ def test_unreachable_endpoint_fails_fast(servers: dict[str, s3peers.S3Server]) -
 def test_role_and_profile(servers: dict[str, s3peers.S3Server], tmp_path: Path) -> None:
     moto = servers["moto"]
     # an audit role assumed through STS first (in this process)
-    _, doc = scan_here(moto, buckets=["public-acl"],
-                       role_arn="arn:aws:iam::123456789012:role/hipaa-audit")
+    doc = json.loads(scan_here(moto, buckets=["public-acl"],
+                               role_arn="arn:aws:iam::123456789012:role/hipaa-audit")[1]["json"])
     assert doc["run"]["options"]["role_arn"].endswith("role/hipaa-audit")
     assert "s3-public-acl" in checks_of(doc, "s3://public-acl")
     # a named profile from the shared credentials file, no keys in the environment
