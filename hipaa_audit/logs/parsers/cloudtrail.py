@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
+from json.encoder import encode_basestring_ascii as _json_text
 from pathlib import Path
 from typing import Any
 
 from hipaa_audit.logs.parsers.common import (
+    MASKED_LABEL,
     _Bad,
     _Collector,
     _dict,
@@ -70,6 +71,21 @@ def _cloudtrail_action(event: str) -> str:
     action = _CT_ACTIONS.get(event)
     if action is not None:
         return action
+    action = _OTHER_ACTIONS.get(event)
+    if action is None:
+        action = _action_by_prefix(event)
+        if len(event) <= MAX_DETAIL_TEXT:
+            if len(_OTHER_ACTIONS) >= _DETAIL_KEYS_KEPT:
+                _OTHER_ACTIONS.clear()
+            _OTHER_ACTIONS[event] = action
+    return action
+
+
+#: The actions of event names not in :data:`_CT_ACTIONS` met so far (names repeat); bounded.
+_OTHER_ACTIONS: dict[str, str] = {}
+
+
+def _action_by_prefix(event: str) -> str:
     if event.startswith(("PutBucketLifecycle", "DeleteBucketLifecycle")):
         return "config-change"
     if event.startswith(("Attach", "Detach")) or (
@@ -139,7 +155,10 @@ def _cloudtrail_row(rec: dict[str, Any], fp: _Fingerprints, line: int, fallback_
 
     target = None
     for key in _CT_TARGET_KEYS:
-        target = _str(params.get(key))
+        found = params.get(key)
+        if found is None:
+            continue
+        target = _str(found)
         if target:
             if key == "policyArn":
                 target = target.rsplit("/", 1)[-1]
@@ -204,34 +223,79 @@ def _cloudtrail_detail(rec: dict[str, Any], fp: _Fingerprints) -> str | None:
     levels deep.
     """
     out: dict[str, str] = {}
-
-    def walk(path: str, value: object, depth: int) -> None:
-        if len(out) >= MAX_DETAIL_LEAVES:
-            return
-        if isinstance(value, dict):
-            if depth >= MAX_DETAIL_DEPTH:
-                return
-            for key, inner in value.items():
-                if (not isinstance(key, str) or not key or "." in key or SECRET_KEY.search(key)
-                        or may_identify(key) or len(key) > MAX_DETAIL_TEXT):
-                    continue
-                walk(f"{path}.{key}", inner, depth + 1)
-            return
-        if isinstance(value, bool):
-            text: str | None = "true" if value else "false"
-        else:
-            text = _str(value)
-        if text is None:
-            return
-        if len(text) > MAX_DETAIL_TEXT or may_identify(text):
-            text = fp.mask(text)
-        out[path] = str(text)
-
     for root in DETAIL_ROOTS:
         value = rec.get(root)
-        if (root == "errorMessage") != isinstance(value, dict):
-            walk(root, value, 0)
-    return json.dumps(out, sort_keys=True, separators=(",", ":")) if out else None
+        if isinstance(value, dict):
+            if root != "errorMessage":
+                _walk_detail(out, root, value, 0, fp)
+        elif root == "errorMessage":
+            _detail_leaf(out, root, value, fp)
+    if not out:
+        return None
+    # as json.dumps(out, sort_keys=True, separators=(",", ":")) of these texts
+    pairs = [f"{_json_text(k)}:{_json_text(v)}" for k, v in sorted(out.items())]
+    return "{" + ",".join(pairs) + "}"
+
+
+def _walk_detail(out: dict[str, str], path: str, value: dict[Any, Any], depth: int,
+                 fp: _Fingerprints) -> None:
+    """The screened scalar leaves under ``value`` (at ``path``, ``depth``) into ``out``.
+
+    Depth first, until :data:`MAX_DETAIL_LEAVES`; objects :data:`MAX_DETAIL_DEPTH` deep are left.
+    """
+    for key, inner in value.items():
+        if len(out) >= MAX_DETAIL_LEAVES:
+            return
+        if not _detail_key(key):
+            continue
+        if isinstance(inner, dict):
+            if depth + 1 < MAX_DETAIL_DEPTH:
+                _walk_detail(out, f"{path}.{key}", inner, depth + 1, fp)
+        elif type(inner) is str:
+            text = inner.strip()
+            if text:  # fp.label: fingerprinted when it may hold an identifier
+                out[f"{path}.{key}"] = (f"{MASKED_LABEL}{fp(text)}" if len(text) > MAX_DETAIL_TEXT
+                                        else fp.text(text))
+        elif type(inner) is int:  # not a bool; as _str
+            text = str(inner)
+            out[f"{path}.{key}"] = (f"{MASKED_LABEL}{fp(text)}" if len(text) > MAX_DETAIL_TEXT
+                                    else fp.text(text))
+        else:
+            _detail_leaf(out, f"{path}.{key}", inner, fp)
+
+
+def _detail_leaf(out: dict[str, str], path: str, value: object, fp: _Fingerprints) -> None:
+    """One scalar leaf (not an object) of the detail at ``path``, screened (lists are left)."""
+    if len(out) >= MAX_DETAIL_LEAVES:
+        return
+    if isinstance(value, bool):
+        text: str | None = "true" if value else "false"
+    else:
+        text = _str(value)
+    if text is None:
+        return
+    out[path] = f"{MASKED_LABEL}{fp(text)}" if len(text) > MAX_DETAIL_TEXT else fp.text(text)
+
+
+#: Whether each detail key met is kept (keys repeat from record to record); bounded.
+_DETAIL_KEYS: dict[str, bool] = {}
+_DETAIL_KEYS_KEPT = 4096
+
+
+def _detail_key(key: object) -> bool:
+    """Whether the detail key ``key`` is kept: a short name, no dot, no identifier, no secret."""
+    if not isinstance(key, str):
+        return False
+    known = _DETAIL_KEYS.get(key)
+    if known is not None:
+        return known
+    kept = bool(key) and "." not in key and len(key) <= MAX_DETAIL_TEXT and not (
+        SECRET_KEY.search(key) or may_identify(key))
+    if len(key) <= MAX_DETAIL_TEXT:
+        if len(_DETAIL_KEYS) >= _DETAIL_KEYS_KEPT:
+            _DETAIL_KEYS.clear()
+        _DETAIL_KEYS[key] = kept
+    return kept
 
 
 def _cloudtrail_unpack(value: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any] | str]:

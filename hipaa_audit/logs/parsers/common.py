@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hipaa_audit.errors import HipaaAuditError
 from hipaa_audit.logs.schema import (
@@ -36,6 +37,9 @@ HEAD_BYTES = 64 * 1024
 MAX_RECORD_CHARS = 16 * 1024 * 1024
 #: Fingerprints remembered per parse (patients and studies repeat); cleared when full.
 FINGERPRINT_CACHE = 1_000_000
+#: Labels (user agents, error codes, detail values) up to this long are remembered, this many.
+_LABEL_CACHED = 256
+_LABEL_CACHE = 65_536
 #: A count or byte size beyond this (2^62) is not a plausible value: the record is malformed.
 MAX_NUMBER = 2**62
 
@@ -65,6 +69,7 @@ class _Fingerprints:
     def __init__(self, masker: Masker) -> None:
         self._fingerprint = masker.fingerprint
         self._cache: dict[str, str] = {}
+        self._labels: dict[str, str] = {}  # short plain labels (no known ids, no codes)
 
     def __call__(self, value: str) -> str:
         cache = self._cache
@@ -106,9 +111,23 @@ class _Fingerprints:
         See :func:`may_identify`; ``known`` are the record's own patient id and name,
         ``codes`` lets DICOM codes (``110106``) through.
         """
-        if value is None or not may_identify(value, known, codes):
-            return value
-        return self.mask(value)
+        if value is None:
+            return None
+        if known or codes or len(value) > _LABEL_CACHED:
+            return self.mask(value) if may_identify(value, known, codes) else value
+        return self.text(value)
+
+    def text(self, value: str) -> str:
+        """``label(value)`` of a text (no known ids, no codes), remembered when short."""
+        labels = self._labels
+        out = labels.get(value)
+        if out is None:
+            out = f"{MASKED_LABEL}{self(value)}" if may_identify(value) else value
+            if len(value) <= _LABEL_CACHED:
+                if len(labels) >= _LABEL_CACHE:
+                    labels.clear()
+                labels[value] = out
+        return out
 
     def mask(self, value: str | None) -> str | None:
         """``value`` fingerprinted whatever it holds (e.g. a patient's own address)."""
@@ -138,11 +157,11 @@ def may_identify(value: str, known: Sequence[str | None] = (), codes: bool = Fal
     ``known`` (the record's own patient id or family name, three characters or more, any case).
     A UUID is never PHI; with ``codes``, DICOM codes (six digits from 1) are let through.
     """
-    if _UUID.fullmatch(value):
-        return False
     text = _DICOM_CODE.sub("", value) if codes else value
     if _IDENTIFIER_LIKE.search(text):
-        return True
+        return _UUID.fullmatch(value) is None
+    if not known or _UUID.fullmatch(value):
+        return False
     low = value.lower()
     return any(k is not None and len(k) >= 3 and k.lower() in low for k in known)
 
@@ -304,12 +323,12 @@ def _rows_frame(rows: list[_Row], fmt: str, source: str,
     lines = np.asarray(columns["line"], dtype=np.int64)
     data: dict[str, Any] = {"time": times}
     for name in _ROW_STRINGS:
-        data[name] = pd.array(columns[name], dtype=STRING_DTYPE)
+        data[name] = _string_array(columns[name])
     for name in ("objects", "bytes", "line"):
         data[name] = pd.array(columns[name], dtype="Int64")
     n = len(rows)
-    data["format"] = pd.array([fmt] * n, dtype=STRING_DTYPE)
-    data["source"] = pd.array([source] * n, dtype=STRING_DTYPE)
+    data["format"] = _string_array([fmt] * n)
+    data["source"] = _string_array([source] * n)
     frame = pd.DataFrame(data)
     bad = frame["time"].isna().to_numpy()
     if bad.any():
@@ -317,6 +336,14 @@ def _rows_frame(rows: list[_Row], fmt: str, source: str,
             malformed.append(Malformed(source, int(line), "bad timestamp"))
         frame = frame[~bad]
     return normalise(frame)
+
+
+def _string_array(values: Sequence[str | None] | np.ndarray[Any, Any]) -> Any:
+    """``pd.array(values, dtype=STRING_DTYPE)``, built by pyarrow straight from the texts."""
+    try:
+        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+    except (pa.ArrowException, UnicodeError):  # not all texts (or not encodable): as pandas does
+        return pd.array(values, dtype=STRING_DTYPE)
 
 
 def _iso_times(values: pd.Series) -> pd.Series:

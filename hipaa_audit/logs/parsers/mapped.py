@@ -21,6 +21,7 @@ from hipaa_audit.logs.parsers.common import (
     _Fingerprints,
     _iso_times,
     _patient_id,
+    _string_array,
 )
 from hipaa_audit.logs.schema import (
     ACTIONS,
@@ -150,7 +151,7 @@ def _map_unique(values: pd.Series, function: Callable[[str], str | None]) -> pd.
     """``function`` applied once per distinct value (NA stays NA), as a string column."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = np.array([function(str(u)) for u in uniques] + [None], dtype=object)
-    return pd.Series(pd.array(mapped[codes], dtype=STRING_DTYPE), index=values.index)
+    return pd.Series(_string_array(mapped[codes]), index=values.index)
 
 
 def _clean(values: pd.Series) -> pd.Series:
@@ -212,7 +213,8 @@ def _mapped_frame(raw: dict[str, pd.Series], lines: np.ndarray[Any, Any],
     """The normalised events of one chunk of CSV/JSONL values (one column per mapped field)."""
     n = len(lines)
     index = pd.RangeIndex(n)
-    columns = {k: _clean(pd.Series(v.to_numpy(), index=index)) for k, v in raw.items()}
+    columns = {k: _clean(pd.Series(v.array if v.dtype == STRING_DTYPE else v.to_numpy(),
+                                   index=index)) for k, v in raw.items()}
     if not columns or n == 0:
         return empty()
     blank = np.logical_and.reduce([s.isna().to_numpy() for s in columns.values()])
