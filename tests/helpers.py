@@ -543,3 +543,32 @@ def scan_json(name: str, env: dict[str, str], **options: Any) -> tuple[int, Any]
     code, texts = scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)),
                                   ["json"], env=env)
     return code, json.loads(texts["json"])
+
+
+def assess_without_pdfs(config: Path, **options: Any) -> Any:
+    """Run the assessment ``config`` names in this process (:func:`assess_stored`, with the same
+    options) and write its report files as ``hipaa-audit assess`` does
+    (``write_assessment_files``, the function the command calls), except the two PDFs and
+    their HTML pages; return the ``Assessed`` run.
+
+    For tests that read only the findings files, SARIF, JUnit, OCSF or OSCAL of a run (and
+    SHA256SUMS over them); the command itself, its PDFs and HTML pages are tested through
+    ``run_cli``.
+    """
+    from hipaa_audit.assess import write_assessment_files
+    from hipaa_audit.catalog import load_catalog
+    from hipaa_audit.report import build
+    from hipaa_audit.store import Store
+
+    done = assess_stored(config, **options)
+    cfg = load_config(config)
+    assert cfg.data.store.path is not None, "the assessment file names no [store] path"
+    render = build.write_reports
+
+    def without_pdfs(store: Store, run: Any, catalog: Any, outputs: Any, **kw: Any) -> Any:
+        return render(store, run, catalog, {}, **kw)  # the findings files only
+
+    with Store(Path(cfg.data.store.path)) as store, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build, "write_reports", without_pdfs)
+        write_assessment_files(store, done, load_catalog(), cfg, None)
+    return done

@@ -39,6 +39,15 @@ def with_attestations(folder: Path, text: str) -> Path:
     return cfg
 
 
+def latest_report(folder: Path, kind: str, name: str) -> Path:
+    """The ``kind`` report (risk, baa) of the latest run in ``folder``'s store, written to
+    ``folder / name`` by the report command."""
+    pdf = folder / name
+    r = run_cli("report", kind, "--store", str(folder / "history.db"), "--output", str(pdf))
+    assert r.code == 0, r.stderr
+    return pdf
+
+
 def test_the_starter_asks_a_question_for_every_one_of_the_69_rows(tmp_path: Path) -> None:
     doc = tomllib.loads(starter_text())
     assert list(doc) == citations() and len(doc) == 69
@@ -92,10 +101,11 @@ def test_attestation_errors_name_the_file_and_key(tmp_path: Path, text: str, whe
 
 
 def test_attested_rows_and_their_evidence_reach_the_pdf(tmp_path: Path) -> None:
+    # the run in this process (without its reports), its risk report rendered from the store
+    # by the report command (the same renderer as the command's), then again
     cfg = with_attestations(tmp_path, SANCTIONS)
-    r = run_cli("assess", "--config", str(cfg), "--fail-on", "none")
-    assert r.code == 0, r.stderr
-    pdf = tmp_path / "reports" / "risk-analysis.pdf"
+    assert assess_stored(cfg, fail_on="none").exit_code == 0
+    pdf = latest_report(tmp_path, "risk", "risk.pdf")
     text = pdftext(pdf)
     assert "Attested implemented: Sanctions policy HR-12 v3" in text
     assert "Attestation evidence" in text
@@ -104,9 +114,7 @@ def test_attested_rows_and_their_evidence_reach_the_pdf(tmp_path: Path) -> None:
     assert "sanctions.txt" in listing
     # the evidence changes after the run: a re-rendered report says so and does not attach it
     (tmp_path / "policies" / "sanctions.txt").write_text("edited later\n")
-    again = tmp_path / "again.pdf"
-    r = run_cli("report", "risk", "--store", str(tmp_path / "history.db"), "--output", str(again))
-    assert r.code == 0, r.stderr
+    again = latest_report(tmp_path, "risk", "again.pdf")
     assert "changed or missing since the run: not attached" in pdftext(again)
     listing = subprocess.run(["pdfdetach", "-list", str(again)], capture_output=True, text=True,
                              check=True).stdout
@@ -162,24 +170,21 @@ def test_vendor_document_errors_name_the_key(tmp_path: Path, change: tuple[str, 
 
 def test_received_documents_turn_requested_into_received_and_old_ones_are_stale(
         tmp_path: Path) -> None:
+    # the runs in this process (without their reports), their BAA reports rendered from the
+    # store by the report command
     cfg = with_vendor(tmp_path)
-    r = run_cli("assess", "--config", str(cfg), "--fail-on", "none")
-    assert r.code == 0, r.stderr
-    text = squeezed(tmp_path / "reports" / "baa-evidence.pdf")
+    assert assess_stored(cfg, fail_on="none").exit_code == 0
+    text = squeezed(latest_report(tmp_path, "baa", "baa.pdf"))
     digest = hashlib.sha256(b"%PDF-1.4 executed agreement\n").hexdigest()[:16]
     assert squeeze("received Executed BAA, 2024, received 2026-11-02, reviewed on 2026-11-05 by "
                    f"B. Reviewer, Privacy Officer; SHA-256 {digest}") in text
     assert squeeze("stale evidence stale: incident-plan.pdf, received 2020-01-10") in text
     assert text.count("documentsrequested") >= 10  # the provisions nothing was received for
-    # a longer allowed age: the old document is current again (the run in this process, its
-    # BAA report rendered from the store by the report command)
+    # a longer allowed age: the old document is current again
     longer = 'output_dir = "reports"\nevidence_max_age_days = 3650\n'
     cfg.write_text(cfg.read_text().replace('output_dir = "reports"\n', longer))
     assert assess_stored(cfg, fail_on="none").exit_code == 0
-    baa = tmp_path / "again.pdf"
-    r = run_cli("report", "baa", "--store", str(tmp_path / "history.db"), "--output", str(baa))
-    assert r.code == 0, r.stderr
-    text = squeezed(baa)
+    text = squeezed(latest_report(tmp_path, "baa", "again.pdf"))
     assert squeeze("received incident-plan.pdf, received 2020-01-10") in text
     assert squeeze("stale: incident-plan.pdf") not in text
 

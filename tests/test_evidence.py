@@ -140,6 +140,7 @@ def test_a_log_analysis_in_process_writes_only_declared_evidence(tmp_path: Path)
     assert set(summary) <= set(evidence.LogSummary.__annotations__), sorted(set(summary))
 
 
+@pytest.mark.bench  # a smoke test of bench/report.py's generator: make bench runs it first
 def test_the_report_benchmark_builds_only_declared_evidence() -> None:
     """Its synthetic findings stand for real ones: they must have the real shapes."""
     sys.path.insert(0, str(ROOT / "bench"))

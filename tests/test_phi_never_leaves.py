@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@cache  # a run is only read: tests asking for the same command line share it
 def scan(tree: Path, fmt: str, *, to_file: bool, workers: int, reveal: bool = False) -> Run:
     out = tree.parent / f"out-{fmt}-{workers}-{to_file}-{reveal}.{fmt}"
     args = ["scan", "archive", tree.name, "--format", fmt, "--fail-on", "none", "--progress",
@@ -314,9 +316,15 @@ def test_hardening_needles_are_planted(hardened: Path) -> None:
         assert value.encode() in blob, label
 
 
-def scan_hardened(root: Path, fmt: str, *extra: str) -> tuple[int, str]:
-    proc = run_raw("scan", "archive", "estate", "--format", fmt, "--fail-on", "none",
+@cache  # a run is only read: tests asking for the same command line share it
+def scanned_hardened(root: Path, fmt: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    """``scan archive`` of the planted estate with ``--progress``, as it ran."""
+    return run_raw("scan", "archive", "estate", "--format", fmt, "--fail-on", "none",
                    "--progress", *extra, cwd=root)
+
+
+def scan_hardened(root: Path, fmt: str, *extra: str) -> tuple[int, str]:
+    proc = scanned_hardened(root, fmt, *extra)
     assert "Traceback" not in decode(proc.stderr)
     return proc.returncode, decode(proc.stdout) + decode(proc.stderr)
 
@@ -341,8 +349,11 @@ def test_mask_paths_hides_the_folder_in_every_format(hardened: Path, fmt: str) -
 
 
 def test_the_folder_is_a_finding_and_masked_ids_are_stable(hardened: Path) -> None:
-    docs = [json.loads(run_raw("scan", "archive", "estate", "--format", "json", "--fail-on",
-                               "none", "--mask-paths", cwd=hardened).stdout) for _ in range(2)]
+    """Two runs (one of them the --progress run the test above searched) give the same ids."""
+    docs = [json.loads(proc.stdout) for proc in (
+        scanned_hardened(hardened, "json", "--mask-paths"),
+        run_raw("scan", "archive", "estate", "--format", "json", "--fail-on", "none",
+                "--mask-paths", cwd=hardened))]
     assert [f["id"] for f in docs[0]["findings"]] == [f["id"] for f in docs[1]["findings"]]
     path = [f for f in docs[0]["findings"] if f["check_id"] == "archive-identifier-in-path"]
     assert len(path) == 1 and path[0]["severity"] == "high"

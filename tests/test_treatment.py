@@ -171,8 +171,9 @@ def test_accepted_risk_leaves_fail_on_and_comes_back_when_it_lapses(tmp_path: Pa
 
 
 def test_a_past_run_is_reported_with_the_decisions_of_its_day(tmp_path: Path) -> None:
-    assert assess_stored(estate(tmp_path, accept()), fail_on="critical").exit_code == 0
-    first = runs_json(tmp_path, "list")["runs"][-1]["id"]
+    done = assess_stored(estate(tmp_path, accept()), fail_on="critical")
+    assert done.exit_code == 0
+    first = done.run.id
     (tmp_path / "treatment.toml").write_text("", encoding="utf-8")  # the file changes later
     out = tmp_path / "again.pdf"
     r = run_cli("report", "risk", "--run", first, "--store", str(tmp_path / "history.db"),
@@ -205,19 +206,22 @@ def test_fail_on_new_in_a_cron_like_sequence(tmp_path: Path) -> None:
     estate(tmp_path)
     job = ("--fail-on", "critical", "--fail-on-new")
     first = assess(tmp_path, *job)  # no earlier run: every finding is new
-    assert first.code == 3 and "since run (none: first run)" in first.stdout, first.stdout
-    second = assess(tmp_path, *job)  # the same command again: nothing new
-    assert second.code == 0, second.stdout + second.stderr
-    assert "0 new finding(s) at or above --fail-on" in second.stdout
-    # a new critical finding appears: the next run fails, the one after does not (these runs
-    # go through the function the command calls, in this process, without reports)
+    assert first.code == 3, first.stdout + first.stderr
+    assert "--fail-on-new: 1 new finding(s) at or above --fail-on since run (none: first run)" \
+        in first.stdout, first.stdout
+    # the same command again: nothing new (this run and the next ones go through the function
+    # the command calls, in this process, without reports; the line above prints this record)
+    cfg = tmp_path / "assessment.toml"
+    base = runs_json(tmp_path, "list")["runs"][0]["id"]
+    second = assess_stored(cfg, fail_on="critical", fail_on_new=True)
+    assert second.exit_code == 0
+    assert second.run.meta["fail_on_new"] == {"baseline": base, "new_at_or_above": 0}
+    # a new critical finding appears: the next run fails, the one after does not
     (tmp_path / "estate" / "c.dcm").write_bytes(generate.fail_every_identifier())
     (tmp_path / "estate" / "c.dcm").chmod(0o600)
-    cfg = tmp_path / "assessment.toml"
     assert assess_stored(cfg, fail_on="critical", fail_on_new=True).exit_code == 3
     assert assess_stored(cfg, fail_on="critical", fail_on_new=True).exit_code == 0
     # against a fixed baseline (the first run) the new file stays new
-    base = runs_json(tmp_path, "list")["runs"][0]["id"]
     assert assess_stored(cfg, fail_on="critical", fail_on_new=True,
                          baseline=base).exit_code == 3
     # without --fail-on-new the known findings count as before
