@@ -12,10 +12,9 @@ import subprocess
 import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import xmlschema
 from conftest import run_cli
 from helpers import (
     MITIGATE,
@@ -28,10 +27,9 @@ from helpers import (
     generate,
     oscal_documents,
 )
-from junitparser import Error, Failure, JUnitXml, Skipped
-from ocsf.compile import Compilation, CompilationOptions
-from ocsf.repository import read_repo
-from ocsf.schema import OcsfAttr, OcsfObject, OcsfSchema
+
+if TYPE_CHECKING:  # the schema libraries load when a test needs them, not at collection
+    from ocsf.schema import OcsfAttr, OcsfObject, OcsfSchema
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +47,8 @@ OCSF_SCHEMA = SCHEMAS / "ocsf-1.3.0"
 
 def junit_problems(report: Path | ET.Element) -> list[str]:
     """What the JUnit XSD finds wrong with a report: one line per violation."""
+    import xmlschema
+
     schema = xmlschema.XMLSchema(JUNIT_XSD)
     source = report if isinstance(report, Path) else ET.tostring(report, encoding="unicode")
     return [f"{e.path}: {e.reason}" for e in schema.iter_errors(source)]
@@ -57,6 +57,9 @@ def junit_problems(report: Path | ET.Element) -> list[str]:
 @cache
 def ocsf_schema() -> OcsfSchema:
     """The OCSF schema, compiled from the vendored definitions by OCSF's reference compiler."""
+    from ocsf.compile import Compilation, CompilationOptions
+    from ocsf.repository import read_repo
+
     return Compilation(read_repo(OCSF_SCHEMA), CompilationOptions()).build()
 
 
@@ -233,6 +236,8 @@ def test_junit_and_ocsf_exports(assessed: Path) -> None:
 def check_junit_schema(report: Path, cases: dict[str, ET.Element]) -> None:
     """The report is valid for junit-10.xsd, junitparser reads the same results from it, and
     the schema check fails when the report breaks."""
+    from junitparser import Error, Failure, JUnitXml, Skipped
+
     assert not junit_problems(report)
     [suite] = JUnitXml.fromfile(str(report))
     results = {c.name: [type(r) for r in c.result] for c in suite}
@@ -316,6 +321,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_exports_stay_valid_for_unverifiable_assets_and_hostile_names(hostile: Path) -> None:
     """An asset that could not be checked is an OCSF Warning and a JUnit error; a file name
     with a control character and a byte that is not UTF-8 leaves both exports valid."""
+    from junitparser import JUnitXml
+
     reports = hostile
     assert not junit_problems(reports / "junit.xml")
     [suite] = JUnitXml.fromfile(str(reports / "junit.xml"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from helpers import load_generator
+from helpers import load_generator, scan_and_render
 
 from hipaa_audit.archive.dicom.parser import (
     LONG_VRS,
@@ -29,6 +29,8 @@ from hipaa_audit.archive.dicom.parser import (
     ParsedHeader,
     parse_header,
 )
+from hipaa_audit.redaction import Masker
+from hipaa_audit.scanner import Setup, scanner_for
 
 pytestmark = pytest.mark.e2e
 
@@ -222,6 +224,18 @@ def scan_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any],
     return result.code, result.json(), result.stderr
 
 
+def scan_json_in_process(*paths: str, cwd: Path, **options: Any) -> tuple[int, dict[str, Any]]:
+    """:func:`scan_json` run in this process from ``cwd`` (the calls the command makes:
+    ``helpers.scan_and_render``), for tests of the walk rather than of the command's process."""
+    opts = scanner_for("archive").options_model.from_command_line(paths=list(paths), **options)
+    setup = Setup(strict=True, masker_=Masker(b"k" * 32))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        code, texts = scan_and_render("archive", opts, setup, ["json"])
+    doc: dict[str, Any] = json.loads(texts["json"])
+    return code, doc
+
+
 def scan_json_unprivileged(arg: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
     """Scan without the privilege to read past file modes.
 
@@ -261,7 +275,7 @@ def test_links(tmp_path: Path) -> None:
     (tree / "out.dcm").symlink_to(outside)
     (tree / "dangling.dcm").symlink_to(tmp_path / "nowhere.dcm")
     (tree / "inside.dcm").symlink_to(tree / "sub" / "fail_top_level.dcm")
-    code, doc, _ = scan_json("tree", cwd=tmp_path)
+    code, doc = scan_json_in_process("tree", cwd=tmp_path)
     assert code == 4
     errors = errors_by_asset(doc)
     for name in ("loop", "ping", "pong", "sub/parent", "out.dcm", "dangling.dcm"):
@@ -280,7 +294,7 @@ def test_link_given_as_argument_is_followed(tmp_path: Path) -> None:
     target = tmp_path / "real.dcm"
     target.write_bytes(gen.fail_top_level())
     (tmp_path / "link.dcm").symlink_to(target)
-    code, doc, _ = scan_json("link.dcm", cwd=tmp_path)
+    code, doc = scan_json_in_process("link.dcm", cwd=tmp_path)
     assert code == 0
     assert {f["asset"] for f in doc["findings"]} == {"link.dcm"}
 
@@ -426,7 +440,7 @@ def test_follow_symlinks_stays_inside_the_roots(tmp_path: Path) -> None:
     (tree / "alias").symlink_to(tree / "data")  # a folder link inside the tree
     (tree / "again").symlink_to(tree)  # a loop through a folder link
     (tree / "leave").symlink_to(outside)
-    _, doc, _ = scan_json("tree", "--follow-symlinks", cwd=tmp_path)
+    _, doc = scan_json_in_process("tree", cwd=tmp_path, follow_symlinks=True)
     assets = {f["asset"] for f in doc["findings"]}
     # the data folder is walked once, whether reached directly or through a link
     assert "tree/data/IM1.dcm" in assets  # the real folder keeps its own name
@@ -434,7 +448,7 @@ def test_follow_symlinks_stays_inside_the_roots(tmp_path: Path) -> None:
     assert not any("IM2.dcm" in a for a in assets)
     errors = errors_by_asset(doc)
     assert "outside" in errors["tree/leave"]
-    _, doc, _ = scan_json("tree", cwd=tmp_path)  # by default links are not followed
+    _, doc = scan_json_in_process("tree", cwd=tmp_path)  # by default links are not followed
     assert doc["run"]["assets"]["links_inside_tree_skipped"] == 2
 
 
@@ -442,5 +456,5 @@ def test_link_to_a_folder_given_as_argument_is_walked(tmp_path: Path) -> None:
     (tmp_path / "share").mkdir()
     (tmp_path / "share" / "IM1.dcm").write_bytes(gen.fail_top_level())
     (tmp_path / "mount").symlink_to(tmp_path / "share")
-    _, doc, _ = scan_json("mount", cwd=tmp_path)
+    _, doc = scan_json_in_process("mount", cwd=tmp_path)
     assert {f["asset"] for f in doc["findings"]} == {"mount/IM1.dcm"}

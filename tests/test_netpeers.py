@@ -27,8 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from helpers import served_json, serving, sigterm_exit
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import netpeers
@@ -97,6 +95,9 @@ def s_client(peer: netpeers.Peer, *args: str) -> str:
 def c_echo(peer: netpeers.Peer, tls_args: tuple[ssl.SSLContext, str] | None = None,
            ae_title: str | None = None) -> Any:
     """pynetdicom C-ECHO: the status (a Dataset) or None when no association was established."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
     ae = AE(ae_title="NETPEERSTEST")
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.network_timeout = ae.connection_timeout = 5

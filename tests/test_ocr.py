@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 
 import pytest
 from conftest import run_bench, run_cli
-from helpers import leaks, load_generator, render_every_format
+from helpers import leaks, load_generator, scan_and_render
 
 from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
 from hipaa_audit.archive.dicom.parser import parse_header
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Location
+from hipaa_audit.redaction import Masker
+from hipaa_audit.scanner import Setup, scanner_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +37,33 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ocr_run(images: Path) -> Any:
-    """The command's OCR scan of ``images`` in JSON."""
-    return run_cli("scan", "archive", images.name, "--ocr", "--format", "json",
-                   "--fail-on", "none", cwd=images.parent)
+def ocr_scan(images: Path) -> tuple[int, dict[str, str]]:
+    """One OCR scan of ``images`` in this process, as the command runs it (``--fail-on none``):
+    its exit code and every format's writer's text. The command itself is :func:`zip_run`."""
+    opts = scanner_for("archive").options_model.from_command_line(paths=[images.name], ocr=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(images.parent)
+        return scan_and_render("archive", opts, Setup(strict=True, masker_=Masker(b"k" * 32)))
 
 
-def test_burned_in_identifiers_are_found(ocr_run: Any) -> None:
-    result = ocr_run
-    assert result.code == 0, result.stderr
-    doc = result.json()
+@pytest.fixture(scope="module")
+def zip_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The command's OCR scan, in JSON, of a zip holding the image of ``images/burned.dcm``."""
+    import io
+    import zipfile
+
+    folder = tmp_path_factory.mktemp("ocr-zip")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("us/IM0001.dcm", gen.burned_in_text_image())
+    (folder / "referral.zip").write_bytes(buf.getvalue())
+    return run_cli("scan", "archive", "referral.zip", "--ocr", "--format", "json", cwd=folder)
+
+
+def test_burned_in_identifiers_are_found(ocr_scan: tuple[int, dict[str, str]]) -> None:
+    code, texts = ocr_scan
+    assert code == 0
+    doc = json.loads(texts["json"])
     found = {f["asset"]: f for f in doc["findings"] if f["check_id"] == CHECK}
     assert set(found) == {"images/burned.dcm"}, doc["findings"]
     finding = found["images/burned.dcm"]
@@ -54,13 +74,12 @@ def test_burned_in_identifiers_are_found(ocr_run: Any) -> None:
         assert 0 <= box["left"] < 512 and 0 <= box["top"] < 200 and box["width"] > 0
     assert doc["run"]["assets"]["images_read_by_ocr"] == 2
     assert doc["run"]["options"]["ocr"] is True
-    assert not leaks(result.stdout)
+    assert not leaks(texts["json"])
 
 
-def test_words_never_leave(images: Path, ocr_run: Any) -> None:
-    # the command's output, and every format's writer on one in-process OCR scan
-    texts = {"command": ocr_run.stdout + ocr_run.stderr,
-             **render_every_format("archive", {}, paths=[str(images)], ocr=True)}
+def test_words_never_leave(ocr_scan: tuple[int, dict[str, str]], zip_run: Any) -> None:
+    # the command's output (the same image in a zip), and every format's writer
+    texts = {"command": zip_run.stdout + zip_run.stderr, **ocr_scan[1]}
     for fmt, text in texts.items():
         assert CHECK in text, fmt
         assert "ELEANOR" not in text.upper(), fmt
@@ -74,18 +93,13 @@ def test_without_ocr_pixels_are_not_examined(images: Path) -> None:
     assert CHECK not in result.stdout
 
 
-def test_ocr_reads_container_members(tmp_path: Path) -> None:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as archive:
-        archive.writestr("us/IM0001.dcm", gen.burned_in_text_image())
-    (tmp_path / "referral.zip").write_bytes(buf.getvalue())
-    result = run_cli("scan", "archive", "referral.zip", "--ocr", "--format", "json",
-                     cwd=tmp_path)
-    found = {f["asset"] for f in result.json()["findings"] if f["check_id"] == CHECK}
+def test_ocr_reads_container_members(zip_run: Any) -> None:
+    assert zip_run.code == 3, zip_run.stderr  # a high finding fails the default --fail-on
+    doc = zip_run.json()
+    found = {f["asset"] for f in doc["findings"] if f["check_id"] == CHECK}
     assert found == {"referral.zip!/us/IM0001.dcm"}
+    assert doc["run"]["assets"]["images_read_by_ocr"] == 1 and doc["run"]["options"]["ocr"]
+    assert not leaks(zip_run.stdout)
 
 
 # Realistic burned-in annotations (fixtures/ocr_images.py): small fonts, grey on dark noise,

@@ -6,29 +6,27 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
-weasyprint = pytest.importorskip("weasyprint")
-pytest.importorskip("pyhanko.sign")
-
-from pyhanko.keys.pemder import load_certs_from_pemder_data  # noqa: E402
-from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: E402
-from pyhanko.sign.validation import validate_pdf_signature  # noqa: E402
-from pyhanko.sign.validation.status import (  # noqa: E402
-    PdfSignatureStatus,
-    SignatureCoverageLevel,
-)
-from pyhanko_certvalidator import ValidationContext  # noqa: E402
-
-from hipaa_audit.report.sign import SigningError, sign_pdf  # noqa: E402
+if TYPE_CHECKING:
+    from pyhanko.sign.validation.status import PdfSignatureStatus
 
 if shutil.which("openssl") is None:
     pytest.skip("openssl command not available", allow_module_level=True)
 
 PASSPHRASE = b"correct horse battery staple"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def signing_libraries() -> None:
+    """WeasyPrint and pyHanko, imported when this file's first test runs, not at collection
+    (every pytest-xdist worker collects every file); without them the tests are skipped."""
+    pytest.importorskip("weasyprint")
+    pytest.importorskip("pyhanko.sign")
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyMaterial:
 @pytest.fixture(scope="module")
 def unsigned_pdf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A small PDF/A-3b report carrying findings.json, as WeasyPrint writes it."""
+    import weasyprint
+
     d = tmp_path_factory.mktemp("pdf")
     path = d / "report.pdf"
     weasyprint.HTML(string="<h1>HIPAA risk analysis</h1><p>No findings.</p>").write_pdf(
@@ -85,6 +85,11 @@ def pdf(tmp_path: Path, unsigned_pdf: bytes) -> Path:
 
 
 def _validate(pdf: Path, cert: Path) -> PdfSignatureStatus:
+    from pyhanko.keys.pemder import load_certs_from_pemder_data
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
     with pdf.open("rb") as f:
         reader = PdfFileReader(f)
         sigs = reader.embedded_signatures
@@ -100,6 +105,11 @@ def _openssl_fingerprint(cert: Path) -> str:
 
 def test_sign_validates_and_returns_fingerprint(pdf: Path, keys: KeyMaterial,
                                                  unsigned_pdf: bytes) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    from hipaa_audit.report.sign import sign_pdf
+
     fingerprint = sign_pdf(pdf, keys.key, keys.cert, location="Springfield")
 
     assert fingerprint == _openssl_fingerprint(keys.cert)
@@ -128,6 +138,8 @@ def test_sign_validates_and_returns_fingerprint(pdf: Path, keys: KeyMaterial,
 
 def test_attachment_survives_and_poppler_sees_one_signature(pdf: Path,
                                                             keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import sign_pdf
+
     if shutil.which("pdfdetach") is None or shutil.which("pdfsig") is None:
         pytest.skip("poppler-utils not available")
     sign_pdf(pdf, keys.key, keys.cert)
@@ -145,6 +157,8 @@ def test_attachment_survives_and_poppler_sees_one_signature(pdf: Path,
 
 
 def test_passphrase_protected_key(pdf: Path, keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     with pytest.raises(SigningError, match="passphrase") as info:
         sign_pdf(pdf, keys.enc_key, keys.enc_cert)
     assert str(keys.enc_key) in str(info.value)
@@ -161,6 +175,8 @@ def test_passphrase_protected_key(pdf: Path, keys: KeyMaterial) -> None:
 
 
 def test_mismatched_key_names_files(pdf: Path, keys: KeyMaterial, unsigned_pdf: bytes) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     with pytest.raises(SigningError, match="does not match") as info:
         sign_pdf(pdf, keys.key, keys.enc_cert)
     assert str(keys.key) in str(info.value)
@@ -170,6 +186,8 @@ def test_mismatched_key_names_files(pdf: Path, keys: KeyMaterial, unsigned_pdf: 
 
 
 def test_missing_files_are_named(pdf: Path, keys: KeyMaterial, tmp_path: Path) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     missing_key = tmp_path / "no-such-key.pem"
     with pytest.raises(SigningError, match="not found") as info:
         sign_pdf(pdf, missing_key, keys.cert)
@@ -187,12 +205,16 @@ def test_missing_files_are_named(pdf: Path, keys: KeyMaterial, tmp_path: Path) -
 
 
 def test_certificate_file_that_is_not_a_certificate(pdf: Path, keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     with pytest.raises(SigningError, match="certificate") as info:
         sign_pdf(pdf, keys.key, keys.key)  # a key where the certificate should be
     assert str(keys.key) in str(info.value)
 
 
 def test_not_a_pdf_leaves_no_temp_file(tmp_path: Path, keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     bogus = tmp_path / "bogus.pdf"
     bogus.write_bytes(b"this is not a PDF\n")
     with pytest.raises(SigningError, match="cannot sign PDF") as info:
@@ -203,6 +225,8 @@ def test_not_a_pdf_leaves_no_temp_file(tmp_path: Path, keys: KeyMaterial) -> Non
 
 
 def test_second_signature_in_same_field_is_refused(pdf: Path, keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import SigningError, sign_pdf
+
     sign_pdf(pdf, keys.key, keys.cert)
     signed = pdf.read_bytes()
     with pytest.raises(SigningError, match=str(pdf.name)):
@@ -212,6 +236,8 @@ def test_second_signature_in_same_field_is_refused(pdf: Path, keys: KeyMaterial)
 
 def test_one_changed_byte_in_first_revision_breaks_the_signature(pdf: Path,
                                                                  keys: KeyMaterial) -> None:
+    from hipaa_audit.report.sign import sign_pdf
+
     sign_pdf(pdf, keys.key, keys.cert)
     assert _validate(pdf, keys.cert).intact
 
