@@ -116,6 +116,11 @@ def test_assess_and_report_render_with_only_the_installed_package(tmp_path: Path
     assert pdf.read_bytes().startswith(b"%PDF")
 
 
+def without_pythonpath() -> dict[str, str]:
+    """This environment without ``PYTHONPATH`` (which would put a checkout before the install)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 @pytest.fixture(scope="module")
 def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A non-editable install of the project in a venv of its own; return its console script.
@@ -139,9 +144,10 @@ def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "zz-dependencies.pth").write_text("".join(f"{p}\n" for p in deps))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                     "--no-deps", "--no-index", "-q", str(wheel)], check=True,
-                   capture_output=True)
+                   capture_output=True, env=without_pythonpath())
     where = subprocess.run([str(python), "-c", "import hipaa_audit; print(hipaa_audit.__file__)"],
-                           check=True, capture_output=True, text=True, cwd=wheels).stdout
+                           check=True, capture_output=True, text=True, cwd=wheels,
+                           env=without_pythonpath()).stdout
     assert where.startswith(str(site)), where
     return venv / "bin" / "hipaa-audit"
 
@@ -152,9 +158,9 @@ def test_plain_install_run_from_the_source_checkout_scans_with_workers(
     checkout = tmp_path / "checkout"
     shutil.copytree(ROOT / "hipaa_audit", checkout / "hipaa_audit")
     data = archive(tmp_path / "data", files=200)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = run_tool("scan", "archive", "--workers", "2", str(data), "--format", "json",
-                      "--fail-on", "none", cwd=checkout, tool=plain_install, env=env)
+                      "--fail-on", "none", cwd=checkout, tool=plain_install,
+                      env=without_pythonpath())
     assert result.returncode == 0, result.stderr
     assert len({f["asset"] for f in json.loads(result.stdout)["findings"]}) == 200
 

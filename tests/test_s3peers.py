@@ -621,6 +621,7 @@ def test_demo_estate(spare_moto: s3peers.S3Server) -> None:
     assert "exports/cohort.csv" in keys(s3, b)
 
 
+@pytest.mark.bench  # the benchmark's bucket (bench/s3.py): `make bench` runs it
 def test_bench_bucket_small(spare_moto: s3peers.S3Server,
                             capsys: pytest.CaptureFixture[str]) -> None:
     described = s3peers.build_bench_bucket(spare_moto, n=1001, bucket="bench-small")
@@ -679,6 +680,8 @@ def test_run_without_command_is_a_usage_error(tmp_path: Path) -> None:
     assert "no COMMAND" in proc.stderr
 
 
+@pytest.mark.bench  # the benchmark's set; `serve` and SIGTERM (peerproc, which both fixture
+# scripts share) are in make test through test_netpeers.py's test_cli_serve_stops_on_sigterm
 def test_serve_bench_set_until_sigterm(tmp_path: Path) -> None:
     with serving([sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "120",
                   "--folder", str(tmp_path)]) as proc:
