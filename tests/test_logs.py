@@ -220,8 +220,10 @@ def test_malformed_records_are_counted_with_their_lines(tmp_path: Path) -> None:
 
 
 def test_bad_usage(tmp_path: Path) -> None:
-    result = run_cli("analyze", "logs", str(tmp_path / "missing.log"), "--format", "json")
-    assert result.code == 4 and "No log file matches" in result.stdout
+    # a missing or unreadable log is a finding (exit 4, as the CLI test of malformed records
+    # shows); a bad rule or time zone is a usage error of the CLI (exit 2)
+    code, doc = here(tmp_path / "missing.log", fail_on=Severity.HIGH)
+    assert code == 4 and "No log file matches" in json.dumps(doc)
     rule = tmp_path / "bad.yml"
     rule.write_text("title: broken\ndetection:\n  sel:\n    action|nosuchmodifier: x\n"
                     "  condition: sel\n")
@@ -233,8 +235,8 @@ def test_bad_usage(tmp_path: Path) -> None:
     assert result.code == 2 and "time zone" in result.stderr
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(bytes(range(256)) * 4)
-    result = run_cli("analyze", "logs", str(garbage), "--format", "json")
-    assert result.code == 4 and "could not be read" in result.stdout
+    code, doc = here(garbage, fail_on=Severity.HIGH)
+    assert code == 4 and "could not be read" in json.dumps(doc)
 
 
 def test_builtin_sigma_rules(analysed: dict[str, dict[str, Any]]) -> None:
