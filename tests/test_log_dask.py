@@ -92,8 +92,8 @@ def test_cluster_analysis_matches_local(logs: Path, scheduler: str) -> None:
 
 def test_cli_scheduler_option(logs: Path, scheduler: str) -> None:
     """``--scheduler`` reaches the cluster and the output is the local run's. Two files (the
-    ATNA log, the slowest to parse, is left out): that every format parses alike on the
-    cluster is :func:`test_cluster_analysis_matches_local`'s to show."""
+    ATNA log is left out): that every format parses alike on the cluster is
+    :func:`test_cluster_analysis_matches_local`'s to show."""
     files = [str(logs / name) for name in ("events.jsonl", "events.csv")]
     on_cluster = run_cli("analyze", "logs", *files, "--scheduler", scheduler, "--no-cache",
                          "--timezone", "America/New_York", "--format", "json", "--fail-on",
