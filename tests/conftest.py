@@ -8,6 +8,7 @@ Plain helper functions shared by several test files live in ``helpers.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -139,13 +140,44 @@ class CliResult:
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> CliResult:
     """Run ``python -m hipaa_audit ARGS`` as a user would; never raises on a non-zero exit."""
+    return finish_cli(start_cli(*args, cwd=cwd, env=env), timeout)
+
+
+def start_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+              ) -> subprocess.Popen[str]:
+    """Start ``python -m hipaa_audit ARGS`` as :func:`run_cli` runs it, without waiting for it."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "hipaa_audit", *args],
-        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    return subprocess.Popen([sys.executable, "-m", "hipaa_audit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=full_env)
+
+
+def finish_cli(proc: subprocess.Popen[str], timeout: float = 300) -> CliResult:
+    """Wait for a CLI :func:`start_cli` started: its exit code and output (killed, and
+    ``TimeoutExpired`` raised, when it runs longer than ``timeout`` seconds)."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return CliResult(proc.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def cli_in_background(*args: str, cwd: Path | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A CLI started with :func:`start_cli` that runs while the block runs (read its outcome
+    with :func:`finish_cli`); one still running when the block ends is killed and reaped.
+
+    For a CLI that mostly waits (e.g. a connect timeout): other tests run meanwhile.
+    """
+    proc = start_cli(*args, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate()
 
 
 def by_asset(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -40,6 +40,7 @@ from hipaa_audit.aws.client import Answer
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.config import ConfigError, load_config
 from hipaa_audit.logs.options import LogsOptions
+from hipaa_audit.model import Severity
 from hipaa_audit.network.observation import CertInfo, Suite, TlsObservation
 from hipaa_audit.output import OutputFormat, make_renderer
 from hipaa_audit.permissions.baseline import parse_baseline
@@ -298,13 +299,14 @@ TLS13 = Suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256, False, "E
 
 
 def scan_and_render(name: str, options: Any, setup: Setup, formats: Iterable[str] = (),
-                    env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+                    env: dict[str, str] | None = None, fail_on: Severity | None = None
+                    ) -> tuple[int, dict[str, str]]:
     """Scan once as ``hipaa-audit scan NAME`` (``analyze logs``) does, in this process; return
     the exit code and each format's text (every format when ``formats`` is empty).
 
     The calls the CLI's ``run_scan`` makes (plan, scan, ``consume`` into the format's renderer,
-    with ``--fail-on none``), so each text is what that format's writer prints, and one scan
-    feeds every writer. ``env`` is set while planning and scanning.
+    with ``--fail-on`` ``fail_on``, None for none), so each text is what that format's writer
+    prints, and one scan feeds every writer. ``env`` is set while planning and scanning.
     """
     catalog = load_catalog()
     scanner = scanner_for(name)
@@ -319,16 +321,17 @@ def scan_and_render(name: str, options: Any, setup: Setup, formats: Iterable[str
     for fmt in formats or [f.value for f in OutputFormat]:
         stream = io.StringIO()
         renderer = make_renderer(OutputFormat(fmt), stream, catalog, __version__)
-        codes.add(consume(results, renderer, run, None).exit_code)
+        codes.add(consume(results, renderer, run, fail_on).exit_code)
         texts[fmt] = stream.getvalue()
     [code] = codes
     return code, texts
 
 
-def analyse_logs_in_process(options: LogsOptions, formats: Iterable[str]
-                            ) -> tuple[int, dict[str, str]]:
+def analyse_logs_in_process(options: LogsOptions, formats: Iterable[str],
+                            fail_on: Severity | None = None) -> tuple[int, dict[str, str]]:
     """Analyse logs once as ``analyze logs`` does (:func:`scan_and_render`)."""
-    return scan_and_render("logs", options, Setup(strict=True, reveal_phi=False), formats)
+    return scan_and_render("logs", options, Setup(strict=True, reveal_phi=False), formats,
+                           fail_on=fail_on)
 
 
 def cert(**kw: object) -> CertInfo:

@@ -3,16 +3,23 @@
 The same anomalies (kinds, users, event ids), Sigma matches and per-file results as a local run
 on a generated log; a scheduler that cannot be reached is a clear error (exit 2, the
 address named, no traceback).
+
+The CSV log holds the whole generated activity (its anomalies); the JSONL and ATNA logs an
+excerpt of it holding every kind of record (:func:`loggen.excerpt`): each file is one task on
+the cluster, whatever its size, so every format shows it parses there as it does here, at a
+fraction of the parsing.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli_in_background, finish_cli, run_cli
 
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.logs.run import analyze_logs
@@ -32,8 +39,21 @@ FILES = ("events.jsonl", "audit-atna.log", "events.csv")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("logs")
     activity = loggen.generate(seed=3, days=40, users=40, patients=400)
-    loggen.write_all(folder, activity, formats=["jsonl", "atna", "csv"])
+    loggen.write_all(folder, activity, formats=["csv"])
+    part = loggen.excerpt(activity)
+    loggen.write_jsonl(part, folder / "events.jsonl")
+    loggen.write_atna(part, folder / "audit-atna.log")
     return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def unreachable(logs: Path) -> Iterator[subprocess.Popen[str]]:
+    """``analyze logs --scheduler`` at an address where no scheduler listens, started before the
+    module's first test: the product waits its 10 s connect timeout while the cluster tests run,
+    and :func:`test_cli_unreachable_scheduler_is_a_clear_error`, last, reads the outcome."""
+    with cli_in_background("analyze", "logs", str(logs / "events.csv"), "--no-cache",
+                           "--scheduler", "tcp://127.0.0.1:9") as proc:
+        yield proc
 
 
 def run(folder: Path, scheduler: str | None) -> tuple[list[AssetResult], dict[str, Any]]:
@@ -55,18 +75,6 @@ def anomalies(results: list[AssetResult]) -> list[tuple[str, str, str, tuple[str
     return sorted(out)
 
 
-def test_cli_unreachable_scheduler_is_a_clear_error(logs: Path) -> None:
-    """Exit 2 with the address named and no traceback. (First in the file: the product waits
-    its 10 s connect timeout, and the module's cluster, idle meanwhile, is not started yet.)"""
-    from conftest import run_cli
-
-    down = run_cli("analyze", "logs", str(logs / "events.csv"), "--no-cache", "--scheduler",
-                   "tcp://127.0.0.1:9")
-    assert down.code == 2, down.stderr
-    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in " ".join(down.stderr.split())
-    assert "Traceback" not in down.stderr
-
-
 def test_cluster_analysis_matches_local(logs: Path, scheduler: str) -> None:
     local, local_summary = run(logs, None)
     remote, remote_summary = run(logs, scheduler)
@@ -84,10 +92,8 @@ def test_cluster_analysis_matches_local(logs: Path, scheduler: str) -> None:
 
 def test_cli_scheduler_option(logs: Path, scheduler: str) -> None:
     """``--scheduler`` reaches the cluster and the output is the local run's. Two files (the
-    ATNA log, the slowest to parse, is left out): that every format parses alike on the
-    cluster is :func:`test_cluster_analysis_matches_local`'s to show."""
-    from conftest import run_cli
-
+    ATNA log is left out): that every format parses alike on the cluster is
+    :func:`test_cluster_analysis_matches_local`'s to show."""
     files = [str(logs / name) for name in ("events.jsonl", "events.csv")]
     on_cluster = run_cli("analyze", "logs", *files, "--scheduler", scheduler, "--no-cache",
                          "--timezone", "America/New_York", "--format", "json", "--fail-on",
@@ -99,3 +105,12 @@ def test_cli_scheduler_option(logs: Path, scheduler: str) -> None:
     assert "log-bulk-export" in {f["check_id"] for f in strip}  # the anomalies are there
     assert strip == [{k: v for k, v in f.items() if k != "id"} for f in here.json()["findings"]]
     assert on_cluster.json()["run"]["options"]["scheduler"] == scheduler
+
+
+def test_cli_unreachable_scheduler_is_a_clear_error(
+        unreachable: subprocess.Popen[str]) -> None:
+    """Exit 2 with the address named and no traceback."""
+    down = finish_cli(unreachable)
+    assert down.code == 2, down.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in " ".join(down.stderr.split())
+    assert "Traceback" not in down.stderr

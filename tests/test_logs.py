@@ -22,6 +22,7 @@ from conftest import ROOT, CliResult, run_cli
 from helpers import EQUIVALENT, EXCEPTIONS, analyse_logs_in_process, matches, squash
 
 from hipaa_audit.logs.options import LogsOptions
+from hipaa_audit.model import Severity
 
 sys.path.insert(0, str(ROOT / "fixtures"))
 import logchain
@@ -56,6 +57,18 @@ def in_process(folder: Path, files: list[str], formats: tuple[str, ...]) -> dict
     code, texts = analyse_logs_in_process(options, formats)
     assert code == 0  # --fail-on none
     return texts
+
+
+def here(*paths: Path, fail_on: Severity | None = None, **options: Any
+         ) -> tuple[int, dict[str, Any]]:
+    """The exit code and JSON of ``analyze logs PATHS`` with ``options`` (the command line's
+    values by field name, e.g. ``cache=False`` for ``--no-cache``) and ``--fail-on fail_on``
+    (None: none), analysed in this process as the CLI does. The CLI itself is run by the tests
+    of its exit codes and messages."""
+    opts = LogsOptions.from_command_line(paths=[str(p) for p in paths], **options)
+    code, texts = analyse_logs_in_process(opts, ["json"], fail_on)
+    doc: dict[str, Any] = json.loads(texts["json"])
+    return code, doc
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +175,14 @@ def test_no_phi_in_any_output(estate: tuple[Path, loggen.Activity],
 def test_hash_chain_tampering(tmp_path: Path) -> None:
     good = tmp_path / "audit-chain.jsonl"
     logchain.write_chain(good, logchain.sample_records(50))
-    result = run_cli("analyze", "logs", str(good), "--format", "json")
-    assert result.code == 0, result.stdout + result.stderr
-    doc = result.json()
+    code, doc = here(good, fail_on=Severity.HIGH)
+    assert code == 0, doc["findings"]
     assert not [f for f in doc["findings"] if f["check_id"] == "log-integrity"]
     cov = {c["check_id"]: c for c in doc["coverage"]}
     assert cov["log-integrity"]["evaluated"] == 1 and cov["log-integrity"]["failed"] == 0
     bad = tmp_path / "audit-chain-bad.jsonl"
     logchain.delete(good, bad, 20)
-    doc = run_cli("analyze", "logs", str(bad), "--format", "json").json()
+    _, doc = here(bad)
     kinds = {f["locations"][0]["kind"] for f in doc["findings"] if f["check_id"] == "log-integrity"}
     assert {"SEQ_GAP", "BROKEN_LINK"} <= kinds
     assert all(f["severity"] == "critical" for f in doc["findings"]
@@ -185,12 +197,11 @@ def test_cloudtrail_digests(tmp_path: Path) -> None:
     assert not [f for f in doc["findings"] if f["check_id"] == "log-integrity"], doc["findings"]
     assert doc["run"]["assets"]["cloudtrail_digests"] >= 3
     logchain.tamper_log(root, 1)
-    doc = run_cli("analyze", "logs", str(root), "--cloudtrail-key", str(key), "--format",
-                  "json").json()
+    _, doc = here(root, cloudtrail_keys=[key])
     kinds = {f["locations"][0]["kind"] for f in doc["findings"] if f["check_id"] == "log-integrity"}
     assert "LOG_HASH_MISMATCH" in kinds
     # without the public key the digests are not verified, and the run says so
-    doc = run_cli("analyze", "logs", str(root), "--format", "json").json()
+    _, doc = here(root)
     assert any(f["check_id"] == "log-unverifiable" and "no public key" in f["message"]
                for f in doc["findings"])
 
@@ -209,8 +220,10 @@ def test_malformed_records_are_counted_with_their_lines(tmp_path: Path) -> None:
 
 
 def test_bad_usage(tmp_path: Path) -> None:
-    result = run_cli("analyze", "logs", str(tmp_path / "missing.log"), "--format", "json")
-    assert result.code == 4 and "No log file matches" in result.stdout
+    # a missing or unreadable log is a finding (exit 4, as the CLI test of malformed records
+    # shows); a bad rule or time zone is a usage error of the CLI (exit 2)
+    code, doc = here(tmp_path / "missing.log", fail_on=Severity.HIGH)
+    assert code == 4 and "No log file matches" in json.dumps(doc)
     rule = tmp_path / "bad.yml"
     rule.write_text("title: broken\ndetection:\n  sel:\n    action|nosuchmodifier: x\n"
                     "  condition: sel\n")
@@ -222,8 +235,8 @@ def test_bad_usage(tmp_path: Path) -> None:
     assert result.code == 2 and "time zone" in result.stderr
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(bytes(range(256)) * 4)
-    result = run_cli("analyze", "logs", str(garbage), "--format", "json")
-    assert result.code == 4 and "could not be read" in result.stdout
+    code, doc = here(garbage, fail_on=Severity.HIGH)
+    assert code == 4 and "could not be read" in json.dumps(doc)
 
 
 def test_builtin_sigma_rules(analysed: dict[str, dict[str, Any]]) -> None:
@@ -242,11 +255,11 @@ def test_resource_bombs_end_in_findings_not_exit_1(tmp_path: Path) -> None:
                      + json.dumps(record)[:-1] + ', "additionalEventData": '
                      '{"bytesTransferredOut": 99999999999999999999999}}, '
                      + json.dumps(record) + "]}")
-    result = run_cli("analyze", "logs", str(trail), "--format", "json", "--no-cache")
-    assert result.code == 4 and "Traceback" not in result.stderr, result.stderr
-    [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
+    code, doc = here(trail, fail_on=Severity.HIGH, cache=False)  # an exception ends the test
+    assert code == 4
+    [bad] = [f for f in doc["findings"] if f["check_id"] == "log-unverifiable"]
     assert bad["locations"][0]["lines"] == [1, 2]
-    assert result.json()["run"]["assets"]["events"] == 1
+    assert doc["run"]["assets"]["events"] == 1
     rule = tmp_path / "deep.yml"
     rule.write_text("title: deep\nlogsource:\n  product: x\ndetection:\n  sel: "
                     + "[" * 5000 + "]" * 5000 + "\n  condition: sel\n")
@@ -260,12 +273,11 @@ def test_csv_stray_quote_is_reported_not_exit_0(tmp_path: Path) -> None:
             + {10: '"ws10', 200: 'ws200"'}.get(i, f"ws{i}") for i in range(300)]
     log = tmp_path / "access.csv"
     log.write_text("time,user,action,device\n" + "\n".join(rows) + "\n")
-    result = run_cli("analyze", "logs", str(log), "--format", "json", "--no-cache",
-                     "--fail-on", "none")
-    assert result.code == 4, result.stderr
-    [bad] = [f for f in result.json()["findings"] if f["check_id"] == "log-unverifiable"]
+    code, doc = here(log, cache=False)
+    assert code == 4
+    [bad] = [f for f in doc["findings"] if f["check_id"] == "log-unverifiable"]
     assert bad["locations"][0]["lines"] == [12, 202] and "unbalanced quote" in bad["message"]
-    assert result.json()["run"]["assets"]["events"] == 298
+    assert doc["run"]["assets"]["events"] == 298
 
 
 def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> None:
@@ -283,10 +295,9 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
         "title: Denied\nid: 6f1c2b1e-0d7a-4b8e-9a51-3c2d1e0f9a12\nlevel: low\n"
         "logsource:\n  product: aws\ndetection:\n  sel:\n    requestParameters.userName: x\n"
         "  condition: sel\n")
-    result = run_cli("analyze", "logs", str(log), "--sigma", str(rules), "--format", "json",
-                     "--fail-on", "none", "--no-cache")
-    assert result.code == 0, result.stderr
-    [summary] = result.json()["run"]["evidence"]["logs"]
+    code, doc = here(log, sigma=[rules], cache=False)
+    assert code == 0, doc["findings"]
+    [summary] = doc["run"]["evidence"]["logs"]
     sigma = summary["sigma"]
     assert (sigma["loaded"], sigma["matched"], sigma["with_unknown_fields"]) == (2, 1, 1)
     by_title = {r["title"]: r for r in sigma["rules"]}
@@ -296,7 +307,7 @@ def test_run_says_which_rules_loaded_matched_and_cannot_fire(tmp_path: Path) -> 
     assert summary["timezone"]["zone"] == "UTC"
     assert "judged in UTC" in summary["timezone"]["source"]
     # and the run's options do not claim a zone was chosen
-    assert result.json()["run"]["options"]["timezone"].startswith("inferred")
+    assert doc["run"]["options"]["timezone"].startswith("inferred")
 
 
 def test_patient_list_feeds_the_relationship_checks(tmp_path: Path) -> None:
@@ -310,9 +321,9 @@ def test_patient_list_feeds_the_relationship_checks(tmp_path: Path) -> None:
     base = ("analyze", "logs", str(log), "--roster", str(roster), "--format", "json",
             "--fail-on", "none", "--no-cache", "--timezone", "UTC")
     # without the patient list nothing relates the user to the patient
-    result = run_cli(*base)
-    assert result.code == 0, result.stderr
-    assert not [f for f in result.json()["findings"] if f["check_id"] == "log-snooping"]
+    code, doc = here(log, roster=roster, cache=False, timezone="UTC")
+    assert code == 0, doc["findings"]
+    assert not [f for f in doc["findings"] if f["check_id"] == "log-snooping"]
     patients.write_text("patient_id,address,deceased\nMRN77031234,27 Quillby Road,\n")
     result = run_cli(*base, "--patients", str(patients))
     assert result.code == 0, result.stderr
