@@ -140,6 +140,15 @@ def _cache_path(path: Path, fmt: str, mapping: Any, masker: Masker) -> Path:
     return data_dir() / "log-cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.parquet"
 
 
+@functools.cache
+def _no_events() -> pd.DataFrame:
+    """The compact empty table a released file keeps, built once and never changed.
+
+    A trail of thousands of small files would otherwise build it once per file.
+    """
+    return schema.compact(schema.empty())
+
+
 @dataclass(slots=True)
 class _Parsed:
     path: Path
@@ -160,7 +169,7 @@ class _Parsed:
         known = ev["time"].notna().any() if len(ev) else False
         self.first = ev["time"].min() if known else None
         self.last = ev["time"].max() if known else None
-        self.events = schema.compact(schema.empty())
+        self.events = _no_events()
 
     @property
     def size(self) -> int:
