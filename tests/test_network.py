@@ -34,7 +34,6 @@ from hipaa_audit.network.options import NetworkOptions
 from hipaa_audit.network.setup import network_plan
 from hipaa_audit.redaction import Masker
 from hipaa_audit.scanner import Setup
-from hipaa_audit.scanrun import exit_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -108,13 +107,12 @@ def rejudge(observed: dict[str, Any], *names: str, policy: str = "nist-800-52r2"
                              ca_bundle=observed["ca"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(network_run, "observe_all", replay)
-        _, texts = scan_and_render("network", options,
-                                   Setup(strict=True, masker_=Masker(b"k" * 32)), ["json"])
+        code, texts = scan_and_render("network", options,
+                                      Setup(strict=True, masker_=Masker(b"k" * 32)), ["json"],
+                                      fail_on=Severity.HIGH)
     doc = json.loads(texts["json"])
-    failed = [Severity(f["severity"]) for f in doc["findings"] if f["status"] == "fail"]
-    errors = sum(f["status"] == "error" for f in doc["findings"])
     assert doc["run"]["options"]["policy"] == policy
-    return exit_code(max(failed, default=None), errors, Severity.HIGH), doc
+    return code, doc
 
 
 # name → (findings that must be there as (check, severity), grade)

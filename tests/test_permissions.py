@@ -195,8 +195,10 @@ def test_drifted_baseline_reports_each_difference_with_its_path(drifted: dict[st
     assert result.code == 3
 
 
-def test_graph_files_hold_the_access_graph(drifted: dict[str, Any]) -> None:
-    """``--graph-json`` and ``--graphml`` of the scan of every source."""
+def test_graph_files_hold_the_access_graph(estate: dict[str, Any],
+                                           drifted: dict[str, Any]) -> None:
+    """``--graph-json`` and ``--graphml`` of the scan of every source; a second scan of every
+    source (AWS included) compared with that graph finds no grant added or removed."""
     graph = json.loads(drifted["graphs"][0].read_text())
     assert graph["snapshot"]["grants"] and graph["edges"]
     import networkx as nx
@@ -204,6 +206,19 @@ def test_graph_files_hold_the_access_graph(drifted: dict[str, Any]) -> None:
     g = nx.read_graphml(drifted["graphs"][1])
     assert g.has_edge("aws:user/alice", "aws:group/radiologists")
     assert g.nodes["s3://imaging-archive"]["phi"] is True
+    # nothing changed: the same grants again (this scan in this process, --previous FILE)
+    folder: Path = estate["folder"]
+    server: s3peers.S3Server = estate["server"]
+    _, again = scan_json("permissions", server.env(),
+                         sources=["aws", f"fs:{estate['share']}",
+                                  f"pacs:main={folder / 'pacs.csv'}",
+                                  f"roster:{folder / 'roster.csv'}"],
+                         baseline=folder / "drifted.toml", endpoint_url=server.endpoint_url,
+                         previous=str(drifted["graphs"][0]))
+    changes = [f["message"] for f in again["findings"]
+               if f["check_id"] in ("perm-grant-added", "perm-grant-removed")]
+    assert changes == []
+    assert "perm-grant-added" in {c["check_id"] for c in again["coverage"]}  # compared
 
 
 def test_world_readable_share_and_stray_acl(estate: dict[str, Any], tmp_path: Path) -> None:
