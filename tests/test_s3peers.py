@@ -680,9 +680,8 @@ def test_run_without_command_is_a_usage_error(tmp_path: Path) -> None:
     assert "no COMMAND" in proc.stderr
 
 
-@pytest.mark.bench  # the benchmark's set; `serve` and SIGTERM (peerproc, which both fixture
-# scripts share) are in make test through test_netpeers.py's test_cli_serve_stops_on_sigterm
 def test_serve_bench_set_until_sigterm(tmp_path: Path) -> None:
+    """The one test of a SeaweedFS set served until SIGTERM: no ``weed`` process is left."""
     with serving([sys.executable, str(SCRIPT), "serve", "--set", "bench", "--count", "120",
                   "--folder", str(tmp_path)]) as proc:
         served = served_json(proc)
