@@ -527,24 +527,32 @@ def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = Fa
                               groups=plan_groups(cfg, masker))
 
 
-def render_every_format(name: str, env: dict[str, str], **options: Any) -> dict[str, str]:
-    """Scan once as ``hipaa-audit scan NAME`` does, in-process (:func:`scan_and_render`), with
-    the options the command line would give; each format's writer's output."""
+def scan_here(name: str, env: dict[str, str] | None = None, formats: Iterable[str] = (),
+              cwd: Path | None = None, fail_on: Severity | None = None,
+              **options: Any) -> tuple[int, dict[str, str]]:
+    """Scan once as ``hipaa-audit scan NAME`` does, in this process (:func:`scan_and_render`),
+    with the options the command line would give, from ``cwd`` when given: the exit code (at
+    ``--fail-on`` ``fail_on``) and each format's writer's text (every format when ``formats``
+    is empty)."""
     from hipaa_audit.redaction import Masker
 
     opts = scanner_for(name).options_model.from_command_line(**options)
-    return scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)), env=env)[1]
+    setup = Setup(strict=True, masker_=Masker(b"k" * 32))
+    with pytest.MonkeyPatch.context() as mp:
+        if cwd is not None:
+            mp.chdir(cwd)
+        return scan_and_render(name, opts, setup, formats, env=env, fail_on=fail_on)
+
+
+def render_every_format(name: str, env: dict[str, str], **options: Any) -> dict[str, str]:
+    """Each format's writer's output of one in-process scan (:func:`scan_here`)."""
+    return scan_here(name, env, **options)[1]
 
 
 def scan_json(name: str, env: dict[str, str], **options: Any) -> tuple[int, Any]:
     """Scan once as ``hipaa-audit scan NAME --format json --fail-on none`` does, in-process
-    (:func:`scan_and_render`), with the options the command line would give; return the exit
-    code and the JSON document."""
-    from hipaa_audit.redaction import Masker
-
-    opts = scanner_for(name).options_model.from_command_line(**options)
-    code, texts = scan_and_render(name, opts, Setup(strict=True, masker_=Masker(b"k" * 32)),
-                                  ["json"], env=env)
+    (:func:`scan_here`); return the exit code and the JSON document."""
+    code, texts = scan_here(name, env, ["json"], **options)
     return code, json.loads(texts["json"])
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from helpers import load_generator, scan_and_render
+from helpers import load_generator, scan_here
 
 from hipaa_audit.archive.dicom.parser import (
     LONG_VRS,
@@ -30,7 +30,6 @@ from hipaa_audit.archive.dicom.parser import (
     parse_header,
 )
 from hipaa_audit.redaction import Masker
-from hipaa_audit.scanner import Setup, scanner_for
 
 pytestmark = pytest.mark.e2e
 
@@ -225,13 +224,9 @@ def scan_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any],
 
 
 def scan_json_in_process(*paths: str, cwd: Path, **options: Any) -> tuple[int, dict[str, Any]]:
-    """:func:`scan_json` run in this process from ``cwd`` (the calls the command makes:
-    ``helpers.scan_and_render``), for tests of the walk rather than of the command's process."""
-    opts = scanner_for("archive").options_model.from_command_line(paths=list(paths), **options)
-    setup = Setup(strict=True, masker_=Masker(b"k" * 32))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(cwd)
-        code, texts = scan_and_render("archive", opts, setup, ["json"])
+    """:func:`scan_json` run in this process from ``cwd`` (``helpers.scan_here``: the calls the
+    command makes), for tests of the walk rather than of the command's process."""
+    code, texts = scan_here("archive", None, ["json"], cwd=cwd, paths=list(paths), **options)
     doc: dict[str, Any] = json.loads(texts["json"])
     return code, doc
 
@@ -398,7 +393,6 @@ def test_an_internal_error_on_one_file_does_not_stop_the_rest(
 ) -> None:
     """A bug that raises on one asset becomes that asset's unverifiable finding."""
     from hipaa_audit.archive import run as archive_run
-    from hipaa_audit.redaction import Masker
 
     (tmp_path / "a_boom.dcm").write_bytes(gen.fail_top_level())
     (tmp_path / "b_fine.dcm").write_bytes(gen.fail_top_level())

@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from conftest import run_bench, run_cli
-from helpers import leaks, load_generator, scan_and_render
+from helpers import leaks, load_generator, scan_here
 
 from hipaa_audit.archive.dicom.ocr import burned_in_finding, frames, read_words
 from hipaa_audit.archive.dicom.parser import parse_header
 from hipaa_audit.catalog import load_catalog
 from hipaa_audit.model import Location
-from hipaa_audit.redaction import Masker
-from hipaa_audit.scanner import Setup, scanner_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +38,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ocr_scan(images: Path) -> tuple[int, dict[str, str]]:
     """One OCR scan of ``images`` in this process, as the command runs it (``--fail-on none``):
     its exit code and every format's writer's text. The command itself is :func:`zip_run`."""
-    opts = scanner_for("archive").options_model.from_command_line(paths=[images.name], ocr=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(images.parent)
-        return scan_and_render("archive", opts, Setup(strict=True, masker_=Masker(b"k" * 32)))
+    return scan_here("archive", cwd=images.parent, paths=[images.name], ocr=True)
 
 
 @pytest.fixture(scope="module")
