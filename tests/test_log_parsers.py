@@ -599,6 +599,51 @@ def test_json_nested_a_thousand_deep_is_one_malformed_record(fmt: str, tmp_path:
     assert reasons(malformed) == [(1, "JSON nested too deep")]
 
 
+@pytest.mark.parametrize("fmt", ["fhir", "cloudtrail", "jsonl"])
+def test_half_a_surrogate_pair_damages_one_text_not_the_file(fmt: str, tmp_path: Path) -> None:
+    """JSON may escape half of a surrogate pair, which no UTF-8 text can hold: that text is
+    kept with U+FFFD in its place, as bytes that are not UTF-8 are, and every record is read
+    (one such record used to make the whole file unreadable: a way to hide a log)."""
+    half = r"pacs-\ud800-gw"  # the escape as it stands in the file
+    log = tmp_path / "half.log"
+    if fmt == "fhir":
+        record = {"resourceType": "AuditEvent", "recorded": "2024-01-01T00:00:00Z",
+                  "action": "R", "source": {"observer": {"display": "OBSERVER"}}}
+        lines = [json.dumps(record).replace("OBSERVER", half), json.dumps(record)]
+        log.write_text("\n".join(lines) + "\n")
+    elif fmt == "cloudtrail":
+        records = [json.dumps(_ct(i, sourceIPAddress="SOURCE")) for i in (1, 2, 3)]
+        log.write_text('{"Records": [' + ", ".join(
+            [records[0], records[1].replace("SOURCE", half), records[2]]) + "]}")
+    else:
+        good = '{"time": "2024-01-01T00:00:00Z", "user": "u", "action": "view", "system": "S"}'
+        log.write_text("\n".join([good, good.replace('"S"', f'"{half}"'), good]) + "\n")
+    assert detect_format(log) == fmt
+    events, malformed = parse(log, fmt, mapping=ColumnMapping() if fmt == "jsonl" else None)
+    assert malformed == []
+    texts = [str(v) for col in ("system", "device", "source_ip") for v in events[col].dropna()]
+    assert len(events) == (2 if fmt == "fhir" else 3)
+    assert "pacs-\ufffd-gw" in texts, texts
+
+
+def test_jsonl_numbers_and_nan_read_as_the_standard_decoder_reads_them(tmp_path: Path) -> None:
+    """A flat record with every mapped key is read by a faster decoder; what it would read
+    otherwise (an integer past 64 bits, NaN) goes to the standard one, with the same table."""
+    keys = ColumnMapping().columns()
+    flat = {k: "x" for k in keys.values()} | {"time": "2024-01-01T00:00:00Z", "action": "view",
+                                               "outcome": "success", "objects": 1, "bytes": 5}
+    log = tmp_path / "flat.jsonl"
+    log.write_text("\n".join([json.dumps(flat | {"user": 2**64}),
+                              json.dumps(flat | {"user": 18446744073709551616.0}),
+                              json.dumps(flat | {"extra": float("nan")}),
+                              json.dumps(flat)]) + "\n")
+    events, malformed = parse(log, "jsonl", mapping=ColumnMapping())
+    assert malformed == [] and len(events) == 4
+    assert events["user"].tolist()[:2] == ["18446744073709551616", "1.8446744073709552e+19"]
+    same = events.drop(columns="line")
+    assert same.iloc[2].equals(same.iloc[3])  # an unmapped NaN changes nothing
+
+
 def test_fhir_extensions_nested_deep_are_malformed(tmp_path: Path) -> None:
     ext: dict[str, Any] = {"url": "x"}
     for _ in range(100):

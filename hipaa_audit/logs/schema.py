@@ -65,7 +65,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -141,10 +141,30 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"
                                       ).astype("datetime64[ms, UTC]")
         elif col in frame:
-            out[col] = frame[col].astype(types[col])  # type: ignore[call-overload]
+            out[col] = _typed(frame[col], types[col])
         else:
             out[col] = pd.Series(pd.NA, index=frame.index, dtype=types[col])  # type: ignore[call-overload]
     return out.reset_index(drop=True)
+
+
+def valid_text(value: Any) -> Any:
+    """``value`` with any half of a surrogate pair replaced by U+FFFD (other values as they are).
+
+    JSON may spell one (a ``u`` escape from D800 to DFFF on its own) and Python's decoder keeps
+    it, but no UTF-8 text (nor an Arrow column) can hold it: the record is kept, its text marked
+    as damaged, as bytes that are not UTF-8 are when a log is read.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _typed(values: pd.Series, dtype: Any) -> pd.Series:
+    """``values`` as ``dtype``; text holding half a surrogate pair first made valid."""
+    try:
+        return values.astype(dtype)
+    except UnicodeEncodeError:
+        return values.map(valid_text, na_action="ignore").astype(dtype)
 
 
 def _is_sorted_categorical(values: pd.Series) -> bool:

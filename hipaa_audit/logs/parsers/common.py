@@ -26,6 +26,7 @@ from hipaa_audit.logs.schema import (
     Malformed,
     empty,
     normalise,
+    valid_text,
 )
 from hipaa_audit.redaction import Masker
 
@@ -343,7 +344,10 @@ def _string_array(values: Sequence[str | None] | np.ndarray[Any, Any]) -> Any:
     try:
         return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
     except (pa.ArrowException, UnicodeError):  # not all texts (or not encodable): as pandas does
-        return pd.array(values, dtype=STRING_DTYPE)
+        try:
+            return pd.array(values, dtype=STRING_DTYPE)
+        except UnicodeEncodeError:  # half a surrogate pair, from a JSON escape: made valid
+            return pd.array([valid_text(v) for v in values], dtype=STRING_DTYPE)
 
 
 def _iso_times(values: pd.Series) -> pd.Series:

@@ -22,7 +22,7 @@ from hipaa_audit.logs.parsers.mapped import (
     _outcome_function,
     _scalar,
 )
-from hipaa_audit.logs.schema import Chunk
+from hipaa_audit.logs.schema import Chunk, valid_text
 
 #: A float this large read by orjson may be an integer beyond 64 bits (which it reads as a float,
 #: where the standard decoder keeps the integer): such records are read again by the latter.
@@ -62,8 +62,9 @@ def _text_column(values: Sequence[Any]) -> pd.Series:
         texts = list(map(_scalar, values))
     try:
         return pd.Series(pd.arrays.ArrowStringArray(pa.array(texts, type=pa.large_string())))
-    except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: failing where it did
-        return pd.Series(texts, dtype=object)
+    except UnicodeError:  # half a surrogate pair, from a JSON escape: made valid
+        valid = [valid_text(t) for t in texts]
+        return pd.Series(pd.arrays.ArrowStringArray(pa.array(valid, type=pa.large_string())))
 
 
 def _parse_jsonl(path: Path, mapping: ColumnMapping, fp: _Fingerprints,
