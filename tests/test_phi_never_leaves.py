@@ -19,8 +19,21 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from helpers import PLANTED, leaks, load_generator, squash, variants
+from helpers import (
+    PLANTED,
+    analyse_logs_in_process,
+    leaks,
+    load_generator,
+    scan_and_render,
+    squash,
+    variants,
+)
 from pydicom.dataset import Dataset
+
+from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.logs.options import LogsOptions
+from hipaa_audit.redaction import Masker
+from hipaa_audit.scanner import Setup
 
 pytestmark = pytest.mark.e2e
 
@@ -79,11 +92,31 @@ def test_needles_are_planted(tree: Path) -> None:
     assert generator.NON_UTF8_NAME in blob
 
 
+@cache  # a scan is only read: the formats share it
+def scanned_in_process(root: Path, workers: int = 1, mask_paths: bool = False
+                       ) -> tuple[int, dict[str, str]]:
+    """The exit code and every format's text of one scan of ``root/estate`` as
+    ``scan archive estate --fail-on none`` prints it, run in this process from ``root`` (the
+    calls the CLI makes, one scan fed to every writer)."""
+    options = ArchiveOptions.from_command_line(paths=["estate"], workers=workers,
+                                               mask_paths=mask_paths)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return scan_and_render("archive", options, Setup(strict=True, masker_=Masker(b"k" * 32)))
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize(("to_file", "workers"), [(False, 1), (True, 1), (False, 2)],
                          ids=["stdout", "output-file", "workers-2"])
 def test_no_value_leaves(tree: Path, fmt: str, to_file: bool, workers: int) -> None:
-    run = scan(tree, fmt, to_file=to_file, workers=workers)
+    """Each format through the CLI on stdout and into an ``--output`` file; with two workers,
+    the table through the CLI and every other format's writer fed by one scan in this process
+    (the workers scan the files, the writers are the ones tested on one worker)."""
+    if workers == 2 and fmt != "table":
+        code, texts = scanned_in_process(tree.parent, workers)
+        run = Run(code, texts[fmt], "", "")
+    else:
+        run = scan(tree, fmt, to_file=to_file, workers=workers)
     assert run.code == 4, run.stderr  # corrupt/ files could not be checked
     assert "Traceback" not in run.stderr
     body = run.output_file if to_file else run.stdout
@@ -186,7 +219,7 @@ def _cache_text(folder: Path) -> str:
     return "\n".join(parts)
 
 
-def test_log_values_never_leave(tmp_path: Path) -> None:
+def test_log_values_never_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No output of ``analyze logs`` and nothing in its Parquet cache holds a planted value."""
     files = _log_estate(tmp_path / "logs")
     rules = tmp_path / "rules.yml"  # a correlation grouped by CloudTrail free text
@@ -199,14 +232,20 @@ def test_log_values_never_leave(tmp_path: Path) -> None:
         "  group-by:\n    - errorMessage\n    - additionalEventData.note\n  timespan: 1h\n"
         "  condition:\n    gte: 1\n")
     data = tmp_path / "data"
-    env = {**os.environ, "COLUMNS": "120", "HIPAA_AUDIT_DATA_DIR": str(data)}
+    monkeypatch.setenv("HIPAA_AUDIT_DATA_DIR", str(data))
+    env = {**os.environ, "COLUMNS": "120"}
     # the search finds the values where they are (the logs), so it can fail
     for label in LOG_PLANTED:
         assert label in _log_leaks("".join(p.read_text() for p in files)), label
-    # every format's writer into an --output file; stdout (the same writers on another stream)
-    # for the table a user reads and the JSON a pipeline reads
-    runs = [(fmt, True) for fmt in FORMATS] + [("table", False), ("json", False)]
-    for fmt, to_file in runs:
+    # every format's writer, fed by one analysis in this process (the calls the CLI makes)
+    options = LogsOptions.from_command_line(paths=[str(p) for p in files], sigma=[rules])
+    code, texts = analyse_logs_in_process(options, FORMATS)
+    assert code == 0  # --fail-on none
+    for fmt, text in texts.items():
+        assert text.strip() and not _log_leaks(text), (fmt, _log_leaks(text))
+    # the CLI with --progress: the table a user reads and the JSON a pipeline reads on stdout,
+    # and an --output file (stderr searched each time)
+    for fmt, to_file in [("table", False), ("json", False), ("sarif", True)]:
         out = tmp_path / f"logs.{fmt}"
         args = [sys.executable, "-m", "hipaa_audit", "analyze", "logs", *map(str, files),
                 "--format", fmt, "--fail-on", "none", "--progress", "--sigma", str(rules)]
@@ -329,10 +368,20 @@ def scan_hardened(root: Path, fmt: str, *extra: str) -> tuple[int, str]:
     return proc.returncode, decode(proc.stdout) + decode(proc.stderr)
 
 
+def hardened_output(root: Path, fmt: str, *, mask: bool) -> tuple[int, str]:
+    """The table and the JSON from the CLI with ``--progress`` (stdout and stderr); the other
+    formats' writers fed by one scan in this process (each writer runs in the CLI in
+    :func:`test_no_value_leaves`)."""
+    if fmt in ("table", "json"):
+        return scan_hardened(root, fmt, *(["--mask-paths"] if mask else []))
+    code, texts = scanned_in_process(root, mask_paths=mask)
+    return code, texts[fmt]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_creators_burned_in_and_private_information_never_leave(hardened: Path,
                                                                   fmt: str) -> None:
-    code, text = scan_hardened(hardened, fmt)
+    code, text = hardened_output(hardened, fmt, mask=False)
     assert code == 0
     assert FOLDER in text  # paths are shown unless masked: the search below is real
     assert not leaks(text, VALUE_NEEDLES), leaks(text, VALUE_NEEDLES)
@@ -340,7 +389,7 @@ def test_creators_burned_in_and_private_information_never_leave(hardened: Path,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mask_paths_hides_the_folder_in_every_format(hardened: Path, fmt: str) -> None:
-    code, text = scan_hardened(hardened, fmt, "--mask-paths")
+    code, text = hardened_output(hardened, fmt, mask=True)
     assert code == 0
     assert not leaks(text, ALL_NEEDLES), leaks(text, ALL_NEEDLES)
     if fmt != "table":  # the file is still named, its folder by shape (SARIF URL-quotes it)
