@@ -22,6 +22,7 @@ import pytest
 from helpers import (
     PLANTED,
     analyse_logs_in_process,
+    assess_without_pdfs,
     leaks,
     load_generator,
     scan_and_render,
@@ -419,9 +420,8 @@ def test_the_folder_is_a_finding_and_masked_ids_are_stable(hardened: Path) -> No
         "other value"]
 
 
-def assess_hardened(root: Path, name: str, *, mask: bool, reveal: bool = False
-                    ) -> dict[str, str]:
-    """Run ``assess`` on the planted estate; return every output's text by where it is."""
+def assessment(root: Path, name: str, *, mask: bool) -> Path:
+    """A folder ``name`` with an assessment file of the planted estate; return the folder."""
     work = root / name
     work.mkdir()
     (work / "assessment.toml").write_text(f"""
@@ -440,10 +440,12 @@ paths = ["{root / 'estate'}"]
 output_dir = "reports"
 mask_paths = {str(mask).lower()}
 """)
-    args = ["assess", "--config", "assessment.toml", "--fail-on", "none"]
-    proc = run_raw(*args, *(["--reveal-phi"] if reveal else []), cwd=work)
-    assert proc.returncode == 0, decode(proc.stderr)
-    texts = {"stdout/stderr": decode(proc.stdout) + decode(proc.stderr)}
+    return work
+
+
+def written(work: Path) -> dict[str, str]:
+    """The text of every PDF (and its attachments), findings file and the store in ``work``."""
+    texts = {}
     reports = work / "reports"
     for pdf in sorted(reports.glob("*.pdf")):
         texts[pdf.name] = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
@@ -462,6 +464,14 @@ mask_paths = {str(mask).lower()}
     return texts
 
 
+def assess_hardened(root: Path, name: str, *, mask: bool) -> dict[str, str]:
+    """Run ``assess`` on the planted estate; return every output's text by where it is."""
+    work = assessment(root, name, mask=mask)
+    proc = run_raw("assess", "--config", "assessment.toml", "--fail-on", "none", cwd=work)
+    assert proc.returncode == 0, decode(proc.stderr)
+    return {"stdout/stderr": decode(proc.stdout) + decode(proc.stderr), **written(work)}
+
+
 def test_assess_with_mask_paths_keeps_them_out_of_the_store_and_both_pdfs(hardened: Path
                                                                           ) -> None:
     texts = assess_hardened(hardened, "masked", mask=True)
@@ -478,7 +488,17 @@ def test_reveal_phi_and_unmasked_paths_show_what_the_searches_look_for(hardened:
     for label in (*HARDENING, "folder"):
         if label != "private information creator":  # a UID nobody echoes, even asked
             assert label in found, f"--reveal-phi did not show {label}"
-    texts = assess_hardened(hardened, "revealed", mask=False, reveal=True)
+    # the assessment as ``assess --reveal-phi`` runs it, in this process, its files but the
+    # PDFs written; then the risk analysis of the stored run by ``report risk``
+    work = assessment(hardened, "revealed", mask=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        assert assess_without_pdfs(work / "assessment.toml", fail_on="none",
+                                   reveal_phi=True).exit_code == 0
+    proc = run_raw("report", "risk", "--store", "history.db", "--output",
+                   "reports/risk-analysis.pdf", cwd=work)
+    assert proc.returncode == 0, decode(proc.stderr)
+    texts = written(work)
     for where in ("history store", "history store file", "risk-analysis.pdf", "findings.json",
                   "findings.csv", "findings.sarif", "junit.xml", "findings.ocsf.jsonl",
                   "oscal-assessment-results.json", "oscal-poam.json"):
