@@ -210,7 +210,7 @@ def _cache_text(folder: Path) -> str:
     """Every value of every Parquet file (decoded: values are compressed) and other file."""
     import pyarrow.parquet as pq
 
-    parts = []
+    parts: list[str] = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix == ".parquet":
             table = pq.read_table(path)
@@ -445,7 +445,7 @@ mask_paths = {str(mask).lower()}
 
 def written(work: Path) -> dict[str, str]:
     """The text of every PDF (and its attachments), findings file and the store in ``work``."""
-    texts = {}
+    texts: dict[str, str] = {}
     reports = work / "reports"
     for pdf in sorted(reports.glob("*.pdf")):
         texts[pdf.name] = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
@@ -453,8 +453,8 @@ def written(work: Path) -> dict[str, str]:
         out = work / f"{pdf.stem}-attachments"
         out.mkdir()
         subprocess.run(["pdfdetach", "-saveall", "-o", str(out), str(pdf)], check=True)
-        for f in out.iterdir():
-            texts[f"{pdf.name}!/{f.name}"] = f.read_text("utf-8", "replace")
+        for attached in out.iterdir():
+            texts[f"{pdf.name}!/{attached.name}"] = attached.read_text("utf-8", "replace")
     for f in ("findings.json", "findings.csv", "findings.sarif", "junit.xml",
               "findings.ocsf.jsonl", "oscal-assessment-results.json", "oscal-poam.json"):
         texts[f] = (reports / f).read_text("utf-8", "replace")
