@@ -501,11 +501,11 @@ def config_error(config: Path) -> str:
 # An assessment run in this process, without its report files
 
 def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = False,
-                  baseline: str | None = None) -> Any:
+                  baseline: str | None = None, reveal_phi: bool = False) -> Any:
     """Run the assessment ``config`` names into its ``[store]`` as ``hipaa-audit assess`` does
-    (``run_assessment``, the function the command calls, with the same options), but in this
-    process and without rendering the report files; return the ``Assessed`` run (its
-    ``exit_code`` is the command's exit status).
+    (``run_assessment``, the function the command calls, with the same options, ``reveal_phi``
+    for ``--reveal-phi``), but in this process and without rendering the report files; return
+    the ``Assessed`` run (its ``exit_code`` is the command's exit status).
 
     For tests that read only the exit status, the stored run or a report rendered later; the
     command itself (its output, its files) is tested through ``run_cli``.
@@ -517,7 +517,7 @@ def assess_stored(config: Path, *, fail_on: str = "high", fail_on_new: bool = Fa
     from hipaa_audit.store import Store
 
     cfg = load_config(config)
-    masker = Masker(installation_key())
+    masker = Masker(installation_key(), reveal=reveal_phi)
     assert cfg.data.store.path is not None, "the assessment file names no [store] path"
     with Store(Path(cfg.data.store.path)) as store:
         base = store.resolve(baseline) if baseline is not None else None

@@ -19,8 +19,22 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from helpers import PLANTED, leaks, load_generator, squash, variants
+from helpers import (
+    PLANTED,
+    analyse_logs_in_process,
+    assess_without_pdfs,
+    leaks,
+    load_generator,
+    scan_and_render,
+    squash,
+    variants,
+)
 from pydicom.dataset import Dataset
+
+from hipaa_audit.archive.options import ArchiveOptions
+from hipaa_audit.logs.options import LogsOptions
+from hipaa_audit.redaction import Masker
+from hipaa_audit.scanner import Setup
 
 pytestmark = pytest.mark.e2e
 
@@ -79,11 +93,31 @@ def test_needles_are_planted(tree: Path) -> None:
     assert generator.NON_UTF8_NAME in blob
 
 
+@cache  # a scan is only read: the formats share it
+def scanned_in_process(root: Path, workers: int = 1, mask_paths: bool = False
+                       ) -> tuple[int, dict[str, str]]:
+    """The exit code and every format's text of one scan of ``root/estate`` as
+    ``scan archive estate --fail-on none`` prints it, run in this process from ``root`` (the
+    calls the CLI makes, one scan fed to every writer)."""
+    options = ArchiveOptions.from_command_line(paths=["estate"], workers=workers,
+                                               mask_paths=mask_paths)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return scan_and_render("archive", options, Setup(strict=True, masker_=Masker(b"k" * 32)))
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize(("to_file", "workers"), [(False, 1), (True, 1), (False, 2)],
                          ids=["stdout", "output-file", "workers-2"])
 def test_no_value_leaves(tree: Path, fmt: str, to_file: bool, workers: int) -> None:
-    run = scan(tree, fmt, to_file=to_file, workers=workers)
+    """Each format through the CLI on stdout and into an ``--output`` file; with two workers,
+    the table through the CLI and every other format's writer fed by one scan in this process
+    (the workers scan the files, the writers are the ones tested on one worker)."""
+    if workers == 2 and fmt != "table":
+        code, texts = scanned_in_process(tree.parent, workers)
+        run = Run(code, texts[fmt], "", "")
+    else:
+        run = scan(tree, fmt, to_file=to_file, workers=workers)
     assert run.code == 4, run.stderr  # corrupt/ files could not be checked
     assert "Traceback" not in run.stderr
     body = run.output_file if to_file else run.stdout
@@ -176,7 +210,7 @@ def _cache_text(folder: Path) -> str:
     """Every value of every Parquet file (decoded: values are compressed) and other file."""
     import pyarrow.parquet as pq
 
-    parts = []
+    parts: list[str] = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix == ".parquet":
             table = pq.read_table(path)
@@ -186,7 +220,7 @@ def _cache_text(folder: Path) -> str:
     return "\n".join(parts)
 
 
-def test_log_values_never_leave(tmp_path: Path) -> None:
+def test_log_values_never_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No output of ``analyze logs`` and nothing in its Parquet cache holds a planted value."""
     files = _log_estate(tmp_path / "logs")
     rules = tmp_path / "rules.yml"  # a correlation grouped by CloudTrail free text
@@ -199,14 +233,20 @@ def test_log_values_never_leave(tmp_path: Path) -> None:
         "  group-by:\n    - errorMessage\n    - additionalEventData.note\n  timespan: 1h\n"
         "  condition:\n    gte: 1\n")
     data = tmp_path / "data"
-    env = {**os.environ, "COLUMNS": "120", "HIPAA_AUDIT_DATA_DIR": str(data)}
+    monkeypatch.setenv("HIPAA_AUDIT_DATA_DIR", str(data))
+    env = {**os.environ, "COLUMNS": "120"}
     # the search finds the values where they are (the logs), so it can fail
     for label in LOG_PLANTED:
         assert label in _log_leaks("".join(p.read_text() for p in files)), label
-    # every format's writer into an --output file; stdout (the same writers on another stream)
-    # for the table a user reads and the JSON a pipeline reads
-    runs = [(fmt, True) for fmt in FORMATS] + [("table", False), ("json", False)]
-    for fmt, to_file in runs:
+    # every format's writer, fed by one analysis in this process (the calls the CLI makes)
+    options = LogsOptions.from_command_line(paths=[str(p) for p in files], sigma=[rules])
+    code, texts = analyse_logs_in_process(options, FORMATS)
+    assert code == 0  # --fail-on none
+    for fmt, text in texts.items():
+        assert text.strip() and not _log_leaks(text), (fmt, _log_leaks(text))
+    # the CLI with --progress: the table a user reads and the JSON a pipeline reads on stdout,
+    # and an --output file (stderr searched each time)
+    for fmt, to_file in [("table", False), ("json", False), ("sarif", True)]:
         out = tmp_path / f"logs.{fmt}"
         args = [sys.executable, "-m", "hipaa_audit", "analyze", "logs", *map(str, files),
                 "--format", fmt, "--fail-on", "none", "--progress", "--sigma", str(rules)]
@@ -329,10 +369,20 @@ def scan_hardened(root: Path, fmt: str, *extra: str) -> tuple[int, str]:
     return proc.returncode, decode(proc.stdout) + decode(proc.stderr)
 
 
+def hardened_output(root: Path, fmt: str, *, mask: bool) -> tuple[int, str]:
+    """The table and the JSON from the CLI with ``--progress`` (stdout and stderr); the other
+    formats' writers fed by one scan in this process (each writer runs in the CLI in
+    :func:`test_no_value_leaves`)."""
+    if fmt in ("table", "json"):
+        return scan_hardened(root, fmt, *(["--mask-paths"] if mask else []))
+    code, texts = scanned_in_process(root, mask_paths=mask)
+    return code, texts[fmt]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_creators_burned_in_and_private_information_never_leave(hardened: Path,
                                                                   fmt: str) -> None:
-    code, text = scan_hardened(hardened, fmt)
+    code, text = hardened_output(hardened, fmt, mask=False)
     assert code == 0
     assert FOLDER in text  # paths are shown unless masked: the search below is real
     assert not leaks(text, VALUE_NEEDLES), leaks(text, VALUE_NEEDLES)
@@ -340,7 +390,7 @@ def test_creators_burned_in_and_private_information_never_leave(hardened: Path,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mask_paths_hides_the_folder_in_every_format(hardened: Path, fmt: str) -> None:
-    code, text = scan_hardened(hardened, fmt, "--mask-paths")
+    code, text = hardened_output(hardened, fmt, mask=True)
     assert code == 0
     assert not leaks(text, ALL_NEEDLES), leaks(text, ALL_NEEDLES)
     if fmt != "table":  # the file is still named, its folder by shape (SARIF URL-quotes it)
@@ -370,9 +420,8 @@ def test_the_folder_is_a_finding_and_masked_ids_are_stable(hardened: Path) -> No
         "other value"]
 
 
-def assess_hardened(root: Path, name: str, *, mask: bool, reveal: bool = False
-                    ) -> dict[str, str]:
-    """Run ``assess`` on the planted estate; return every output's text by where it is."""
+def assessment(root: Path, name: str, *, mask: bool) -> Path:
+    """A folder ``name`` with an assessment file of the planted estate; return the folder."""
     work = root / name
     work.mkdir()
     (work / "assessment.toml").write_text(f"""
@@ -391,10 +440,12 @@ paths = ["{root / 'estate'}"]
 output_dir = "reports"
 mask_paths = {str(mask).lower()}
 """)
-    args = ["assess", "--config", "assessment.toml", "--fail-on", "none"]
-    proc = run_raw(*args, *(["--reveal-phi"] if reveal else []), cwd=work)
-    assert proc.returncode == 0, decode(proc.stderr)
-    texts = {"stdout/stderr": decode(proc.stdout) + decode(proc.stderr)}
+    return work
+
+
+def written(work: Path) -> dict[str, str]:
+    """The text of every PDF (and its attachments), findings file and the store in ``work``."""
+    texts: dict[str, str] = {}
     reports = work / "reports"
     for pdf in sorted(reports.glob("*.pdf")):
         texts[pdf.name] = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
@@ -402,8 +453,8 @@ mask_paths = {str(mask).lower()}
         out = work / f"{pdf.stem}-attachments"
         out.mkdir()
         subprocess.run(["pdfdetach", "-saveall", "-o", str(out), str(pdf)], check=True)
-        for f in out.iterdir():
-            texts[f"{pdf.name}!/{f.name}"] = f.read_text("utf-8", "replace")
+        for attached in out.iterdir():
+            texts[f"{pdf.name}!/{attached.name}"] = attached.read_text("utf-8", "replace")
     for f in ("findings.json", "findings.csv", "findings.sarif", "junit.xml",
               "findings.ocsf.jsonl", "oscal-assessment-results.json", "oscal-poam.json"):
         texts[f] = (reports / f).read_text("utf-8", "replace")
@@ -411,6 +462,14 @@ mask_paths = {str(mask).lower()}
         texts["history store"] = "\n".join(db.iterdump())
     texts["history store file"] = (work / "history.db").read_bytes().decode("latin-1")
     return texts
+
+
+def assess_hardened(root: Path, name: str, *, mask: bool) -> dict[str, str]:
+    """Run ``assess`` on the planted estate; return every output's text by where it is."""
+    work = assessment(root, name, mask=mask)
+    proc = run_raw("assess", "--config", "assessment.toml", "--fail-on", "none", cwd=work)
+    assert proc.returncode == 0, decode(proc.stderr)
+    return {"stdout/stderr": decode(proc.stdout) + decode(proc.stderr), **written(work)}
 
 
 def test_assess_with_mask_paths_keeps_them_out_of_the_store_and_both_pdfs(hardened: Path
@@ -429,7 +488,17 @@ def test_reveal_phi_and_unmasked_paths_show_what_the_searches_look_for(hardened:
     for label in (*HARDENING, "folder"):
         if label != "private information creator":  # a UID nobody echoes, even asked
             assert label in found, f"--reveal-phi did not show {label}"
-    texts = assess_hardened(hardened, "revealed", mask=False, reveal=True)
+    # the assessment as ``assess --reveal-phi`` runs it, in this process, its files but the
+    # PDFs written; then the risk analysis of the stored run by ``report risk``
+    work = assessment(hardened, "revealed", mask=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        assert assess_without_pdfs(work / "assessment.toml", fail_on="none",
+                                   reveal_phi=True).exit_code == 0
+    proc = run_raw("report", "risk", "--store", "history.db", "--output",
+                   "reports/risk-analysis.pdf", cwd=work)
+    assert proc.returncode == 0, decode(proc.stderr)
+    texts = written(work)
     for where in ("history store", "history store file", "risk-analysis.pdf", "findings.json",
                   "findings.csv", "findings.sarif", "junit.xml", "findings.ocsf.jsonl",
                   "oscal-assessment-results.json", "oscal-poam.json"):
