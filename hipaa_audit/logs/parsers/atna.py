@@ -139,7 +139,10 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
     types: list[str] = []
     purposes: list[str] = []
     for sub in ident:
-        code = _xml_code(sub)
+        code = sub.get("csd-code") or sub.get("code")  # as _xml_code
+        if not code:
+            continue
+        code = code.strip()
         if not code:
             continue
         if sub.tag == "EventID":
@@ -161,9 +164,10 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
         roles: list[str] = []
         media: ET.Element | None = None
         for sub in part:
-            if sub.tag == "RoleIDCode":
+            tag = sub.tag
+            if tag == "RoleIDCode":
                 roles.append(_xml_code(sub) or "")
-            elif sub.tag == "MediaIdentifier":
+            elif tag == "MediaIdentifier":
                 media = sub
         if media is not None:
             if "110155" not in roles and media_type is None:  # not source media
@@ -186,9 +190,10 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
     user = role = source_ip = device = None
     actor_is_patient = False
     if actor is not None:
+        actor_roles = [sub for sub in actor if sub.tag == "RoleIDCode"]
         actor_is_patient = _is_patient_role(
-            [(_xml_code(sub) or "") for sub in actor if sub.tag == "RoleIDCode"]
-            + [_xml_text(sub) or "" for sub in actor if sub.tag == "RoleIDCode"])
+            [(_xml_code(sub) or "") for sub in actor_roles]
+            + [_xml_text(sub) or "" for sub in actor_roles])
         user = _str(actor.get("UserID"))
         address = _str(actor.get("NetworkAccessPointID"))
         kind = (actor.get("NetworkAccessPointTypeCode") or "").strip()
@@ -196,9 +201,9 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
             source_ip = address
         elif kind == "1":
             device = address
-        for sub in actor:
+        for sub in actor_roles:
             # a coded job role (e.g. from XUA), not one of the DICOM transfer roles
-            if sub.tag == "RoleIDCode" and (sub.get("codeSystemName") or "").upper() != "DCM":
+            if (sub.get("codeSystemName") or "").upper() != "DCM":
                 code = _xml_code(sub) or ""
                 if not code.startswith("11015"):
                     role = _xml_text(sub) or code or None
@@ -228,11 +233,11 @@ def _atna_row(root: ET.Element, fp: _Fingerprints, line: int, event_key: str) ->
         oid = obj.get("ParticipantObjectID")
         if (patient is None and obj.get("ParticipantObjectTypeCode") == "1"
                 and obj.get("ParticipantObjectTypeCodeRole") == "1"):
-            patient = fp.patient(oid)
-            raw_patient = _patient_id(oid)
+            raw_patient = _patient_id(oid)  # as fp.patient, fp.name
+            patient = fp(raw_patient) if raw_patient else None
             if patient is not None and name:
-                patient_name = fp.name(name)
                 raw_name = _family_name(name)
+                patient_name = fp(raw_name) if raw_name else None
         elif id_type == "110180" and study is None:
             study = fp.study(oid)
     if study is None and accession:

@@ -71,6 +71,10 @@ class _Fingerprints:
         self._fingerprint = masker.fingerprint
         self._cache: dict[str, str] = {}
         self._labels: dict[str, str] = {}  # short plain labels (no known ids, no codes)
+        # short labels screened without ``known``: True, False or their lower case (to look
+        # for ``known`` in); with DICOM codes let through, and without
+        self._codes: dict[str, bool | str] = {}
+        self._screened: dict[str, bool | str] = {}
 
     def __call__(self, value: str) -> str:
         cache = self._cache
@@ -114,9 +118,29 @@ class _Fingerprints:
         """
         if value is None:
             return None
-        if known or codes or len(value) > _LABEL_CACHED:
+        if len(value) > _LABEL_CACHED:
             return self.mask(value) if may_identify(value, known, codes) else value
-        return self.text(value)
+        if not (known or codes):
+            return self.text(value)
+        # may_identify in two steps: what the text alone says (remembered), then ``known``
+        screened = self._codes if codes else self._screened
+        seen = screened.get(value)
+        if seen is None:
+            text = _DICOM_CODE.sub("", value) if codes else value
+            seen = ((_UUID.fullmatch(value) is None) if _IDENTIFIER_LIKE.search(text)
+                    else (False if _UUID.fullmatch(value) else value.lower()))
+            if len(screened) >= _LABEL_CACHE:
+                screened.clear()
+            screened[value] = seen
+        if seen is False:
+            return value
+        if seen is not True:
+            for k in known:
+                if k is not None and len(k) >= 3 and k.lower() in seen:
+                    break
+            else:
+                return value
+        return f"{MASKED_LABEL}{self(value)}"
 
     def text(self, value: str) -> str:
         """``label(value)`` of a text (no known ids, no codes), remembered when short."""

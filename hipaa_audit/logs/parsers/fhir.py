@@ -45,6 +45,8 @@ _PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/?#]+)")
 def _codes(value: object) -> list[str]:
     """The codes of a Coding, a CodeableConcept, or a list of either."""
     out: list[str] = []
+    if value is None:
+        return out
     items = value if isinstance(value, list) else [value]
     for item in items:
         if not isinstance(item, dict):
@@ -186,11 +188,11 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         found = _PATIENT_REF.search(reference) if reference else None
         if patient is None and ("1" in _codes(entity.get("role")) or found is not None):
             raw_patient = _patient_id(found.group(1) if found else value or reference)
-            patient = fp.patient(raw_patient)
+            patient = fp(raw_patient) if raw_patient else None  # as fp.patient
             name = _str(entity.get("name")) or _str(what.get("display"))
             if patient is not None and name:
-                patient_name = fp.name(name)
-                raw_name = _family_name(name)
+                raw_name = _family_name(name)  # as fp.name
+                patient_name = fp(raw_name) if raw_name else None
         elif study is None and (
                 "110180" in _codes(ident.get("type")) or "110180" in _codes(entity.get("type"))
                 or ident.get("system") == "urn:dicom:uid"
@@ -203,7 +205,7 @@ def _fhir_row(res: dict[str, Any], fp: _Fingerprints, line: int, fallback_id: st
         found = _PATIENT_REF.search(_str(_dict(res.get("patient")).get("reference")) or "")
         if found:
             raw_patient = _patient_id(found.group(1))
-            patient = fp.patient(raw_patient)
+            patient = fp(raw_patient) if raw_patient else None
     known = (raw_patient, raw_name)
     if actor_is_patient or (raw_patient is not None and raw_patient in (
             _patient_id(actor_id), _patient_id(user))):
