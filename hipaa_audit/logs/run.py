@@ -58,6 +58,9 @@ UNVERIFIABLE = "log-unverifiable"
 INTEGRITY = "log-integrity"
 SIGMA = "log-sigma"
 SHOWN_LINES = 20
+#: Events of small files (parsed in one chunk, kept as parsed) joined and made compact together
+#: once this many are pending: a trail of thousands of small files is not compacted file by file.
+BATCH_EVENTS = 200_000
 STAT_FILES = "log_files"
 STAT_EVENTS = "events"
 STAT_MALFORMED = "malformed_records"
@@ -164,6 +167,8 @@ class _Parsed:
 
     def release(self) -> None:
         """Keep the counts and times of the events, drop the table (it is in the joined one)."""
+        if self.count >= 0:
+            return
         ev = self.events
         self.count = len(ev)
         known = ev["time"].notna().any() if len(ev) else False
@@ -230,7 +235,11 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
     malformed: list[schema.Malformed] = []
     try:
         for chunk in parse_file(path, fmt, masker, mapping):
-            frames.append(schema.compact(chunk.events))
+            # a file of one chunk is kept as parsed (made compact with others, _Batches); the
+            # chunks of a larger one are made compact as they come (the memory stays bounded)
+            frames.append(chunk.events)
+            if len(frames) > 1:
+                frames = [schema.compact(f) for f in frames]
             malformed.extend(chunk.malformed)
     except (LogFormatError, OSError, ValueError, EOFError) as exc:
         # a library's message may quote the record it choked on: only our own messages (which
@@ -262,7 +271,47 @@ def _chained(path: Path) -> bool:
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return schema.concat(frames)
+    """The chunks of one file as one table (a single chunk as it is)."""
+    return frames[0] if len(frames) == 1 else schema.concat(frames)
+
+
+class _Batches:
+    """The events of the files, in file order, joined into compact parts as they come.
+
+    Files kept as parsed (:func:`_parse`) wait until :data:`BATCH_EVENTS` events are pending,
+    then are joined and made compact at once and released (:meth:`_Parsed.release`); a file
+    already compact is a part of its own.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+        self.pending: list[_Parsed] = []
+        self.rows = 0
+
+    def add(self, parsed: _Parsed) -> None:
+        """Add the events of the next file."""
+        if not schema.string_form(parsed.events):  # already compact (a cache, chunks): a part
+            self.fold()
+            self.parts.append(parsed.events)
+            parsed.release()
+            return
+        self.pending.append(parsed)
+        self.rows += len(parsed.events)
+        if self.rows >= BATCH_EVENTS:
+            self.fold()
+
+    def fold(self) -> None:
+        """Join the pending files' events into one compact part and release them."""
+        if self.pending:
+            self.parts.append(schema.concat([p.events for p in self.pending]))
+        for p in self.pending:
+            p.release()
+        self.pending, self.rows = [], 0
+
+    def joined(self) -> pd.DataFrame:
+        """All the events, compact (categories unified over the parts)."""
+        self.fold()
+        return schema.concat(self.parts)
 
 
 def _parse_task(path: str, opts: LogOptions, key: bytes, reveal: bool) -> _Parsed:
@@ -454,14 +503,16 @@ def analyze_logs(opts: LogOptions, catalog: Catalog, masker: Masker, *,
     for root in trails:
         yield _trail(root, opts, catalog)
     parsed: list[_Parsed] = []
+    batches = _Batches()
     items = (_parse_on_cluster(files, opts, masker) if opts.scheduler is not None and files
              else (_parse(path, opts, masker) for path in files))
     for path, item in zip(files, items, strict=True):
         parsed.append(item)
+        batches.add(item)
         result = _file_result(item, catalog)
         _integrity(path, opts, catalog, result)
         yield result
-    events = _concat([p.events for p in parsed])
+    events = batches.joined()
     for p in parsed:
         p.release()  # the joined table holds the events now
     zone = timezone_for(files, None if opts.infer_timezone else opts.settings.timezone)

@@ -131,20 +131,31 @@ def empty() -> pd.DataFrame:
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with exactly the columns of the schema, in order, with their dtypes.
 
-    Missing columns are added empty; ``time`` is parsed and converted to UTC.
+    Missing columns are added empty; ``time`` is parsed and converted to UTC. A column that
+    already has its dtype is kept as it is.
     """
-    out = pd.DataFrame(index=frame.index)
+    out: dict[str, pd.Series] = {}
     types = dtypes()
+    given = dict(frame.items())
     for col in COLUMNS:
-        if col == "time":
-            values = frame[col] if col in frame else pd.Series(pd.NaT, index=frame.index)
+        kind = types[col]
+        values = given.get(col)
+        if values is not None and values.dtype == kind:
+            out[col] = values
+        elif col == "time":
+            if values is None:
+                values = pd.Series(pd.NaT, index=frame.index)
             out[col] = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"
                                       ).astype("datetime64[ms, UTC]")
-        elif col in frame:
-            out[col] = _typed(frame[col], types[col])
+        elif values is not None:
+            out[col] = _typed(values, kind)
         else:
-            out[col] = pd.Series(pd.NA, index=frame.index, dtype=types[col])  # type: ignore[call-overload]
-    return out.reset_index(drop=True)
+            out[col] = pd.Series(pd.NA, index=frame.index, dtype=kind)  # type: ignore[call-overload]
+    table = pd.DataFrame(out, index=frame.index, copy=False)
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return table
+    return table.reset_index(drop=True)
 
 
 def valid_text(value: Any) -> Any:
@@ -201,33 +212,71 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
             str(frame[c].dtype) != str(t) for c, t in dtypes().items()
             if c not in CATEGORY_COLUMNS):
         frame = normalise(frame)
-    out = frame.copy(deep=False)
-    for col in CATEGORY_COLUMNS:
-        out[col] = _categorical(frame[col])
-    return out
+    return pd.DataFrame({c: _categorical(frame[c]) if c in CATEGORY_COLUMNS else frame[c]
+                         for c in COLUMNS}, copy=False)
 
 
 def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Tables of the schema one after the other, in the compact form (categories unified)."""
-    parts = [compact(f) for f in frames if len(f)]
+    """Tables of the schema one after the other, in the compact form (categories unified).
+
+    Consecutive tables of the string form (as parsed, :func:`dtypes`) are joined first and made
+    compact once; then each text column's categories are unified once over all the parts (their
+    sorted union) and the parts' codes mapped into it, whatever the number of tables.
+    """
+    parts: list[pd.DataFrame] = []
+    run: list[pd.DataFrame] = []  # consecutive tables of the string form: made compact at once
+    for frame in frames:
+        if not len(frame):
+            continue
+        if string_form(frame):
+            run.append(frame)
+            continue
+        if run:
+            parts.append(_compact_run(run))
+            run = []
+        parts.append(compact(frame))
+    if run:
+        parts.append(_compact_run(run))
     if not parts:
         return compact(empty())
     if len(parts) == 1:
         return parts[0]
-    unified = []
-    for col in CATEGORY_COLUMNS:
-        union = parts[0][col].cat.categories
-        for part in parts[1:]:
-            union = union.union(part[col].cat.categories)
-        unified.append((col, pd.Index(union, dtype=STRING_DTYPE).sort_values()))
-    aligned = []
-    for part in parts:
-        part = part.copy(deep=False)
-        for col, union in unified:
-            if not part[col].cat.categories.equals(union):
-                part[col] = part[col].cat.set_categories(union)
-        aligned.append(part)
-    return pd.concat(aligned, ignore_index=True)
+    columns = {col: _concat_categorical([p[col] for p in parts]) if col in CATEGORY_COLUMNS
+               else pd.concat([p[col] for p in parts], ignore_index=True) for col in COLUMNS}
+    return pd.DataFrame(columns, copy=False)
+
+
+def string_form(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has exactly the columns and dtypes a parser gives (:func:`dtypes`)."""
+    types = dtypes()
+    return list(frame.columns) == list(COLUMNS) and all(
+        kind == types[str(col)] for col, kind in frame.dtypes.items())
+
+
+def _compact_run(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Tables of the string form one after the other, compact (one categorical per column)."""
+    return compact(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+
+
+def _concat_categorical(columns: list[pd.Series]) -> pd.Series:
+    """Categorical columns one after the other, over the sorted union of their categories."""
+    import pyarrow as pa
+
+    first = columns[0].cat.categories
+    if all(c.cat.categories.equals(first) for c in columns[1:]):
+        union = first
+    else:
+        values = pa.chunked_array([chunk for c in columns
+                                   for chunk in c.cat.categories.array.__arrow_array__().chunks],
+                                  type=pa.large_string()).unique()
+        union = pd.Index(pd.array(values, dtype=STRING_DTYPE)).sort_values()
+    codes = []
+    for column in columns:
+        indexer = np.append(union.get_indexer(column.cat.categories), -1)  # -1: missing
+        codes.append(indexer[column.cat.codes.to_numpy()])
+    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes),
+                                               dtype=pd.CategoricalDtype(union)),
+                     name=columns[0].name, copy=False)
 
 
 def write_parquet(frame: pd.DataFrame, path: Path | IO[bytes]) -> None:
