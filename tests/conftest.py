@@ -39,9 +39,10 @@ SERIAL_FILES = ("tests/test_assess.py", "tests/test_s3peers.py")
 #: The files whose tests take longest, longest first: they start first, so that under
 #: pytest-xdist no worker is left with a long file at the end while the other waits.
 HEAVY_FIRST = ("tests/test_assess.py", "tests/test_s3peers.py", "tests/test_logs.py",
-               "tests/test_treatment.py", "tests/test_s3.py", "tests/test_log_dask.py",
-               "tests/test_log_realistic.py", "tests/test_exports.py", "tests/test_attest.py",
-               "tests/test_phi_never_leaves.py", "tests/test_network.py")
+               "tests/test_network.py", "tests/test_log_realistic.py",
+               "tests/test_phi_never_leaves.py", "tests/test_s3.py", "tests/test_treatment.py",
+               "tests/test_child_imports.py", "tests/test_attest.py",
+               "tests/test_permissions.py", "tests/test_ocr.py", "tests/test_bombs.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
