@@ -82,7 +82,11 @@ class _Fingerprints:
         if out is None:
             if len(cache) >= FINGERPRINT_CACHE:
                 cache.clear()
-            out = cache[value] = self._fingerprint(value)
+            try:
+                out = self._fingerprint(value)
+            except UnicodeEncodeError:  # half a surrogate pair: as the table will hold it
+                out = self._fingerprint(valid_text(value))
+            cache[value] = out
         return out
 
     def patient(self, value: object) -> str | None:
