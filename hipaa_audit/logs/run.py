@@ -238,8 +238,8 @@ def _parse(path: Path, opts: LogOptions, masker: Masker) -> _Parsed:
             # a file of one chunk is kept as parsed (made compact with others, _Batches); the
             # chunks of a larger one are made compact as they come (the memory stays bounded)
             frames.append(chunk.events)
-            if len(frames) > 1:
-                frames = [schema.compact(f) for f in frames]
+            if len(frames) > 1:  # the earlier ones are compact already, but for the first
+                frames[-2:] = [schema.compact(f) for f in frames[-2:]]
             malformed.extend(chunk.malformed)
     except (LogFormatError, OSError, ValueError, EOFError) as exc:
         # a library's message may quote the record it choked on: only our own messages (which
