@@ -10,15 +10,14 @@ shows the same search does find them once ``--reveal-phi`` is given, so it can f
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import run_cli_raw
 from helpers import (
     PLANTED,
     analyse_logs_in_process,
@@ -55,8 +54,7 @@ class Run:
 
 def run_raw(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI capturing bytes (an output that is not UTF-8 must not hide a leak)."""
-    return subprocess.run([sys.executable, "-m", "hipaa_audit", *args], capture_output=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "120"}, timeout=300)
+    return run_cli_raw(*args, cwd=cwd, env={"COLUMNS": "120"})
 
 
 def decode(data: bytes) -> str:
@@ -234,7 +232,7 @@ def test_log_values_never_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "  condition:\n    gte: 1\n")
     data = tmp_path / "data"
     monkeypatch.setenv("HIPAA_AUDIT_DATA_DIR", str(data))
-    env = {**os.environ, "COLUMNS": "120"}
+    env = {"COLUMNS": "120"}
     # the search finds the values where they are (the logs), so it can fail
     for label in LOG_PLANTED:
         assert label in _log_leaks("".join(p.read_text() for p in files)), label
@@ -248,11 +246,11 @@ def test_log_values_never_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # and an --output file (stderr searched each time)
     for fmt, to_file in [("table", False), ("json", False), ("sarif", True)]:
         out = tmp_path / f"logs.{fmt}"
-        args = [sys.executable, "-m", "hipaa_audit", "analyze", "logs", *map(str, files),
+        args = ["analyze", "logs", *map(str, files),
                 "--format", fmt, "--fail-on", "none", "--progress", "--sigma", str(rules)]
         if to_file:
             args += ["--output", str(out)]
-        proc = subprocess.run(args, capture_output=True, env=env, timeout=300)
+        proc = run_cli_raw(*args, env=env)
         assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
         written = decode(out.read_bytes()) if to_file else ""
         assert written.strip() if to_file else proc.stdout.strip(), (fmt, to_file)

@@ -1,0 +1,278 @@
+"""The tests' runs of ``python -m hipaa_audit``, forked from a process that has already imported
+the third-party libraries every run imports.
+
+Each run is a process of its own with its own arguments, working folder, environment, standard
+streams and exit code; what the runs share is the import of the package's modules and of numpy,
+pydicom, pandas, pyarrow, typer, pydantic and rich: 0.5 to 1.5 s of CPU a run, which the suite's
+runs would otherwise spend again each time. (The start of a new interpreter, the package alone,
+is what ``tests/test_child_imports.py`` runs.) :func:`needs_new_interpreter` names the runs that
+start a new interpreter instead: those whose environment changes how Python itself starts.
+
+Run as ``python warmcli.py`` this module is that process (the *zygote*): it reads one request a
+line on its standard input (JSON: ``id``, ``argv``, ``cwd``, ``env``, ``stdout``, ``stderr``, the
+files the run's streams go to) and answers on its standard output ``started ID PID`` and, when
+the run ends, ``exit PID CODE`` (a negative code is the signal that ended it, as
+:attr:`subprocess.Popen.returncode`). It ends when its standard input closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: What the runs would import again each time: imported once, before the first fork. (No module
+#: of the package reads its environment or working folder when imported: a run sets both first.)
+PRELOAD = ("numpy", "pydicom", "pandas", "pyarrow", "pyarrow.parquet", "typer", "click",
+           "pydantic", "rich.console", "hipaa_audit.cli", "hipaa_audit.archive.run",
+           "hipaa_audit.logs.run", "hipaa_audit.assess", "hipaa_audit.network.run",
+           "hipaa_audit.s3.entry")
+#: Environment variables read when an interpreter starts: a run that sets or changes one starts
+#: a new interpreter.
+_STARTUP_PREFIXES = ("PYTHON", "LC_")
+_STARTUP_NAMES = frozenset({"LANG", "LANGUAGE"})
+
+
+def needs_new_interpreter(env: Mapping[str, str], base: Mapping[str, str]) -> bool:
+    """Whether a run with ``env`` (its whole environment) must start a new interpreter: it
+    differs from ``base``, the zygote's, in a variable Python reads when it starts."""
+    for name in set(env) | set(base):
+        if (name.startswith(_STARTUP_PREFIXES) or name in _STARTUP_NAMES) and \
+                env.get(name) != base.get(name):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# the zygote
+
+
+def _run_child(request: dict[str, Any]) -> None:
+    """In the forked child: become ``python -m hipaa_audit ARGV``; never returns."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+        os.closerange(3, 1024)  # the zygote's pipes and files are not the run's
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        time.tzset()
+        sys.path.insert(0, request["cwd"])  # as ``python -m`` puts its working folder first
+        sys.argv = ["hipaa_audit", *request["argv"]]
+        try:
+            runpy.run_module("hipaa_audit", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            if exc.code is None:
+                code = 0
+            elif isinstance(exc.code, int):
+                code = exc.code
+            else:  # as the interpreter does with sys.exit("message")
+                print(exc.code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+            code = 1
+        # what the interpreter does on its way out: wait for threads, run atexit, flush
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    finally:
+        os._exit(code & 0xFF)
+
+
+def serve() -> None:
+    """The zygote's loop (see the module's docstring)."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    pending = b""
+    reply = sys.stdout.buffer
+    running = 0
+    while True:
+        ready, _, _ = select.select([0, wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        if 0 in ready:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _run_child(request)
+                running += 1
+                reply.write(f"started {request['id']} {pid}\n".encode())
+                reply.flush()
+        while running:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                running = 0
+                break
+            if pid == 0:
+                break
+            running -= 1
+            reply.write(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
+            reply.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# the tests' side
+
+
+class WarmRun:
+    """One run in the zygote: what :class:`subprocess.Popen` offers that the tests use."""
+
+    def __init__(self, zygote: Zygote, folder: Path, pid: int) -> None:
+        self._zygote = zygote
+        self._folder = folder
+        self.pid = pid
+        self.returncode: int | None = None
+        self._done = threading.Event()
+
+    def _ended(self, code: int) -> None:
+        self.returncode = code
+        self._done.set()
+
+    def poll(self) -> int | None:
+        """The exit code, or None while the run goes on."""
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the run to end; :class:`subprocess.TimeoutExpired` after ``timeout``."""
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(["hipaa_audit"], timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        """Stop the run with SIGKILL (nothing when it has ended)."""
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def output(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Wait for the run; its standard output and error, bytes as written."""
+        self.wait(timeout)
+        out, err = (self._folder / name for name in ("stdout", "stderr"))
+        data = (out.read_bytes(), err.read_bytes())
+        out.unlink()
+        err.unlink()
+        self._folder.rmdir()
+        return data
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the run; its standard output and error as text, decoded as
+        ``subprocess.Popen(text=True)`` decodes them (UTF-8, universal newlines)."""
+        out, err = self.output(timeout)
+        return _text(out), _text(err)
+
+
+def _text(data: bytes) -> str:
+    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
+class Zygote:
+    """The zygote process of one test process, started the first time a run asks for it."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._lock = threading.Lock()
+        self._started: dict[int, threading.Event] = {}
+        self._pids: dict[int, int] = {}
+        self._runs: dict[int, WarmRun] = {}
+        self._early: dict[int, int] = {}  # runs that ended before their start was read
+        self._next = 0
+        self._tmp = Path(tempfile.mkdtemp(prefix="hipaa-audit-warm-"))
+        self.env = dict(os.environ)
+        self._proc = subprocess.Popen([sys.executable, "-P", __file__], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=self.env)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            kind, first, second = raw.decode().split()
+            with self._lock:
+                if kind == "started":
+                    self._pids[int(first)] = int(second)
+                    self._started[int(first)].set()
+                else:
+                    run = self._runs.pop(int(first), None)
+                    if run is None:
+                        self._early[int(first)] = int(second)
+                    else:
+                        run._ended(int(second))
+
+    def start(self, argv: list[str], cwd: Path | None, env: Mapping[str, str]) -> WarmRun:
+        """Start ``python -m hipaa_audit ARGV`` in ``cwd`` with the whole environment ``env``."""
+        with self._lock:
+            ident = self._next
+            self._next += 1
+            started = self._started[ident] = threading.Event()
+        folder = self._tmp / str(ident)
+        folder.mkdir()
+        request = {"id": ident, "argv": argv, "cwd": str(cwd or Path.cwd()), "env": dict(env),
+                   "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr")}
+        assert self._proc.stdin is not None
+        with self._lock:
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self._proc.stdin.flush()
+        if not started.wait(60):
+            raise RuntimeError("the warm CLI zygote did not start the run")
+        with self._lock:
+            pid = self._pids.pop(ident)
+            del self._started[ident]
+            run = WarmRun(self, folder, pid)
+            if pid in self._early:
+                run._ended(self._early.pop(pid))
+            else:
+                self._runs[pid] = run
+        return run
+
+    def close(self) -> None:
+        """End the zygote (runs still going on are killed)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.kill()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait(30)
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    serve()
