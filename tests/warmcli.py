@@ -1,12 +1,13 @@
 """The tests' runs of ``python -m hipaa_audit``, forked from a process that has already imported
-the third-party libraries every run imports.
+the package and the libraries the runs import.
 
 Each run is a process of its own with its own arguments, working folder, environment, standard
-streams and exit code; what the runs share is the import of the package's modules and of numpy,
-pydicom, pandas, pyarrow, typer, pydantic and rich: 0.5 to 1.5 s of CPU a run, which the suite's
-runs would otherwise spend again each time. (The start of a new interpreter, the package alone,
-is what ``tests/test_child_imports.py`` runs.) :func:`needs_new_interpreter` names the runs that
-start a new interpreter instead: those whose environment changes how Python itself starts.
+streams and exit code; what the runs share is the import of the package's modules and their
+libraries (numpy, pydicom, pandas, pyarrow, pydantic, sslyze, boto3, networkx, matplotlib...):
+0.5 to 2 s of CPU a run, which the suite's runs would otherwise spend again each time. (A new
+interpreter with the installed package alone is what ``tests/test_child_imports.py`` runs.)
+:func:`needs_new_interpreter` names the runs that start a new interpreter instead: those whose
+environment changes how Python itself starts.
 
 Run as ``python warmcli.py`` this module is that process (the *zygote*): it reads one request a
 line on its standard input (JSON: ``id``, ``argv``, ``cwd``, ``env``, ``stdout``, ``stderr``, the
@@ -33,12 +34,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: What the runs would import again each time: imported once, before the first fork. (No module
-#: of the package reads its environment or working folder when imported: a run sets both first.)
+#: What the runs would import again each time: imported once, before the first fork, with every
+#: module of the package. (No module of the package reads its environment or working folder when
+#: imported: a run sets both first.)
 PRELOAD = ("numpy", "pydicom", "pandas", "pyarrow", "pyarrow.parquet", "typer", "click",
-           "pydantic", "rich.console", "hipaa_audit.cli", "hipaa_audit.archive.run",
-           "hipaa_audit.logs.run", "hipaa_audit.assess", "hipaa_audit.network.run",
-           "hipaa_audit.s3.entry")
+           "pydantic", "rich.console", "matplotlib", "matplotlib.figure")
 #: Environment variables read when an interpreter starts: a run that sets or changes one starts
 #: a new interpreter.
 _STARTUP_PREFIXES = ("PYTHON", "LC_")
@@ -105,8 +105,15 @@ def _run_child(request: dict[str, Any]) -> None:
 
 def serve() -> None:
     """The zygote's loop (see the module's docstring)."""
+    import pkgutil
+
+    import hipaa_audit
+
     for name in PRELOAD:
         importlib.import_module(name)
+    for module in pkgutil.walk_packages(hipaa_audit.__path__, "hipaa_audit."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
