@@ -35,10 +35,13 @@ from pathlib import Path
 from typing import Any
 
 #: What the runs would import again each time: imported once, before the first fork, with every
-#: module of the package. (No module of the package reads its environment or working folder when
-#: imported: a run sets both first.)
+#: module of the package but :data:`FRESH`. (Those read neither their environment nor their
+#: working folder when imported: a run sets both first.)
 PRELOAD = ("numpy", "pydicom", "pandas", "pyarrow", "pyarrow.parquet", "typer", "click",
            "pydantic", "rich.console", "matplotlib", "matplotlib.figure")
+#: Modules each run imports itself: the CLI builds its stderr console when imported, and rich
+#: reads ``COLUMNS``, ``NO_COLOR`` and the like from the environment then.
+FRESH = ("hipaa_audit.__main__", "hipaa_audit.cli")
 #: Environment variables read when an interpreter starts: a run that sets or changes one starts
 #: a new interpreter.
 _STARTUP_PREFIXES = ("PYTHON", "LC_")
@@ -112,8 +115,10 @@ def serve() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     for module in pkgutil.walk_packages(hipaa_audit.__path__, "hipaa_audit."):
-        if not module.name.endswith("__main__"):
+        if module.name not in FRESH:
             importlib.import_module(module.name)
+    if any(name in sys.modules for name in FRESH):
+        sys.exit(f"warmcli: a preloaded module imports one of {FRESH}")
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -255,8 +260,9 @@ class Zygote:
         with self._lock:
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
-        if not started.wait(60):
-            raise RuntimeError("the warm CLI zygote did not start the run")
+        while not started.wait(0.5):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the warm CLI zygote ended ({self._proc.returncode})")
         with self._lock:
             pid = self._pids.pop(ident)
             del self._started[ident]
