@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+RUFF = $(VENV)/bin/ruff check hipaa_audit tests bench fixtures
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hipaa_audit tests bench fixtures
+	$(RUFF)
 	$(VENV)/bin/mypy
 
 system-deps:
@@ -59,11 +61,11 @@ TYPES_AND_TESTS = echo "mypy (beside the tests), pytest $(1) -n $(TEST_WORKERS)"
 	test $$tests -eq 0 && test $$typed -eq 0
 
 test: system-deps $(STAMP)
-	$(VENV)/bin/ruff check hipaa_audit tests bench fixtures
+	$(RUFF)
 	@$(call TYPES_AND_TESTS,-m "not bench and not slow")
 
 test-all: system-deps $(STAMP)
-	$(VENV)/bin/ruff check hipaa_audit tests bench fixtures
+	$(RUFF)
 	@$(call TYPES_AND_TESTS,-m "not bench")
 
 # A whole assessment of a generated sample estate, twice (this quarter, then the next, so the

@@ -26,7 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
 import netpeers
 import s3peers
-from warmcli import WarmRun, Zygote, needs_new_interpreter
+from warmcli import Zygote, needs_new_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,39 +160,48 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _zygote.pop().close()
 
 
+def _zygote_for(env: dict[str, str]) -> Zygote | None:
+    """The zygote a run with the whole environment ``env`` is forked from; None for a new
+    interpreter (the environment changes how Python starts, or ``COLD_CLI``)."""
+    if COLD_CLI:
+        return None
+    zygote = _warm()
+    return None if needs_new_interpreter(env, zygote.env) else zygote
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> CliResult:
     """Run ``python -m hipaa_audit ARGS`` as a user would; never raises on a non-zero exit.
 
     The run is forked from this test process's zygote (``tests/warmcli.py``: a process of its
     own, the imports shared); one whose environment changes how Python starts, or every one
-    under ``HIPAA_AUDIT_TEST_COLD_CLI=1``, starts a new interpreter.
+    under ``HIPAA_AUDIT_TEST_COLD_CLI=1``, starts a new interpreter. Its output is decoded as
+    ``subprocess.Popen(text=True)`` decodes it (UTF-8, universal newlines).
     """
-    if not COLD_CLI:
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        zygote = _warm()
-        if not needs_new_interpreter(full_env, zygote.env):
-            return finish_cli(zygote.start(list(args), cwd, full_env), timeout)
-    return finish_cli(start_cli(*args, cwd=cwd, env=env), timeout)
+    done = run_cli_raw(*args, cwd=cwd, env=env, timeout=timeout)
+    return CliResult(done.returncode, _text(done.stdout), _text(done.stderr))
+
+
+def _text(data: bytes) -> str:
+    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
 
 
 def run_cli_raw(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
     """:func:`run_cli` capturing bytes (an output that is not UTF-8 must not hide a leak)."""
     full_env = {**os.environ, **(env or {})}
-    zygote = None if COLD_CLI else _warm()
-    if zygote is not None and not needs_new_interpreter(full_env, zygote.env):
-        run = zygote.start(list(args), cwd, full_env)
-        try:
-            out, err = run.output(timeout)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            run.output()
-            raise
-        return subprocess.CompletedProcess(["hipaa_audit", *args], run.wait(), out, err)
-    return subprocess.run([sys.executable, "-m", "hipaa_audit", *args], capture_output=True,
-                          cwd=cwd, env=full_env, timeout=timeout)
+    zygote = _zygote_for(full_env)
+    if zygote is None:
+        return subprocess.run([sys.executable, "-m", "hipaa_audit", *args], capture_output=True,
+                              cwd=cwd, env=full_env, timeout=timeout)
+    run = zygote.start(list(args), cwd, full_env)
+    try:
+        out, err = run.output(timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.output()
+        raise
+    return subprocess.CompletedProcess(["hipaa_audit", *args], run.wait(), out, err)
 
 
 def start_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
@@ -204,7 +213,7 @@ def start_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
                             stderr=subprocess.PIPE, text=True, cwd=cwd, env=full_env)
 
 
-def finish_cli(proc: subprocess.Popen[str] | WarmRun, timeout: float = 300) -> CliResult:
+def finish_cli(proc: subprocess.Popen[str], timeout: float = 300) -> CliResult:
     """Wait for a CLI :func:`start_cli` started: its exit code and output (killed, and
     ``TimeoutExpired`` raised, when it runs longer than ``timeout`` seconds)."""
     try:

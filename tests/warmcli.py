@@ -12,7 +12,7 @@ environment changes how Python itself starts.
 Run as ``python warmcli.py`` this module is that process (the *zygote*): it reads one request a
 line on its standard input (JSON: ``id``, ``argv``, ``cwd``, ``env``, ``stdout``, ``stderr``, the
 files the run's streams go to) and answers on its standard output ``started ID PID`` and, when
-the run ends, ``exit PID CODE`` (a negative code is the signal that ended it, as
+the run ends, ``exit ID CODE`` (a negative code is the signal that ended it, as
 :attr:`subprocess.Popen.returncode`). It ends when its standard input closes.
 """
 
@@ -25,9 +25,11 @@ import json
 import os
 import runpy
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -125,7 +127,7 @@ def serve() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     pending = b""
     reply = sys.stdout.buffer
-    running = 0
+    running: dict[int, int] = {}  # pid: the request's id
     while True:
         ready, _, _ = select.select([0, wake_r], [], [])
         if wake_r in ready:
@@ -141,19 +143,15 @@ def serve() -> None:
                 pid = os.fork()
                 if pid == 0:
                     _run_child(request)
-                running += 1
+                running[pid] = request["id"]
                 reply.write(f"started {request['id']} {pid}\n".encode())
                 reply.flush()
         while running:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                running = 0
-                break
+            pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            running -= 1
-            reply.write(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
+            code = os.waitstatus_to_exitcode(status)
+            reply.write(f"exit {running.pop(pid)} {code}\n".encode())
             reply.flush()
 
 
@@ -162,22 +160,14 @@ def serve() -> None:
 
 
 class WarmRun:
-    """One run in the zygote: what :class:`subprocess.Popen` offers that the tests use."""
+    """One run in the zygote: its pid once started, its exit code once ended, its output."""
 
-    def __init__(self, zygote: Zygote, folder: Path, pid: int) -> None:
-        self._zygote = zygote
+    def __init__(self, folder: Path) -> None:
         self._folder = folder
-        self.pid = pid
+        self.pid: int | None = None
         self.returncode: int | None = None
+        self._started = threading.Event()
         self._done = threading.Event()
-
-    def _ended(self, code: int) -> None:
-        self.returncode = code
-        self._done.set()
-
-    def poll(self) -> int | None:
-        """The exit code, or None while the run goes on."""
-        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the run to end; :class:`subprocess.TimeoutExpired` after ``timeout``."""
@@ -188,7 +178,7 @@ class WarmRun:
 
     def kill(self) -> None:
         """Stop the run with SIGKILL (nothing when it has ended)."""
-        if self.returncode is None:
+        if self.pid is not None and self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
@@ -197,33 +187,16 @@ class WarmRun:
         self.wait(timeout)
         out, err = (self._folder / name for name in ("stdout", "stderr"))
         data = (out.read_bytes(), err.read_bytes())
-        out.unlink()
-        err.unlink()
-        self._folder.rmdir()
+        shutil.rmtree(self._folder)
         return data
-
-    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
-        """Wait for the run; its standard output and error as text, decoded as
-        ``subprocess.Popen(text=True)`` decodes them (UTF-8, universal newlines)."""
-        out, err = self.output(timeout)
-        return _text(out), _text(err)
-
-
-def _text(data: bytes) -> str:
-    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
 
 
 class Zygote:
     """The zygote process of one test process, started the first time a run asks for it."""
 
     def __init__(self) -> None:
-        import tempfile
-
         self._lock = threading.Lock()
-        self._started: dict[int, threading.Event] = {}
-        self._pids: dict[int, int] = {}
-        self._runs: dict[int, WarmRun] = {}
-        self._early: dict[int, int] = {}  # runs that ended before their start was read
+        self._runs: dict[int, WarmRun] = {}  # by request id, until they end
         self._next = 0
         self._tmp = Path(tempfile.mkdtemp(prefix="hipaa-audit-warm-"))
         self.env = dict(os.environ)
@@ -234,43 +207,34 @@ class Zygote:
     def _read(self) -> None:
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
-            kind, first, second = raw.decode().split()
+            kind, ident, value = raw.decode().split()
             with self._lock:
+                run = self._runs[int(ident)]
                 if kind == "started":
-                    self._pids[int(first)] = int(second)
-                    self._started[int(first)].set()
+                    run.pid = int(value)
+                    run._started.set()
                 else:
-                    run = self._runs.pop(int(first), None)
-                    if run is None:
-                        self._early[int(first)] = int(second)
-                    else:
-                        run._ended(int(second))
+                    del self._runs[int(ident)]
+                    run.returncode = int(value)
+                    run._done.set()
 
     def start(self, argv: list[str], cwd: Path | None, env: Mapping[str, str]) -> WarmRun:
         """Start ``python -m hipaa_audit ARGV`` in ``cwd`` with the whole environment ``env``."""
+        assert self._proc.stdin is not None
         with self._lock:
             ident = self._next
             self._next += 1
-            started = self._started[ident] = threading.Event()
-        folder = self._tmp / str(ident)
-        folder.mkdir()
-        request = {"id": ident, "argv": argv, "cwd": str(cwd or Path.cwd()), "env": dict(env),
-                   "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr")}
-        assert self._proc.stdin is not None
-        with self._lock:
+            folder = self._tmp / str(ident)
+            folder.mkdir()
+            run = self._runs[ident] = WarmRun(folder)
+            request = {"id": ident, "argv": argv, "cwd": str(cwd or Path.cwd()),
+                       "env": dict(env), "stdout": str(folder / "stdout"),
+                       "stderr": str(folder / "stderr")}
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
-        while not started.wait(0.5):
+        while not run._started.wait(0.5):
             if self._proc.poll() is not None:
                 raise RuntimeError(f"the warm CLI zygote ended ({self._proc.returncode})")
-        with self._lock:
-            pid = self._pids.pop(ident)
-            del self._started[ident]
-            run = WarmRun(self, folder, pid)
-            if pid in self._early:
-                run._ended(self._early.pop(pid))
-            else:
-                self._runs[pid] = run
         return run
 
     def close(self) -> None:
@@ -282,8 +246,6 @@ class Zygote:
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         self._proc.wait(30)
-        import shutil
-
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
